@@ -1,0 +1,19 @@
+"""The ``cargohold`` command: run roles (up, gateway, node) and act as a client."""
+
+from __future__ import annotations
+
+import typer
+
+from cargohold.cli import client, run
+
+app = typer.Typer(
+    name="cargohold",
+    help="A distributed file store: erasure-coded shares over many storage nodes.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+run.register(app)
+client.register(app)
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,72 @@
+"""Settings for every role, from flags, ``CARGOHOLD_*`` variables and a TOML file.
+
+Precedence, highest first: command-line flags (passed as init values), the
+environment, the TOML file (``--config`` or ``CARGOHOLD_CONFIG``), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Everything a gateway, a node or ``up`` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="CARGOHOLD_", extra="ignore")
+
+    data_dir: Path = Field(Path(".cargohold"), description="Where `up` keeps the metadata and nodes")
+    host: str = Field("127.0.0.1", description="Address the gateway listens on")
+    port: int = Field(8080, description="Port the gateway listens on")
+    db: str | None = Field(None, description="Metadata store URL (default: SQLite in data_dir)")
+    nodes: int = Field(8, ge=1, le=64, description="Storage nodes `up` starts")
+    layout: str = Field("ec:5+2", description="Default layout: ec:K+M, mirror:R or stripe:K")
+    zone: str = Field("default", description="Zone of this gateway (reads prefer it)")
+    cluster_secret: str | None = Field(None, description="Secret nodes require from gateways")
+    admin_key: str | None = Field(None, description="Admin API key to create at first start")
+    inline_threshold: int = Field(
+        32 * 1024, ge=0, description="Objects up to this size live in the metadata store"
+    )
+    max_object_size: int = Field(5 * 1024**4, description="Largest single PUT accepted, in bytes")
+    health_interval: float = Field(2.0, gt=0, description="Seconds between node health probes")
+    node_timeout: float = Field(30.0, gt=0, description="Seconds a node may stay silent mid-transfer")
+    blocks_in_flight: int = Field(4, ge=1, le=64, description="Blocks buffered per transfer")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("CARGOHOLD_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def db_url(self) -> str:
+        if self.db:
+            return self.db
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'meta.db').resolve()}"
+
+
+def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
+    """Build settings; ``flags`` that are None are treated as "not given"."""
+    if config_file is not None:
+        os.environ["CARGOHOLD_CONFIG"] = str(config_file)
+    return Settings(**{k: v for k, v in flags.items() if v is not None})

@@ -1,0 +1,138 @@
+"""Codecs turn one block into ``width`` shares and back.
+
+One small interface, three implementations chosen by :class:`Layout.mode`:
+
+* :class:`ReedSolomonCodec` -- ISA-L Reed-Solomon (Cauchy) through pyeclib, the
+  fastest library we measured (~11 GB/s encode, 12 GB/s decode, one core).
+  Each share is a pyeclib fragment (its own 80-byte header, then data).
+* :class:`MirrorCodec` -- every share is the whole block.
+* :class:`StripeCodec` -- k equal slices, no parity (pyeclib refuses m=0).
+
+The codec knows nothing of networks or files. :func:`codec_for` runs a
+known-answer self-test once per layout before it hands a codec out, so a broken
+native library is found at start-up, not on the first read of old data.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from cargohold.domain.layout import Layout
+from cargohold.errors import ReadUnavailable
+
+Buffer = bytes | bytearray | memoryview
+
+
+class Codec(Protocol):
+    layout: Layout
+
+    def encode(self, block: Buffer) -> list[bytes]:
+        """Cut ``block`` into ``layout.width`` shares; shares 0..k-1 are data shares."""
+
+    def join(self, data_shares: Sequence[Buffer], block_len: int) -> bytes:
+        """Rebuild a block from its k data shares, in order (the fast path)."""
+
+    def decode(self, shares: Mapping[int, Buffer], block_len: int) -> bytes:
+        """Rebuild a block from any k shares, keyed by share index."""
+
+
+class ReedSolomonCodec:
+    FRAGMENT_HEADER = 80  # liberasurecode's per-fragment metadata
+
+    def __init__(self, layout: Layout) -> None:
+        from pyeclib.ec_iface import ECDriver
+
+        self.layout = layout
+        self._driver = ECDriver(k=layout.k, m=layout.m, ec_type="isa_l_rs_cauchy")
+
+    def encode(self, block: Buffer) -> list[bytes]:
+        return self._driver.encode(bytes(block))
+
+    def join(self, data_shares: Sequence[Buffer], block_len: int) -> bytes:
+        skip = self.FRAGMENT_HEADER
+        joined = b"".join(memoryview(s)[skip:] for s in data_shares)
+        return joined[:block_len] if len(joined) != block_len else joined
+
+    def decode(self, shares: Mapping[int, Buffer], block_len: int) -> bytes:
+        if len(shares) < self.layout.k:
+            raise ReadUnavailable(f"{len(shares)} shares of {self.layout.k} needed")
+        if all(i in shares for i in range(self.layout.k)):
+            return self.join([shares[i] for i in range(self.layout.k)], block_len)
+        fragments = [bytes(s) for s in shares.values()]
+        try:
+            data = self._driver.decode(fragments)
+        except Exception as exc:  # pyeclib raises its own ECDriverError family
+            raise ReadUnavailable(f"decode failed: {exc}") from exc
+        return data[:block_len]
+
+
+class MirrorCodec:
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+
+    def encode(self, block: Buffer) -> list[bytes]:
+        data = bytes(block)
+        return [data] * self.layout.width
+
+    def join(self, data_shares: Sequence[Buffer], block_len: int) -> bytes:
+        return bytes(data_shares[0][:block_len])
+
+    def decode(self, shares: Mapping[int, Buffer], block_len: int) -> bytes:
+        if not shares:
+            raise ReadUnavailable("no copy left")
+        return bytes(next(iter(shares.values()))[:block_len])
+
+
+class StripeCodec:
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+
+    def encode(self, block: Buffer) -> list[bytes]:
+        k = self.layout.k
+        view = memoryview(block)
+        size = -(-len(view) // k)
+        shares = [bytes(view[i * size : (i + 1) * size]) for i in range(k)]
+        return [s.ljust(size, b"\0") for s in shares]
+
+    def join(self, data_shares: Sequence[Buffer], block_len: int) -> bytes:
+        return b"".join(memoryview(s) for s in data_shares)[:block_len]
+
+    def decode(self, shares: Mapping[int, Buffer], block_len: int) -> bytes:
+        k = self.layout.k
+        if not all(i in shares for i in range(k)):
+            raise ReadUnavailable("a stripe without parity lost a share")
+        return self.join([shares[i] for i in range(k)], block_len)
+
+
+def _build(layout: Layout) -> Codec:
+    if layout.mode == "ec":
+        return ReedSolomonCodec(layout)
+    if layout.mode == "mirror":
+        return MirrorCodec(layout)
+    return StripeCodec(layout)
+
+
+def self_test(codec: Codec) -> None:
+    """Known-answer test: encode a fixed block, drop up to m shares, expect the same bytes."""
+    layout = codec.layout
+    for length in (1, layout.block_size - 7, layout.block_size):
+        block = hashlib.shake_256(f"cargohold-{length}".encode()).digest(length)
+        shares = codec.encode(block)
+        if len(shares) != layout.width or len({len(s) for s in shares}) != 1:
+            raise RuntimeError(f"codec {layout.spec} produced uneven shares")
+        if codec.join(shares[: layout.k], length) != block:
+            raise RuntimeError(f"codec {layout.spec} failed the data-share join test")
+        survivors = {i: shares[i] for i in range(layout.m, layout.width)}
+        if codec.decode(survivors, length) != block:
+            raise RuntimeError(f"codec {layout.spec} failed the decode self-test")
+
+
+@functools.lru_cache(maxsize=64)
+def codec_for(layout: Layout) -> Codec:
+    """The (self-tested, cached) codec of a layout."""
+    codec = _build(layout)
+    self_test(codec)
+    return codec
