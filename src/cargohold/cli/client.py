@@ -1,9 +1,591 @@
-"""Client commands: put, get, ls, stat, rm, nodes."""
+"""Client commands: put, get, ls, stat, rm, mb, rb and the ``nodes`` group.
+
+This module is presentation only: argument parsing, progress bars, tables and
+error messages. HTTP lives in ``api_client.py``; finding the gateway URL and
+key lives in ``clientconfig.py``. Every failure is printed as one red line,
+``error: <code>: <detail>``, on stderr, and the command exits with status 1;
+malformed arguments are usage errors (status 2) caught before any request.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import mimetypes
+import os
+import re
+import stat as stat_mode
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Annotated, Any, NoReturn
+
 import typer
+from rich.console import Console
+from rich.filesize import decimal
+from rich.markup import escape as _esc
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Column, Table
+
+from cargohold.cli.api_client import CHUNK, ClientError, GatewayClient
+from cargohold.cli.clientconfig import ClientConfigError, normalize_url, resolve_client_config
+
+# ---------------------------------------------------------------- arguments
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """A ``BUCKET/KEY`` argument; ``key`` may be empty or end in '/' only for put."""
+
+    bucket: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.bucket}/{self.key}"
+
+
+def _split(value: str) -> tuple[str, str]:
+    bucket, _, rest = value.partition("/")
+    if not bucket:
+        raise typer.BadParameter(f"{value!r}: the bucket name is empty")
+    return bucket, rest
+
+
+def parse_object_ref(value: str) -> ObjectRef:
+    """``BUCKET/KEY`` with a non-empty key; the key may contain further '/'."""
+    if "/" not in value:
+        raise typer.BadParameter(f"{value!r}: expected BUCKET/KEY, e.g. photos/2024/cat.jpg")
+    bucket, key = _split(value)
+    if not key:
+        raise typer.BadParameter(f"{value!r}: the key is empty (expected BUCKET/KEY)")
+    return ObjectRef(bucket, key)
+
+
+def parse_put_target(value: str) -> ObjectRef:
+    """Like BUCKET/KEY, but ``BUCKET/`` or ``BUCKET/dir/`` mean "under the source's name"."""
+    if "/" not in value:
+        raise typer.BadParameter(
+            f"{value!r}: expected BUCKET/KEY (or BUCKET/ to keep the file's name)"
+        )
+    return ObjectRef(*_split(value))
+
+
+def parse_listing_ref(value: str) -> ObjectRef:
+    """``BUCKET`` or ``BUCKET/PREFIX``; the key field holds the prefix."""
+    return ObjectRef(*_split(value))
+
+
+def parse_bucket(value: str) -> str:
+    if not value or "/" in value:
+        raise typer.BadParameter(f"{value!r}: expected a bucket name without '/'")
+    return value
+
+
+def parse_range(value: str) -> str:
+    """``A-B`` (inclusive), ``A-`` (from A to the end) or ``-N`` (the last N bytes)."""
+    m = re.fullmatch(r"(\d*)-(\d*)", value.strip())
+    if not m or not (m[1] or m[2]):
+        raise typer.BadParameter(f"{value!r}: expected A-B, A- or -N (byte offsets)")
+    if m[1] and m[2] and int(m[1]) > int(m[2]):
+        raise typer.BadParameter(f"{value!r}: the range ends before it starts")
+    return f"{m[1]}-{m[2]}"
+
+
+def parse_node_url(value: str) -> str:
+    try:
+        return normalize_url(value)
+    except ClientConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="Gateway URL. Default: $CARGOHOLD_URL, then client.toml, then http://127.0.0.1:8080.",
+        show_default=False,
+    ),
+]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--key", help="API key. Default: $CARGOHOLD_KEY, then client.toml.", show_default=False
+    ),
+]
+PlainOpt = Annotated[
+    bool, typer.Option("--plain", help="Tab-separated lines instead of a table (for scripts).")
+]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line.")
+]
+ObjectArg = Annotated[
+    ObjectRef,
+    typer.Argument(metavar="BUCKET/KEY", parser=parse_object_ref, help="Object, as BUCKET/KEY."),
+]
+BucketArg = Annotated[str, typer.Argument(metavar="BUCKET", parser=parse_bucket, help="Bucket.")]
+
+# ---------------------------------------------------------------- plumbing
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _fail(code: str, detail: str) -> NoReturn:
+    _stderr().print(f"error: {code}: {detail}", style="red", markup=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _gateway(url: str | None, key: str | None) -> Iterator[GatewayClient]:
+    """Resolve the configuration, open a client, and print any failure as one line."""
+    try:
+        config = resolve_client_config(url, key)
+        with GatewayClient(config.url, config.require_key()) as api:
+            yield api
+    except ClientError as exc:
+        _fail(exc.code, exc.detail)
+    except ClientConfigError as exc:
+        _fail("config", str(exc))
+    except BrokenPipeError:
+        # The reader of our stdout went away (`| head`): stop quietly, and keep
+        # Python from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(141) from None
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail("local_io", f"{where}{exc.strerror or exc}")
+
+
+def _progress(quiet: bool) -> Progress:
+    console = _stderr()
+    return Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet or not console.is_terminal,
+    )
+
+
+def _size(n: Any) -> str:
+    return decimal(n) if isinstance(n, int) else "-"
+
+
+def _when(value: Any) -> str:
+    if not value:
+        return "-"
+    try:
+        return datetime.fromisoformat(str(value)).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return str(value)
+
+
+def _print_table(table: Table) -> None:
+    Console(highlight=False).print(table)
+
+
+# ---------------------------------------------------------------- objects
+
+
+def _chunks(
+    fh: IO[bytes], size: int | None, progress: Progress, task: TaskID, digest: Any
+) -> Iterator[bytes]:
+    """Read ``fh`` in 1 MiB chunks, hashing and counting as they go out."""
+    remaining = size
+    while remaining is None or remaining > 0:
+        chunk = fh.read(CHUNK if remaining is None else min(CHUNK, remaining))
+        if not chunk:
+            break
+        if remaining is not None:
+            remaining -= len(chunk)
+        digest.update(chunk)
+        progress.advance(task, len(chunk))
+        yield chunk
+    if remaining:
+        raise ClientError("source_changed", f"the source shrank by {remaining} bytes while read")
+
+
+def put(
+    src: Annotated[str, typer.Argument(metavar="SRC", help="Local file, or - for stdin.")],
+    dest: Annotated[
+        ObjectRef,
+        typer.Argument(
+            metavar="BUCKET/KEY",
+            parser=parse_put_target,
+            help="Where to store it. A key ending in '/' (or BUCKET/) appends SRC's file name.",
+        ),
+    ],
+    content_type: Annotated[
+        str | None,
+        typer.Option(
+            "--content-type", help="Content-Type to store (default: guessed from the name)."
+        ),
+    ] = None,
+    quiet: QuietOpt = False,
+    url: UrlOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Upload a file (streamed, with a progress bar) and verify the stored SHA-256."""
+    if dest.key == "" or dest.key.endswith("/"):
+        if src == "-":
+            raise typer.BadParameter(
+                "reading stdin: give the full BUCKET/KEY", param_hint="'BUCKET/KEY'"
+            )
+        dest = ObjectRef(dest.bucket, dest.key + Path(src).name)
+    ctype = content_type or mimetypes.guess_type(dest.key if src == "-" else src)[0]
+    digest = hashlib.sha256()
+    with _gateway(url, key) as api:
+        with contextlib.ExitStack() as stack:
+            fh = sys.stdin.buffer if src == "-" else stack.enter_context(open(src, "rb"))
+            # A pipe's length is unknown (sent chunked); a file's, even on stdin, is not.
+            regular = stat_mode.S_ISREG(os.fstat(fh.fileno()).st_mode)
+            size = os.fstat(fh.fileno()).st_size - fh.tell() if regular else None
+            progress = stack.enter_context(_progress(quiet))
+            task = progress.add_task(f"put {dest}", total=size)
+            body = _chunks(fh, size, progress, task, digest)
+            result = api.put_object(dest.bucket, dest.key, body, size=size, content_type=ctype)
+        sent = int(progress.tasks[0].completed)
+    stored, ours = result.get("sha256"), digest.hexdigest()
+    if stored and stored != ours:
+        _fail("checksum_mismatch", f"{dest}: the gateway stored SHA-256 {stored}, we sent {ours}")
+    if isinstance(result.get("size"), int) and result["size"] != sent:
+        _fail("size_mismatch", f"{dest}: the gateway stored {result['size']} bytes, we sent {sent}")
+    if not quiet:
+        typer.echo(f"{dest}\t{decimal(sent)}\tetag {result.get('etag') or '-'}")
+
+
+def get(
+    obj: ObjectArg,
+    dest: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="DEST",
+            help="File or directory to write, or - for stdout. Default: the key's last part.",
+            show_default=False,
+        ),
+    ] = None,
+    byte_range: Annotated[
+        str | None,
+        typer.Option(
+            "--range",
+            metavar="A-B",
+            parser=parse_range,
+            help="Only bytes A..B (inclusive); also A- or -N.",
+        ),
+    ] = None,
+    quiet: QuietOpt = False,
+    url: UrlOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Download an object (streamed, with a progress bar). Files appear only when complete."""
+    target: Path | None = None
+    if dest != "-":
+        name = obj.key.rsplit("/", 1)[-1]
+        target = Path(dest) if dest else Path(name)
+        if target.is_dir():
+            if name in ("", ".", ".."):
+                raise typer.BadParameter(f"no file name in key {obj.key!r}: give DEST")
+            target = target / name
+    with _gateway(url, key) as api, api.open_object(obj.bucket, obj.key, byte_range) as dl:
+        with _progress(quiet) as progress:
+            task = progress.add_task(f"get {obj}", total=dl.info.size)
+            if target is None:
+                written = _copy(dl.chunks(), sys.stdout.buffer, progress, task)
+                sys.stdout.buffer.flush()
+            else:
+                written = _download_file(dl.chunks(), target, dl.info.size, progress, task)
+        if dl.info.size is not None and written != dl.info.size:  # stdout: can't take it back
+            _fail("incomplete", f"{obj}: got {written} of {dl.info.size} bytes")
+    if target is not None and not quiet:
+        typer.echo(f"{target}\t{decimal(written)}", err=True)
+
+
+def _copy(chunks: Iterator[bytes], out: IO[bytes], progress: Progress, task: TaskID) -> int:
+    written = 0
+    for chunk in chunks:
+        out.write(chunk)
+        written += len(chunk)
+        progress.advance(task, len(chunk))
+    return written
+
+
+def _download_file(
+    chunks: Iterator[bytes], target: Path, size: int | None, progress: Progress, task: TaskID
+) -> int:
+    """Write to ``TARGET.part`` and rename it into place only if the body is complete."""
+    part = target.with_name(target.name + ".part")
+    try:
+        with part.open("wb") as out:
+            written = _copy(chunks, out, progress, task)
+        if size is not None and written != size:
+            raise ClientError("incomplete", f"got {written} of {size} bytes; {target} not written")
+        os.replace(part, target)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return written
+
+
+def stat_(obj: ObjectArg, url: UrlOpt = None, key: KeyOpt = None) -> None:
+    """Show an object's size, ETag, content type and modification time."""
+    with _gateway(url, key) as api:
+        info = api.head_object(obj.bucket, obj.key)
+    size = f"{info.size} ({decimal(info.size)})" if info.size is not None else "-"
+    typer.echo(f"object:        {obj}")
+    typer.echo(f"size:          {size}")
+    typer.echo(f"etag:          {info.etag or '-'}")
+    typer.echo(f"content-type:  {info.content_type or '-'}")
+    typer.echo(f"last-modified: {info.last_modified or '-'}")
+
+
+def rm(obj: ObjectArg, url: UrlOpt = None, key: KeyOpt = None) -> None:
+    """Delete an object."""
+    with _gateway(url, key) as api:
+        api.delete_object(obj.bucket, obj.key)
+    typer.echo(f"removed {obj}")
+
+
+def ls(
+    where: Annotated[
+        ObjectRef | None,
+        typer.Argument(
+            metavar="BUCKET[/PREFIX]",
+            parser=parse_listing_ref,
+            help="Bucket (and key prefix) to list. Without it, list the buckets.",
+            show_default=False,
+        ),
+    ] = None,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="List every key, not one level.")
+    ] = False,
+    plain: PlainOpt = False,
+    url: UrlOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """List buckets, or the objects and "directories" under BUCKET/PREFIX (all pages)."""
+    with _gateway(url, key) as api:
+        if where is None:
+            _show_buckets(api.list_buckets(), plain)
+            return
+        pages = api.list_objects(where.bucket, where.key, None if recursive else "/")
+        if plain:
+            for page in pages:
+                for prefix in page.get("common_prefixes") or []:
+                    typer.echo(f"{prefix}\t-\t-")
+                for o in page.get("objects") or []:
+                    typer.echo(f"{o['key']}\t{o.get('size', '-')}\t{o.get('created_at') or '-'}")
+            return
+        table = Table(
+            Column("created", no_wrap=True),
+            Column("size", justify="right", no_wrap=True),
+            Column("key", overflow="fold"),
+            box=None,
+            pad_edge=False,
+        )
+        for page in pages:
+            for prefix in page.get("common_prefixes") or []:
+                table.add_row("", "dir", f"[bold blue]{_esc(prefix)}[/]")
+            for o in page.get("objects") or []:
+                table.add_row(_when(o.get("created_at")), _size(o.get("size")), _esc(o["key"]))
+    if table.row_count:
+        _print_table(table)
+    else:
+        _stderr().print(f"nothing under {where}", style="dim", markup=False)
+
+
+def _show_buckets(buckets: list[dict[str, Any]], plain: bool) -> None:
+    if plain:
+        for b in buckets:
+            typer.echo(f"{b['name']}\t{b.get('layout') or '-'}\t{b.get('created_at') or '-'}")
+        return
+    table = Table(
+        Column("bucket", overflow="fold"), "layout", Column("created", no_wrap=True), box=None
+    )
+    for b in buckets:
+        table.add_row(_esc(b["name"]), _esc(b.get("layout") or "-"), _when(b.get("created_at")))
+    _print_table(table)
+
+
+def mb(
+    bucket: BucketArg,
+    layout: Annotated[
+        str | None,
+        typer.Option("--layout", help="ec:K+M, mirror:R or stripe:K (default: the gateway's)."),
+    ] = None,
+    url: UrlOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Make a bucket."""
+    with _gateway(url, key) as api:
+        made = api.create_bucket(bucket, layout)
+    typer.echo(
+        f"created bucket {made.get('name', bucket)} ({made.get('layout') or 'default layout'})"
+    )
+
+
+def rb(bucket: BucketArg, url: UrlOpt = None, key: KeyOpt = None) -> None:
+    """Remove a bucket (the gateway refuses while it holds objects)."""
+    with _gateway(url, key) as api:
+        api.delete_bucket(bucket)
+    typer.echo(f"removed bucket {bucket}")
+
+
+# ---------------------------------------------------------------- nodes
+
+nodes_app = typer.Typer(
+    help="Show and manage storage nodes. Without a sub-command: the same as `nodes ls`.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+def _node_state(n: dict[str, Any]) -> str:
+    up = "[green]up[/]" if n.get("healthy") else "[red]down[/]"
+    on = "on" if n.get("enabled") else "[yellow]off[/]"
+    active = "active" if n.get("active") else "[yellow]inactive[/]"
+    return f"{up} {on} {active}"
+
+
+def _fill(n: dict[str, Any]) -> str:
+    fill = n.get("fill")
+    if not isinstance(fill, int | float):
+        return "-"
+    style = "red" if fill >= 0.9 else "yellow" if fill >= 0.75 else "green"
+    return f"[{style}]{fill * 100:.1f}%[/]"
+
+
+def _show_nodes(nodes: list[dict[str, Any]], plain: bool) -> None:
+    if plain:
+        for n in nodes:
+            state = " ".join(
+                (
+                    "up" if n.get("healthy") else "down",
+                    "on" if n.get("enabled") else "off",
+                    "active" if n.get("active") else "inactive",
+                )
+            )
+            fields = (n.get("id"), n.get("url"), n.get("zone"), state, n.get("capacity"),
+                      n.get("used"), n.get("fill"), n.get("shares"))  # fmt: skip
+            typer.echo("\t".join("-" if f is None else str(f) for f in fields))
+        return
+    table = Table(
+        Column("id", overflow="fold"),
+        Column("url", overflow="fold"),
+        Column("zone", overflow="fold"),
+        Column("state", no_wrap=True),
+        *(Column(h, justify="right", no_wrap=True) for h in ("capacity", "used", "fill", "shares")),
+        box=None,
+    )
+    for n in nodes:
+        table.add_row(
+            _esc(str(n.get("id", "-"))),
+            _esc(str(n.get("url", "-"))),
+            _esc(str(n.get("zone") or "-")),
+            _node_state(n),
+            _size(n.get("capacity")),
+            _size(n.get("used")),
+            _fill(n),
+            str(n.get("shares", "-")),
+        )
+    _print_table(table)
+
+
+def _conn(ctx: typer.Context, url: str | None, key: str | None) -> tuple[str | None, str | None]:
+    """Options given to the group (``nodes --url X ls``) count when the command has none."""
+    parent = ctx.obj if isinstance(ctx.obj, dict) else {}
+    return url or parent.get("url"), key or parent.get("key")
+
+
+@nodes_app.callback()
+def nodes_main(
+    ctx: typer.Context, plain: PlainOpt = False, url: UrlOpt = None, key: KeyOpt = None
+) -> None:
+    """Show and manage storage nodes. Without a sub-command: the same as `nodes ls`."""
+    ctx.obj = {"url": url, "key": key}
+    if ctx.invoked_subcommand is None:
+        with _gateway(url, key) as api:
+            _show_nodes(api.list_nodes(), plain)
+
+
+@nodes_app.command("ls")
+def nodes_ls(
+    ctx: typer.Context, plain: PlainOpt = False, url: UrlOpt = None, key: KeyOpt = None
+) -> None:
+    """List nodes: state (up/down, on/off, active/inactive), capacity, fill, shares."""
+    with _gateway(*_conn(ctx, url, key)) as api:
+        _show_nodes(api.list_nodes(), plain)
+
+
+@nodes_app.command("add")
+def nodes_add(
+    ctx: typer.Context,
+    node_url: Annotated[
+        str, typer.Argument(metavar="URL", parser=parse_node_url, help="The node's base URL.")
+    ],
+    zone: Annotated[
+        str | None, typer.Option("--zone", help="Zone of the node (default: the gateway's).")
+    ] = None,
+    url: UrlOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Register a storage node with the gateway."""
+    with _gateway(*_conn(ctx, url, key)) as api:
+        node = api.add_node(node_url, zone)
+    _show_nodes([node], plain=False)
+
+
+@nodes_app.command("set")
+def nodes_set(
+    ctx: typer.Context,
+    node_id: Annotated[str, typer.Argument(metavar="ID", help="Node id, as shown by `nodes ls`.")],
+    enabled: Annotated[
+        bool | None,
+        typer.Option(
+            "--on/--off",
+            help="Enable the node, or disable it (no reads or writes).",
+            show_default=False,
+        ),
+    ] = None,
+    active: Annotated[
+        bool | None,
+        typer.Option(
+            "--active/--inactive",
+            help="Take new shares, or drain: serve but take none.",
+            show_default=False,
+        ),
+    ] = None,
+    zone: Annotated[
+        str | None, typer.Option("--zone", help="Move the node to zone Z.", metavar="Z")
+    ] = None,
+    url: UrlOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Change a node: enable/disable it, mark it active/inactive, or change its zone."""
+    if enabled is None and active is None and zone is None:
+        raise typer.BadParameter("give at least one of --on/--off, --active/--inactive, --zone")
+    with _gateway(*_conn(ctx, url, key)) as api:
+        node = api.update_node(node_id, enabled=enabled, active=active, zone=zone)
+    _show_nodes([node], plain=False)
 
 
 def register(app: typer.Typer) -> None:
     """Attach the client commands to the main app."""
+    for name, command in (
+        ("put", put), ("get", get), ("ls", ls), ("stat", stat_),
+        ("rm", rm), ("mb", mb), ("rb", rb),
+    ):  # fmt: skip
+        app.command(name)(command)
+    app.add_typer(nodes_app, name="nodes")

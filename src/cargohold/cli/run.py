@@ -1,9 +1,129 @@
-"""Commands that run server roles: ``up``, ``gateway``, ``node``."""
+"""Commands that run server roles: ``up`` (everything), ``gateway`` and ``node``."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from cargohold.config import Settings, load_settings
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file")]
 
 
 def register(app: typer.Typer) -> None:
     """Attach the role commands to the main app."""
+    app.command(help="Start a whole local cluster: metadata store, N nodes and the gateway.")(up)
+    app.command(help="Run a gateway against an existing metadata store and nodes.")(gateway)
+    app.command(help="Run one storage node that keeps share files under --data.")(node)
+
+
+def cluster_secret(data_dir: Path, given: str | None) -> str:
+    """The secret gateways present to nodes; `up` keeps it in the data directory."""
+    if given:
+        return given
+    path = data_dir / "cluster.secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    return secret
+
+
+def up(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory [default: ./.cargohold]")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Gateway address [default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Gateway port [default: 8080]")] = None,
+    nodes: Annotated[int | None, typer.Option(help="Storage nodes to run [default: 8]")] = None,
+    layout: Annotated[str | None, typer.Option(help="Default layout [default: ec:5+2]")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    from cargohold.cli.up import run_up
+
+    settings = load_settings(
+        config, data_dir=data_dir, host=host, port=port, nodes=nodes, layout=layout
+    )
+    settings.cluster_secret = cluster_secret(settings.data_dir, settings.cluster_secret)
+    _run(run_up(settings), uvloop=True)
+
+
+def gateway(
+    db: Annotated[
+        str | None,
+        typer.Option(help="Metadata store URL (sqlite+aiosqlite:///… or postgresql+asyncpg://…)"),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (0: any free port)")] = None,
+    secret: Annotated[
+        str | None, typer.Option(help="Cluster secret (or CARGOHOLD_CLUSTER_SECRET)")
+    ] = None,
+    layout: Annotated[str | None, typer.Option(help="Default layout for new buckets")] = None,
+    zone: Annotated[str | None, typer.Option(help="Zone of this gateway")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Directory for the default SQLite store")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    from cargohold.api.app import ADMIN_TOKEN, build_gateway
+    from cargohold.cli.serve import serve_until_stopped
+
+    settings = load_settings(
+        config,
+        db=db,
+        host=host,
+        port=port,
+        cluster_secret=secret,
+        layout=layout,
+        zone=zone,
+        data_dir=data_dir,
+    )
+    if not settings.cluster_secret:
+        raise typer.BadParameter("give --secret or CARGOHOLD_CLUSTER_SECRET", param_hint="--secret")
+    app = build_gateway(settings)
+
+    async def announce(url: str) -> None:
+        token = app.get(ADMIN_TOKEN)
+        if token:
+            print(f"admin key: {token}", flush=True)
+
+    _run(serve_until_stopped(app, settings.host, settings.port, "gateway", announce), uvloop=True)
+
+
+def node(
+    data: Annotated[Path, typer.Option(help="Directory for this node's share files")],
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port)")] = 0,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    zone: Annotated[str, typer.Option(help="Zone this node is in")] = "default",
+    capacity: Annotated[
+        int | None, typer.Option(help="Bytes this node may use [default: its disk]")
+    ] = None,
+    secret: Annotated[
+        str | None, typer.Option(help="Cluster secret (or CARGOHOLD_CLUSTER_SECRET)")
+    ] = None,
+) -> None:
+    from cargohold.storage.node_app import serve_node
+
+    secret = secret or Settings().cluster_secret
+    if not secret:
+        raise typer.BadParameter("give --secret or CARGOHOLD_CLUSTER_SECRET", param_hint="--secret")
+    # Stock asyncio loop on purpose: aiohttp's sendfile is native there, not on uvloop.
+    _run(serve_node(data, host, port, zone, capacity, secret), uvloop=False)
+
+
+def _run(main, *, uvloop: bool) -> None:  # type: ignore[no-untyped-def]
+    from cargohold.concurrency import install_event_loop_policy
+
+    install_event_loop_policy(uvloop)
+    try:
+        asyncio.run(main)
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,201 @@
+"""cargohold benchmark: throughput and memory next to a disk baseline from the same run.
+
+Starts a real cluster (8 node processes + gateway, SQLite, ec:5+2, fsync on)
+in a directory on the same disk as the baseline, then measures:
+
+* ``dd`` writing 1 GiB with fdatasync, and reading it cold (page cache evicted
+  with posix_fadvise DONTNEED, which works where drop_caches is not allowed);
+* PUT and GET of a 1 GiB file with curl (median of --repeat runs), GET both
+  warm and cold (share files evicted from the page cache first);
+* the gateway's peak RSS during the PUT (VmHWM, reset before each run);
+* 4 KiB PUT and GET ops/s at concurrency 16 with p50/p99 latency.
+
+Every figure is also printed as a ratio to the baseline it compares with.
+Usage: python bench/run.py [--size-mib 1024] [--repeat 3] [--ops 4000] [--dir PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import aiohttp
+
+from cargohold.testing.cluster import ADMIN_KEY, Cluster
+
+MB = 1_000_000
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def evict(paths: list[Path]) -> None:
+    """Drop clean pages of these files from the page cache (a cold read without root tricks)."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def dd_baseline(workdir: Path, size_mib: int) -> tuple[float, float]:
+    target = workdir / "dd.bin"
+    started = time.perf_counter()
+    subprocess.run(
+        ["dd", "if=/dev/zero", f"of={target}", "bs=4M", f"count={size_mib // 4}", "conv=fdatasync"],
+        check=True, capture_output=True,
+    )
+    write = size_mib * 1024 * 1024 / (time.perf_counter() - started) / MB
+    evict([target])
+    started = time.perf_counter()
+    subprocess.run(["dd", f"if={target}", "of=/dev/null", "bs=4M"], check=True, capture_output=True)
+    read = size_mib * 1024 * 1024 / (time.perf_counter() - started) / MB
+    target.unlink()
+    return write, read
+
+
+class PeakRss:
+    """Peak resident memory of a process over a window (VmHWM after a reset)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _read(self, field: str) -> int:
+        text = Path(f"/proc/{self.pid}/status").read_text()
+        match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
+        return int(match.group(1)) * 1024 if match else 0
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.samples.append(self._read("VmRSS"))
+
+    def __enter__(self) -> PeakRss:
+        try:
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # resets VmHWM
+        except OSError:
+            pass
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak(self) -> int:
+        return max([self._read("VmHWM"), *self.samples])
+
+
+def curl(args: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", *args], check=True)
+    return time.perf_counter() - started
+
+
+async def small_ops(url: str, count: int, concurrency: int) -> dict[str, tuple[float, float, float]]:
+    payload = os.urandom(4096)
+    results: dict[str, tuple[float, float, float]] = {}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(url, connector=connector, headers=AUTH) as session:
+        await session.put("/api/v1/buckets/small")
+        for method in ("PUT", "GET"):
+            latencies: list[float] = []
+            counter = iter(range(count))
+
+            async def worker() -> None:
+                for i in counter:
+                    path = f"/api/v1/buckets/small/objects/o{i}"
+                    started = time.perf_counter()
+                    if method == "PUT":
+                        async with session.put(path, data=payload) as reply:
+                            assert reply.status == 201, await reply.text()
+                    else:
+                        async with session.get(path) as reply:
+                            assert len(await reply.read()) == 4096
+                    latencies.append(time.perf_counter() - started)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            elapsed = time.perf_counter() - started
+            latencies.sort()
+            results[method] = (
+                count / elapsed,
+                latencies[len(latencies) // 2] * 1000,
+                latencies[int(len(latencies) * 0.99)] * 1000,
+            )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--ops", type=int, default=4000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--dir", type=Path, default=Path.cwd() / ".bench", help="work dir (same disk)")
+    args = parser.parse_args()
+
+    args.dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(dir=args.dir))
+    size = args.size_mib * 1024 * 1024
+    try:
+        dd_write, dd_read = dd_baseline(workdir, args.size_mib)
+        source = workdir / "source.bin"
+        with source.open("wb") as f:
+            for _ in range(args.size_mib):
+                f.write(os.urandom(1024 * 1024))
+        with Cluster(workdir / "cluster") as cluster:
+            assert cluster.gateway is not None
+            url = cluster.url
+            auth = ["-H", f"Authorization: Bearer {ADMIN_KEY}"]
+            subprocess.run(["curl", "-sS", "-f", "-X", "PUT", *auth, f"{url}/api/v1/buckets/bench"],
+                           check=True, capture_output=True)
+            puts, gets, cold_gets, peaks = [], [], [], []
+            for run in range(args.repeat):
+                obj = f"{url}/api/v1/buckets/bench/objects/big{run}"
+                with PeakRss(cluster.gateway.pid) as rss:
+                    puts.append(size / curl([*auth, "-T", str(source), obj]) / MB)
+                peaks.append(rss.peak)
+                gets.append(size / curl([*auth, obj]) / MB)
+                evict([p for n in cluster.nodes for p in n.share_files()])
+                cold_gets.append(size / curl([*auth, obj]) / MB)
+            ops = asyncio.run(small_ops(url, args.ops, args.concurrency))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    put, get, cold = statistics.median(puts), statistics.median(gets), statistics.median(cold_gets)
+    rows = [
+        ("dd write (fdatasync)", f"{dd_write:8.0f} MB/s", "1.00 x dd write"),
+        ("dd read (cold)", f"{dd_read:8.0f} MB/s", "1.00 x dd read"),
+        (f"PUT {args.size_mib} MiB (ec:5+2, 8 nodes)", f"{put:8.0f} MB/s", f"{put / dd_write:.2f} x dd write"),
+        (f"GET {args.size_mib} MiB (warm)", f"{get:8.0f} MB/s", f"{get / dd_read:.2f} x dd read"),
+        (f"GET {args.size_mib} MiB (cold shares)", f"{cold:8.0f} MB/s", f"{cold / dd_read:.2f} x dd read"),
+        ("gateway peak RSS during PUT", f"{max(peaks) / 2**20:8.0f} MiB", ""),
+    ]
+    for method in ("PUT", "GET"):
+        rate, p50, p99 = ops[method]
+        rows.append((f"4 KiB {method} x{args.concurrency}", f"{rate:8.0f} ops/s",
+                     f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"))
+    print(f"\ncargohold bench (median of {args.repeat}; runs: PUT {[round(p) for p in puts]}, "
+          f"GET {[round(g) for g in gets]}, cold GET {[round(c) for c in cold_gets]})")
+    width = max(len(r[0]) for r in rows)
+    for name, value, ratio in rows:
+        print(f"  {name:<{width}}  {value:>15}  {ratio}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from cargohold.cli.main import app
+
+app(prog_name="cargohold")

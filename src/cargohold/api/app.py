@@ -1,0 +1,86 @@
+"""Composition root of the gateway: builds every service and wires it to aiohttp."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from cargohold.api import native, openapi
+from cargohold.api.auth import AUTH, auth_middleware
+from cargohold.api.context import SERVICES, Services
+from cargohold.api.problems import problem_middleware
+from cargohold.config import Settings
+from cargohold.concurrency import tune_malloc
+from cargohold.domain.layout import Layout
+from cargohold.erasure.codec import codec_for
+from cargohold.metadata.db import Database
+from cargohold.service.auth import AuthService
+from cargohold.service.buckets import BucketService
+from cargohold.service.nodes import NodeRegistry
+from cargohold.service.objects import ObjectService
+from cargohold.workers.gc import GarbageCollector
+
+log = logging.getLogger(__name__)
+
+ADMIN_TOKEN = web.AppKey("admin_token", str)
+
+
+def build_gateway(settings: Settings) -> web.Application:
+    """The gateway application; services start and stop with the app's lifecycle."""
+    if not settings.cluster_secret:
+        raise ValueError("the gateway needs the cluster secret nodes were started with")
+    tune_malloc()
+    codec_for(Layout.parse(settings.layout))  # self-test the default codec before serving
+    app = web.Application(middlewares=[problem_middleware, auth_middleware])
+    native.add_routes(app)
+    app.router.add_get("/openapi.json", openapi.openapi_json)
+    app.router.add_get("/docs", openapi.docs_page)
+    app.cleanup_ctx.append(lambda app: _lifecycle(app, settings))
+    return app
+
+
+async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[None]:
+    db = await Database.open(settings.db_url)
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=60)
+    session = aiohttp.ClientSession(
+        connector=connector,
+        read_bufsize=4 << 20,
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=settings.node_timeout),
+    )
+    nodes = NodeRegistry(
+        db,
+        session,
+        settings.cluster_secret or "",
+        timeout=settings.node_timeout,
+        probe_interval=settings.health_interval,
+    )
+    buckets = BucketService(db, settings.layout)
+    objects = ObjectService(db, buckets, nodes, settings)
+    auth = AuthService(db)
+    gc = GarbageCollector(db, nodes, objects.gc_wakeup)
+    try:
+        token = await ensure_admin_key(auth, settings.admin_key)
+        if token:
+            app[ADMIN_TOKEN] = token
+        await nodes.probe_all()
+        nodes.start_monitor()
+        gc.start()
+        app[SERVICES] = Services(buckets=buckets, objects=objects, nodes=nodes)
+        app[AUTH] = auth
+        yield
+    finally:
+        await gc.stop()
+        await nodes.stop()
+        await objects.drain()
+        await session.close()
+        await db.close()
+
+
+async def ensure_admin_key(auth: AuthService, fixed: str | None) -> str | None:
+    """Create the first admin key on a fresh store; returns its token, or None if keys exist."""
+    if await auth.has_keys():
+        return None
+    return await auth.create_key("admin", "admin", token=fixed)

@@ -1,0 +1,63 @@
+"""The one place where errors become HTTP responses on the native API.
+
+Domain errors carry their own status and stable code; this middleware renders
+them as RFC 9457 problem+json. aiohttp's own HTTP errors (unknown route, wrong
+method, body too large) get the same shape so clients parse one format.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from cargohold.errors import CargoholdError, RangeNotSatisfiable
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+_HTTP_CODES = {
+    404: "route_not_found",
+    405: "method_not_allowed",
+    411: "length_required",
+    413: "payload_too_large",
+    400: "bad_request",
+}
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> web.Response:
+    body = {"type": f"https://cargohold.dev/problems/{code}", "title": title,
+            "status": status, "detail": detail, "code": code, **extra}
+    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_JSON)
+
+
+def from_error(error: CargoholdError) -> web.Response:
+    extra = {k: v for k, v in error.extra.items() if isinstance(v, str | int | float | list | bool)}
+    response = problem(error.status, error.code, error.title, error.detail, **extra)
+    if isinstance(error, RangeNotSatisfiable) and "size" in error.extra:
+        response.headers["Content-Range"] = f"bytes */{error.extra['size']}"
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="cargohold"'
+    return response
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except CargoholdError as error:
+        if error.status >= 500:
+            log.warning("%s %s -> %s %s", request.method, request.path, error.code, error.detail)
+        return from_error(error)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == PROBLEM_JSON:
+            raise
+        code = _HTTP_CODES.get(exc.status, f"http_{exc.status}")
+        return problem(exc.status, code, exc.reason, exc.text or exc.reason)

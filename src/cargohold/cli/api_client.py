@@ -1,0 +1,323 @@
+"""A small synchronous client for the gateway's native API (``/api/v1``).
+
+It knows URLs, headers and problem+json, and nothing of terminals: the
+commands in ``client.py`` do all printing. Every failure leaves this module as
+a :class:`ClientError` carrying a stable ``code`` and a human ``detail``:
+:class:`ApiError` when the gateway answered with an error status,
+:class:`TransportError` when no usable answer came back.
+
+Bodies are streamed both ways in 1 MiB chunks; nothing holds a whole object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from cargohold import __version__ as _version
+
+CHUNK = 1 << 20
+# Connecting is quick or hopeless; the gateway may pause a while between
+# chunks (or before answering a PUT) while it encodes and waits on nodes.
+DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "too_large",
+    416: "range_not_satisfiable",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+class ClientError(Exception):
+    """Something the user should be told as ``<code>: <detail>``."""
+
+    def __init__(self, code: str, detail: str, status: int | None = None) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.status = status
+
+
+class ApiError(ClientError):
+    """The gateway answered with an error status (usually problem+json)."""
+
+
+class TransportError(ClientError):
+    """No usable answer: refused, timed out, or the connection broke mid-way."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a HEAD (or the headers of a GET) says about an object."""
+
+    size: int | None
+    etag: str | None
+    content_type: str | None
+    last_modified: str | None
+
+    @classmethod
+    def from_headers(cls, headers: httpx.Headers) -> ObjectInfo:
+        length = headers.get("content-length")
+        return cls(
+            size=int(length) if length and length.isdigit() else None,
+            etag=headers.get("etag"),
+            content_type=headers.get("content-type"),
+            last_modified=headers.get("last-modified"),
+        )
+
+
+def problem_from_response(response: httpx.Response, what: str = "") -> ApiError:
+    """Turn an error response into an ApiError; the body must already be read.
+
+    ``what`` names the thing asked for, for answers without a problem body (HEAD).
+    """
+    status = response.status_code
+    code = _STATUS_CODES.get(status, f"http_{status}")
+    detail = (response.reason_phrase or "error").lower()
+    if what:
+        detail = f"{what}: {detail}"
+    data: Any = None
+    if response.content:
+        try:
+            data = response.json()
+        except ValueError:
+            text = response.text.strip()
+            if text:
+                detail = f"{detail}: {text[:200]}"
+    if isinstance(data, dict):
+        code = str(data.get("code") or code)
+        detail = str(data.get("detail") or data.get("title") or detail)
+    return ApiError(code, detail, status)
+
+
+def object_path(bucket: str, key: str) -> str:
+    """The URL path of one object, with the key's '/' kept and all else escaped.
+
+    Segments that are exactly '.' or '..' are escaped too, otherwise URL
+    normalisation would silently turn ``a/../b`` into ``b``.
+    """
+    segments = []
+    for seg in key.split("/"):
+        if seg in (".", ".."):
+            segments.append(seg.replace(".", "%2E"))
+        else:
+            segments.append(quote(seg, safe=""))
+    return f"{bucket_path(bucket)}/objects/{'/'.join(segments)}"
+
+
+def bucket_path(bucket: str) -> str:
+    return f"/api/v1/buckets/{quote(bucket, safe='')}"
+
+
+class Download:
+    """An open GET: its headers are known, its body not yet read."""
+
+    def __init__(self, response: httpx.Response, client: GatewayClient) -> None:
+        self.response = response
+        self.info = ObjectInfo.from_headers(response.headers)
+        self._client = client
+
+    @property
+    def partial(self) -> bool:
+        return self.response.status_code == 206
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body in chunks of up to 1 MiB; a broken stream raises TransportError."""
+        with self._client.translate_errors():
+            yield from self.response.iter_bytes(chunk_size=CHUNK)
+
+
+class GatewayClient:
+    """The native API over one keep-alive connection pool.
+
+    ``transport`` lets tests plug in ``httpx.MockTransport``. Proxy variables
+    from the environment are ignored: the gateway is addressed directly.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {key}", "User-Agent": f"cargohold/{_version}"},
+            timeout=timeout,
+            transport=transport,
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def translate_errors(self) -> Iterator[None]:
+        """Map httpx's transport exceptions to TransportError with a clear message."""
+        try:
+            yield
+        except httpx.ConnectError as exc:
+            reason = _connect_reason(exc)
+            raise TransportError(
+                "unreachable", f"cannot connect to the gateway at {self.url}: {reason}"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise TransportError(
+                "timeout", f"the gateway at {self.url} did not answer in time ({exc})"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise TransportError(
+                "connection_lost", f"connection to the gateway at {self.url} broke: {exc}"
+            ) from exc
+
+    def _call(self, method: str, path: str, what: str = "", **kwargs: Any) -> httpx.Response:
+        with self.translate_errors():
+            response = self._http.request(method, path, **kwargs)
+        if response.is_error:
+            raise problem_from_response(response, what)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._call(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ApiError(
+                "bad_response", f"{method} {path}: the gateway sent invalid JSON", None
+            ) from exc
+
+    # buckets
+
+    def list_buckets(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/api/v1/buckets")["buckets"])
+
+    def create_bucket(self, bucket: str, layout: str | None = None) -> dict[str, Any]:
+        body = {"layout": layout} if layout else None
+        return dict(self._json("PUT", bucket_path(bucket), json=body))
+
+    def delete_bucket(self, bucket: str) -> None:
+        self._call("DELETE", bucket_path(bucket))
+
+    # objects
+
+    def put_object(
+        self,
+        bucket: str,
+        key: str,
+        body: Iterable[bytes],
+        *,
+        size: int | None = None,
+        content_type: str | None = None,
+    ) -> dict[str, Any]:
+        """Stream ``body`` as the object's content.
+
+        With ``size`` the request carries Content-Length; without it (a pipe)
+        it is sent chunked.
+        """
+        headers = {}
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        if content_type:
+            headers["Content-Type"] = content_type
+        return dict(
+            self._json("PUT", object_path(bucket, key), content=iter(body), headers=headers)
+        )
+
+    def head_object(self, bucket: str, key: str) -> ObjectInfo:
+        response = self._call("HEAD", object_path(bucket, key), what=f"{bucket}/{key}")
+        return ObjectInfo.from_headers(response.headers)
+
+    @contextlib.contextmanager
+    def open_object(
+        self, bucket: str, key: str, byte_range: str | None = None
+    ) -> Iterator[Download]:
+        """GET an object; ``byte_range`` is a ``Range`` spec without ``bytes=``."""
+        headers = {"Range": f"bytes={byte_range}"} if byte_range else {}
+        request = self._http.build_request("GET", object_path(bucket, key), headers=headers)
+        with self.translate_errors():
+            response = self._http.send(request, stream=True)
+        try:
+            if response.is_error:
+                with self.translate_errors():
+                    response.read()
+                raise problem_from_response(response, f"{bucket}/{key}")
+            yield Download(response, self)
+        finally:
+            response.close()
+
+    def delete_object(self, bucket: str, key: str) -> None:
+        self._call("DELETE", object_path(bucket, key))
+
+    def list_objects(
+        self, bucket: str, prefix: str = "", delimiter: str | None = "/", limit: int = 1000
+    ) -> Iterator[dict[str, Any]]:
+        """Every page of a listing, following ``next_cursor`` until the end."""
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            params: dict[str, str | int] = {"prefix": prefix, "limit": limit}
+            if delimiter:
+                params["delimiter"] = delimiter
+            if cursor:
+                params["cursor"] = cursor
+            page = self._json("GET", f"{bucket_path(bucket)}/objects", params=params)
+            yield page
+            cursor = page.get("next_cursor")
+            if not cursor or not page.get("truncated", True):
+                return
+            if cursor in seen:
+                raise ApiError("bad_response", "the gateway repeated a listing cursor", None)
+            seen.add(cursor)
+
+    # nodes
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/api/v1/nodes")["nodes"])
+
+    def add_node(self, url: str, zone: str | None = None) -> dict[str, Any]:
+        body: dict[str, str] = {"url": url}
+        if zone:
+            body["zone"] = zone
+        return dict(self._json("POST", "/api/v1/nodes", json=body))
+
+    def update_node(self, node_id: str, **changes: Any) -> dict[str, Any]:
+        """PATCH a node with only the fields given (enabled, active, zone)."""
+        body = {k: v for k, v in changes.items() if v is not None}
+        return dict(self._json("PATCH", f"/api/v1/nodes/{quote(node_id, safe='')}", json=body))
+
+
+def _connect_reason(exc: httpx.ConnectError) -> str:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError) or (
+            isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
+        ):
+            return "connection refused (is it running? `cargohold up` starts one)"
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc)
+    if "refused" in text.lower():
+        return "connection refused (is it running? `cargohold up` starts one)"
+    return text or type(exc).__name__

@@ -1,0 +1,123 @@
+"""The write pipeline of one part: body stream -> blocks -> shares -> nodes.
+
+Four small steps, after MinIO's erasure path: read one block into a buffer,
+encode it (and checksum every share) off the event loop, hand the frames to
+the :class:`Fanout`, which streams them to the nodes and decides the quorum.
+Content hashes (the ETag's xxh3-128, plus md5/sha256 when the client sent one
+to verify) run in a worker thread beside the encoding, never on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import xxhash
+
+from cargohold.concurrency import run_cpu
+from cargohold.domain.layout import Layout
+from cargohold.erasure.codec import Codec
+from cargohold.erasure.fanout import Fanout, ShareOutcome, ShareWriter
+from cargohold.erasure.framing import frame_header
+from cargohold.errors import IncompleteBody, PayloadTooLarge
+
+
+class ContentHasher:
+    """xxh3-128 always (the ETag); md5 and sha256 only when asked for."""
+
+    def __init__(self, md5: bool = False, sha256: bool = False) -> None:
+        self._hashers: dict[str, Any] = {"xxh3": xxhash.xxh3_128()}
+        if md5:
+            self._hashers["md5"] = hashlib.md5(usedforsecurity=False)
+        if sha256:
+            self._hashers["sha256"] = hashlib.sha256()
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        for hasher in self._hashers.values():
+            hasher.update(data)
+
+    def hexdigests(self) -> dict[str, str]:
+        return {name: h.hexdigest() for name, h in self._hashers.items()}
+
+
+@dataclass(slots=True)
+class PartWriteResult:
+    size: int
+    digests: dict[str, str]
+    outcomes: list[ShareOutcome] = field(default_factory=list)
+
+    @property
+    def etag(self) -> str:
+        return self.digests["xxh3"]
+
+    @property
+    def missing(self) -> list[int]:
+        return [o.index for o in self.outcomes if not o.stored]
+
+
+def encode_block(codec: Codec, block: bytes, index: int) -> list[tuple[bytes, bytes]]:
+    """Encode one block and frame every share: [(header, payload), ...] by share index."""
+    return [(frame_header(index, share), share) for share in codec.encode(block)]
+
+
+async def _blocks(body: AsyncIterator[bytes], block_size: int) -> AsyncIterator[bytes]:
+    """Regroup arbitrary body chunks into full blocks (the last one may be short)."""
+    buffer = bytearray()
+    async for chunk in body:
+        if not buffer and len(chunk) == block_size:
+            yield bytes(chunk)
+            continue
+        buffer += chunk
+        while len(buffer) >= block_size:
+            yield bytes(buffer[:block_size])
+            del buffer[:block_size]
+    if buffer:
+        yield bytes(buffer)
+
+
+async def write_part(
+    body: AsyncIterator[bytes],
+    codec: Codec,
+    writers: Sequence[ShareWriter],
+    *,
+    hasher: ContentHasher,
+    expected_size: int | None,
+    max_size: int,
+    depth: int,
+    stall_timeout: float,
+) -> PartWriteResult:
+    """Stream ``body`` into shares; returns once a quorum of nodes made them durable.
+
+    Raises WriteQuorumFailed (nothing usable was stored), IncompleteBody or
+    PayloadTooLarge; the caller deletes whatever shares did land.
+    """
+    layout: Layout = codec.layout
+    fanout = Fanout(writers, layout.write_quorum, depth, stall_timeout)
+    size = 0
+    hashing: asyncio.Future[None] | None = None
+    try:
+        index = 0
+        async for block in _blocks(body, layout.block_size):
+            size += len(block)
+            if size > max_size:
+                raise PayloadTooLarge(f"body exceeds the {max_size}-byte limit")
+            if hashing is not None:
+                await hashing  # keep the hash updates in order
+            hashing = asyncio.ensure_future(run_cpu(hasher.update, block))
+            frames = await run_cpu(encode_block, codec, block, index)
+            await fanout.send(frames)
+            index += 1
+        if hashing is not None:
+            await hashing
+        if expected_size is not None and size != expected_size:
+            raise IncompleteBody(f"received {size} of {expected_size} bytes")
+        outcomes = await fanout.finish()
+    except BaseException:
+        if hashing is not None and not hashing.done():
+            hashing.cancel()
+        await fanout.abort()
+        raise
+    return PartWriteResult(size=size, digests=hasher.hexdigests(), outcomes=outcomes)

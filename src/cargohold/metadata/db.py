@@ -1,0 +1,273 @@
+"""The metadata store's connection to SQLite or PostgreSQL.
+
+:class:`Database` is the unit of work every service uses. It offers three
+ways in, each for a reason:
+
+``read()``
+    a connection in a read transaction (a consistent snapshot on both
+    engines). Never write through it.
+``write(fn)``
+    the normal way to change data. ``fn(conn)`` runs inside a transaction and
+    its result (or exception) comes back to the caller. On SQLite a single
+    writer task runs up to ``batch_size`` queued functions in *one*
+    transaction, each inside its own SAVEPOINT, and commits once: the WAL
+    fsync is paid per batch, not per write, and there is never more than one
+    writer, so "database is locked" cannot happen inside one process. A
+    function that raises rolls back only its own savepoint; the others still
+    commit. On PostgreSQL, which group-commits by itself and has row locks,
+    ``fn`` simply runs in its own transaction.
+``transaction()``
+    a write transaction held open across arbitrary awaits, for the rare
+    caller that cannot express its work as one ``fn``. On SQLite it excludes
+    the writer for its whole duration, so keep it short.
+
+Write functions must only touch the database (no network calls, no waiting on
+other writes): on SQLite they run back to back on one connection. Calling
+``db.write`` from inside a write function or a ``transaction()`` block would
+wait on itself forever, so it raises ``RuntimeError`` instead.
+
+SQLite transaction handling follows SQLAlchemy's documented recipe: pysqlite's
+own BEGIN management is switched off (``isolation_level = None``) and we emit
+``BEGIN`` ourselves in the ``begin`` event, which makes SAVEPOINTs and
+transactional DDL work. Write transactions use ``BEGIN IMMEDIATE`` so they
+take the write lock up front (a deferred transaction that later upgrades can
+fail with SQLITE_BUSY without waiting on ``busy_timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from cargohold.metadata import migrate
+
+T = TypeVar("T")
+WriteFn = Callable[[AsyncConnection], Awaitable[T]]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+DEFAULT_BATCH_SIZE = 64
+_BEGIN_OPTION = "cargohold_sqlite_begin"
+
+# True while the current task is inside a write function or a transaction().
+_in_write: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "cargohold_in_write", default=False
+)
+
+
+def normalise_url(url: str) -> URL:
+    """Accept ``sqlite:///`` and ``postgresql://`` and pick the async drivers for them."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite" and parsed.drivername != "sqlite+aiosqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif backend == "postgresql" and parsed.drivername != "postgresql+asyncpg":
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported metadata database {url!r}: use SQLite or PostgreSQL")
+    return parsed
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take BEGIN away from pysqlite (see the module docstring).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Any) -> None:
+    conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+
+
+def make_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
+    """Create an async engine with the connection settings the store relies on.
+
+    For SQLite the database's parent directory is created, and every new
+    connection gets WAL, ``synchronous=FULL`` (an acknowledged write survives
+    power loss), ``busy_timeout`` and ``foreign_keys=ON``.
+    """
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or "mode=memory" in str(parsed):
+            raise ValueError("the metadata store needs a SQLite file, not an in-memory database")
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(parsed, **engine_kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+        return engine
+    engine_kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(parsed, **engine_kwargs)
+
+
+@dataclass(slots=True)
+class _Pending:
+    fn: WriteFn[Any]
+    future: asyncio.Future[Any]
+
+
+class Database:
+    """Connections, transactions and (on SQLite) the single group-committing writer."""
+
+    def __init__(self, engine: AsyncEngine, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.is_sqlite = self.dialect == "sqlite"
+        self.batch_size = max(1, batch_size)
+        if self.is_sqlite:
+            self._write_engine = engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+        else:
+            self._write_engine = engine
+        self._lock = asyncio.Lock()  # SQLite: one writer (batch or transaction()) at a time
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls, url: str, *, migrate_schema: bool = True, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> Database:
+        """Connect and bring the schema to the newest migration."""
+        db = cls(make_engine(url), batch_size=batch_size)
+        try:
+            if migrate_schema:
+                await migrate.upgrade(db._write_engine)
+        except BaseException:
+            await db.engine.dispose()
+            raise
+        return db
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads; its transaction is rolled back on exit."""
+        async with self.engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: commits when the block succeeds, rolls back if it raises."""
+        self._check_usable()
+        async with self._exclusive(), self._write_engine.begin() as conn:
+            token = _in_write.set(True)
+            try:
+                yield conn
+            finally:
+                _in_write.reset(token)
+
+    async def write(self, fn: WriteFn[T]) -> T:
+        """Run ``fn(conn)`` in a write transaction and return its result (see module doc)."""
+        self._check_usable()
+        if not self.is_sqlite:
+            async with self._write_engine.begin() as conn:
+                token = _in_write.set(True)
+                try:
+                    return await fn(conn)
+                finally:
+                    _in_write.reset(token)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(fn, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_loop(), name="cargohold-db-writer")
+        return await future
+
+    async def close(self) -> None:
+        """Finish queued writes, stop the writer and close every connection."""
+        if self._closed:
+            return
+        self._closed = True
+        writer_alive = self._writer is not None and not self._writer.done()
+        if writer_alive or not self._queue.empty():
+            self._queue.put_nowait(None)
+            if self._writer is None or self._writer.done():
+                self._writer = asyncio.create_task(self._write_loop())
+            await self._writer
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- internals -------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise RuntimeError("the database is closed")
+        if _in_write.get():
+            raise RuntimeError(
+                "db.write()/db.transaction() called inside a write: use the connection you have"
+            )
+
+    @asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        if self.is_sqlite:
+            async with self._lock:
+                yield
+        else:
+            yield
+
+    async def _write_loop(self) -> None:
+        _in_write.set(True)  # this task's own context only
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.batch_size:
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            await self._run_batch(batch)
+            if stop:
+                return
+
+    async def _run_batch(self, batch: list[_Pending]) -> None:
+        outcomes: list[tuple[_Pending, Any, bool]] = []
+        try:
+            async with self._lock, self._write_engine.begin() as conn:
+                for pending in batch:
+                    if pending.future.cancelled():
+                        continue
+                    try:
+                        async with conn.begin_nested():
+                            value = await pending.fn(conn)
+                    except Exception as exc:
+                        outcomes.append((pending, exc, False))
+                    else:
+                        outcomes.append((pending, value, True))
+        except BaseException as exc:
+            # BEGIN or COMMIT failed, or the connection broke: nothing was saved.
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for pending, value, ok in outcomes:
+            if pending.future.done():
+                continue  # the caller gave up waiting; its write is committed anyway
+            if ok:
+                pending.future.set_result(value)
+            else:
+                pending.future.set_exception(value)

@@ -1,0 +1,87 @@
+"""Repositories: async functions over an ``AsyncConnection`` that return domain records.
+
+They never open or commit transactions themselves, so any mix of them can run
+inside one ``db.write(fn)`` or ``db.transaction()`` and commit together (for
+example a ``put_object`` and the ``enqueue`` of the gc job for the parts it
+replaced). Expected conflicts come back as domain errors from
+``cargohold.errors``, never as database exceptions, and leave the caller's
+transaction usable.
+"""
+
+from cargohold.metadata.repositories.buckets import (
+    create_bucket,
+    delete_bucket,
+    get_bucket,
+    get_bucket_by_id,
+    list_buckets,
+)
+from cargohold.metadata.repositories.jobs import (
+    backoff_delay,
+    claim,
+    complete,
+    enqueue,
+    extend_lease,
+    fail,
+    job_counts,
+)
+from cargohold.metadata.repositories.keys import (
+    count_keys,
+    create_key,
+    get_key,
+    list_keys,
+    revoke_key,
+)
+from cargohold.metadata.repositories.nodes import (
+    add_node,
+    get_node,
+    get_node_by_url,
+    list_nodes,
+    update_node,
+    update_node_stats,
+)
+from cargohold.metadata.repositories.objects import (
+    delete_object,
+    get_object,
+    list_objects,
+    put_object,
+)
+from cargohold.metadata.repositories.parts import (
+    delete_parts,
+    mark_share_missing,
+    part_share_locations,
+    set_share,
+)
+
+__all__ = [
+    "add_node",
+    "backoff_delay",
+    "claim",
+    "complete",
+    "count_keys",
+    "create_bucket",
+    "create_key",
+    "delete_bucket",
+    "delete_object",
+    "delete_parts",
+    "enqueue",
+    "extend_lease",
+    "fail",
+    "get_bucket",
+    "get_bucket_by_id",
+    "get_key",
+    "get_node",
+    "get_node_by_url",
+    "get_object",
+    "job_counts",
+    "list_buckets",
+    "list_keys",
+    "list_nodes",
+    "list_objects",
+    "mark_share_missing",
+    "part_share_locations",
+    "put_object",
+    "revoke_key",
+    "set_share",
+    "update_node",
+    "update_node_stats",
+]

@@ -1,0 +1,64 @@
+"""Buckets: named namespaces for objects, each with a default layout."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cargohold.domain.model import Bucket
+from cargohold.errors import BucketAlreadyExists, BucketNotEmpty, NoSuchBucket
+from cargohold.metadata.repositories._sql import insert_or_nothing
+from cargohold.metadata.tables import buckets, objects, utcnow
+
+
+def _bucket(row: Row) -> Bucket:
+    return Bucket(id=row.id, name=row.name, layout=row.layout, created_at=row.created_at)
+
+
+async def create_bucket(conn: AsyncConnection, name: str, layout: str) -> Bucket:
+    """Create a bucket; ``BucketAlreadyExists`` if the name is taken."""
+    values = {"name": name, "layout": layout, "created_at": utcnow()}
+    row = (await conn.execute(insert_or_nothing(conn, buckets, values).returning(buckets))).first()
+    if row is None:
+        raise BucketAlreadyExists(f"bucket {name!r} already exists", bucket=name)
+    return _bucket(row)
+
+
+async def get_bucket(conn: AsyncConnection, name: str) -> Bucket | None:
+    row = (await conn.execute(select(buckets).where(buckets.c.name == name))).first()
+    return _bucket(row) if row else None
+
+
+async def get_bucket_by_id(conn: AsyncConnection, bucket_id: int) -> Bucket | None:
+    row = (await conn.execute(select(buckets).where(buckets.c.id == bucket_id))).first()
+    return _bucket(row) if row else None
+
+
+async def list_buckets(conn: AsyncConnection) -> list[Bucket]:
+    """All buckets, by name."""
+    return [_bucket(r) for r in await conn.execute(select(buckets).order_by(buckets.c.name))]
+
+
+async def delete_bucket(conn: AsyncConnection, bucket: Bucket | str) -> None:
+    """Delete an empty bucket.
+
+    ``NoSuchBucket`` if it does not exist, ``BucketNotEmpty`` if it holds
+    objects. The emptiness test and the delete are one statement; an object
+    committed concurrently (PostgreSQL) trips the foreign key instead, which
+    the savepoint turns into the same ``BucketNotEmpty``.
+    """
+    name = bucket if isinstance(bucket, str) else bucket.name
+    has_objects = exists().where(objects.c.bucket_id == buckets.c.id)
+    stmt = delete(buckets).where(buckets.c.name == name, ~has_objects).returning(buckets.c.id)
+    try:
+        async with conn.begin_nested():
+            deleted = (await conn.execute(stmt)).first()
+    except IntegrityError as exc:
+        raise BucketNotEmpty(f"bucket {name!r} is not empty", bucket=name) from exc
+    if deleted is not None:
+        return
+    if await get_bucket(conn, name) is None:
+        raise NoSuchBucket(f"bucket {name!r} does not exist", bucket=name)
+    raise BucketNotEmpty(f"bucket {name!r} is not empty", bucket=name)

@@ -1,0 +1,146 @@
+"""The jobs table: durable background work, written in the transaction that needs it.
+
+A job is ``queued`` until a worker claims it; claiming sets ``running``, bumps
+``attempts`` and sets a lease. A worker that dies simply lets the lease run
+out and the job becomes claimable again, so jobs must be idempotent. Failures
+go back to ``queued`` with exponential backoff, or to ``failed`` after
+``max_attempts``. On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets many workers
+claim concurrently without blocking each other; on SQLite the single writer
+makes claim-then-update atomic anyway (run ``claim`` through ``db.write``).
+
+Every function takes ``now`` so tests can move time instead of sleeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cargohold.domain.model import Job
+from cargohold.metadata.tables import jobs, utcnow
+
+MAX_BACKOFF_SECONDS = 3600.0
+_ERROR_CHARS = 4000
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    kind: str,
+    payload: dict[str, Any],
+    run_after: datetime | None = None,
+) -> int:
+    """Queue a job; it becomes claimable at ``run_after`` (default: now)."""
+    now = utcnow()
+    result = await conn.execute(
+        insert(jobs)
+        .values(
+            kind=kind,
+            payload=payload,
+            state="queued",
+            attempts=0,
+            run_after=run_after or now,
+            created_at=now,
+        )
+        .returning(jobs.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def claim(
+    conn: AsyncConnection,
+    kinds: Sequence[str] | None,
+    lease_seconds: float,
+    *,
+    now: datetime | None = None,
+) -> Job | None:
+    """Take the oldest due job of one of ``kinds`` (all kinds if None), or None.
+
+    Due means queued with ``run_after <= now``, or running with an expired lease.
+    """
+    now = now or utcnow()
+    due = or_(
+        and_(jobs.c.state == "queued", jobs.c.run_after <= now),
+        and_(jobs.c.state == "running", jobs.c.lease_until < now),
+    )
+    stmt = select(jobs.c.id, jobs.c.kind, jobs.c.payload, jobs.c.attempts).where(due)
+    if kinds is not None:
+        stmt = stmt.where(jobs.c.kind.in_(list(kinds)))
+    stmt = stmt.order_by(jobs.c.run_after, jobs.c.id).limit(1).with_for_update(skip_locked=True)
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        return None
+    attempts = row.attempts + 1
+    await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == row.id)
+        .values(
+            state="running",
+            attempts=attempts,
+            lease_until=now + timedelta(seconds=lease_seconds),
+        )
+    )
+    return Job(id=row.id, kind=row.kind, payload=row.payload, attempts=attempts)
+
+
+async def extend_lease(
+    conn: AsyncConnection, job_id: int, lease_seconds: float, *, now: datetime | None = None
+) -> bool:
+    """Keep a long job's lease alive; False if it is no longer running."""
+    now = now or utcnow()
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.state == "running")
+        .values(lease_until=now + timedelta(seconds=lease_seconds))
+    )
+    return result.rowcount > 0
+
+
+async def complete(conn: AsyncConnection, job_id: int) -> None:
+    """Mark a job done."""
+    await conn.execute(
+        update(jobs).where(jobs.c.id == job_id).values(state="done", lease_until=None)
+    )
+
+
+def backoff_delay(attempts: int, backoff: float) -> float:
+    """Seconds to wait after the ``attempts``-th failure: backoff, 2x, 4x, ... capped."""
+    return min(MAX_BACKOFF_SECONDS, backoff * 2 ** max(0, attempts - 1))
+
+
+async def fail(
+    conn: AsyncConnection,
+    job_id: int,
+    error: str,
+    backoff: float = 1.0,
+    *,
+    max_attempts: int | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Record a failed attempt and retry later, or give up after ``max_attempts``."""
+    now = now or utcnow()
+    attempts = (
+        await conn.execute(select(jobs.c.attempts).where(jobs.c.id == job_id))
+    ).scalar_one_or_none()
+    if attempts is None:
+        return
+    final = max_attempts is not None and attempts >= max_attempts
+    await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(
+            state="failed" if final else "queued",
+            run_after=now + timedelta(seconds=backoff_delay(attempts, backoff)),
+            lease_until=None,
+            last_error=error[:_ERROR_CHARS],
+        )
+    )
+
+
+async def job_counts(conn: AsyncConnection) -> dict[str, int]:
+    """Number of jobs per state (metrics, tests)."""
+    rows = await conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state))
+    return {state: int(n) for state, n in rows}

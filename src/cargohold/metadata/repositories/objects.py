@@ -1,0 +1,284 @@
+"""Objects and the parts/shares that hold their bytes.
+
+An object row is one visible version of a key. Replacing or deleting it
+detaches its parts (``object_id`` set to NULL) and hands their ids back, so
+the caller can enqueue their deletion in the *same* transaction: the share
+files stay readable by anyone who already started a GET, and no part is ever
+forgotten. Every version gets a fresh object id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cargohold.domain.model import ObjectRecord, PartRecord, ShareRecord
+from cargohold.errors import Conflict
+from cargohold.metadata.listing import Lister, Step
+from cargohold.metadata.repositories._sql import insert_or_nothing
+from cargohold.metadata.tables import objects, part_shares, utcnow
+from cargohold.metadata.tables import parts as part_rows
+
+_LISTED_COLUMNS = (
+    objects.c.id,
+    objects.c.bucket_id,
+    objects.c.key,
+    objects.c.size,
+    objects.c.etag,
+    objects.c.content_type,
+    objects.c.md5,
+    objects.c.sha256,
+    objects.c.created_at,
+)
+_PUT_RETRIES = 10
+
+
+def _object(
+    row: Row, *, with_inline: bool, with_parts: tuple[PartRecord, ...] = ()
+) -> ObjectRecord:
+    return ObjectRecord(
+        id=row.id,
+        bucket_id=row.bucket_id,
+        key=row.key,
+        size=row.size,
+        etag=row.etag,
+        content_type=row.content_type,
+        created_at=row.created_at,
+        md5=row.md5,
+        sha256=row.sha256,
+        inline_data=row.inline_data if with_inline else None,
+        parts=with_parts,
+    )
+
+
+async def get_object(conn: AsyncConnection, bucket_id: int, key: str) -> ObjectRecord | None:
+    """The current version of ``key`` with its parts and shares, in one query.
+
+    Parts come ordered by ``part_number``, shares by index.
+    """
+    stmt = (
+        select(
+            objects,
+            part_rows.c.id.label("p_id"),
+            part_rows.c.part_number.label("p_number"),
+            part_rows.c.offset.label("p_offset"),
+            part_rows.c.size.label("p_size"),
+            part_rows.c.layout.label("p_layout"),
+            part_rows.c.block_size.label("p_block_size"),
+            part_rows.c.etag.label("p_etag"),
+            part_shares.c.share_index.label("s_index"),
+            part_shares.c.node_id.label("s_node"),
+            part_shares.c.state.label("s_state"),
+        )
+        .select_from(
+            objects.outerjoin(part_rows, part_rows.c.object_id == objects.c.id).outerjoin(
+                part_shares, part_shares.c.part_id == part_rows.c.id
+            )
+        )
+        .where(objects.c.bucket_id == bucket_id, objects.c.key == key)
+        .order_by(part_rows.c.part_number, part_rows.c.id, part_shares.c.share_index)
+    )
+    rows = (await conn.execute(stmt)).all()
+    if not rows:
+        return None
+    found: list[PartRecord] = []
+    shares: list[ShareRecord] = []
+    for i, row in enumerate(rows):
+        if row.p_id is None:
+            continue
+        if row.s_index is not None:
+            shares.append(ShareRecord(index=row.s_index, node_id=row.s_node, state=row.s_state))
+        last_of_part = i + 1 == len(rows) or rows[i + 1].p_id != row.p_id
+        if last_of_part:
+            found.append(
+                PartRecord(
+                    id=row.p_id,
+                    part_number=row.p_number,
+                    offset=row.p_offset,
+                    size=row.p_size,
+                    layout=row.p_layout,
+                    block_size=row.p_block_size,
+                    etag=row.p_etag,
+                    shares=tuple(shares),
+                )
+            )
+            shares = []
+    return _object(rows[0], with_inline=True, with_parts=tuple(found))
+
+
+async def _detach(conn: AsyncConnection, object_id: int) -> list[str]:
+    """Unlink an object's parts from it; returns their ids."""
+    result = await conn.execute(
+        update(part_rows)
+        .where(part_rows.c.object_id == object_id)
+        .values(object_id=None)
+        .returning(part_rows.c.id)
+    )
+    return sorted(result.scalars())
+
+
+async def _lock_current(conn: AsyncConnection, bucket_id: int, key: str) -> int | None:
+    # FOR UPDATE serialises writers of one key on PostgreSQL; SQLite drops the
+    # clause (its single writer already serialises).
+    stmt = (
+        select(objects.c.id)
+        .where(objects.c.bucket_id == bucket_id, objects.c.key == key)
+        .with_for_update()
+    )
+    return (await conn.execute(stmt)).scalar_one_or_none()
+
+
+async def put_object(
+    conn: AsyncConnection,
+    bucket_id: int,
+    key: str,
+    size: int,
+    etag: str,
+    content_type: str,
+    md5: str | None = None,
+    sha256: str | None = None,
+    inline_data: bytes | None = None,
+    parts: Sequence[PartRecord] = (),
+) -> tuple[ObjectRecord, list[str]]:
+    """Make a new version of ``key`` visible, replacing the current one if any.
+
+    Inserts the object row, its parts and their shares. Returns the new
+    record and the ids of the replaced version's parts (now detached), which
+    the caller must enqueue for deletion in the same transaction.
+
+    On PostgreSQL two writers of a new key can race: the loser's insert finds
+    the winner's row (``ON CONFLICT DO NOTHING``) and it retries, replacing it.
+    """
+    now = utcnow()
+    replaced: list[str] = []
+    values = {
+        "bucket_id": bucket_id,
+        "key": key,
+        "size": size,
+        "etag": etag,
+        "content_type": content_type,
+        "md5": md5,
+        "sha256": sha256,
+        "inline_data": inline_data,
+        "created_at": now,
+    }
+    for _ in range(_PUT_RETRIES):
+        old_id = await _lock_current(conn, bucket_id, key)
+        if old_id is not None:
+            replaced += await _detach(conn, old_id)
+            await conn.execute(delete(objects).where(objects.c.id == old_id))
+        inserted = await conn.execute(
+            insert_or_nothing(conn, objects, values).returning(objects.c.id)
+        )
+        new_id = inserted.scalar_one_or_none()
+        if new_id is not None:
+            break
+    else:
+        raise Conflict(f"too many concurrent writes to {key!r}", key=key)
+
+    ordered = tuple(sorted(parts, key=lambda p: p.part_number))
+    if ordered:
+        await conn.execute(
+            insert(part_rows),
+            [
+                {
+                    "id": p.id,
+                    "object_id": new_id,
+                    "part_number": p.part_number,
+                    "offset": p.offset,
+                    "size": p.size,
+                    "layout": p.layout,
+                    "block_size": p.block_size,
+                    "etag": p.etag,
+                    "created_at": now,
+                }
+                for p in ordered
+            ],
+        )
+        share_rows = [
+            {"part_id": p.id, "share_index": s.index, "node_id": s.node_id, "state": s.state}
+            for p in ordered
+            for s in p.shares
+        ]
+        if share_rows:
+            await conn.execute(insert(part_shares), share_rows)
+    record = ObjectRecord(
+        id=new_id,
+        bucket_id=bucket_id,
+        key=key,
+        size=size,
+        etag=etag,
+        content_type=content_type,
+        created_at=now,
+        md5=md5,
+        sha256=sha256,
+        inline_data=inline_data,
+        parts=tuple(
+            PartRecord(
+                id=p.id,
+                part_number=p.part_number,
+                offset=p.offset,
+                size=p.size,
+                layout=p.layout,
+                block_size=p.block_size,
+                etag=p.etag,
+                shares=tuple(sorted(p.shares, key=lambda s: s.index)),
+            )
+            for p in ordered
+        ),
+    )
+    return record, sorted(replaced)
+
+
+async def delete_object(conn: AsyncConnection, bucket_id: int, key: str) -> list[str] | None:
+    """Remove the current version of ``key``.
+
+    Returns the ids of its (now detached) parts for the caller to enqueue for
+    deletion, or ``None`` when the key does not exist.
+    """
+    object_id = await _lock_current(conn, bucket_id, key)
+    if object_id is None:
+        return None
+    freed = await _detach(conn, object_id)
+    await conn.execute(delete(objects).where(objects.c.id == object_id))
+    return freed
+
+
+async def list_objects(
+    conn: AsyncConnection,
+    bucket_id: int,
+    prefix: str = "",
+    delimiter: str | None = None,
+    limit: int = 1000,
+    cursor: str | None = None,
+) -> tuple[list[ObjectRecord], list[str], str | None]:
+    """One page of an S3-style listing: ``(objects, common_prefixes, next_cursor)``.
+
+    Grouping and pagination rules are in :mod:`cargohold.metadata.listing`.
+    Records carry no parts and no inline data (a listing never needs bytes).
+    Each read is an index range scan on ``(bucket_id, key)``; a common prefix
+    is skipped with one seek, however many keys it holds.
+    """
+    lister = Lister(prefix, delimiter, limit, cursor)
+    found: list[ObjectRecord] = []
+    while not lister.done:
+        pos = lister.position
+        lower = objects.c.key >= pos.key if pos.inclusive else objects.c.key > pos.key
+        stmt = select(*_LISTED_COLUMNS).where(objects.c.bucket_id == bucket_id, lower)
+        if lister.upper is not None:
+            stmt = stmt.where(objects.c.key < lister.upper)
+        want = lister.wanted()
+        rows = (await conn.execute(stmt.order_by(objects.c.key).limit(want))).all()
+        for row in rows:
+            step = lister.feed(row.key)
+            if step is Step.OBJECT:
+                found.append(_object(row, with_inline=False))
+            elif step in (Step.SKIP, Step.STOP):
+                break
+        else:
+            if len(rows) < want:
+                lister.exhausted()
+    return found, lister.prefixes, lister.next_cursor

@@ -1,0 +1,76 @@
+"""Share bookkeeping for parts: what repair, rebalance and gc read and change."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cargohold.domain.model import ShareRecord
+from cargohold.metadata.repositories._sql import chunks
+from cargohold.metadata.tables import part_shares, parts
+
+
+async def mark_share_missing(conn: AsyncConnection, part_id: str, index: int) -> bool:
+    """Record that share ``index`` of a part is lost or corrupt (repair will rebuild it).
+
+    Returns False when the part has no such share.
+    """
+    result = await conn.execute(
+        update(part_shares)
+        .where(part_shares.c.part_id == part_id, part_shares.c.share_index == index)
+        .values(state="missing")
+    )
+    return result.rowcount > 0
+
+
+async def set_share(
+    conn: AsyncConnection, part_id: str, index: int, node_id: int, state: str = "ok"
+) -> bool:
+    """Point share ``index`` of a part at ``node_id`` (after a repair or a move).
+
+    Returns False when the part has no such share.
+    """
+    result = await conn.execute(
+        update(part_shares)
+        .where(part_shares.c.part_id == part_id, part_shares.c.share_index == index)
+        .values(node_id=node_id, state=state)
+    )
+    return result.rowcount > 0
+
+
+async def part_share_locations(
+    conn: AsyncConnection, part_ids: Sequence[str]
+) -> dict[str, tuple[ShareRecord, ...]]:
+    """Where each part's shares live, by part id, shares ordered by index.
+
+    Parts without shares (or unknown ids) map to an empty tuple.
+    """
+    found: dict[str, list[ShareRecord]] = {pid: [] for pid in part_ids}
+    for chunk in chunks(list(dict.fromkeys(part_ids))):
+        rows = await conn.execute(
+            select(part_shares)
+            .where(part_shares.c.part_id.in_(chunk))
+            .order_by(part_shares.c.part_id, part_shares.c.share_index)
+        )
+        for row in rows:
+            found[row.part_id].append(
+                ShareRecord(index=row.share_index, node_id=row.node_id, state=row.state)
+            )
+    return {pid: tuple(shares) for pid, shares in found.items()}
+
+
+async def delete_parts(conn: AsyncConnection, part_ids: Sequence[str]) -> int:
+    """Forget detached parts (gc calls this once their share files are gone).
+
+    Parts still attached to an object are never deleted, whatever the caller
+    passes: a stale gc job cannot remove live data. Shares go by cascade.
+    """
+    deleted = 0
+    for chunk in chunks(list(dict.fromkeys(part_ids))):
+        result = await conn.execute(
+            delete(parts).where(parts.c.id.in_(chunk), parts.c.object_id.is_(None))
+        )
+        deleted += result.rowcount
+    return deleted

@@ -1,0 +1,176 @@
+"""The gateway's view of the storage nodes: membership, health, fill and placement.
+
+Node rows live in the metadata store so every gateway sees the same cluster.
+Each gateway keeps a cached copy, refreshed by its health monitor, and adds the
+bytes it has just placed on a node ("reservations") to that node's reported
+use until the next probe, so a burst of writes spreads out instead of piling
+onto whichever node looked emptiest at the last probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import aiohttp
+
+from cargohold.domain.model import NodeRecord
+from cargohold.domain.placement import Candidate, choose_nodes
+from cargohold.errors import CargoholdError, NodeUnavailable
+from cargohold.metadata import repositories as repo
+from cargohold.metadata.db import Database
+from cargohold.storage.node_client import NodeClient
+
+log = logging.getLogger(__name__)
+
+
+class NodeRegistry:
+    def __init__(
+        self,
+        db: Database,
+        session: aiohttp.ClientSession,
+        secret: str,
+        *,
+        timeout: float,
+        probe_interval: float,
+    ) -> None:
+        self._db = db
+        self._session = session
+        self._secret = secret
+        self._timeout = timeout
+        self._interval = probe_interval
+        self._nodes: dict[int, NodeRecord] = {}
+        self._clients: dict[int, NodeClient] = {}
+        self._reserved: dict[int, int] = {}
+        self._rng = random.Random()
+        self._monitor: asyncio.Task[None] | None = None
+
+    # -- membership ---------------------------------------------------------
+
+    async def load(self) -> None:
+        async with self._db.read() as conn:
+            nodes = await repo.list_nodes(conn)
+        self._nodes = {n.id: n for n in nodes}
+
+    def nodes(self) -> list[NodeRecord]:
+        return sorted(self._nodes.values(), key=lambda n: n.id)
+
+    def get(self, node_id: int) -> NodeRecord | None:
+        return self._nodes.get(node_id)
+
+    def client(self, node_id: int) -> NodeClient:
+        client = self._clients.get(node_id)
+        node = self._nodes.get(node_id)
+        if node is None:
+            raise NodeUnavailable(f"node {node_id} is not registered")
+        if client is None or client.base_url != node.url:
+            client = NodeClient(self._session, node.url, self._secret, timeout=self._timeout)
+            self._clients[node_id] = client
+        return client
+
+    async def add(self, url: str, zone: str) -> NodeRecord:
+        """Register a node after checking it answers with our cluster secret."""
+        probe = NodeClient(self._session, url.rstrip("/"), self._secret, timeout=self._timeout)
+        try:
+            health = await probe.health()
+        except CargoholdError as exc:
+            raise NodeUnavailable(f"node at {url} did not answer its health check: {exc.detail}")
+        node = await self._db.write(lambda conn: repo.add_node(conn, url.rstrip("/"), zone))
+        node = await self._record_health(node, health)
+        self._nodes[node.id] = node
+        return node
+
+    async def update(
+        self,
+        node_id: int,
+        *,
+        enabled: bool | None = None,
+        active: bool | None = None,
+        zone: str | None = None,
+    ) -> NodeRecord:
+        node = await self._db.write(
+            lambda conn: repo.update_node(conn, node_id, enabled=enabled, active=active, zone=zone)
+        )
+        self._nodes[node.id] = node
+        return node
+
+    # -- health -------------------------------------------------------------
+
+    async def probe(self, node: NodeRecord) -> NodeRecord:
+        try:
+            health = await asyncio.wait_for(self.client(node.id).health(), self._timeout)
+        except (CargoholdError, OSError, TimeoutError, aiohttp.ClientError):
+            health = None
+        updated = await self._record_health(node, health)
+        self._nodes[node.id] = updated
+        self._reserved[node.id] = 0
+        return updated
+
+    async def _record_health(self, node: NodeRecord, health: dict | None) -> NodeRecord:
+        now = datetime.now(UTC)
+        if health is None:
+            stats = {"healthy": False, "capacity": node.capacity, "used": node.used,
+                     "free": node.free, "shares": node.shares, "last_seen": node.last_seen}
+        else:
+            stats = {"healthy": True, "capacity": int(health["capacity"]),
+                     "used": int(health["used"]), "free": int(health["free"]),
+                     "shares": int(health["shares"]), "last_seen": now}
+        if (node.healthy, node.capacity, node.used, node.free, node.shares) != (
+            stats["healthy"], stats["capacity"], stats["used"], stats["free"], stats["shares"]
+        ) or health is not None and _stale(node.last_seen, now):
+            await self._db.write(lambda conn: repo.update_node_stats(conn, node.id, **stats))
+        return replace(node, **stats)
+
+    async def probe_all(self) -> None:
+        await self.load()
+        await asyncio.gather(*(self.probe(n) for n in self.nodes()))
+
+    def mark_down(self, node_id: int) -> None:
+        """A transfer failed: stop placing on this node until the next probe says otherwise."""
+        node = self._nodes.get(node_id)
+        if node is not None and node.healthy:
+            self._nodes[node_id] = replace(node, healthy=False)
+
+    def start_monitor(self) -> None:
+        self._monitor = asyncio.create_task(self._monitor_loop())
+
+    async def _monitor_loop(self) -> None:
+        while True:
+            try:
+                await self.probe_all()
+            except Exception:  # the monitor must outlive a bad probe round
+                log.exception("node health probe failed")
+            await asyncio.sleep(self._interval)
+
+    async def stop(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+
+    # -- placement ----------------------------------------------------------
+
+    def readable(self, node_id: int) -> bool:
+        node = self._nodes.get(node_id)
+        return node is not None and node.enabled and node.healthy
+
+    def place(self, width: int, expected_bytes_per_share: int) -> list[int]:
+        """Choose nodes for a new part and reserve the space it is expected to take."""
+        candidates = [
+            Candidate(n.id, n.zone, n.capacity, n.used + self._reserved.get(n.id, 0))
+            for n in self._nodes.values()
+            if n.enabled and n.active and n.healthy and n.free > 0
+        ]
+        chosen = choose_nodes(candidates, width, self._rng)
+        for node_id in chosen:
+            self._reserved[node_id] = self._reserved.get(node_id, 0) + expected_bytes_per_share
+        return chosen
+
+
+def _stale(last_seen: datetime | None, now: datetime) -> bool:
+    """Refresh last_seen in the store at most every 30 s when nothing else changed."""
+    return last_seen is None or (now - last_seen).total_seconds() > 30

@@ -1,0 +1,361 @@
+"""Objects: the write path (inline or erasure-coded), the read path and deletion.
+
+The commit point of every write is one metadata transaction that makes the new
+version visible and, in the same transaction, queues the deletion of whatever
+version it replaced. Shares written before a failure are never referenced by
+a committed row: they are deleted at once on a clean failure, and are garbage
+for gc after a crash. A reader therefore never sees a torn object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from cargohold.config import Settings
+from cargohold.domain.layout import Layout
+from cargohold.domain.model import Bucket, ObjectRecord, PartRecord, ShareRecord
+from cargohold.domain.names import validate_key
+from cargohold.domain.ranges import ByteRange
+from cargohold.erasure.codec import codec_for
+from cargohold.erasure.reader import full_frame_size, read_range
+from cargohold.erasure.writer import ContentHasher, PartWriteResult, write_part
+from cargohold.errors import (
+    CargoholdError,
+    IncompleteBody,
+    InvalidArgument,
+    NodeUnavailable,
+    NoSuchKey,
+    PayloadTooLarge,
+    ShareCorrupt,
+    ShareNotFound,
+)
+from cargohold.metadata import repositories as repo
+from cargohold.metadata.db import Database
+from cargohold.service.buckets import BucketService
+from cargohold.service.checksums import ExpectedDigests
+from cargohold.service.nodes import NodeRegistry
+
+log = logging.getLogger(__name__)
+
+DELETE_PART = "delete_part"
+REPAIR_PART = "repair_part"
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    objects: list[ObjectRecord]
+    common_prefixes: list[str]
+    next_cursor: str | None
+
+
+class ObjectService:
+    def __init__(
+        self, db: Database, buckets: BucketService, nodes: NodeRegistry, settings: Settings
+    ) -> None:
+        self._db = db
+        self._buckets = buckets
+        self._nodes = nodes
+        self._settings = settings
+        self._background: set[asyncio.Task[None]] = set()
+        self.gc_wakeup = asyncio.Event()
+
+    # -- write --------------------------------------------------------------
+
+    async def put(
+        self,
+        bucket_name: str,
+        key: str,
+        body: AsyncIterator[bytes],
+        *,
+        content_length: int | None,
+        content_type: str,
+        expected: ExpectedDigests,
+    ) -> ObjectRecord:
+        bucket = await self._buckets.get(bucket_name)
+        validate_key(key)
+        limit = self._settings.max_object_size
+        if content_length is not None and content_length > limit:
+            raise PayloadTooLarge(f"object of {content_length} bytes exceeds the {limit}-byte limit")
+        head, body = await _peek(body, self._settings.inline_threshold, content_length)
+        if head is not None:
+            return await self._put_inline(bucket, key, head, content_length, content_type, expected)
+        layout = Layout.parse(bucket.layout)
+        part_id = uuid.uuid4().hex
+        result, node_ids = await self._write_shares(
+            part_id, layout, body, content_length, expected
+        )
+        part = PartRecord(
+            id=part_id,
+            part_number=1,
+            offset=0,
+            size=result.size,
+            layout=layout.spec,
+            block_size=layout.block_size,
+            etag=result.etag,
+            shares=tuple(
+                ShareRecord(o.index, node_ids[o.index], "ok" if o.stored else "missing")
+                for o in result.outcomes
+            ),
+        )
+        return await self._commit(
+            bucket, key, result.size, result.digests, content_type, None, [part]
+        )
+
+    async def _write_shares(
+        self,
+        part_id: str,
+        layout: Layout,
+        body: AsyncIterator[bytes],
+        content_length: int | None,
+        expected: ExpectedDigests,
+    ) -> tuple[PartWriteResult, list[int]]:
+        codec = codec_for(layout)
+        per_share = (content_length or layout.block_size) // layout.k
+        node_ids = self._nodes.place(layout.width, per_share)
+        writers = [
+            functools.partial(self._nodes.client(node_id).put_share, f"{part_id}.{index}")
+            for index, node_id in enumerate(node_ids)
+        ]
+        hasher = ContentHasher(md5=expected.md5 is not None, sha256=expected.sha256 is not None)
+        try:
+            result = await write_part(
+                body,
+                codec,
+                writers,
+                hasher=hasher,
+                expected_size=content_length,
+                max_size=self._settings.max_object_size,
+                depth=self._settings.blocks_in_flight,
+                stall_timeout=self._settings.node_timeout,
+            )
+            expected.verify(result.digests)
+        except BaseException:
+            self._spawn(self._delete_shares(part_id, list(enumerate(node_ids))))
+            raise
+        for outcome in result.outcomes:
+            if not outcome.stored:
+                log.warning("share %s.%s not stored: %s", part_id, outcome.index, outcome.error)
+                self._nodes.mark_down(node_ids[outcome.index])
+        return result, node_ids
+
+    async def _put_inline(
+        self,
+        bucket: Bucket,
+        key: str,
+        data: bytes,
+        content_length: int | None,
+        content_type: str,
+        expected: ExpectedDigests,
+    ) -> ObjectRecord:
+        if content_length is not None and len(data) != content_length:
+            raise IncompleteBody(f"received {len(data)} of {content_length} bytes")
+        # Hashing a few KiB costs less than the hop to a worker thread.
+        hasher = ContentHasher(md5=expected.md5 is not None, sha256=expected.sha256 is not None)
+        hasher.update(data)
+        digests = hasher.hexdigests()
+        expected.verify(digests)
+        return await self._commit(bucket, key, len(data), digests, content_type, data, [])
+
+    async def _commit(
+        self,
+        bucket: Bucket,
+        key: str,
+        size: int,
+        digests: dict[str, str],
+        content_type: str,
+        inline: bytes | None,
+        parts: list[PartRecord],
+    ) -> ObjectRecord:
+        async def commit(conn):  # type: ignore[no-untyped-def]
+            record, replaced = await repo.put_object(
+                conn,
+                bucket.id,
+                key,
+                size=size,
+                etag=digests["xxh3"],
+                content_type=content_type,
+                md5=digests.get("md5"),
+                sha256=digests.get("sha256"),
+                inline_data=inline,
+                parts=parts,
+            )
+            await _enqueue_deletions(conn, replaced)
+            for part in parts:
+                if any(s.state != "ok" for s in part.shares):
+                    await repo.enqueue(conn, REPAIR_PART, {"part_id": part.id})
+            return record, bool(replaced)
+
+        try:
+            record, replaced_any = await self._db.write(commit)
+        except BaseException:
+            for part in parts:
+                self._spawn(
+                    self._delete_shares(part.id, [(s.index, s.node_id) for s in part.shares])
+                )
+            raise
+        if replaced_any:
+            self.kick_gc()
+        return record
+
+    # -- read ---------------------------------------------------------------
+
+    async def head(self, bucket_name: str, key: str) -> ObjectRecord:
+        bucket = await self._buckets.get(bucket_name)
+        validate_key(key)
+        async with self._db.read() as conn:
+            record = await repo.get_object(conn, bucket.id, key)
+        if record is None:
+            raise NoSuchKey(f"no object {key!r} in bucket {bucket_name!r}", key=key)
+        return record
+
+    async def stream(self, record: ObjectRecord, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
+        """Yield the object's bytes, or those of ``byte_range``."""
+        start = byte_range.start if byte_range else 0
+        end = byte_range.end + 1 if byte_range else record.size
+        if record.inline_data is not None:
+            if end > start:
+                yield record.inline_data[start:end]
+            return
+        for part in record.parts:
+            lo, hi = max(start, part.offset), min(end, part.offset + part.size)
+            if lo >= hi:
+                continue
+            async for chunk in self._read_part(part, lo - part.offset, hi - lo):
+                yield chunk
+
+    def _read_part(self, part: PartRecord, start: int, length: int) -> AsyncIterator[bytes]:
+        layout = Layout.parse(part.layout, part.block_size)
+        codec = codec_for(layout)
+        by_index = {s.index: s for s in part.shares}
+        candidates = sorted(
+            (s.index for s in part.shares if s.state == "ok"),
+            key=lambda i: (not self._nodes.readable(by_index[i].node_id), i),
+        )
+
+        async def open_share(index: int, first: int, last: int):  # type: ignore[no-untyped-def]
+            client = self._nodes.client(by_index[index].node_id)
+            return await client.open_share(f"{part.id}.{index}", first, last)
+
+        def report(index: int, error: Exception) -> None:
+            node_id = by_index[index].node_id
+            log.warning("share %s.%s on node %s failed: %s", part.id, index, node_id, error)
+            if isinstance(error, ShareCorrupt | ShareNotFound):
+                self._spawn(self._record_missing(part.id, index))
+            elif isinstance(error, NodeUnavailable | OSError | TimeoutError):
+                self._nodes.mark_down(node_id)
+
+        full_frame_size(codec)  # warm the cache outside the hot loop
+        return read_range(
+            codec,
+            part.size,
+            start,
+            length,
+            candidates,
+            open_share,
+            report,
+            self._settings.node_timeout,
+        )
+
+    async def _record_missing(self, part_id: str, index: int) -> None:
+        async def mark(conn):  # type: ignore[no-untyped-def]
+            await repo.mark_share_missing(conn, part_id, index)
+            await repo.enqueue(conn, REPAIR_PART, {"part_id": part_id})
+
+        await self._db.write(mark)
+
+    # -- delete and list ------------------------------------------------------
+
+    async def delete(self, bucket_name: str, key: str) -> None:
+        bucket = await self._buckets.get(bucket_name)
+        validate_key(key)
+
+        async def remove(conn):  # type: ignore[no-untyped-def]
+            freed = await repo.delete_object(conn, bucket.id, key)
+            if freed is None:
+                raise NoSuchKey(f"no object {key!r} in bucket {bucket_name!r}", key=key)
+            await _enqueue_deletions(conn, freed)
+            return freed
+
+        if await self._db.write(remove):
+            self.kick_gc()
+
+    async def list(
+        self, bucket_name: str, prefix: str, delimiter: str, limit: int, cursor: str | None
+    ) -> Listing:
+        bucket = await self._buckets.get(bucket_name)
+        if not 1 <= limit <= 1000:
+            raise InvalidArgument("limit must be between 1 and 1000")
+        if len(delimiter) > 1:
+            raise InvalidArgument("delimiter must be empty or one character")
+        async with self._db.read() as conn:
+            objects, prefixes, next_cursor = await repo.list_objects(
+                conn, bucket.id, prefix, delimiter, limit, cursor
+            )
+        return Listing(objects, prefixes, next_cursor)
+
+    # -- share garbage --------------------------------------------------------
+
+    def kick_gc(self) -> None:
+        """Ask the gc worker to run soon (it also runs on its own timer)."""
+        self.gc_wakeup.set()
+
+    async def _delete_shares(self, part_id: str, shares: list[tuple[int, int]]) -> None:
+        """Best-effort removal of shares that were never committed."""
+        for index, node_id in shares:
+            try:
+                await self._nodes.client(node_id).delete_share(f"{part_id}.{index}")
+            except (CargoholdError, OSError) as exc:
+                log.info("left uncommitted share %s.%s for gc: %s", part_id, index, exc)
+
+    def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+async def _enqueue_deletions(conn, part_ids: list[str]) -> None:  # type: ignore[no-untyped-def]
+    for part_id in part_ids:
+        await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})
+
+
+async def _peek(
+    body: AsyncIterator[bytes], threshold: int, content_length: int | None
+) -> tuple[bytes | None, AsyncIterator[bytes]]:
+    """Read up to ``threshold`` bytes: the whole body if it is that small, else a stream.
+
+    Returns (data, empty) for a small body, or (None, stream) where the stream
+    replays what was read and continues with the rest.
+    """
+    if content_length is not None and content_length > threshold:
+        return None, body
+    buffered: list[bytes] = []
+    size = 0
+    async for chunk in body:
+        buffered.append(chunk)
+        size += len(chunk)
+        if size > threshold:
+            break
+    else:
+        return b"".join(buffered), _empty()
+
+    async def replay() -> AsyncIterator[bytes]:
+        for chunk in buffered:
+            yield chunk
+        async for chunk in body:
+            yield chunk
+
+    return None, replay()
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover

@@ -1,0 +1,226 @@
+"""The storage node's HTTP server: share files in and out, nothing else.
+
+A node knows nothing of files, users or layouts; it stores opaque share files
+by id (see docs/node-protocol.md). Bodies stream straight into
+:class:`LocalShareStore` and files go out with sendfile, so a node's memory
+does not grow with share size. Errors are problem+json, mapped from the
+domain error classes in one middleware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from cargohold import __version__
+from cargohold.errors import CargoholdError, IncompleteBody, ShareNotFound, Unauthorized
+from cargohold.storage.local import LocalShareStore, validate_share_id
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Cargohold-Secret"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+#: Socket reads of up to this size reach the handler in one chunk (aiohttp's default is 64 KiB).
+READ_BUFSIZE = 1024 * 1024
+#: Only used when sendfile is unavailable (TLS, uvloop): read+write in pieces of this size.
+FALLBACK_CHUNK = 1024 * 1024
+
+STORE = web.AppKey("store", LocalShareStore)
+ZONE = web.AppKey("zone", str)
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+def problem(status: int, code: str, title: str, detail: str) -> web.Response:
+    """An RFC 9457 problem+json response."""
+    body = {
+        "type": f"urn:cargohold:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    return web.json_response(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
+
+
+@web.middleware
+async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place where node errors become HTTP statuses."""
+    try:
+        return await handler(request)
+    except CargoholdError as exc:
+        return problem(exc.status, exc.code, exc.title, exc.detail)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        return problem(
+            exc.status, code, exc.reason, f"{request.method} {request.path}: {exc.reason}"
+        )
+
+
+def _auth(secret: str) -> Middleware:
+    expected = secret.encode()
+
+    @web.middleware
+    async def check_secret(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Only holders of the cluster secret (gateways, workers) may talk to a node."""
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
+        if not hmac.compare_digest(given, expected):
+            raise Unauthorized(f"missing or wrong {SECRET_HEADER} header")
+        return await handler(request)
+
+    return check_secret
+
+
+class _ShareFileResponse(web.FileResponse):
+    """A FileResponse that never swaps in a sibling ``<id>.gz``/``<id>.br`` file.
+
+    aiohttp serves ``x.gz`` for ``x`` when the client accepts gzip; here that
+    sibling is another share, so the lookup is run as if nothing were accepted.
+    """
+
+    def _get_file_path_stat_encoding(
+        self, accept_encoding: str
+    ) -> tuple[Path | None, os.stat_result, str | None]:
+        return super()._get_file_path_stat_encoding("")
+
+
+async def _body(request: web.Request) -> AsyncIterator[bytes]:
+    """Request body chunks as they arrive; a broken body is the client's fault (400)."""
+    try:
+        async for chunk in request.content.iter_any():
+            yield chunk
+    except web.RequestPayloadError as exc:
+        raise IncompleteBody(f"request body could not be read: {exc}") from exc
+
+
+def _share_id(request: web.Request) -> str:
+    return validate_share_id(request.match_info["share_id"])
+
+
+async def put_share(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    share_id = _share_id(request)
+    size = await store.put(share_id, _body(request), request.content_length)
+    return web.json_response({"share_id": share_id, "size": size}, status=201)
+
+
+async def get_share(request: web.Request) -> web.StreamResponse:
+    """GET and HEAD; single Range requests are answered 206/416 by FileResponse."""
+    path = request.app[STORE].path(_share_id(request))
+    return _ShareFileResponse(
+        path, chunk_size=FALLBACK_CHUNK, headers={"Content-Type": "application/octet-stream"}
+    )
+
+
+async def delete_share(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    share_id = _share_id(request)
+    if not await store.delete(share_id):
+        raise ShareNotFound(f"share {share_id!r} is not stored on this node")
+    return web.Response(status=204)
+
+
+async def verify_share(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[STORE].verify(_share_id(request)))
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response(
+        {
+            "status": "ok",
+            "zone": request.app[ZONE],
+            **request.app[STORE].stats(),
+            "version": __version__,
+        }
+    )
+
+
+def build_node_app(store: LocalShareStore, secret: str, zone: str) -> web.Application:
+    """The node's aiohttp application over an opened store."""
+    if not secret:
+        raise ValueError("a node needs a non-empty cluster secret")
+    app = web.Application(
+        middlewares=[_problems, _auth(secret)],
+        # Bodies are stored verbatim (no gzip undoing) and read in big chunks.
+        handler_args={"read_bufsize": READ_BUFSIZE, "auto_decompress": False},
+    )
+    app[STORE] = store
+    app[ZONE] = zone
+    app.router.add_put("/v1/shares/{share_id}", put_share)
+    app.router.add_get("/v1/shares/{share_id}", get_share)  # HEAD too
+    app.router.add_delete("/v1/shares/{share_id}", delete_share)
+    app.router.add_get("/v1/shares/{share_id}/verify", verify_share, allow_head=False)
+    app.router.add_get("/v1/health", health, allow_head=False)
+    return app
+
+
+async def serve_node(
+    data_dir: Path,
+    host: str,
+    port: int,
+    zone: str,
+    capacity: int | None,
+    secret: str,
+) -> None:
+    """Run a node until SIGTERM or SIGINT, then finish in-flight requests and return.
+
+    Run it on the stock asyncio loop (see :func:`run_node`): aiohttp's
+    sendfile is native only there, 3600 vs 1300-1800 MB/s on uvloop.
+    Prints ``node listening on http://HOST:PORT`` once the socket is bound,
+    with the real port when ``port`` is 0.
+    """
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, asyncio.SelectorEventLoop):
+        log.warning("node runs on %s; file downloads will not use sendfile", type(loop).__name__)
+    store = LocalShareStore(data_dir, capacity)
+    await store.open()
+    runner = web.AppRunner(build_node_app(store, secret, zone), shutdown_timeout=10.0)
+    await runner.setup()
+    stop = asyncio.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    try:
+        await web.TCPSite(runner, host, port).start()
+        bound_port = runner.addresses[0][1]
+        shown = f"[{host}]" if ":" in host else host
+        print(f"node listening on http://{shown}:{bound_port}", flush=True)
+        for sig in signals:
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        for sig in signals:
+            with contextlib.suppress(ValueError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        await runner.cleanup()
+
+
+def run_node(
+    data_dir: Path,
+    host: str,
+    port: int,
+    zone: str,
+    capacity: int | None,
+    secret: str,
+) -> None:
+    """Blocking entry point for ``cargohold node``: serve_node on a fresh stock asyncio loop.
+
+    The loop is built explicitly so an installed uvloop policy cannot take over.
+    """
+    with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+        runner.run(serve_node(data_dir, host, port, zone, capacity, secret))

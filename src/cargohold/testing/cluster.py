@@ -1,0 +1,168 @@
+"""A real cluster in subprocesses on loopback ports, for tests and the benchmark.
+
+Every role runs as its own ``python -m cargohold`` process, exactly as an
+operator would start it. Readiness is the "listening on" line each process
+prints once its socket is bound (never a sleep).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ADMIN_KEY = "CHTESTADMIN0000000.test-admin-secret-that-is-long-enough"
+SECRET = "test-cluster-secret"
+
+
+def _wait_for_line(process: subprocess.Popen[bytes], marker: str, timeout: float = 30.0) -> str:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.2)
+        if ready:
+            line = process.stdout.readline().decode(errors="replace")
+            if not line and process.poll() is not None:
+                break
+            seen.append(line)
+            if marker in line:
+                return line.strip()
+        elif process.poll() is not None:
+            break
+    process.kill()
+    raise RuntimeError(f"process did not print {marker!r}; output: {''.join(seen)!r}")
+
+
+@dataclass
+class NodeProc:
+    number: int
+    data: Path
+    zone: str
+    capacity: int | None
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    node_id: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def share_files(self) -> list[Path]:
+        return sorted(p for p in (self.data / "shares").rglob("*") if p.is_file())
+
+
+@dataclass
+class Cluster:
+    root: Path
+    node_count: int = 8
+    db_url: str | None = None
+    layout: str = "ec:5+2"
+    env: dict[str, str] = field(default_factory=dict)
+    nodes: list[NodeProc] = field(default_factory=list)
+    gateway: subprocess.Popen[bytes] | None = None
+    url: str = ""
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CARGOHOLD_")}
+        env.update(
+            CARGOHOLD_CLUSTER_SECRET=SECRET,
+            CARGOHOLD_ADMIN_KEY=ADMIN_KEY,
+            CARGOHOLD_HEALTH_INTERVAL="0.5",
+            CARGOHOLD_NODE_TIMEOUT="5",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.env)
+        return env
+
+    # -- nodes --------------------------------------------------------------
+
+    def add_node(self, zone: str = "default", capacity: int | None = None, register: bool = True) -> NodeProc:
+        node = NodeProc(len(self.nodes) + 1, self.root / "nodes" / str(len(self.nodes) + 1), zone, capacity)
+        self.nodes.append(node)
+        self.start_node(node)
+        if register and self.url:
+            self.register(node)
+        return node
+
+    def start_node(self, node: NodeProc) -> None:
+        node.data.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "cargohold", "node", "--data", str(node.data),
+               "--port", str(node.port), "--zone", node.zone]
+        if node.capacity:
+            cmd += ["--capacity", str(node.capacity)]
+        node.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=self._env())
+        line = _wait_for_line(node.process, "listening on")
+        node.port = int(line.rsplit(":", 1)[1])
+
+    def stop_node(self, node: NodeProc, kill: bool = False) -> None:
+        if node.process is not None and node.process.poll() is None:
+            node.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            node.process.wait(10)
+        node.process = None
+
+    def register(self, node: NodeProc) -> None:
+        reply = self.client().post("/api/v1/nodes", json={"url": node.url, "zone": node.zone})
+        reply.raise_for_status()
+        node.node_id = reply.json()["id"]
+
+    # -- gateway ------------------------------------------------------------
+
+    def start_gateway(self) -> None:
+        db = self.db_url or f"sqlite+aiosqlite:///{self.root / 'meta.db'}"
+        cmd = [sys.executable, "-m", "cargohold", "gateway", "--db", db, "--port",
+               str(self._gateway_port()), "--layout", self.layout]
+        self.gateway = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=self._env())
+        line = _wait_for_line(self.gateway, "gateway listening on")
+        self.url = line.rsplit(" ", 1)[1]
+
+    def _gateway_port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1]) if self.url else 0
+
+    def stop_gateway(self) -> None:
+        if self.gateway is not None and self.gateway.poll() is None:
+            self.gateway.terminate()
+            self.gateway.wait(15)
+        self.gateway = None
+
+    # -- whole cluster ----------------------------------------------------------
+
+    def start(self) -> Cluster:
+        self.root.mkdir(parents=True, exist_ok=True)
+        for _ in range(self.node_count):
+            self.add_node(register=False)
+        self.start_gateway()
+        for node in self.nodes:
+            self.register(node)
+        return self
+
+    def stop(self) -> None:
+        self.stop_gateway()
+        for node in self.nodes:
+            self.stop_node(node)
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self, key: str | None = ADMIN_KEY, timeout: float = 60.0) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def wait_for(self, predicate, timeout: float = 10.0, interval: float = 0.1) -> None:  # type: ignore[no-untyped-def]
+        """Poll ``predicate`` until it is true (readiness without sleeps of fixed length)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(interval)
+        raise TimeoutError("condition not met in time")

@@ -1,0 +1,76 @@
+"""Share garbage collection: deletes the shares of parts no version references any more.
+
+Work arrives as ``delete_part`` jobs, queued in the same transaction that
+dropped the last reference to a part (object replaced or deleted), so none is
+lost. The worker is idempotent (a share already gone counts as deleted) and
+has a run-once mode for tests and operators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from cargohold.errors import CargoholdError
+from cargohold.metadata import repositories as repo
+from cargohold.metadata.db import Database
+from cargohold.service.nodes import NodeRegistry
+from cargohold.service.objects import DELETE_PART
+
+log = logging.getLogger(__name__)
+
+
+class GarbageCollector:
+    def __init__(
+        self, db: Database, nodes: NodeRegistry, wakeup: asyncio.Event, interval: float = 5.0
+    ) -> None:
+        self._db = db
+        self._nodes = nodes
+        self._wakeup = wakeup
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self) -> int:
+        """Process every due job; return how many parts were freed."""
+        freed = 0
+        while True:
+            job = await self._db.write(lambda conn: repo.claim(conn, [DELETE_PART], 60))
+            if job is None:
+                return freed
+            try:
+                await self._free(job.payload["part_id"])
+            except (CargoholdError, OSError) as exc:
+                error = str(exc)
+                await self._db.write(lambda conn, j=job: repo.fail(conn, j.id, error, 10.0))
+                continue
+            await self._db.write(lambda conn, j=job: repo.complete(conn, j.id))
+            freed += 1
+
+    async def _free(self, part_id: str) -> None:
+        async with self._db.read() as conn:
+            locations = await repo.part_share_locations(conn, [part_id])
+        for part, index, node_id in locations:
+            if self._nodes.get(node_id) is None:
+                continue
+            await self._nodes.client(node_id).delete_share(f"{part}.{index}")
+        await self._db.write(lambda conn: repo.delete_parts(conn, [part_id]))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._interval)
+            self._wakeup.clear()
+            try:
+                await self.run_once()
+            except Exception:  # keep collecting after a bad round
+                log.exception("gc round failed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

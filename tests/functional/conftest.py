@@ -1,0 +1,31 @@
+"""A real cluster (8 node processes + a gateway process) shared by a test module."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+import httpx
+import pytest
+
+from cargohold.testing.cluster import Cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with Cluster(tmp_path_factory.mktemp("cluster")) as running:
+        yield running
+
+
+@pytest.fixture
+def api(cluster: Cluster) -> Iterator[httpx.Client]:
+    with cluster.client() as client:
+        yield client
+
+
+@pytest.fixture
+def bucket(api: httpx.Client, request: pytest.FixtureRequest) -> str:
+    """A fresh bucket per test, named after the test id."""
+    name = "t-" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+    reply = api.put(f"/api/v1/buckets/{name}")
+    assert reply.status_code == 201, reply.text
+    return name
