@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+
 class CargoholdError(Exception):
     """Base of all errors that reach a client."""
 
@@ -22,100 +23,123 @@ class CargoholdError(Exception):
         self.detail = detail or self.title
         self.extra = extra
 
+
 class BadRequest(CargoholdError):
     code = "bad_request"
     status = 400
     title = "Bad request"
 
+
 class InvalidBucketName(BadRequest):
     code = "invalid_bucket_name"
     title = "Invalid bucket name"
+
 
 class InvalidKey(BadRequest):
     code = "invalid_key"
     title = "Invalid object key"
 
+
 class InvalidLayout(BadRequest):
     code = "invalid_layout"
     title = "Invalid layout"
+
 
 class BadDigest(BadRequest):
     code = "bad_digest"
     title = "Checksum mismatch"
 
+
 class InvalidDigestHeader(BadRequest):
     code = "invalid_digest_header"
     title = "Malformed checksum header"
+
 
 class IncompleteBody(BadRequest):
     code = "incomplete_body"
     title = "Request body shorter than Content-Length"
 
+
 class InvalidArgument(BadRequest):
     code = "invalid_argument"
     title = "Invalid argument"
+
 
 class Unauthorized(CargoholdError):
     code = "unauthorized"
     status = 401
     title = "Missing or malformed credentials"
 
+
 class InvalidCredentials(Unauthorized):
     code = "invalid_credentials"
     title = "Unknown, expired or revoked credentials"
+
 
 class Forbidden(CargoholdError):
     code = "forbidden"
     status = 403
     title = "Forbidden"
 
+
 class NotFound(CargoholdError):
     code = "not_found"
     status = 404
     title = "Not found"
 
+
 class NoSuchBucket(NotFound):
     code = "no_such_bucket"
     title = "Bucket does not exist"
+
 
 class NoSuchKey(NotFound):
     code = "no_such_key"
     title = "Object does not exist"
 
+
 class NoSuchNode(NotFound):
     code = "no_such_node"
     title = "Node does not exist"
+
 
 class Conflict(CargoholdError):
     code = "conflict"
     status = 409
     title = "Conflict"
 
+
 class BucketAlreadyExists(Conflict):
     code = "bucket_exists"
     title = "Bucket already exists"
+
 
 class BucketNotEmpty(Conflict):
     code = "bucket_not_empty"
     title = "Bucket is not empty"
 
+
 class NodeAlreadyExists(Conflict):
     code = "node_exists"
     title = "A node with this URL is already registered"
+
 
 class PayloadTooLarge(CargoholdError):
     code = "payload_too_large"
     status = 413
     title = "Payload too large"
 
+
 class RangeNotSatisfiable(CargoholdError):
     code = "range_not_satisfiable"
     status = 416
     title = "Range not satisfiable"
 
+
 class InvalidRange(RangeNotSatisfiable):
     code = "invalid_range"
     title = "Malformed Range header"
+
 
 class InsufficientNodes(CargoholdError):
     """Fewer writable nodes than a layout needs, or fewer acknowledgements than its quorum."""
@@ -124,14 +148,17 @@ class InsufficientNodes(CargoholdError):
     status = 503
     title = "Not enough storage nodes"
 
+
 class WriteQuorumFailed(InsufficientNodes):
     code = "write_quorum_failed"
     title = "Too few storage nodes acknowledged the write"
+
 
 class ReadUnavailable(CargoholdError):
     code = "read_unavailable"
     status = 503
     title = "Too few shares readable to rebuild the data"
+
 
 class NodeUnavailable(CargoholdError):
     """A storage node could not be reached or answered with an error."""
@@ -140,6 +167,7 @@ class NodeUnavailable(CargoholdError):
     status = 503
     title = "Storage node unavailable"
 
+
 class ShareCorrupt(CargoholdError):
     """A share frame failed its checksum; never served as good data."""
 
@@ -147,13 +175,16 @@ class ShareCorrupt(CargoholdError):
     status = 500
     title = "Share data failed its checksum"
 
+
 class ShareNotFound(NotFound):
     code = "no_such_share"
     title = "Share does not exist"
 
+
 class InvalidShareId(BadRequest):
     code = "invalid_share_id"
     title = "Invalid share id"
+
 
 class InsufficientStorage(CargoholdError):
     code = "insufficient_storage"

@@ -78,7 +78,9 @@ def ranged(cluster: Cluster) -> tuple[str, bytes]:
         (f"bytes=100-{RANGE_SIZE + 1000}", 100, RANGE_SIZE - 1),
     ],
 )
-def test_range_forms(api: httpx.Client, ranged: tuple[str, bytes], header: str, start: int, end: int) -> None:
+def test_range_forms(
+    api: httpx.Client, ranged: tuple[str, bytes], header: str, start: int, end: int
+) -> None:
     url, data = ranged
     got = api.get(url, headers={"Range": header})
     assert got.status_code == 206
@@ -132,8 +134,11 @@ def test_checksums_verified(api: httpx.Client, bucket: str) -> None:
     data = sample(BLOCK + 3, seed=5)
     url = f"/api/v1/buckets/{bucket}/objects/checked"
     good_md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
-    ok = api.put(url, content=data, headers={"Content-MD5": good_md5,
-                                             "x-checksum-sha256": hashlib.sha256(data).hexdigest()})
+    ok = api.put(
+        url,
+        content=data,
+        headers={"Content-MD5": good_md5, "x-checksum-sha256": hashlib.sha256(data).hexdigest()},
+    )
     assert ok.status_code == 201, ok.text
     assert ok.json()["md5"] == hashlib.md5(data).hexdigest()
     bad = api.put(f"{url}-bad", content=data, headers={"x-checksum-sha256": "0" * 64})

@@ -253,3 +253,39 @@ def test_verify_reports_a_truncated_share(tmp_path: Path) -> None:
         assert result["frames"] == 3 and result["corrupt_blocks"] == [2]
 
     asyncio.run(scenario())
+
+
+def test_concurrent_puts_of_one_id_keep_counters_exact(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await opened(tmp_path)
+        sizes = [1000 + 37 * i for i in range(12)]
+        await asyncio.gather(
+            *(store.put("same", chunks([bytes([i]) * n]), n) for i, n in enumerate(sizes))
+        )
+        final = store.path("same").read_bytes()
+        assert len(set(final)) == 1 and len(final) in sizes
+        assert store.stats()["used"] == len(final) and store.stats()["shares"] == 1
+
+    asyncio.run(scenario())
+
+
+def test_space_promised_to_a_running_put_is_not_given_twice(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await opened(tmp_path, capacity=100)
+        release = asyncio.Event()
+
+        async def slow() -> AsyncIterator[bytes]:
+            yield b"a" * 30
+            await release.wait()
+            yield b"a" * 30
+
+        first = asyncio.create_task(store.put("first", slow(), 60))
+        while not tmp_files(tmp_path):  # the first put is under way and holds its space
+            await asyncio.sleep(0.001)
+        with pytest.raises(InsufficientStorage):
+            await store.put("second", chunks([b"b" * 60]), 60)
+        release.set()
+        assert await first == 60
+        assert store.stats()["free"] == 40
+
+    asyncio.run(scenario())

@@ -120,7 +120,10 @@ def test_put_get_range_head_delete(tmp_path: Path) -> None:
             "GET", "/v1/shares/obj1.s0", headers={**headers, "Range": "bytes=-10"}
         ) as resp:
             assert resp.status == 206
-            assert resp.headers["Content-Range"] == f"bytes {len(data) - 10}-{len(data) - 1}/{len(data)}"
+            assert (
+                resp.headers["Content-Range"]
+                == f"bytes {len(data) - 10}-{len(data) - 1}/{len(data)}"
+            )
             assert await resp.read() == data[-10:]
 
         assert await client.delete_share("obj1.s0") is True
@@ -204,9 +207,7 @@ def test_invalid_share_ids_never_reach_the_disk(tmp_path: Path, path: str) -> No
 
 def test_invalid_share_id_is_a_400_problem(tmp_path: Path) -> None:
     async def scenario(node: Node) -> None:
-        async with node.raw(
-            "GET", "/v1/shares/..%2Fetc", headers={SECRET_HEADER: SECRET}
-        ) as resp:
+        async with node.raw("GET", "/v1/shares/..%2Fetc", headers={SECRET_HEADER: SECRET}) as resp:
             assert resp.status == 400
             assert (await resp.json(content_type=None))["code"] == "invalid_share_id"
         with pytest.raises(InvalidShareId):

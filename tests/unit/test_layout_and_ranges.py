@@ -72,13 +72,17 @@ def test_ranges(header: str | None, size: int, expected: ByteRange | None) -> No
     assert parse_range(header, size) == expected
 
 
-@pytest.mark.parametrize("header", ["bytes=", "bytes=-", "bytes=3-1", "chars=0-1", "bytes=0-1,2-3", "bytes=a-b"])
+@pytest.mark.parametrize(
+    "header", ["bytes=", "bytes=-", "bytes=3-1", "chars=0-1", "bytes=0-1,2-3", "bytes=a-b"]
+)
 def test_malformed_ranges(header: str) -> None:
     with pytest.raises(InvalidRange):
         parse_range(header, 10)
 
 
-@pytest.mark.parametrize(("header", "size"), [("bytes=10-", 10), ("bytes=-0", 10), ("bytes=-5", 0), ("bytes=0-", 0)])
+@pytest.mark.parametrize(
+    ("header", "size"), [("bytes=10-", 10), ("bytes=-0", 10), ("bytes=-5", 0), ("bytes=0-", 0)]
+)
 def test_unsatisfiable_ranges(header: str, size: int) -> None:
     with pytest.raises(RangeNotSatisfiable):
         parse_range(header, size)

@@ -59,14 +59,21 @@ async def _body(data: bytes, chunk: int = 7000) -> AsyncIterator[bytes]:
 def _write(data: bytes, shares: list[MemoryShare], expected: int | None = None):  # type: ignore[no-untyped-def]
     return asyncio.run(
         write_part(
-            _body(data), CODEC, [s.write for s in shares], hasher=ContentHasher(md5=True),
-            expected_size=len(data) if expected is None else expected, max_size=10**9,
-            depth=2, stall_timeout=5,
+            _body(data),
+            CODEC,
+            [s.write for s in shares],
+            hasher=ContentHasher(md5=True),
+            expected_size=len(data) if expected is None else expected,
+            max_size=10**9,
+            depth=2,
+            stall_timeout=5,
         )
     )
 
 
-def _read(shares: list[bytes | None], size: int, start: int, length: int) -> tuple[bytes, list[int]]:
+def _read(
+    shares: list[bytes | None], size: int, start: int, length: int
+) -> tuple[bytes, list[int]]:
     bad: list[int] = []
 
     async def open_share(index: int, first: int, last: int) -> MemoryStream:
@@ -77,8 +84,9 @@ def _read(shares: list[bytes | None], size: int, start: int, length: int) -> tup
 
     async def collect() -> bytes:
         out = bytearray()
-        async for chunk in read_range(CODEC, size, start, length, list(range(7)), open_share,
-                                      lambda i, e: bad.append(i), 5):
+        async for chunk in read_range(
+            CODEC, size, start, length, list(range(7)), open_share, lambda i, e: bad.append(i), 5
+        ):
             out += chunk
         return bytes(out)
 

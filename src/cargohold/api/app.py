@@ -12,8 +12,8 @@ from cargohold.api import native, openapi
 from cargohold.api.auth import AUTH, auth_middleware
 from cargohold.api.context import SERVICES, Services
 from cargohold.api.problems import problem_middleware
-from cargohold.config import Settings
 from cargohold.concurrency import tune_malloc
+from cargohold.config import Settings
 from cargohold.domain.layout import Layout
 from cargohold.erasure.codec import codec_for
 from cargohold.metadata.db import Database

@@ -49,7 +49,11 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 
 
 def bucket_json(bucket: Bucket) -> dict[str, Any]:
-    return {"name": bucket.name, "layout": bucket.layout, "created_at": bucket.created_at.isoformat()}
+    return {
+        "name": bucket.name,
+        "layout": bucket.layout,
+        "created_at": bucket.created_at.isoformat(),
+    }
 
 
 def object_json(bucket: str, record: ObjectRecord) -> dict[str, Any]:
@@ -287,7 +291,13 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", OBJECT, delete_object, "Delete an object", "objects"),
     Route("GET", API + "/nodes", list_nodes, "List storage nodes", "nodes"),
     Route("POST", API + "/nodes", add_node, "Register a running storage node", "nodes"),
-    Route("PATCH", API + "/nodes/{node_id}", update_node, "Switch a node on/off, active/inactive, or change its zone", "nodes"),
+    Route(
+        "PATCH",
+        API + "/nodes/{node_id}",
+        update_node,
+        "Switch a node on/off, active/inactive, or change its zone",
+        "nodes",
+    ),
 )
 
 

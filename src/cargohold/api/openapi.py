@@ -44,13 +44,21 @@ def openapi_document() -> dict[str, Any]:
         paths.setdefault(path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",
-        "info": {"title": "cargohold", "version": __version__,
-                 "description": "Native API of the cargohold gateway."},
+        "info": {
+            "title": "cargohold",
+            "version": __version__,
+            "description": "Native API of the cargohold gateway.",
+        },
         "paths": paths,
         "security": [{"bearer": []}],
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "API key <key_id>.<secret>"}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "API key <key_id>.<secret>",
+                }
+            },
             "schemas": {
                 "Problem": {
                     "type": "object",
@@ -87,5 +95,5 @@ td{{padding:.25rem .75rem;border-bottom:1px solid #ddd}}</style></head><body>
 <p>Every call needs <code>Authorization: Bearer &lt;key&gt;</code>. Errors are
 <code>application/problem+json</code> with a stable <code>code</code>.
 Machine-readable document: <a href="/openapi.json">/openapi.json</a>.</p>
-<table>{''.join(rows)}</table></body></html>"""
+<table>{"".join(rows)}</table></body></html>"""
     return web.Response(text=page, content_type="text/html")

@@ -30,8 +30,14 @@ _HTTP_CODES = {
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> web.Response:
-    body = {"type": f"https://cargohold.dev/problems/{code}", "title": title,
-            "status": status, "detail": detail, "code": code, **extra}
+    body = {
+        "type": f"https://cargohold.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
     return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_JSON)
 
 

@@ -310,7 +310,7 @@ def get(
         if dl.info.size is not None and written != dl.info.size:  # stdout: can't take it back
             _fail("incomplete", f"{obj}: got {written} of {dl.info.size} bytes")
     if target is not None and not quiet:
-        typer.echo(f"{target}\t{decimal(written)}", err=True)
+        typer.echo(f"{target}\t{decimal(written)}")
 
 
 def _copy(chunks: Iterator[bytes], out: IO[bytes], progress: Progress, task: TaskID) -> int:
@@ -445,18 +445,17 @@ def rb(bucket: BucketArg, url: UrlOpt = None, key: KeyOpt = None) -> None:
 
 # ---------------------------------------------------------------- nodes
 
-nodes_app = typer.Typer(
-    help="Show and manage storage nodes. Without a sub-command: the same as `nodes ls`.",
-    invoke_without_command=True,
-    no_args_is_help=False,
-)
+nodes_app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+
+_STATE_STYLES = {"down": "red", "off": "yellow", "inactive": "yellow", "up": "green"}
 
 
-def _node_state(n: dict[str, Any]) -> str:
-    up = "[green]up[/]" if n.get("healthy") else "[red]down[/]"
-    on = "on" if n.get("enabled") else "[yellow]off[/]"
-    active = "active" if n.get("active") else "[yellow]inactive[/]"
-    return f"{up} {on} {active}"
+def _node_state(n: dict[str, Any]) -> tuple[str, str, str]:
+    return (
+        "up" if n.get("healthy") else "down",
+        "on" if n.get("enabled") else "off",
+        "active" if n.get("active") else "inactive",
+    )
 
 
 def _fill(n: dict[str, Any]) -> str:
@@ -470,13 +469,7 @@ def _fill(n: dict[str, Any]) -> str:
 def _show_nodes(nodes: list[dict[str, Any]], plain: bool) -> None:
     if plain:
         for n in nodes:
-            state = " ".join(
-                (
-                    "up" if n.get("healthy") else "down",
-                    "on" if n.get("enabled") else "off",
-                    "active" if n.get("active") else "inactive",
-                )
-            )
+            state = " ".join(_node_state(n))
             fields = (n.get("id"), n.get("url"), n.get("zone"), state, n.get("capacity"),
                       n.get("used"), n.get("fill"), n.get("shares"))  # fmt: skip
             typer.echo("\t".join("-" if f is None else str(f) for f in fields))
@@ -494,7 +487,9 @@ def _show_nodes(nodes: list[dict[str, Any]], plain: bool) -> None:
             _esc(str(n.get("id", "-"))),
             _esc(str(n.get("url", "-"))),
             _esc(str(n.get("zone") or "-")),
-            _node_state(n),
+            " ".join(
+                f"[{_STATE_STYLES[w]}]{w}[/]" if w in _STATE_STYLES else w for w in _node_state(n)
+            ),
             _size(n.get("capacity")),
             _size(n.get("used")),
             _fill(n),

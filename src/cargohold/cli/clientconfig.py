@@ -58,6 +58,14 @@ class ClientConfig:
         return self.key
 
 
+def user_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CONFIG_HOME/cargohold/client.toml``, with ``~/.config`` when unset."""
+    env = os.environ if env is None else env
+    xdg = env.get("XDG_CONFIG_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".config"
+    return base / "cargohold" / "client.toml"
+
+
 def candidate_files(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> list[Path]:
     """The config files considered, in precedence order (existence not checked)."""
     env = os.environ if env is None else env
@@ -65,9 +73,7 @@ def candidate_files(env: Mapping[str, str] | None = None, cwd: Path | None = Non
     explicit = env.get(ENV_CONFIG)
     if explicit:
         return [Path(explicit).expanduser()]
-    xdg = env.get("XDG_CONFIG_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".config"
-    return [cwd / LOCAL_CONFIG, base / "cargohold" / "client.toml"]
+    return [cwd / LOCAL_CONFIG, user_config_path(env)]
 
 
 def read_client_file(path: Path) -> dict[str, str]:
@@ -139,14 +145,15 @@ def resolve_client_config(
     return ClientConfig(normalize_url(raw_url), raw_key, url_source, key_source)
 
 
-def write_client_config(path: Path | str, url: str, key: str) -> Path:
+def write_client_config(path: Path | str | None, url: str, key: str) -> Path:
     """Write ``url`` and ``key`` to ``path`` as TOML, readable by the owner only.
 
-    Parent directories are created (mode 0700). The file is written to a
+    ``path=None`` means the user's file (:func:`user_config_path`); the path
+    written is returned. Parent directories are created (mode 0700). The file is written to a
     temporary sibling with mode 0600 and renamed into place, so no reader ever
     sees a half-written file and the key is never briefly world-readable.
     """
-    path = Path(path).expanduser()
+    path = user_config_path() if path is None else Path(path).expanduser()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # A JSON string literal is a valid TOML basic string (same escapes).
     text = (

@@ -75,8 +75,7 @@ class Fanout:
         if self.live < self._quorum:
             errors = [o.error for o in self._outcomes if o.error]
             raise WriteQuorumFailed(
-                f"only {self.live} of {len(self._queues)} shares writable, "
-                f"{self._quorum} needed",
+                f"only {self.live} of {len(self._queues)} shares writable, {self._quorum} needed",
                 errors=errors,
             )
 

@@ -98,7 +98,9 @@ async def read_range(
                 *(asyncio.wait_for(s.stream.read_frame(block), stall_timeout) for s in active),
                 return_exceptions=True,
             )
-            failed = [(s, r) for s, r in zip(active, results, strict=True) if isinstance(r, BaseException)]
+            failed = [
+                (s, r) for s, r in zip(active, results, strict=True) if isinstance(r, BaseException)
+            ]
             if not failed:
                 shares = {s.index: r for s, r in zip(active, results, strict=True)}
                 block_len = layout.block_length(part_size, block)

@@ -136,13 +136,26 @@ class Database:
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
+        self.batches_committed = 0  # SQLite writer: transactions committed (metrics, tests)
+        self.writes_committed = 0  # SQLite writer: write functions committed in them
+        self._busy = 0  # reads, transactions and PostgreSQL writes in progress
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @classmethod
     async def open(
-        cls, url: str, *, migrate_schema: bool = True, batch_size: int = DEFAULT_BATCH_SIZE
+        cls,
+        url: str,
+        *,
+        migrate_schema: bool = True,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        **engine_kwargs: Any,
     ) -> Database:
-        """Connect and bring the schema to the newest migration."""
-        db = cls(make_engine(url), batch_size=batch_size)
+        """Connect and bring the schema to the newest migration.
+
+        ``engine_kwargs`` go to ``create_async_engine`` (``pool_size`` etc.).
+        """
+        db = cls(make_engine(url, **engine_kwargs), batch_size=batch_size)
         try:
             if migrate_schema:
                 await migrate.upgrade(db._write_engine)
@@ -154,14 +167,16 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads; its transaction is rolled back on exit."""
-        async with self.engine.connect() as conn:
+        if not _in_write.get():  # write functions still draining at close may read
+            self._check_open()
+        async with self._tracked(), self.engine.connect() as conn:
             yield conn
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: commits when the block succeeds, rolls back if it raises."""
         self._check_usable()
-        async with self._exclusive(), self._write_engine.begin() as conn:
+        async with self._tracked(), self._exclusive(), self._write_engine.begin() as conn:
             token = _in_write.set(True)
             try:
                 yield conn
@@ -172,7 +187,7 @@ class Database:
         """Run ``fn(conn)`` in a write transaction and return its result (see module doc)."""
         self._check_usable()
         if not self.is_sqlite:
-            async with self._write_engine.begin() as conn:
+            async with self._tracked(), self._write_engine.begin() as conn:
                 token = _in_write.set(True)
                 try:
                     return await fn(conn)
@@ -181,11 +196,11 @@ class Database:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(fn, future))
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_loop(), name="cargohold-db-writer")
+            self._writer = self._start_writer()
         return await future
 
     async def close(self) -> None:
-        """Finish queued writes, stop the writer and close every connection."""
+        """Refuse new work, finish what is queued or running, close every connection."""
         if self._closed:
             return
         self._closed = True
@@ -193,8 +208,10 @@ class Database:
         if writer_alive or not self._queue.empty():
             self._queue.put_nowait(None)
             if self._writer is None or self._writer.done():
-                self._writer = asyncio.create_task(self._write_loop())
+                self._writer = self._start_writer()
             await self._writer
+        # Connections still checked out would outlive dispose() unclosed.
+        await self._idle.wait()
         await self.engine.dispose()
 
     async def __aenter__(self) -> Database:
@@ -205,13 +222,27 @@ class Database:
 
     # -- internals -------------------------------------------------------
 
-    def _check_usable(self) -> None:
+    def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("the database is closed")
+
+    def _check_usable(self) -> None:
+        self._check_open()
         if _in_write.get():
             raise RuntimeError(
                 "db.write()/db.transaction() called inside a write: use the connection you have"
             )
+
+    @asynccontextmanager
+    async def _tracked(self) -> AsyncIterator[None]:
+        self._busy += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if self._busy == 0:
+                self._idle.set()
 
     @asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[None]:
@@ -220,6 +251,12 @@ class Database:
                 yield
         else:
             yield
+
+    def _start_writer(self) -> asyncio.Task[None]:
+        # A fresh context: the writer must not inherit whichever caller started it.
+        return asyncio.create_task(
+            self._write_loop(), name="cargohold-db-writer", context=contextvars.Context()
+        )
 
     async def _write_loop(self) -> None:
         _in_write.set(True)  # this task's own context only
@@ -243,10 +280,17 @@ class Database:
                 return
 
     async def _run_batch(self, batch: list[_Pending]) -> None:
+        batch = [pending for pending in batch if not pending.future.cancelled()]
+        if not batch:
+            return
         outcomes: list[tuple[_Pending, Any, bool]] = []
         try:
             async with self._lock, self._write_engine.begin() as conn:
-                for pending in batch:
+                if len(batch) == 1:
+                    # Alone in its transaction, which serves as its savepoint: a
+                    # savepoint costs two more round trips to the aiosqlite thread.
+                    outcomes.append((batch[0], await batch[0].fn(conn), True))
+                for pending in batch if len(batch) > 1 else ():
                     if pending.future.cancelled():
                         continue
                     try:
@@ -257,13 +301,16 @@ class Database:
                     else:
                         outcomes.append((pending, value, True))
         except BaseException as exc:
-            # BEGIN or COMMIT failed, or the connection broke: nothing was saved.
+            # BEGIN or COMMIT failed, the connection broke, or the single write
+            # raised: nothing was saved, every caller in the batch gets the error.
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
             return
+        self.batches_committed += 1
+        self.writes_committed += sum(1 for _, _, ok in outcomes if ok)
         for pending, value, ok in outcomes:
             if pending.future.done():
                 continue  # the caller gave up waiting; its write is committed anyway

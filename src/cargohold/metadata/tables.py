@@ -11,7 +11,9 @@ Portability choices, each because SQLite and PostgreSQL differ:
   collation compares UTF-8 bytes, PostgreSQL needs ``COLLATE "C"``. Listing
   and cursor pagination depend on this matching Python's ``str`` ordering;
 * 64-bit surrogate keys are ``INTEGER`` on SQLite, the only type it will
-  auto-increment;
+  auto-increment, declared ``AUTOINCREMENT`` so an id is never reused after a
+  delete (PostgreSQL sequences never reuse): a replaced object version or a
+  deleted bucket must not come back under the id a job still names;
 * timestamps are timezone-aware UTC in Python everywhere; SQLite stores them
   naive and :class:`UTCDateTime` puts the zone back on read.
 """
@@ -121,6 +123,7 @@ buckets = Table(
     Column("layout", String(64), nullable=False),
     _ts("created_at", default=utcnow),
     UniqueConstraint("name"),
+    sqlite_autoincrement=True,
 )
 
 objects = Table(
@@ -137,6 +140,7 @@ objects = Table(
     Column("inline_data", LargeBinary, nullable=True),
     _ts("created_at", default=utcnow),
     UniqueConstraint("bucket_id", "key"),
+    sqlite_autoincrement=True,
 )
 
 parts = Table(
@@ -182,6 +186,7 @@ nodes = Table(
     _ts("last_seen", nullable=True),
     _ts("created_at", default=utcnow),
     UniqueConstraint("url"),
+    sqlite_autoincrement=True,
 )
 
 jobs = Table(
@@ -198,4 +203,5 @@ jobs = Table(
     _ts("created_at", default=utcnow),
     CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="state"),
     Index("ix_jobs_state_run_after", "state", "run_after"),
+    sqlite_autoincrement=True,
 )

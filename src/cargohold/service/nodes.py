@@ -113,15 +113,30 @@ class NodeRegistry:
     async def _record_health(self, node: NodeRecord, health: dict | None) -> NodeRecord:
         now = datetime.now(UTC)
         if health is None:
-            stats = {"healthy": False, "capacity": node.capacity, "used": node.used,
-                     "free": node.free, "shares": node.shares, "last_seen": node.last_seen}
+            stats = {
+                "healthy": False,
+                "capacity": node.capacity,
+                "used": node.used,
+                "free": node.free,
+                "shares": node.shares,
+                "last_seen": node.last_seen,
+            }
         else:
-            stats = {"healthy": True, "capacity": int(health["capacity"]),
-                     "used": int(health["used"]), "free": int(health["free"]),
-                     "shares": int(health["shares"]), "last_seen": now}
+            stats = {
+                "healthy": True,
+                "capacity": int(health["capacity"]),
+                "used": int(health["used"]),
+                "free": int(health["free"]),
+                "shares": int(health["shares"]),
+                "last_seen": now,
+            }
         if (node.healthy, node.capacity, node.used, node.free, node.shares) != (
-            stats["healthy"], stats["capacity"], stats["used"], stats["free"], stats["shares"]
-        ) or health is not None and _stale(node.last_seen, now):
+            stats["healthy"],
+            stats["capacity"],
+            stats["used"],
+            stats["free"],
+            stats["shares"],
+        ) or (health is not None and _stale(node.last_seen, now)):
             await self._db.write(lambda conn: repo.update_node_stats(conn, node.id, **stats))
         return replace(node, **stats)
 

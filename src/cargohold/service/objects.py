@@ -80,15 +80,15 @@ class ObjectService:
         validate_key(key)
         limit = self._settings.max_object_size
         if content_length is not None and content_length > limit:
-            raise PayloadTooLarge(f"object of {content_length} bytes exceeds the {limit}-byte limit")
+            raise PayloadTooLarge(
+                f"object of {content_length} bytes exceeds the {limit}-byte limit"
+            )
         head, body = await _peek(body, self._settings.inline_threshold, content_length)
         if head is not None:
             return await self._put_inline(bucket, key, head, content_length, content_type, expected)
         layout = Layout.parse(bucket.layout)
         part_id = uuid.uuid4().hex
-        result, node_ids = await self._write_shares(
-            part_id, layout, body, content_length, expected
-        )
+        result, node_ids = await self._write_shares(part_id, layout, body, content_length, expected)
         part = PartRecord(
             id=part_id,
             part_number=1,
@@ -213,7 +213,9 @@ class ObjectService:
             raise NoSuchKey(f"no object {key!r} in bucket {bucket_name!r}", key=key)
         return record
 
-    async def stream(self, record: ObjectRecord, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
+    async def stream(
+        self, record: ObjectRecord, byte_range: ByteRange | None
+    ) -> AsyncIterator[bytes]:
         """Yield the object's bytes, or those of ``byte_range``."""
         start = byte_range.start if byte_range else 0
         end = byte_range.end + 1 if byte_range else record.size

@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from cargohold import __version__
+from cargohold.concurrency import tune_malloc
 from cargohold.errors import CargoholdError, IncompleteBody, ShareNotFound, Unauthorized
 from cargohold.storage.local import LocalShareStore, validate_share_id
 
@@ -220,7 +221,9 @@ def run_node(
 ) -> None:
     """Blocking entry point for ``cargohold node``: serve_node on a fresh stock asyncio loop.
 
-    The loop is built explicitly so an installed uvloop policy cannot take over.
+    The loop is built explicitly so an installed uvloop policy cannot take over,
+    and glibc is tuned so per-request buffers are not mapped and unmapped.
     """
+    tune_malloc()
     with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
         runner.run(serve_node(data_dir, host, port, zone, capacity, secret))

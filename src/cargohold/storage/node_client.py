@@ -35,6 +35,10 @@ from cargohold.storage.node_app import PROBLEM_CONTENT_TYPE, SECRET_HEADER
 #: (~60 GB/s) costs less than the thread hop would.
 OFFLOAD_CHECKSUM_BYTES = 4 * 1024 * 1024
 
+#: Socket buffer per download (aiohttp holds up to twice this). The 64 KiB
+#: default halves throughput: 1.3 vs 2.7 GB/s reading 256 KiB frames on loopback.
+DOWNLOAD_BUFSIZE = 1024 * 1024
+
 _ERROR_BODY_LIMIT = 64 * 1024
 _TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 
@@ -242,7 +246,9 @@ class NodeClient:
             "Accept-Encoding": "identity",
         }
         with self._transport(f"GET share {share_id}"):
-            response = await self._request("GET", self._url(share_id), headers=headers)
+            response = await self._request(
+                "GET", self._url(share_id), headers=headers, read_bufsize=DOWNLOAD_BUFSIZE
+            )
         try:
             if response.status == 416:
                 raise ShareCorrupt(

@@ -84,8 +84,12 @@ class Cluster:
 
     # -- nodes --------------------------------------------------------------
 
-    def add_node(self, zone: str = "default", capacity: int | None = None, register: bool = True) -> NodeProc:
-        node = NodeProc(len(self.nodes) + 1, self.root / "nodes" / str(len(self.nodes) + 1), zone, capacity)
+    def add_node(
+        self, zone: str = "default", capacity: int | None = None, register: bool = True
+    ) -> NodeProc:
+        node = NodeProc(
+            len(self.nodes) + 1, self.root / "nodes" / str(len(self.nodes) + 1), zone, capacity
+        )
         self.nodes.append(node)
         self.start_node(node)
         if register and self.url:
@@ -94,8 +98,18 @@ class Cluster:
 
     def start_node(self, node: NodeProc) -> None:
         node.data.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "cargohold", "node", "--data", str(node.data),
-               "--port", str(node.port), "--zone", node.zone]
+        cmd = [
+            sys.executable,
+            "-m",
+            "cargohold",
+            "node",
+            "--data",
+            str(node.data),
+            "--port",
+            str(node.port),
+            "--zone",
+            node.zone,
+        ]
         if node.capacity:
             cmd += ["--capacity", str(node.capacity)]
         node.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=self._env())
@@ -117,8 +131,18 @@ class Cluster:
 
     def start_gateway(self) -> None:
         db = self.db_url or f"sqlite+aiosqlite:///{self.root / 'meta.db'}"
-        cmd = [sys.executable, "-m", "cargohold", "gateway", "--db", db, "--port",
-               str(self._gateway_port()), "--layout", self.layout]
+        cmd = [
+            sys.executable,
+            "-m",
+            "cargohold",
+            "gateway",
+            "--db",
+            db,
+            "--port",
+            str(self._gateway_port()),
+            "--layout",
+            self.layout,
+        ]
         self.gateway = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=self._env())
         line = _wait_for_line(self.gateway, "gateway listening on")
         self.url = line.rsplit(" ", 1)[1]

@@ -197,9 +197,9 @@ class PostgresCluster:
 
     def _client(self, program: str, *args: str) -> None:
         assert self.port is not None, "cluster not started"
+        connect = ("-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres")
         done = subprocess.run(
-            [str(self.bin_dir / program), "-h", "127.0.0.1", "-p", str(self.port)]
-            + ["-U", "postgres", *args],
+            [str(self.bin_dir / program), *connect, *args],
             capture_output=True,
             text=True,
             timeout=_TIMEOUT,
@@ -229,9 +229,18 @@ class PostgresCluster:
             return
         if (root / "data" / "postmaster.pid").exists():
             with contextlib.suppress(Exception):
+                pg_ctl = str(self.bin_dir / "pg_ctl")
                 subprocess.run(
-                    [*self._prefix, str(self.bin_dir / "pg_ctl"), "-D", str(root / "data")]
-                    + ["-m", "immediate", "-w", "stop"],
+                    [
+                        *self._prefix,
+                        pg_ctl,
+                        "-D",
+                        str(root / "data"),
+                        "-m",
+                        "immediate",
+                        "-w",
+                        "stop",
+                    ],
                     cwd=root,
                     capture_output=True,
                     timeout=_TIMEOUT,

@@ -41,17 +41,20 @@ async def list_buckets(conn: AsyncConnection) -> list[Bucket]:
     return [_bucket(r) for r in await conn.execute(select(buckets).order_by(buckets.c.name))]
 
 
-async def delete_bucket(conn: AsyncConnection, bucket: Bucket | str) -> None:
-    """Delete an empty bucket.
+async def delete_bucket(conn: AsyncConnection, bucket: Bucket | int | str) -> None:
+    """Delete an empty bucket, given as a record, an id or a name.
 
     ``NoSuchBucket`` if it does not exist, ``BucketNotEmpty`` if it holds
     objects. The emptiness test and the delete are one statement; an object
     committed concurrently (PostgreSQL) trips the foreign key instead, which
     the savepoint turns into the same ``BucketNotEmpty``.
     """
-    name = bucket if isinstance(bucket, str) else bucket.name
+    if isinstance(bucket, Bucket):
+        bucket = bucket.id
+    which = buckets.c.name == bucket if isinstance(bucket, str) else buckets.c.id == bucket
+    name = str(bucket)
     has_objects = exists().where(objects.c.bucket_id == buckets.c.id)
-    stmt = delete(buckets).where(buckets.c.name == name, ~has_objects).returning(buckets.c.id)
+    stmt = delete(buckets).where(which, ~has_objects).returning(buckets.c.id)
     try:
         async with conn.begin_nested():
             deleted = (await conn.execute(stmt)).first()
@@ -59,6 +62,6 @@ async def delete_bucket(conn: AsyncConnection, bucket: Bucket | str) -> None:
         raise BucketNotEmpty(f"bucket {name!r} is not empty", bucket=name) from exc
     if deleted is not None:
         return
-    if await get_bucket(conn, name) is None:
+    if (await conn.execute(select(buckets.c.id).where(which))).first() is None:
         raise NoSuchBucket(f"bucket {name!r} does not exist", bucket=name)
     raise BucketNotEmpty(f"bucket {name!r} is not empty", bucket=name)

@@ -32,16 +32,16 @@ async def create_key(
     name: str,
     secret_hash: str,
     role: str,
-    *,
+    created_at: datetime | None = None,
     expires_at: datetime | None = None,
 ) -> ApiKey:
-    """Store a new key; ``Conflict`` if ``key_id`` is taken."""
+    """Store a new key; ``Conflict`` if ``key_id`` is taken. ``created_at`` defaults to now."""
     values = {
         "key_id": key_id,
         "name": name,
         "secret_hash": secret_hash,
         "role": role,
-        "created_at": utcnow(),
+        "created_at": created_at or utcnow(),
         "expires_at": expires_at,
     }
     inserted = await conn.execute(insert_or_nothing(conn, api_keys, values).returning(api_keys))

@@ -107,12 +107,12 @@ async def update_node_stats(
     used: int,
     free: int,
     shares: int,
-    last_seen: datetime | None = None,
+    last_seen: datetime | None,
 ) -> None:
-    """Store what a heartbeat or probe reported. ``NoSuchNode``.
+    """Store what a heartbeat or probe reported, exactly. ``NoSuchNode``.
 
-    ``last_seen`` defaults to now; pass the previous value for a failed
-    probe to keep "last seen" meaning last *answered*.
+    ``last_seen`` is stored as given: a failed probe passes the previous
+    value so "last seen" keeps meaning last *answered* (None: never).
     """
     result = await conn.execute(
         update(nodes)
@@ -123,7 +123,7 @@ async def update_node_stats(
             used=used,
             free=free,
             shares=shares,
-            last_seen=last_seen or utcnow(),
+            last_seen=last_seen,
         )
     )
     if result.rowcount == 0:

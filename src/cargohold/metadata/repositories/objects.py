@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.domain.model import ObjectRecord, PartRecord, ShareRecord
-from cargohold.errors import Conflict
+from cargohold.errors import Conflict, NoSuchBucket
 from cargohold.metadata.listing import Lister, Step
 from cargohold.metadata.repositories._sql import insert_or_nothing
-from cargohold.metadata.tables import objects, part_shares, utcnow
+from cargohold.metadata.tables import buckets, objects, part_shares, utcnow
 from cargohold.metadata.tables import parts as part_rows
 
 _LISTED_COLUMNS = (
@@ -120,14 +120,32 @@ async def _detach(conn: AsyncConnection, object_id: int) -> list[str]:
     return sorted(result.scalars())
 
 
+async def _lock_bucket(conn: AsyncConnection, bucket_id: int) -> None:
+    """``NoSuchBucket`` unless the bucket exists, and keep it from being deleted.
+
+    ``FOR KEY SHARE`` (PostgreSQL) blocks a concurrent ``delete_bucket`` but no
+    other writer; without it a racing delete would surface here as a foreign
+    key violation that aborts the caller's transaction.
+    """
+    stmt = select(buckets.c.id).where(buckets.c.id == bucket_id)
+    found = await conn.execute(stmt.with_for_update(read=True, key_share=True))
+    if found.first() is None:
+        raise NoSuchBucket(f"bucket {bucket_id} does not exist", bucket_id=bucket_id)
+
+
 async def _lock_current(conn: AsyncConnection, bucket_id: int, key: str) -> int | None:
-    # FOR UPDATE serialises writers of one key on PostgreSQL; SQLite drops the
-    # clause (its single writer already serialises).
-    stmt = (
-        select(objects.c.id)
-        .where(objects.c.bucket_id == bucket_id, objects.c.key == key)
-        .with_for_update()
-    )
+    """Serialise writers of one key, then return the id of its current version.
+
+    A row lock alone cannot do it on PostgreSQL: every replace deletes the
+    row it locked, so a waiter wakes up to find nothing and races the next
+    insert. A transaction-scoped advisory lock on (bucket, hash of key) does
+    not go away; after it is granted, READ COMMITTED sees the latest version.
+    (A hash collision only serialises two unrelated keys.) SQLite needs
+    neither: its single writer already serialises.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(select(func.pg_advisory_xact_lock(bucket_id, func.hashtext(key))))
+    stmt = select(objects.c.id).where(objects.c.bucket_id == bucket_id, objects.c.key == key)
     return (await conn.execute(stmt)).scalar_one_or_none()
 
 
@@ -149,8 +167,10 @@ async def put_object(
     record and the ids of the replaced version's parts (now detached), which
     the caller must enqueue for deletion in the same transaction.
 
-    On PostgreSQL two writers of a new key can race: the loser's insert finds
-    the winner's row (``ON CONFLICT DO NOTHING``) and it retries, replacing it.
+    ``NoSuchBucket`` if the bucket is gone. Concurrent writers of one key
+    are serialised (see ``_lock_current``); the insert still uses ``ON
+    CONFLICT DO NOTHING`` and retries, so a writer that bypassed the lock
+    costs a retry, not an error.
     """
     now = utcnow()
     replaced: list[str] = []
@@ -165,6 +185,7 @@ async def put_object(
         "inline_data": inline_data,
         "created_at": now,
     }
+    await _lock_bucket(conn, bucket_id)
     for _ in range(_PUT_RETRIES):
         old_id = await _lock_current(conn, bucket_id, key)
         if old_id is not None:

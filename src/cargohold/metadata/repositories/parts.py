@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cargohold.domain.model import ShareRecord
 from cargohold.metadata.repositories._sql import chunks
 from cargohold.metadata.tables import part_shares, parts
 
@@ -42,23 +41,22 @@ async def set_share(
 
 async def part_share_locations(
     conn: AsyncConnection, part_ids: Sequence[str]
-) -> dict[str, tuple[ShareRecord, ...]]:
-    """Where each part's shares live, by part id, shares ordered by index.
+) -> list[tuple[str, int, int]]:
+    """Every share of the given parts as ``(part_id, share_index, node_id)``.
 
-    Parts without shares (or unknown ids) map to an empty tuple.
+    What gc needs to delete share files ``{part_id}.{index}`` node by node.
+    Shares marked missing are included: the node may still hold a bad copy.
+    Ordered by part id, then index; unknown ids contribute nothing.
     """
-    found: dict[str, list[ShareRecord]] = {pid: [] for pid in part_ids}
+    found: list[tuple[str, int, int]] = []
     for chunk in chunks(list(dict.fromkeys(part_ids))):
         rows = await conn.execute(
-            select(part_shares)
+            select(part_shares.c.part_id, part_shares.c.share_index, part_shares.c.node_id)
             .where(part_shares.c.part_id.in_(chunk))
             .order_by(part_shares.c.part_id, part_shares.c.share_index)
         )
-        for row in rows:
-            found[row.part_id].append(
-                ShareRecord(index=row.share_index, node_id=row.node_id, state=row.state)
-            )
-    return {pid: tuple(shares) for pid, shares in found.items()}
+        found.extend((row.part_id, row.share_index, row.node_id) for row in rows)
+    return sorted(found)
 
 
 async def delete_parts(conn: AsyncConnection, part_ids: Sequence[str]) -> int:

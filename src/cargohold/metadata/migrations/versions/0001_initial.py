@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("created_at", _ts, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_buckets"),
         sa.UniqueConstraint("name", name="uq_buckets_name"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "nodes",
@@ -62,6 +63,7 @@ def upgrade() -> None:
         sa.Column("created_at", _ts, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_nodes"),
         sa.UniqueConstraint("url", name="uq_nodes_url"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "objects",
@@ -78,6 +80,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["bucket_id"], ["buckets.id"], name="fk_objects_bucket_id_buckets"),
         sa.PrimaryKeyConstraint("id", name="pk_objects"),
         sa.UniqueConstraint("bucket_id", "key", name="uq_objects_bucket_id_key"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "parts",
@@ -128,6 +131,7 @@ def upgrade() -> None:
             "state IN ('queued', 'running', 'done', 'failed')", name=op.f("ck_jobs_state")
         ),
         sa.PrimaryKeyConstraint("id", name="pk_jobs"),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_jobs_state_run_after", "jobs", ["state", "run_after"])
 
