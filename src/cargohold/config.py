@@ -26,9 +26,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CARGOHOLD_", extra="ignore")
 
-    data_dir: Path = Field(
-        Path(".cargohold"), description="Where `up` keeps the metadata and nodes"
-    )
+    data_dir: Path = Field(Path(".cargohold"), description="Where `up` keeps the metadata and nodes")
     host: str = Field("127.0.0.1", description="Address the gateway listens on")
     port: int = Field(8080, description="Port the gateway listens on")
     db: str | None = Field(None, description="Metadata store URL (default: SQLite in data_dir)")
@@ -42,9 +40,7 @@ class Settings(BaseSettings):
     )
     max_object_size: int = Field(5 * 1024**4, description="Largest single PUT accepted, in bytes")
     health_interval: float = Field(2.0, gt=0, description="Seconds between node health probes")
-    node_timeout: float = Field(
-        30.0, gt=0, description="Seconds a node may stay silent mid-transfer"
-    )
+    node_timeout: float = Field(30.0, gt=0, description="Seconds a node may stay silent mid-transfer")
     blocks_in_flight: int = Field(4, ge=1, le=64, description="Blocks buffered per transfer")
 
     @classmethod

@@ -60,7 +60,7 @@ def test_put_then_path_and_stats(tmp_path: Path) -> None:
         assert path == tmp_path / "shares" / "ab" / "abc.s0"
         assert path.read_bytes() == b"hello world"
         stats = store.stats()
-        assert stats["used"] == 11 and stats["shares"] == 1 and stats["capacity"] is None
+        assert stats["used"] == 11 and stats["shares"] == 1 and stats["capacity"] == 11 + stats["free"]
         assert stats["free"] > 0
         assert tmp_files(tmp_path) == []
 
@@ -259,9 +259,7 @@ def test_concurrent_puts_of_one_id_keep_counters_exact(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = await opened(tmp_path)
         sizes = [1000 + 37 * i for i in range(12)]
-        await asyncio.gather(
-            *(store.put("same", chunks([bytes([i]) * n]), n) for i, n in enumerate(sizes))
-        )
+        await asyncio.gather(*(store.put("same", chunks([bytes([i]) * n]), n) for i, n in enumerate(sizes)))
         final = store.path("same").read_bytes()
         assert len(set(final)) == 1 and len(final) in sizes
         assert store.stats()["used"] == len(final) and store.stats()["shares"] == 1

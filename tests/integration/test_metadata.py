@@ -50,9 +50,7 @@ def _part(pid: str, number: int, offset: int, size: int, node_ids: list[int]) ->
 async def _setup(db: Database, nodes: int = 3) -> tuple[int, list[int]]:
     async def fn(conn: AsyncConnection) -> tuple[int, list[int]]:
         bucket = await repo.create_bucket(conn, "b", "ec:2+1")
-        added = [
-            await repo.add_node(conn, f"http://127.0.0.1:{9000 + i}", "z") for i in range(nodes)
-        ]
+        added = [await repo.add_node(conn, f"http://127.0.0.1:{9000 + i}", "z") for i in range(nodes)]
         return bucket.id, [n.id for n in added]
 
     return await db.write(fn)
@@ -97,9 +95,7 @@ def test_api_keys(run_db: RunDb) -> None:
         async def create(conn: AsyncConnection) -> None:
             await repo.create_key(conn, "k1", "admin", "hash1", "admin")
             past = datetime.now(UTC) - timedelta(days=1)
-            await repo.create_key(
-                conn, "k2", "old", "hash2", "user", past - timedelta(days=9), past
-            )
+            await repo.create_key(conn, "k2", "old", "hash2", "user", past - timedelta(days=9), past)
 
         await db.write(create)
         with pytest.raises(Conflict):
@@ -130,9 +126,7 @@ def test_bucket_crud_and_errors(run_db: RunDb) -> None:
             assert await repo.get_bucket_by_id(conn, a.id) == a
             assert await repo.get_bucket(conn, "gamma") is None
 
-        await db.write(
-            lambda c: repo.put_object(c, a.id, "k", 1, "e", "text/plain", inline_data=b"x")
-        )
+        await db.write(lambda c: repo.put_object(c, a.id, "k", 1, "e", "text/plain", inline_data=b"x"))
         with pytest.raises(BucketNotEmpty):
             await db.write(lambda c: repo.delete_bucket(c, a))
         await db.write(lambda c: repo.delete_object(c, a.id, "k"))
@@ -274,9 +268,7 @@ def test_concurrent_puts_of_one_new_key_all_succeed(run_db: RunDb) -> None:
         async def put(i: int) -> list[str]:
             async def fn(conn: AsyncConnection) -> list[str]:
                 part = _part(f"race{i}", 1, 0, 1, n)
-                _, old = await repo.put_object(
-                    conn, bucket_id, "hot", 1, f"e{i}", "x/y", parts=[part]
-                )
+                _, old = await repo.put_object(conn, bucket_id, "hot", 1, f"e{i}", "x/y", parts=[part])
                 return old
 
             return await db.write(fn)
@@ -361,9 +353,7 @@ def test_listing_matches_the_pure_lister(run_db: RunDb) -> None:
                         cursor = nxt
                 # An arbitrary start-after position.
                 cursor = rng.choice(LISTING_KEYS)
-                objs, prefixes, nxt = await repo.list_objects(
-                    conn, bucket_id, prefix, delimiter, 5, cursor
-                )
+                objs, prefixes, nxt = await repo.list_objects(conn, bucket_id, prefix, delimiter, 5, cursor)
                 want = list_sorted(LISTING_KEYS, prefix, delimiter, 5, cursor)
                 assert ([o.key for o in objs], prefixes, nxt) == (
                     want.keys,
@@ -401,23 +391,17 @@ def test_group_commit_isolates_a_failing_write(run_db: RunDb) -> None:
         def make(i: int) -> Callable[[AsyncConnection], Awaitable[int]]:
             async def fn(conn: AsyncConnection) -> int:
                 name = "taken" if i == 37 else f"bucket-{i:03d}"
-                stmt = insert(buckets).values(
-                    name=name, layout="ec:5+2", created_at=datetime.now(UTC)
-                )
+                stmt = insert(buckets).values(name=name, layout="ec:5+2", created_at=datetime.now(UTC))
                 await conn.execute(stmt)  # raw insert: a real unique violation
                 return i
 
             return fn
 
-        results = await asyncio.gather(
-            *(db.write(make(i)) for i in range(100)), return_exceptions=True
-        )
+        results = await asyncio.gather(*(db.write(make(i)) for i in range(100)), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         assert len(failures) == 1 and isinstance(failures[0], IntegrityError)
         assert isinstance(results[37], IntegrityError)
-        assert [r for r in results if not isinstance(r, BaseException)] == [
-            i for i in range(100) if i != 37
-        ]
+        assert [r for r in results if not isinstance(r, BaseException)] == [i for i in range(100) if i != 37]
         async with db.read() as conn:
             names = [b.name for b in await repo.list_buckets(conn)]
         assert len(names) == 100 and "taken" in names

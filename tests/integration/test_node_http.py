@@ -116,14 +116,9 @@ def test_put_get_range_head_delete(tmp_path: Path) -> None:
             assert resp.headers["Accept-Ranges"] == "bytes"
             assert await resp.read() == b""
 
-        async with node.raw(
-            "GET", "/v1/shares/obj1.s0", headers={**headers, "Range": "bytes=-10"}
-        ) as resp:
+        async with node.raw("GET", "/v1/shares/obj1.s0", headers={**headers, "Range": "bytes=-10"}) as resp:
             assert resp.status == 206
-            assert (
-                resp.headers["Content-Range"]
-                == f"bytes {len(data) - 10}-{len(data) - 1}/{len(data)}"
-            )
+            assert resp.headers["Content-Range"] == f"bytes {len(data) - 10}-{len(data) - 1}/{len(data)}"
             assert await resp.read() == data[-10:]
 
         assert await client.delete_share("obj1.s0") is True
@@ -347,9 +342,7 @@ def test_serve_node_prints_its_port_and_stops_on_sigterm(tmp_path: Path) -> None
         "import sys; from pathlib import Path; from cargohold.storage.node_app import run_node; "
         "run_node(Path(sys.argv[1]), '127.0.0.1', 0, 'z9', 5000, 's3cret')"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()

@@ -95,9 +95,7 @@ def test_write_survives_one_stopped_node_and_fails_below_quorum(cluster: Cluster
         # Two more down: five nodes left for a seven-wide layout.
         cluster.stop_node(cluster.nodes[1])
         cluster.stop_node(cluster.nodes[2])
-        cluster.wait_for(
-            lambda: sum(n["healthy"] for n in api.get("/api/v1/nodes").json()["nodes"]) == 5
-        )
+        cluster.wait_for(lambda: sum(n["healthy"] for n in api.get("/api/v1/nodes").json()["nodes"]) == 5)
         reply = _put(api, "too-few", data)
         assert reply.status_code == 503
         assert reply.json()["code"] in ("insufficient_nodes", "write_quorum_failed")

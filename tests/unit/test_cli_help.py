@@ -191,9 +191,7 @@ def test_problem_json_becomes_code_and_detail(monkeypatch: pytest.MonkeyPatch) -
             "detail": "no bucket called photos",
             "code": "no_such_bucket",
         }
-        return httpx.Response(
-            404, json=problem, headers={"content-type": "application/problem+json"}
-        )
+        return httpx.Response(404, json=problem, headers={"content-type": "application/problem+json"})
 
     def fake_client(url: str, key: str) -> GatewayClient:
         return GatewayClient(url, key, transport=httpx.MockTransport(gateway))

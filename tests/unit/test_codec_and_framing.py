@@ -39,9 +39,7 @@ def test_too_few_shares(spec: str) -> None:
 
 
 @settings(max_examples=50)
-@given(
-    payload=st.binary(min_size=1, max_size=4096), index=st.integers(0, 2**32 - 1), data=st.data()
-)
+@given(payload=st.binary(min_size=1, max_size=4096), index=st.integers(0, 2**32 - 1), data=st.data())
 def test_frames_detect_any_flipped_byte(payload: bytes, index: int, data: st.DataObject) -> None:
     header = frame_header(index, payload)
     got_index, length, digest = parse_header(header, index)

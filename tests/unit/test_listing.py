@@ -63,9 +63,7 @@ def test_page_matches_reference(
         label="cursor",
     )
     page = list_sorted(sorted(set(keys)), prefix, delimiter, limit, cursor)
-    assert (page.keys, page.prefixes, page.next_cursor) == reference(
-        keys, prefix, delimiter, limit, cursor
-    )
+    assert (page.keys, page.prefixes, page.next_cursor) == reference(keys, prefix, delimiter, limit, cursor)
 
 
 @settings(max_examples=300, deadline=None)

@@ -71,9 +71,7 @@ def _write(data: bytes, shares: list[MemoryShare], expected: int | None = None):
     )
 
 
-def _read(
-    shares: list[bytes | None], size: int, start: int, length: int
-) -> tuple[bytes, list[int]]:
+def _read(shares: list[bytes | None], size: int, start: int, length: int) -> tuple[bytes, list[int]]:
     bad: list[int] = []
 
     async def open_share(index: int, first: int, last: int) -> MemoryStream:

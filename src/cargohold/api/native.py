@@ -18,6 +18,7 @@ from aiohttp import web
 from cargohold.api.auth import require_admin
 from cargohold.api.context import SERVICES, Services
 from cargohold.domain.model import Bucket, NodeRecord, ObjectRecord
+from cargohold.domain.names import validate_bucket
 from cargohold.domain.ranges import parse_range
 from cargohold.errors import InvalidArgument, NoSuchNode
 from cargohold.service.checksums import ExpectedDigests
@@ -90,6 +91,7 @@ def node_json(node: NodeRecord) -> dict[str, Any]:
 
 
 async def create_bucket(request: web.Request) -> web.Response:
+    validate_bucket(request.match_info["bucket"])
     body = await _json_body(request)
     layout = body.get("layout")
     if layout is not None and not isinstance(layout, str):
@@ -150,9 +152,7 @@ def _not_modified(request: web.Request, record: ObjectRecord) -> bool:
 
 
 async def head_object(request: web.Request) -> web.StreamResponse:
-    record = await _services(request).objects.head(
-        request.match_info["bucket"], request.match_info["key"]
-    )
+    record = await _services(request).objects.head(request.match_info["bucket"], request.match_info["key"])
     headers = _object_headers(record)
     if _not_modified(request, record):
         return web.Response(status=304, headers=headers)

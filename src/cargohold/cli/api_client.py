@@ -205,9 +205,7 @@ class GatewayClient:
         try:
             return response.json()
         except ValueError as exc:
-            raise ApiError(
-                "bad_response", f"{method} {path}: the gateway sent invalid JSON", None
-            ) from exc
+            raise ApiError("bad_response", f"{method} {path}: the gateway sent invalid JSON", None) from exc
 
     # buckets
 
@@ -242,18 +240,14 @@ class GatewayClient:
             headers["Content-Length"] = str(size)
         if content_type:
             headers["Content-Type"] = content_type
-        return dict(
-            self._json("PUT", object_path(bucket, key), content=iter(body), headers=headers)
-        )
+        return dict(self._json("PUT", object_path(bucket, key), content=iter(body), headers=headers))
 
     def head_object(self, bucket: str, key: str) -> ObjectInfo:
         response = self._call("HEAD", object_path(bucket, key), what=f"{bucket}/{key}")
         return ObjectInfo.from_headers(response.headers)
 
     @contextlib.contextmanager
-    def open_object(
-        self, bucket: str, key: str, byte_range: str | None = None
-    ) -> Iterator[Download]:
+    def open_object(self, bucket: str, key: str, byte_range: str | None = None) -> Iterator[Download]:
         """GET an object; ``byte_range`` is a ``Range`` spec without ``bytes=``."""
         headers = {"Range": f"bytes={byte_range}"} if byte_range else {}
         request = self._http.build_request("GET", object_path(bucket, key), headers=headers)

@@ -74,9 +74,7 @@ def parse_object_ref(value: str) -> ObjectRef:
 def parse_put_target(value: str) -> ObjectRef:
     """Like BUCKET/KEY, but ``BUCKET/`` or ``BUCKET/dir/`` mean "under the source's name"."""
     if "/" not in value:
-        raise typer.BadParameter(
-            f"{value!r}: expected BUCKET/KEY (or BUCKET/ to keep the file's name)"
-        )
+        raise typer.BadParameter(f"{value!r}: expected BUCKET/KEY (or BUCKET/ to keep the file's name)")
     return ObjectRef(*_split(value))
 
 
@@ -118,16 +116,12 @@ UrlOpt = Annotated[
 ]
 KeyOpt = Annotated[
     str | None,
-    typer.Option(
-        "--key", help="API key. Default: $CARGOHOLD_KEY, then client.toml.", show_default=False
-    ),
+    typer.Option("--key", help="API key. Default: $CARGOHOLD_KEY, then client.toml.", show_default=False),
 ]
 PlainOpt = Annotated[
     bool, typer.Option("--plain", help="Tab-separated lines instead of a table (for scripts).")
 ]
-QuietOpt = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line.")
-]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line.")]
 ObjectArg = Annotated[
     ObjectRef,
     typer.Argument(metavar="BUCKET/KEY", parser=parse_object_ref, help="Object, as BUCKET/KEY."),
@@ -230,9 +224,7 @@ def put(
     ],
     content_type: Annotated[
         str | None,
-        typer.Option(
-            "--content-type", help="Content-Type to store (default: guessed from the name)."
-        ),
+        typer.Option("--content-type", help="Content-Type to store (default: guessed from the name)."),
     ] = None,
     quiet: QuietOpt = False,
     url: UrlOpt = None,
@@ -241,9 +233,7 @@ def put(
     """Upload a file (streamed, with a progress bar) and verify the stored SHA-256."""
     if dest.key == "" or dest.key.endswith("/"):
         if src == "-":
-            raise typer.BadParameter(
-                "reading stdin: give the full BUCKET/KEY", param_hint="'BUCKET/KEY'"
-            )
+            raise typer.BadParameter("reading stdin: give the full BUCKET/KEY", param_hint="'BUCKET/KEY'")
         dest = ObjectRef(dest.bucket, dest.key + Path(src).name)
     ctype = content_type or mimetypes.guess_type(dest.key if src == "-" else src)[0]
     digest = hashlib.sha256()
@@ -411,9 +401,7 @@ def _show_buckets(buckets: list[dict[str, Any]], plain: bool) -> None:
         for b in buckets:
             typer.echo(f"{b['name']}\t{b.get('layout') or '-'}\t{b.get('created_at') or '-'}")
         return
-    table = Table(
-        Column("bucket", overflow="fold"), "layout", Column("created", no_wrap=True), box=None
-    )
+    table = Table(Column("bucket", overflow="fold"), "layout", Column("created", no_wrap=True), box=None)
     for b in buckets:
         table.add_row(_esc(b["name"]), _esc(b.get("layout") or "-"), _when(b.get("created_at")))
     _print_table(table)
@@ -431,9 +419,7 @@ def mb(
     """Make a bucket."""
     with _gateway(url, key) as api:
         made = api.create_bucket(bucket, layout)
-    typer.echo(
-        f"created bucket {made.get('name', bucket)} ({made.get('layout') or 'default layout'})"
-    )
+    typer.echo(f"created bucket {made.get('name', bucket)} ({made.get('layout') or 'default layout'})")
 
 
 def rb(bucket: BucketArg, url: UrlOpt = None, key: KeyOpt = None) -> None:
@@ -487,9 +473,7 @@ def _show_nodes(nodes: list[dict[str, Any]], plain: bool) -> None:
             _esc(str(n.get("id", "-"))),
             _esc(str(n.get("url", "-"))),
             _esc(str(n.get("zone") or "-")),
-            " ".join(
-                f"[{_STATE_STYLES[w]}]{w}[/]" if w in _STATE_STYLES else w for w in _node_state(n)
-            ),
+            " ".join(f"[{_STATE_STYLES[w]}]{w}[/]" if w in _STATE_STYLES else w for w in _node_state(n)),
             _size(n.get("capacity")),
             _size(n.get("used")),
             _fill(n),
@@ -505,9 +489,7 @@ def _conn(ctx: typer.Context, url: str | None, key: str | None) -> tuple[str | N
 
 
 @nodes_app.callback()
-def nodes_main(
-    ctx: typer.Context, plain: PlainOpt = False, url: UrlOpt = None, key: KeyOpt = None
-) -> None:
+def nodes_main(ctx: typer.Context, plain: PlainOpt = False, url: UrlOpt = None, key: KeyOpt = None) -> None:
     """Show and manage storage nodes. Without a sub-command: the same as `nodes ls`."""
     ctx.obj = {"url": url, "key": key}
     if ctx.invoked_subcommand is None:
@@ -516,9 +498,7 @@ def nodes_main(
 
 
 @nodes_app.command("ls")
-def nodes_ls(
-    ctx: typer.Context, plain: PlainOpt = False, url: UrlOpt = None, key: KeyOpt = None
-) -> None:
+def nodes_ls(ctx: typer.Context, plain: PlainOpt = False, url: UrlOpt = None, key: KeyOpt = None) -> None:
     """List nodes: state (up/down, on/off, active/inactive), capacity, fill, shares."""
     with _gateway(*_conn(ctx, url, key)) as api:
         _show_nodes(api.list_nodes(), plain)
@@ -562,9 +542,7 @@ def nodes_set(
             show_default=False,
         ),
     ] = None,
-    zone: Annotated[
-        str | None, typer.Option("--zone", help="Move the node to zone Z.", metavar="Z")
-    ] = None,
+    zone: Annotated[str | None, typer.Option("--zone", help="Move the node to zone Z.", metavar="Z")] = None,
     url: UrlOpt = None,
     key: KeyOpt = None,
 ) -> None:

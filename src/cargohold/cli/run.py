@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -38,9 +39,7 @@ def cluster_secret(data_dir: Path, given: str | None) -> str:
 
 
 def up(
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Data directory [default: ./.cargohold]")
-    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory [default: ./.cargohold]")] = None,
     host: Annotated[str | None, typer.Option(help="Gateway address [default: 127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="Gateway port [default: 8080]")] = None,
     nodes: Annotated[int | None, typer.Option(help="Storage nodes to run [default: 8]")] = None,
@@ -49,9 +48,7 @@ def up(
 ) -> None:
     from cargohold.cli.up import run_up
 
-    settings = load_settings(
-        config, data_dir=data_dir, host=host, port=port, nodes=nodes, layout=layout
-    )
+    settings = load_settings(config, data_dir=data_dir, host=host, port=port, nodes=nodes, layout=layout)
     settings.cluster_secret = cluster_secret(settings.data_dir, settings.cluster_secret)
     _run(run_up(settings), uvloop=True)
 
@@ -63,14 +60,10 @@ def gateway(
     ] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (0: any free port)")] = None,
-    secret: Annotated[
-        str | None, typer.Option(help="Cluster secret (or CARGOHOLD_CLUSTER_SECRET)")
-    ] = None,
+    secret: Annotated[str | None, typer.Option(help="Cluster secret (or CARGOHOLD_CLUSTER_SECRET)")] = None,
     layout: Annotated[str | None, typer.Option(help="Default layout for new buckets")] = None,
     zone: Annotated[str | None, typer.Option(help="Zone of this gateway")] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Directory for the default SQLite store")
-    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Directory for the default SQLite store")] = None,
     config: ConfigOpt = None,
 ) -> None:
     from cargohold.api.app import ADMIN_TOKEN, build_gateway
@@ -103,12 +96,8 @@ def node(
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port)")] = 0,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     zone: Annotated[str, typer.Option(help="Zone this node is in")] = "default",
-    capacity: Annotated[
-        int | None, typer.Option(help="Bytes this node may use [default: its disk]")
-    ] = None,
-    secret: Annotated[
-        str | None, typer.Option(help="Cluster secret (or CARGOHOLD_CLUSTER_SECRET)")
-    ] = None,
+    capacity: Annotated[int | None, typer.Option(help="Bytes this node may use [default: its disk]")] = None,
+    secret: Annotated[str | None, typer.Option(help="Cluster secret (or CARGOHOLD_CLUSTER_SECRET)")] = None,
 ) -> None:
     from cargohold.storage.node_app import serve_node
 
@@ -123,7 +112,5 @@ def _run(main, *, uvloop: bool) -> None:  # type: ignore[no-untyped-def]
     from cargohold.concurrency import install_event_loop_policy
 
     install_event_loop_policy(uvloop)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main)
-    except KeyboardInterrupt:
-        pass

@@ -34,9 +34,7 @@ class Candidate:
         return self.used / self.capacity
 
 
-def choose_nodes(
-    candidates: Sequence[Candidate], width: int, rng: random.Random | None = None
-) -> list[int]:
+def choose_nodes(candidates: Sequence[Candidate], width: int, rng: random.Random | None = None) -> list[int]:
     """Return ``width`` node ids for shares 0..width-1 of a new part."""
     if len(candidates) < width:
         raise InsufficientNodes(

@@ -37,9 +37,7 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         return None
     match = _RANGE.match(header.strip().replace(" ", ""))
     if not match:
-        raise InvalidRange(
-            f"cannot parse Range {header!r}; expected bytes=a-b, bytes=a- or bytes=-n"
-        )
+        raise InvalidRange(f"cannot parse Range {header!r}; expected bytes=a-b, bytes=a- or bytes=-n")
     first, last = match.group(1), match.group(2)
     if not first and not last:
         raise InvalidRange(f"cannot parse Range {header!r}")

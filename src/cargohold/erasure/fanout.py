@@ -33,17 +33,13 @@ class ShareOutcome:
 class Fanout:
     """Streams frame after frame to ``len(writers)`` shares in parallel."""
 
-    def __init__(
-        self, writers: Sequence[ShareWriter], quorum: int, depth: int, stall_timeout: float
-    ) -> None:
+    def __init__(self, writers: Sequence[ShareWriter], quorum: int, depth: int, stall_timeout: float) -> None:
         self._quorum = quorum
         self._stall = stall_timeout
         self._queues = [asyncio.Queue[object](maxsize=depth) for _ in writers]
         self._outcomes = [ShareOutcome(i, stored=False) for i in range(len(writers))]
         self._failed: set[int] = set()
-        self._tasks = [
-            asyncio.create_task(self._run(i, writer)) for i, writer in enumerate(writers)
-        ]
+        self._tasks = [asyncio.create_task(self._run(i, writer)) for i, writer in enumerate(writers)]
 
     async def _stream(self, index: int) -> AsyncIterator[bytes]:
         queue = self._queues[index]

@@ -32,9 +32,7 @@ def frame_header(block_index: int, payload: bytes | memoryview) -> bytes:
     return HEADER.pack(MAGIC, VERSION, ALGO_XXH3_64, block_index, len(payload), digest)
 
 
-def parse_header(
-    raw: bytes | memoryview, expected_index: int | None = None
-) -> tuple[int, int, int]:
+def parse_header(raw: bytes | memoryview, expected_index: int | None = None) -> tuple[int, int, int]:
     """Return (block_index, payload_len, checksum) or raise ShareCorrupt."""
     if len(raw) != HEADER_SIZE:
         raise ShareCorrupt(f"short frame header ({len(raw)} bytes)")

@@ -85,9 +85,7 @@ async def read_range(
                 continue
             sources.append(_Source(index, stream))
             return
-        raise ReadUnavailable(
-            f"fewer than {layout.k} shares of a part are readable", needed=layout.k
-        )
+        raise ReadUnavailable(f"fewer than {layout.k} shares of a part are readable", needed=layout.k)
 
     async def read_block(block: int) -> bytes:
         while True:
@@ -98,16 +96,12 @@ async def read_range(
                 *(asyncio.wait_for(s.stream.read_frame(block), stall_timeout) for s in active),
                 return_exceptions=True,
             )
-            failed = [
-                (s, r) for s, r in zip(active, results, strict=True) if isinstance(r, BaseException)
-            ]
+            failed = [(s, r) for s, r in zip(active, results, strict=True) if isinstance(r, BaseException)]
             if not failed:
                 shares = {s.index: r for s, r in zip(active, results, strict=True)}
                 block_len = layout.block_length(part_size, block)
                 if all(i in shares for i in range(layout.k)):
-                    return await run_cpu(
-                        codec.join, [shares[i] for i in range(layout.k)], block_len
-                    )
+                    return await run_cpu(codec.join, [shares[i] for i in range(layout.k)], block_len)
                 return await run_cpu(codec.decode, shares, block_len)
             for source, error in failed:
                 if isinstance(error, asyncio.CancelledError):

@@ -58,9 +58,7 @@ DEFAULT_BATCH_SIZE = 64
 _BEGIN_OPTION = "cargohold_sqlite_begin"
 
 # True while the current task is inside a write function or a transaction().
-_in_write: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "cargohold_in_write", default=False
-)
+_in_write: contextvars.ContextVar[bool] = contextvars.ContextVar("cargohold_in_write", default=False)
 
 
 def normalise_url(url: str) -> URL:

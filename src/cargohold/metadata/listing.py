@@ -184,11 +184,7 @@ def list_sorted(
         reads += 1
         bisector = bisect.bisect_left if lister.position.inclusive else bisect.bisect_right
         start = bisector(sorted_keys, lister.position.key)
-        stop = (
-            len(sorted_keys)
-            if lister.upper is None
-            else bisect.bisect_left(sorted_keys, lister.upper)
-        )
+        stop = len(sorted_keys) if lister.upper is None else bisect.bisect_left(sorted_keys, lister.upper)
         want = lister.wanted()
         batch = sorted_keys[start : min(stop, start + want)]
         for key in batch:

@@ -147,9 +147,7 @@ parts = Table(
     "parts",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column(
-        "object_id", BigId, ForeignKey("objects.id", ondelete="SET NULL"), nullable=True, index=True
-    ),
+    Column("object_id", BigId, ForeignKey("objects.id", ondelete="SET NULL"), nullable=True, index=True),
     Column("part_number", Integer, nullable=False),
     Column("offset", BigInteger, nullable=False),
     Column("size", BigInteger, nullable=False),

@@ -78,7 +78,7 @@ class NodeRegistry:
         try:
             health = await probe.health()
         except CargoholdError as exc:
-            raise NodeUnavailable(f"node at {url} did not answer its health check: {exc.detail}")
+            raise NodeUnavailable(f"node at {url} did not answer its health check: {exc.detail}") from exc
         node = await self._db.write(lambda conn: repo.add_node(conn, url.rstrip("/"), zone))
         node = await self._record_health(node, health)
         self._nodes[node.id] = node

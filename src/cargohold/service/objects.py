@@ -54,9 +54,7 @@ class Listing:
 
 
 class ObjectService:
-    def __init__(
-        self, db: Database, buckets: BucketService, nodes: NodeRegistry, settings: Settings
-    ) -> None:
+    def __init__(self, db: Database, buckets: BucketService, nodes: NodeRegistry, settings: Settings) -> None:
         self._db = db
         self._buckets = buckets
         self._nodes = nodes
@@ -80,9 +78,7 @@ class ObjectService:
         validate_key(key)
         limit = self._settings.max_object_size
         if content_length is not None and content_length > limit:
-            raise PayloadTooLarge(
-                f"object of {content_length} bytes exceeds the {limit}-byte limit"
-            )
+            raise PayloadTooLarge(f"object of {content_length} bytes exceeds the {limit}-byte limit")
         head, body = await _peek(body, self._settings.inline_threshold, content_length)
         if head is not None:
             return await self._put_inline(bucket, key, head, content_length, content_type, expected)
@@ -102,9 +98,7 @@ class ObjectService:
                 for o in result.outcomes
             ),
         )
-        return await self._commit(
-            bucket, key, result.size, result.digests, content_type, None, [part]
-        )
+        return await self._commit(bucket, key, result.size, result.digests, content_type, None, [part])
 
     async def _write_shares(
         self,
@@ -194,9 +188,7 @@ class ObjectService:
             record, replaced_any = await self._db.write(commit)
         except BaseException:
             for part in parts:
-                self._spawn(
-                    self._delete_shares(part.id, [(s.index, s.node_id) for s in part.shares])
-                )
+                self._spawn(self._delete_shares(part.id, [(s.index, s.node_id) for s in part.shares]))
             raise
         if replaced_any:
             self.kick_gc()
@@ -213,9 +205,7 @@ class ObjectService:
             raise NoSuchKey(f"no object {key!r} in bucket {bucket_name!r}", key=key)
         return record
 
-    async def stream(
-        self, record: ObjectRecord, byte_range: ByteRange | None
-    ) -> AsyncIterator[bytes]:
+    async def stream(self, record: ObjectRecord, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
         """Yield the object's bytes, or those of ``byte_range``."""
         start = byte_range.start if byte_range else 0
         end = byte_range.end + 1 if byte_range else record.size

@@ -131,19 +131,23 @@ class LocalShareStore:
         return max(0, min(self.capacity - self._used, disk))
 
     def stats(self) -> dict[str, Any]:
-        """Capacity figures for health probes and placement weights."""
+        """Capacity figures for health probes and placement weights.
+
+        Without a configured capacity a node may grow into all the free space
+        of its disk, so it reports ``used + free`` as its capacity: fill
+        fractions then stay comparable between nodes that share one disk.
+        """
+        free = self.free()
         return {
-            "capacity": self.capacity,
+            "capacity": self.capacity if self.capacity is not None else self._used + free,
             "used": self._used,
-            "free": self.free(),
+            "free": free,
             "shares": self._count,
         }
 
     # -- writes -------------------------------------------------------------
 
-    async def put(
-        self, share_id: str, chunks: AsyncIterator[bytes], expected_size: int | None = None
-    ) -> int:
+    async def put(self, share_id: str, chunks: AsyncIterator[bytes], expected_size: int | None = None) -> int:
         """Store a share from a byte stream and return its size once it is durable.
 
         Memory stays at about two flush buffers: one being written by a thread
@@ -181,9 +185,7 @@ class LocalShareStore:
                     buf = bytearray()
             await asyncio.shield(pending)
             if expected_size is not None and written < expected_size:
-                raise IncompleteBody(
-                    f"share body has {written} bytes, {expected_size} were announced"
-                )
+                raise IncompleteBody(f"share body has {written} bytes, {expected_size} were announced")
             pending = asyncio.ensure_future(run_io(tmp.write, buf, finish=True))
             await asyncio.shield(pending)
             pending = asyncio.ensure_future(run_io(self._commit_sync, tmp.path, final, written))
@@ -205,9 +207,7 @@ class LocalShareStore:
         enforces the announced size and the configured capacity.
         """
         if expected_size is not None and written > expected_size:
-            raise InvalidArgument(
-                f"share body exceeds the {expected_size} bytes that were announced"
-            )
+            raise InvalidArgument(f"share body exceeds the {expected_size} bytes that were announced")
         if (
             expected_size is None
             and self.capacity is not None
@@ -299,9 +299,7 @@ def verify_share_file(path: Path) -> dict[str, Any]:
     return {"frames": frames, "corrupt_blocks": corrupt, "bytes": size}
 
 
-def _read_frame_at(
-    fd: int, offset: int, index: int, size: int, stride: int | None
-) -> tuple[int, bool]:
+def _read_frame_at(fd: int, offset: int, index: int, size: int, stride: int | None) -> tuple[int, bool]:
     """(payload length, checksum ok) of the frame at ``offset``.
 
     Raises ShareCorrupt when the header itself cannot be trusted to say where

@@ -70,9 +70,7 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
-        return problem(
-            exc.status, code, exc.reason, f"{request.method} {request.path}: {exc.reason}"
-        )
+        return problem(exc.status, code, exc.reason, f"{request.method} {request.path}: {exc.reason}")
 
 
 def _auth(secret: str) -> Middleware:

@@ -160,9 +160,7 @@ class NodeClient:
         self.timeout = timeout
         self._session = session
         self._headers = {SECRET_HEADER: secret}
-        self._client_timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=timeout, sock_read=timeout
-        )
+        self._client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
 
     def _url(self, share_id: str, suffix: str = "") -> str:
         return f"{self.base_url}/v1/shares/{validate_share_id(share_id)}{suffix}"
@@ -207,18 +205,14 @@ class NodeClient:
             raise cls(f"{where}: {detail}")
         raise NodeUnavailable(f"{where} answered {status}: {detail}")
 
-    async def put_share(
-        self, share_id: str, body: AsyncIterator[bytes], size: int | None = None
-    ) -> int:
+    async def put_share(self, share_id: str, body: AsyncIterator[bytes], size: int | None = None) -> int:
         """Stream a share to the node; returns the size it acknowledged (durable by then)."""
         headers = {"Content-Type": "application/octet-stream"}
         if size is not None:
             headers["Content-Length"] = str(size)
         tracked = _TrackedBody(body)
         try:
-            async with self._request(
-                "PUT", self._url(share_id), data=tracked, headers=headers
-            ) as response:
+            async with self._request("PUT", self._url(share_id), data=tracked, headers=headers) as response:
                 if response.status != 201:
                     await self._raise_for(response)
                 ack = await response.json()
@@ -231,9 +225,7 @@ class NodeClient:
             raise NodeUnavailable(f"node {self.base_url} stored {stored} of {size} bytes")
         return stored
 
-    async def open_share(
-        self, share_id: str, start: int = 0, end: int | None = None
-    ) -> ShareStream:
+    async def open_share(self, share_id: str, start: int = 0, end: int | None = None) -> ShareStream:
         """Open bytes ``start``..``end`` (inclusive, like HTTP; None = to the end) of a share.
 
         A share shorter than ``start`` answers 416, reported as ShareCorrupt:
@@ -251,9 +243,7 @@ class NodeClient:
             )
         try:
             if response.status == 416:
-                raise ShareCorrupt(
-                    f"share {share_id} on node {self.base_url} is shorter than byte {start}"
-                )
+                raise ShareCorrupt(f"share {share_id} on node {self.base_url} is shorter than byte {start}")
             if response.status not in (200, 206):
                 await self._raise_for(response)
             if response.status == 200 and start != 0:

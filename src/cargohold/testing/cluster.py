@@ -84,12 +84,8 @@ class Cluster:
 
     # -- nodes --------------------------------------------------------------
 
-    def add_node(
-        self, zone: str = "default", capacity: int | None = None, register: bool = True
-    ) -> NodeProc:
-        node = NodeProc(
-            len(self.nodes) + 1, self.root / "nodes" / str(len(self.nodes) + 1), zone, capacity
-        )
+    def add_node(self, zone: str = "default", capacity: int | None = None, register: bool = True) -> NodeProc:
+        node = NodeProc(len(self.nodes) + 1, self.root / "nodes" / str(len(self.nodes) + 1), zone, capacity)
         self.nodes.append(node)
         self.start_node(node)
         if register and self.url:

@@ -42,7 +42,7 @@ class GarbageCollector:
                 await self._free(job.payload["part_id"])
             except (CargoholdError, OSError) as exc:
                 error = str(exc)
-                await self._db.write(lambda conn, j=job: repo.fail(conn, j.id, error, 10.0))
+                await self._db.write(lambda conn, j=job, e=error: repo.fail(conn, j.id, e, 10.0))
                 continue
             await self._db.write(lambda conn, j=job: repo.complete(conn, j.id))
             freed += 1

@@ -101,9 +101,7 @@ async def extend_lease(
 
 async def complete(conn: AsyncConnection, job_id: int) -> None:
     """Mark a job done."""
-    await conn.execute(
-        update(jobs).where(jobs.c.id == job_id).values(state="done", lease_until=None)
-    )
+    await conn.execute(update(jobs).where(jobs.c.id == job_id).values(state="done", lease_until=None))
 
 
 def backoff_delay(attempts: int, backoff: float) -> float:
@@ -122,9 +120,7 @@ async def fail(
 ) -> None:
     """Record a failed attempt and retry later, or give up after ``max_attempts``."""
     now = now or utcnow()
-    attempts = (
-        await conn.execute(select(jobs.c.attempts).where(jobs.c.id == job_id))
-    ).scalar_one_or_none()
+    attempts = (await conn.execute(select(jobs.c.attempts).where(jobs.c.id == job_id))).scalar_one_or_none()
     if attempts is None:
         return
     final = max_attempts is not None and attempts >= max_attempts

@@ -87,9 +87,7 @@ async def update_node(
         changes["zone"] = zone
     if changes:
         row = (
-            await conn.execute(
-                update(nodes).where(nodes.c.id == node_id).values(**changes).returning(nodes)
-            )
+            await conn.execute(update(nodes).where(nodes.c.id == node_id).values(**changes).returning(nodes))
         ).first()
     else:
         row = (await conn.execute(select(nodes).where(nodes.c.id == node_id))).first()

@@ -36,9 +36,7 @@ _LISTED_COLUMNS = (
 _PUT_RETRIES = 10
 
 
-def _object(
-    row: Row, *, with_inline: bool, with_parts: tuple[PartRecord, ...] = ()
-) -> ObjectRecord:
+def _object(row: Row, *, with_inline: bool, with_parts: tuple[PartRecord, ...] = ()) -> ObjectRecord:
     return ObjectRecord(
         id=row.id,
         bucket_id=row.bucket_id,
@@ -191,9 +189,7 @@ async def put_object(
         if old_id is not None:
             replaced += await _detach(conn, old_id)
             await conn.execute(delete(objects).where(objects.c.id == old_id))
-        inserted = await conn.execute(
-            insert_or_nothing(conn, objects, values).returning(objects.c.id)
-        )
+        inserted = await conn.execute(insert_or_nothing(conn, objects, values).returning(objects.c.id))
         new_id = inserted.scalar_one_or_none()
         if new_id is not None:
             break

@@ -24,9 +24,7 @@ async def mark_share_missing(conn: AsyncConnection, part_id: str, index: int) ->
     return result.rowcount > 0
 
 
-async def set_share(
-    conn: AsyncConnection, part_id: str, index: int, node_id: int, state: str = "ok"
-) -> bool:
+async def set_share(conn: AsyncConnection, part_id: str, index: int, node_id: int, state: str = "ok") -> bool:
     """Point share ``index`` of a part at ``node_id`` (after a repair or a move).
 
     Returns False when the part has no such share.
@@ -39,9 +37,7 @@ async def set_share(
     return result.rowcount > 0
 
 
-async def part_share_locations(
-    conn: AsyncConnection, part_ids: Sequence[str]
-) -> list[tuple[str, int, int]]:
+async def part_share_locations(conn: AsyncConnection, part_ids: Sequence[str]) -> list[tuple[str, int, int]]:
     """Every share of the given parts as ``(part_id, share_index, node_id)``.
 
     What gc needs to delete share files ``{part_id}.{index}`` node by node.
@@ -67,8 +63,6 @@ async def delete_parts(conn: AsyncConnection, part_ids: Sequence[str]) -> int:
     """
     deleted = 0
     for chunk in chunks(list(dict.fromkeys(part_ids))):
-        result = await conn.execute(
-            delete(parts).where(parts.c.id.in_(chunk), parts.c.object_id.is_(None))
-        )
+        result = await conn.execute(delete(parts).where(parts.c.id.in_(chunk), parts.c.object_id.is_(None)))
         deleted += result.rowcount
     return deleted

@@ -127,9 +127,7 @@ def upgrade() -> None:
         sa.Column("lease_until", _ts, nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("created_at", _ts, nullable=False),
-        sa.CheckConstraint(
-            "state IN ('queued', 'running', 'done', 'failed')", name=op.f("ck_jobs_state")
-        ),
+        sa.CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name=op.f("ck_jobs_state")),
         sa.PrimaryKeyConstraint("id", name="pk_jobs"),
         sqlite_autoincrement=True,
     )
