@@ -243,8 +243,32 @@ class GatewayClient:
         return dict(self._json("PUT", object_path(bucket, key), content=iter(body), headers=headers))
 
     def head_object(self, bucket: str, key: str) -> ObjectInfo:
-        response = self._call("HEAD", object_path(bucket, key), what=f"{bucket}/{key}")
+        try:
+            response = self._call("HEAD", object_path(bucket, key), what=f"{bucket}/{key}")
+        except ApiError as error:
+            raise self._explain_head_error(bucket, key, error) from None
         return ObjectInfo.from_headers(response.headers)
+
+    def _explain_head_error(self, bucket: str, key: str, error: ApiError) -> ApiError:
+        """A HEAD error has no body, so its stable code (``no_such_key``...) is lost.
+
+        Ask again with a GET, whose problem+json body carries it. The body is
+        read only when that answer is the same error: never the object itself.
+        """
+        request = self._http.build_request("GET", object_path(bucket, key))
+        try:
+            with self.translate_errors():
+                response = self._http.send(request, stream=True)
+            try:
+                if response.status_code != error.status:
+                    return error
+                with self.translate_errors():
+                    response.read()
+                return problem_from_response(response, f"{bucket}/{key}")
+            finally:
+                response.close()
+        except ClientError:
+            return error
 
     @contextlib.contextmanager
     def open_object(self, bucket: str, key: str, byte_range: str | None = None) -> Iterator[Download]:

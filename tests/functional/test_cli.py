@@ -1,0 +1,163 @@
+"""The ``cargohold`` console script against a real cluster, as a user would run it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cargohold.testing.cluster import ADMIN_KEY, Cluster
+from cargohold.testing.data import sample
+
+CLI = Path(sys.executable).parent / "cargohold"
+BIG = 3 * (1 << 20) + 17
+BUCKET = "cli-test"
+
+
+class Run:
+    """Runs the console script with the cluster's URL and key in the environment."""
+
+    def __init__(self, cluster: Cluster, home: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CARGOHOLD_")}
+        env.update(
+            CARGOHOLD_URL=cluster.url,
+            CARGOHOLD_KEY=ADMIN_KEY,
+            HOME=str(home),
+            XDG_CONFIG_HOME=str(home / ".config"),
+            COLUMNS="200",
+            NO_COLOR="1",
+        )
+        self.env = env
+        self.cwd = home
+
+    def __call__(
+        self, *args: str, input: bytes | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(CLI), *args],
+            input=input,
+            capture_output=True,
+            env={**self.env, **(env or {})},
+            cwd=self.cwd,
+            timeout=60,
+            check=False,
+        )
+        return subprocess.CompletedProcess(
+            done.args, done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
+        )
+
+    def ok(self, *args: str, input: bytes | None = None) -> str:
+        done = self(*args, input=input)
+        assert done.returncode == 0, f"{args}: {done.returncode}\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+
+@pytest.fixture(scope="module")
+def cli(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    run = Run(cluster, tmp_path_factory.mktemp("home"))
+    assert "created bucket cli-test" in run.ok("mb", BUCKET)
+    return run
+
+
+@pytest.fixture(scope="module")
+def big_file(cli: Run) -> tuple[Path, bytes]:
+    data = sample(BIG, seed=7)
+    path = cli.cwd / "big.bin"
+    path.write_bytes(data)
+    out = cli.ok("put", str(path), f"{BUCKET}/dir/big.bin")
+    # Not a TTY: no progress bar, but a summary of what went where.
+    assert f"{BUCKET}/dir/big.bin" in out
+    assert "3.1 MB" in out and "etag" in out
+    return path, data
+
+
+def test_put_from_stdin_and_stat(cli: Run, big_file: tuple[Path, bytes]) -> None:
+    data = sample(5000, seed=3)
+    out = cli.ok("put", "-", f"{BUCKET}/dir/sub/piped.txt", input=data)
+    assert f"{BUCKET}/dir/sub/piped.txt" in out
+    stat = cli.ok("stat", f"{BUCKET}/dir/sub/piped.txt")
+    assert "size:          5000 " in stat
+    assert "text/plain" in stat
+    big = cli.ok("stat", f"{BUCKET}/dir/big.bin")
+    assert f"size:          {BIG} " in big
+    assert f"object:        {BUCKET}/dir/big.bin" in big
+
+
+def test_ls_buckets_and_prefixes(cli: Run, big_file: tuple[Path, bytes]) -> None:
+    cli.ok("put", "-", f"{BUCKET}/top.txt", input=b"top")
+    cli.ok("put", "-", f"{BUCKET}/dir/sub/x", input=b"x")
+    buckets = cli.ok("ls", "--plain")
+    assert any(line.split("\t")[0] == BUCKET for line in buckets.splitlines())
+    assert BUCKET in cli.ok("ls")
+    top = [line.split("\t") for line in cli.ok("ls", "--plain", BUCKET).splitlines()]
+    assert [row[0] for row in top] == ["dir/", "top.txt"]
+    assert top[1][1] == "3"
+    level = [line.split("\t") for line in cli.ok("ls", "--plain", f"{BUCKET}/dir/").splitlines()]
+    assert [row[0] for row in level] == ["dir/sub/", "dir/big.bin"]
+    assert level[1][1] == str(BIG)
+    every = [line.split("\t")[0] for line in cli.ok("ls", "--plain", "-r", f"{BUCKET}/dir/").splitlines()]
+    assert "dir/big.bin" in every and "dir/sub/x" in every
+    table = cli.ok("ls", f"{BUCKET}/dir/")
+    assert "dir/sub/" in table and "dir/big.bin" in table
+
+
+def test_get_whole_and_range(cli: Run, big_file: tuple[Path, bytes]) -> None:
+    _, data = big_file
+    target = cli.cwd / "copy.bin"
+    out = cli.ok("get", f"{BUCKET}/dir/big.bin", str(target))
+    assert str(target) in out
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert not target.with_name("copy.bin.part").exists()
+    start, end = (1 << 20) - 10, 2 * (1 << 20) + 10
+    part = cli.cwd / "part.bin"
+    cli.ok("get", "--range", f"{start}-{end}", f"{BUCKET}/dir/big.bin", str(part))
+    assert part.read_bytes() == data[start : end + 1]
+    tail = subprocess.run(
+        [str(CLI), "get", "--range", "-100", f"{BUCKET}/dir/big.bin", "-"],
+        capture_output=True,
+        env=cli.env,
+        cwd=cli.cwd,
+        timeout=60,
+        check=True,
+    )
+    assert tail.stdout == data[-100:]
+
+
+def test_rm_then_stat_fails(cli: Run) -> None:
+    cli.ok("put", "-", f"{BUCKET}/doomed", input=b"bye")
+    assert f"removed {BUCKET}/doomed" in cli.ok("rm", f"{BUCKET}/doomed")
+    gone = cli("stat", f"{BUCKET}/doomed")
+    assert gone.returncode == 1
+    assert "error: no_such_key" in gone.stderr
+    missing = cli("get", f"{BUCKET}/doomed", str(cli.cwd / "doomed"))
+    assert missing.returncode == 1 and "error: no_such_key" in missing.stderr
+    assert not (cli.cwd / "doomed").exists()
+
+
+def test_nodes_list_and_set(cli: Run, cluster: Cluster) -> None:
+    table = cli.ok("nodes")
+    assert all(node.url in table for node in cluster.nodes)
+    plain = [line.split("\t") for line in cli.ok("nodes", "ls", "--plain").splitlines()]
+    assert len(plain) == 8
+    assert all(row[3] == "up on active" for row in plain)
+    node_id = plain[0][0]
+    off = cli.ok("nodes", "set", node_id, "--inactive")
+    assert "inactive" in off
+    try:
+        row = next(r for r in (line.split("\t") for line in cli.ok("nodes", "--plain").splitlines()) if r[0] == node_id)
+        assert row[3].endswith(" inactive")
+    finally:
+        on = cli.ok("nodes", "set", node_id, "--active")
+    assert "inactive" not in on and "active" in on
+
+
+def test_wrong_key(cli: Run) -> None:
+    bad = cli("ls", env={"CARGOHOLD_KEY": "CHTESTADMIN0000000.not-the-right-secret-at-all"})
+    assert bad.returncode == 1
+    assert "invalid_credentials" in bad.stderr
+    flag = cli("stat", "--key", "nonsense", f"{BUCKET}/dir/big.bin")
+    assert flag.returncode == 1 and "error: " in flag.stderr
