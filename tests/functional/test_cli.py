@@ -46,9 +46,8 @@ class Run:
             timeout=60,
             check=False,
         )
-        return subprocess.CompletedProcess(
-            done.args, done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
-        )
+        out, err = (stream.decode(errors="replace") for stream in (done.stdout, done.stderr))
+        return subprocess.CompletedProcess(done.args, done.returncode, out, err)
 
     def ok(self, *args: str, input: bytes | None = None) -> str:
         done = self(*args, input=input)
@@ -68,17 +67,22 @@ def big_file(cli: Run) -> tuple[Path, bytes]:
     data = sample(BIG, seed=7)
     path = cli.cwd / "big.bin"
     path.write_bytes(data)
-    out = cli.ok("put", str(path), f"{BUCKET}/dir/big.bin")
+    out = cli.ok("put", str(path), f"{BUCKET}/dir/")  # BUCKET/dir/ keeps the file's name
     # Not a TTY: no progress bar, but a summary of what went where.
     assert f"{BUCKET}/dir/big.bin" in out
     assert "3.1 MB" in out and "etag" in out
     return path, data
 
 
-def test_put_from_stdin_and_stat(cli: Run, big_file: tuple[Path, bytes]) -> None:
+@pytest.fixture(scope="module")
+def piped(cli: Run) -> bytes:
     data = sample(5000, seed=3)
     out = cli.ok("put", "-", f"{BUCKET}/dir/sub/piped.txt", input=data)
-    assert f"{BUCKET}/dir/sub/piped.txt" in out
+    assert f"{BUCKET}/dir/sub/piped.txt" in out and "5.0 kB" in out
+    return data
+
+
+def test_stat(cli: Run, big_file: tuple[Path, bytes], piped: bytes) -> None:
     stat = cli.ok("stat", f"{BUCKET}/dir/sub/piped.txt")
     assert "size:          5000 " in stat
     assert "text/plain" in stat
@@ -87,12 +91,10 @@ def test_put_from_stdin_and_stat(cli: Run, big_file: tuple[Path, bytes]) -> None
     assert f"object:        {BUCKET}/dir/big.bin" in big
 
 
-def test_ls_buckets_and_prefixes(cli: Run, big_file: tuple[Path, bytes]) -> None:
+def test_ls_buckets_and_prefixes(cli: Run, big_file: tuple[Path, bytes], piped: bytes) -> None:
     cli.ok("put", "-", f"{BUCKET}/top.txt", input=b"top")
-    cli.ok("put", "-", f"{BUCKET}/dir/sub/x", input=b"x")
     buckets = cli.ok("ls", "--plain")
     assert any(line.split("\t")[0] == BUCKET for line in buckets.splitlines())
-    assert BUCKET in cli.ok("ls")
     top = [line.split("\t") for line in cli.ok("ls", "--plain", BUCKET).splitlines()]
     assert [row[0] for row in top] == ["dir/", "top.txt"]
     assert top[1][1] == "3"
@@ -100,7 +102,7 @@ def test_ls_buckets_and_prefixes(cli: Run, big_file: tuple[Path, bytes]) -> None
     assert [row[0] for row in level] == ["dir/sub/", "dir/big.bin"]
     assert level[1][1] == str(BIG)
     every = [line.split("\t")[0] for line in cli.ok("ls", "--plain", "-r", f"{BUCKET}/dir/").splitlines()]
-    assert "dir/big.bin" in every and "dir/sub/x" in every
+    assert "dir/big.bin" in every and "dir/sub/piped.txt" in every
     table = cli.ok("ls", f"{BUCKET}/dir/")
     assert "dir/sub/" in table and "dir/big.bin" in table
 
@@ -145,14 +147,12 @@ def test_nodes_list_and_set(cli: Run, cluster: Cluster) -> None:
     assert len(plain) == 8
     assert all(row[3] == "up on active" for row in plain)
     node_id = plain[0][0]
-    off = cli.ok("nodes", "set", node_id, "--inactive")
-    assert "inactive" in off
     try:
-        row = next(r for r in (line.split("\t") for line in cli.ok("nodes", "--plain").splitlines()) if r[0] == node_id)
-        assert row[3].endswith(" inactive")
+        off = cli.ok("nodes", "set", node_id, "--inactive")
+        assert "up on inactive" in off and plain[0][1] in off
     finally:
         on = cli.ok("nodes", "set", node_id, "--active")
-    assert "inactive" not in on and "active" in on
+    assert "up on active" in on
 
 
 def test_wrong_key(cli: Run) -> None:
@@ -160,4 +160,4 @@ def test_wrong_key(cli: Run) -> None:
     assert bad.returncode == 1
     assert "invalid_credentials" in bad.stderr
     flag = cli("stat", "--key", "nonsense", f"{BUCKET}/dir/big.bin")
-    assert flag.returncode == 1 and "error: " in flag.stderr
+    assert flag.returncode == 1 and "error: invalid_credentials" in flag.stderr, flag.stderr

@@ -35,10 +35,11 @@ def test_upload_download_flow(pg_cluster: Cluster) -> None:
     base = "/api/v1/buckets/pgflow"
     with pg_cluster.client() as api:
         assert api.put(base).status_code == 201
-        put_big = api.put(f"{base}/objects/media/big.bin", content=big)
+        digest = hashlib.sha256(big).hexdigest()
+        put_big = api.put(f"{base}/objects/media/big.bin", content=big, headers={"x-checksum-sha256": digest})
         assert put_big.status_code == 201, put_big.text
         assert put_big.json()["size"] == BIG
-        assert put_big.json()["sha256"] == hashlib.sha256(big).hexdigest()
+        assert put_big.json()["sha256"] == digest
         put_small = api.put(f"{base}/objects/media/small.txt", content=small)
         assert put_small.status_code == 201, put_small.text
         assert sum(len(n.share_files()) for n in pg_cluster.nodes) > 0

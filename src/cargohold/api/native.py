@@ -19,7 +19,7 @@ from cargohold.api.auth import require_admin
 from cargohold.api.context import SERVICES, Services
 from cargohold.domain.model import Bucket, NodeRecord, ObjectRecord
 from cargohold.domain.names import validate_bucket
-from cargohold.domain.ranges import parse_range
+from cargohold.domain.ranges import ByteRange, parse_range
 from cargohold.errors import InvalidArgument, NoSuchNode
 from cargohold.service.checksums import ExpectedDigests
 
@@ -172,6 +172,8 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     if _not_modified(request, record):
         return web.Response(status=304, headers=headers)
     byte_range = parse_range(request.headers.get("Range"), record.size)
+    if record.inline_data is not None:
+        return _inline_response(record.inline_data, byte_range, headers)
     response = web.StreamResponse(status=200, headers=headers)
     response.content_length = record.size
     if byte_range is not None:
@@ -188,6 +190,14 @@ async def get_object(request: web.Request) -> web.StreamResponse:
             await response.write(chunk)
     await response.write_eof()
     return response
+
+
+def _inline_response(data: bytes, byte_range: ByteRange | None, headers: dict[str, str]) -> web.Response:
+    """Small objects kept in the metadata store: one plain response, no streaming machinery."""
+    if byte_range is None:
+        return web.Response(body=data, headers=headers)
+    headers["Content-Range"] = byte_range.content_range(len(data))
+    return web.Response(status=206, body=data[byte_range.start : byte_range.end + 1], headers=headers)
 
 
 async def delete_object(request: web.Request) -> web.Response:

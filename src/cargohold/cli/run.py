@@ -105,7 +105,7 @@ def node(
     if not secret:
         raise typer.BadParameter("give --secret or CARGOHOLD_CLUSTER_SECRET", param_hint="--secret")
     # Stock asyncio loop on purpose: aiohttp's sendfile is native there, not on uvloop.
-    _run(serve_node(data, host, port, zone, capacity, secret), uvloop=False)
+    _run(serve_node(data, host, port, zone, capacity, secret), uvloop=os.environ.get("NODE_UVLOOP") == "1")
 
 
 def _run(main, *, uvloop: bool) -> None:  # type: ignore[no-untyped-def]

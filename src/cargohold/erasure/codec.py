@@ -32,8 +32,11 @@ class Codec(Protocol):
     def encode(self, block: Buffer) -> list[bytes]:
         """Cut ``block`` into ``layout.width`` shares; shares 0..k-1 are data shares."""
 
+    def data_views(self, data_shares: Sequence[Buffer], block_len: int) -> list[memoryview]:
+        """The block as views into its k data shares, in order: the fast path, no copy."""
+
     def join(self, data_shares: Sequence[Buffer], block_len: int) -> bytes:
-        """Rebuild a block from its k data shares, in order (the fast path)."""
+        """Rebuild a block from its k data shares, in order."""
 
     def decode(self, shares: Mapping[int, Buffer], block_len: int) -> bytes:
         """Rebuild a block from any k shares, keyed by share index."""
@@ -51,10 +54,12 @@ class ReedSolomonCodec:
     def encode(self, block: Buffer) -> list[bytes]:
         return self._driver.encode(bytes(block))
 
-    def join(self, data_shares: Sequence[Buffer], block_len: int) -> bytes:
+    def data_views(self, data_shares: Sequence[Buffer], block_len: int) -> list[memoryview]:
         skip = self.FRAGMENT_HEADER
-        joined = b"".join(memoryview(s)[skip:] for s in data_shares)
-        return joined[:block_len] if len(joined) != block_len else joined
+        return trim([memoryview(s)[skip:] for s in data_shares], block_len)
+
+    def join(self, data_shares: Sequence[Buffer], block_len: int) -> bytes:
+        return b"".join(self.data_views(data_shares, block_len))
 
     def decode(self, shares: Mapping[int, Buffer], block_len: int) -> bytes:
         if len(shares) < self.layout.k:
@@ -77,6 +82,9 @@ class MirrorCodec:
         data = bytes(block)
         return [data] * self.layout.width
 
+    def data_views(self, data_shares: Sequence[Buffer], block_len: int) -> list[memoryview]:
+        return [memoryview(data_shares[0])[:block_len]]
+
     def join(self, data_shares: Sequence[Buffer], block_len: int) -> bytes:
         return bytes(data_shares[0][:block_len])
 
@@ -97,14 +105,28 @@ class StripeCodec:
         shares = [bytes(view[i * size : (i + 1) * size]) for i in range(k)]
         return [s.ljust(size, b"\0") for s in shares]
 
+    def data_views(self, data_shares: Sequence[Buffer], block_len: int) -> list[memoryview]:
+        return trim([memoryview(s) for s in data_shares], block_len)
+
     def join(self, data_shares: Sequence[Buffer], block_len: int) -> bytes:
-        return b"".join(memoryview(s) for s in data_shares)[:block_len]
+        return b"".join(self.data_views(data_shares, block_len))
 
     def decode(self, shares: Mapping[int, Buffer], block_len: int) -> bytes:
         k = self.layout.k
         if not all(i in shares for i in range(k)):
             raise ReadUnavailable("a stripe without parity lost a share")
         return self.join([shares[i] for i in range(k)], block_len)
+
+
+def trim(views: list[memoryview], length: int) -> list[memoryview]:
+    """Cut a list of views to ``length`` bytes in total (drops the last block's padding)."""
+    out = []
+    for view in views:
+        if length <= 0:
+            break
+        out.append(view[:length] if len(view) > length else view)
+        length -= len(out[-1])
+    return out
 
 
 def _build(layout: Layout) -> Codec:
@@ -123,7 +145,10 @@ def self_test(codec: Codec) -> None:
         shares = codec.encode(block)
         if len(shares) != layout.width or len({len(s) for s in shares}) != 1:
             raise RuntimeError(f"codec {layout.spec} produced uneven shares")
-        if codec.join(shares[: layout.k], length) != block:
+        if (
+            codec.join(shares[: layout.k], length) != block
+            or b"".join(codec.data_views(shares[: layout.k], length)) != block
+        ):
             raise RuntimeError(f"codec {layout.spec} failed the data-share join test")
         survivors = {i: shares[i] for i in range(layout.m, layout.width)}
         if codec.decode(survivors, length) != block:

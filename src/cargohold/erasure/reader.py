@@ -1,12 +1,15 @@
 """The read pipeline of one part: share streams -> verified frames -> blocks -> bytes.
 
 A read opens the k data shares over exactly the frames that cover the range
-and joins them block by block, with no decode call at all when every data
-share answers. When a share fails (node down, file gone, checksum mismatch,
-stall) it is dropped for the rest of the read and a parity share is opened
-from the current block on; blocks are then decoded. The first bytes leave long
-before the last block is fetched: blocks are yielded as they are rebuilt, with
-a small read-ahead so node latency overlaps the client write.
+and hands out each block as views into those shares: no decode call and no
+copy when every data share answers. When a share fails (node down, file gone,
+checksum mismatch, stall) it is dropped for the rest of the read and a parity
+share is opened from the current block on; blocks are then decoded.
+
+There are no per-block tasks: each share is one HTTP response whose socket
+and stream buffers fill in the background, so reading the k frames of a block
+one after the other already overlaps every node's transfer, and the first
+bytes leave long before the last block is fetched.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Protocol
 
 from cargohold.concurrency import run_cpu
-from cargohold.domain.layout import Layout, block_span
+from cargohold.domain.layout import BlockSpan, Layout, block_span
 from cargohold.erasure.codec import Codec
 from cargohold.erasure.framing import HEADER_SIZE
 from cargohold.errors import CargoholdError, ReadUnavailable
@@ -42,10 +45,88 @@ def full_frame_size(codec: Codec) -> int:
     return HEADER_SIZE + len(codec.encode(bytes(codec.layout.block_size))[0])
 
 
-class _Source:
-    def __init__(self, index: int, stream: FrameStream) -> None:
-        self.index = index
-        self.stream = stream
+class _PartReader:
+    """The open share streams of one ranged read, and their replacement on failure."""
+
+    def __init__(
+        self,
+        codec: Codec,
+        part_size: int,
+        span: BlockSpan,
+        candidates: Sequence[int],
+        open_share: OpenShare,
+        report: ReportBadShare,
+        stall_timeout: float,
+    ) -> None:
+        self.codec = codec
+        self.layout: Layout = codec.layout
+        self.part_size = part_size
+        self.span = span
+        self.rank = {index: position for position, index in enumerate(candidates)}
+        self.spare = list(candidates)
+        self.sources: dict[int, FrameStream] = {}
+        self.open_share = open_share
+        self.report = report
+        self.stall = stall_timeout
+        self.frame = full_frame_size(codec)
+
+    async def _open(self, index: int, block: int) -> None:
+        last = (self.span.last_block + 1) * self.frame - 1
+        try:
+            async with asyncio.timeout(self.stall):
+                self.sources[index] = await self.open_share(index, block * self.frame, last)
+        except (CargoholdError, OSError, TimeoutError) as exc:
+            self.report(index, exc)
+
+    async def fill(self, block: int) -> None:
+        """Open spare shares, best first, until k are open or none is left."""
+        while len(self.sources) < self.layout.k:
+            wanted = self.layout.k - len(self.sources)
+            if not self.spare:
+                raise ReadUnavailable(
+                    f"fewer than {self.layout.k} shares of a part are readable", needed=self.layout.k
+                )
+            batch, self.spare = self.spare[:wanted], self.spare[wanted:]
+            await asyncio.gather(*(self._open(index, block) for index in batch))
+
+    async def _drop(self, index: int) -> None:
+        stream = self.sources.pop(index)
+        with contextlib.suppress(Exception):
+            await stream.close()
+
+    async def read_block(self, block: int) -> list[memoryview]:
+        while True:
+            await self.fill(block)
+            frames: dict[int, bytes] = {}
+            failed = False
+            for index in sorted(self.sources, key=self.rank.__getitem__):
+                try:
+                    async with asyncio.timeout(self.stall):
+                        frames[index] = await self.sources[index].read_frame(block)
+                except (CargoholdError, OSError, TimeoutError) as exc:
+                    self.report(index, exc)
+                    await self._drop(index)
+                    failed = True
+            if not failed:
+                return await self._assemble(block, frames)
+            # Streams that answered are one frame ahead of the replacements:
+            # reopen them at this block so every source stays aligned.
+            for index in list(self.sources):
+                await self._drop(index)
+                self.spare.append(index)
+            self.spare.sort(key=self.rank.__getitem__)
+
+    async def _assemble(self, block: int, frames: dict[int, bytes]) -> list[memoryview]:
+        k = self.layout.k
+        block_len = self.layout.block_length(self.part_size, block)
+        if all(i in frames for i in range(k)):
+            # Slicing views costs nothing: no copy, no hop to a thread.
+            return self.codec.data_views([frames[i] for i in range(k)], block_len)
+        return [memoryview(await run_cpu(self.codec.decode, frames, block_len))]
+
+    async def close(self) -> None:
+        for index in list(self.sources):
+            await self._drop(index)
 
 
 async def read_range(
@@ -57,99 +138,27 @@ async def read_range(
     open_share: OpenShare,
     report: ReportBadShare,
     stall_timeout: float,
-    read_ahead: int = 2,
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[memoryview]:
     """Yield bytes [start, start+length) of a part whose shares are listed in ``candidates``.
 
     ``candidates`` are the share indexes believed readable, best first (data
     shares before parity). Raises ReadUnavailable when fewer than k remain.
     """
-    layout: Layout = codec.layout
-    span = block_span(layout, part_size, start, length)
+    span = block_span(codec.layout, part_size, start, length)
     if span is None:
         return
-    frame = full_frame_size(codec)
-    spare = list(candidates)
-    sources: list[_Source] = []
-
-    async def open_next(block: int) -> None:
-        while spare:
-            index = spare.pop(0)
-            try:
-                stream = await asyncio.wait_for(
-                    open_share(index, block * frame, (span.last_block + 1) * frame - 1),
-                    stall_timeout,
-                )
-            except (CargoholdError, OSError, TimeoutError) as exc:
-                report(index, exc)
-                continue
-            sources.append(_Source(index, stream))
-            return
-        raise ReadUnavailable(f"fewer than {layout.k} shares of a part are readable", needed=layout.k)
-
-    async def read_block(block: int) -> bytes:
-        while True:
-            while len(sources) < layout.k:
-                await open_next(block)
-            active = sorted(sources[: layout.k], key=lambda s: s.index)
-            results = await asyncio.gather(
-                *(asyncio.wait_for(s.stream.read_frame(block), stall_timeout) for s in active),
-                return_exceptions=True,
-            )
-            failed = [(s, r) for s, r in zip(active, results, strict=True) if isinstance(r, BaseException)]
-            if not failed:
-                shares = {s.index: r for s, r in zip(active, results, strict=True)}
-                block_len = layout.block_length(part_size, block)
-                if all(i in shares for i in range(layout.k)):
-                    return await run_cpu(codec.join, [shares[i] for i in range(layout.k)], block_len)
-                return await run_cpu(codec.decode, shares, block_len)
-            for source, error in failed:
-                if isinstance(error, asyncio.CancelledError):
-                    raise error
-                report(source.index, error if isinstance(error, Exception) else Exception(error))
-                sources.remove(source)
-                with contextlib.suppress(Exception):
-                    await source.stream.close()
-            # Sources that did answer for this block are now one frame ahead of
-            # the new ones: reopen them all at this block to stay aligned.
-            for source in list(sources):
-                sources.remove(source)
-                spare.insert(0, source.index)
-                with contextlib.suppress(Exception):
-                    await source.stream.close()
-            spare.sort(key=lambda i: list(candidates).index(i))
-
-    pending: list[asyncio.Task[bytes]] = []
-    next_block = span.first_block
+    reader = _PartReader(codec, part_size, span, candidates, open_share, report, stall_timeout)
+    remaining, skip = span.length, span.skip
     try:
-        # Blocks must be read in order from each stream, so the read-ahead is a
-        # chain: each task awaits its predecessor before reading.
-        async def chained(block: int, before: asyncio.Task[bytes] | None) -> bytes:
-            if before is not None:
-                await asyncio.shield(before)
-            return await read_block(block)
-
-        def schedule() -> None:
-            nonlocal next_block
-            while next_block <= span.last_block and len(pending) < read_ahead:
-                before = pending[-1] if pending else None
-                pending.append(asyncio.ensure_future(chained(next_block, before)))
-                next_block += 1
-
-        schedule()
-        remaining, skip = span.length, span.skip
-        while pending:
-            data = await pending.pop(0)
-            schedule()
-            piece = memoryview(data)[skip : skip + remaining]
-            skip = 0
-            remaining -= len(piece)
-            yield bytes(piece) if len(piece) != len(data) else data
+        for block in range(span.first_block, span.last_block + 1):
+            for view in await reader.read_block(block):
+                if skip >= len(view):
+                    skip -= len(view)
+                    continue
+                piece = view[skip : skip + remaining]
+                skip = 0
+                if piece:
+                    remaining -= len(piece)
+                    yield piece
     finally:
-        for task in pending:
-            task.cancel()
-        with contextlib.suppress(BaseException):
-            await asyncio.gather(*pending, return_exceptions=True)
-        for source in sources:
-            with contextlib.suppress(Exception):
-                await source.stream.close()
+        await reader.close()
