@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cargohold.cli import client, run
+from cargohold.cli import client, nodes, run
 
 app = typer.Typer(
     name="cargohold",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 run.register(app)
 client.register(app)
+nodes.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cargohold.api.app import ADMIN_TOKEN, build_gateway
 from cargohold.api.context import SERVICES
+from cargohold.cli.children import die_with_parent
 from cargohold.cli.clientconfig import write_client_config
 from cargohold.cli.serve import serve_until_stopped
 from cargohold.config import Settings
@@ -55,6 +56,7 @@ async def start_node(number: int, data: Path, secret: str, zone: str = "default"
         zone,
         stdout=asyncio.subprocess.PIPE,
         env=env,
+        preexec_fn=die_with_parent,
     )
     assert process.stdout is not None
     line = await asyncio.wait_for(process.stdout.readline(), READY_TIMEOUT)

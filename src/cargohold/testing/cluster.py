@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from cargohold.cli.children import die_with_parent
+
 ADMIN_KEY = "CHTESTADMIN0000000.test-admin-secret-that-is-long-enough"
 SECRET = "test-cluster-secret"
 
@@ -108,7 +110,7 @@ class Cluster:
         ]
         if node.capacity:
             cmd += ["--capacity", str(node.capacity)]
-        node.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=self._env())
+        node.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=self._env(), preexec_fn=die_with_parent)
         line = _wait_for_line(node.process, "listening on")
         node.port = int(line.rsplit(":", 1)[1])
 
@@ -139,7 +141,7 @@ class Cluster:
             "--layout",
             self.layout,
         ]
-        self.gateway = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=self._env())
+        self.gateway = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=self._env(), preexec_fn=die_with_parent)
         line = _wait_for_line(self.gateway, "gateway listening on")
         self.url = line.rsplit(" ", 1)[1]
 
