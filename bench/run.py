@@ -3,11 +3,13 @@
 Starts a real cluster (8 node processes + gateway, SQLite, ec:5+2, fsync on)
 in a directory on the same disk as the baseline, then measures:
 
-* ``dd`` writing 1 GiB with fdatasync, and reading it cold (page cache evicted
-  with posix_fadvise DONTNEED, which works where drop_caches is not allowed);
+* ``dd`` writing 1 GiB with fdatasync, and reading it cold with O_DIRECT;
 * PUT and GET of a 1 GiB file with curl (median of --repeat runs), GET both
-  warm and cold (share files evicted from the page cache first);
-* the gateway's peak RSS during the PUT (VmHWM, reset before each run);
+  warm and after evicting the share files from the page cache
+  (posix_fadvise DONTNEED: drop_caches is not allowed everywhere);
+* the gateway's peak RSS during the PUT (VmHWM, reset before each run), and
+  with --rss-gib N during an N GiB streamed PUT, to show memory does not grow
+  with the size of the file;
 * 4 KiB PUT and GET ops/s at concurrency 16 with p50/p99 latency.
 
 Every figure is also printed as a ratio to the baseline it compares with.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -28,6 +31,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -53,12 +57,15 @@ def dd_baseline(workdir: Path, size_mib: int) -> tuple[float, float]:
     started = time.perf_counter()
     subprocess.run(
         ["dd", "if=/dev/zero", f"of={target}", "bs=4M", f"count={size_mib // 4}", "conv=fdatasync"],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     write = size_mib * 1024 * 1024 / (time.perf_counter() - started) / MB
-    evict([target])
     started = time.perf_counter()
-    subprocess.run(["dd", f"if={target}", "of=/dev/null", "bs=4M"], check=True, capture_output=True)
+    # O_DIRECT: a read from the device itself, whatever the page cache holds.
+    subprocess.run(
+        ["dd", f"if={target}", "of=/dev/null", "bs=4M", "iflag=direct"], check=True, capture_output=True
+    )
     read = size_mib * 1024 * 1024 / (time.perf_counter() - started) / MB
     target.unlink()
     return write, read
@@ -83,10 +90,8 @@ class PeakRss:
             self.samples.append(self._read("VmRSS"))
 
     def __enter__(self) -> PeakRss:
-        try:
+        with contextlib.suppress(OSError):
             Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # resets VmHWM
-        except OSError:
-            pass
         self._thread.start()
         return self
 
@@ -99,52 +104,62 @@ class PeakRss:
         return max([self._read("VmHWM"), *self.samples])
 
 
-def curl(args: list[str]) -> float:
+def curl(args: list[str], stdin: Any = None) -> float:
     started = time.perf_counter()
-    subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", *args], check=True)
+    subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", *args], check=True, stdin=stdin)
     return time.perf_counter() - started
+
+
+async def _timed_ops(
+    session: aiohttp.ClientSession, method: str, count: int, concurrency: int, payload: bytes
+) -> tuple[float, float, float]:
+    """ops/s, p50 ms, p99 ms of ``count`` requests spread over ``concurrency`` workers."""
+    latencies: list[float] = []
+    counter = iter(range(count))
+
+    async def worker() -> None:
+        for i in counter:
+            path = f"/api/v1/buckets/small/objects/o{i}"
+            started = time.perf_counter()
+            if method == "PUT":
+                async with session.put(path, data=payload) as reply:
+                    assert reply.status == 201, await reply.text()
+            else:
+                async with session.get(path) as reply:
+                    assert len(await reply.read()) == len(payload)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return (
+        count / elapsed,
+        latencies[len(latencies) // 2] * 1000,
+        latencies[int(len(latencies) * 0.99)] * 1000,
+    )
 
 
 async def small_ops(url: str, count: int, concurrency: int) -> dict[str, tuple[float, float, float]]:
     payload = os.urandom(4096)
-    results: dict[str, tuple[float, float, float]] = {}
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(url, connector=connector, headers=AUTH) as session:
         await session.put("/api/v1/buckets/small")
-        for method in ("PUT", "GET"):
-            latencies: list[float] = []
-            counter = iter(range(count))
-
-            async def worker() -> None:
-                for i in counter:
-                    path = f"/api/v1/buckets/small/objects/o{i}"
-                    started = time.perf_counter()
-                    if method == "PUT":
-                        async with session.put(path, data=payload) as reply:
-                            assert reply.status == 201, await reply.text()
-                    else:
-                        async with session.get(path) as reply:
-                            assert len(await reply.read()) == 4096
-                    latencies.append(time.perf_counter() - started)
-
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            elapsed = time.perf_counter() - started
-            latencies.sort()
-            results[method] = (
-                count / elapsed,
-                latencies[len(latencies) // 2] * 1000,
-                latencies[int(len(latencies) * 0.99)] * 1000,
-            )
-    return results
+        return {
+            method: await _timed_ops(session, method, count, concurrency, payload)
+            for method in ("PUT", "GET")
+        }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--ops", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rss-gib", type=int, default=0, help="also PUT N GiB and report peak RSS")
     parser.add_argument("--dir", type=Path, default=Path.cwd() / ".bench", help="work dir (same disk)")
     args = parser.parse_args()
 
@@ -161,8 +176,11 @@ def main() -> None:
             assert cluster.gateway is not None
             url = cluster.url
             auth = ["-H", f"Authorization: Bearer {ADMIN_KEY}"]
-            subprocess.run(["curl", "-sS", "-f", "-X", "PUT", *auth, f"{url}/api/v1/buckets/bench"],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["curl", "-sS", "-f", "-X", "PUT", *auth, f"{url}/api/v1/buckets/bench"],
+                check=True,
+                capture_output=True,
+            )
             puts, gets, cold_gets, peaks = [], [], [], []
             for run in range(args.repeat):
                 obj = f"{url}/api/v1/buckets/bench/objects/big{run}"
@@ -173,6 +191,15 @@ def main() -> None:
                 evict([p for n in cluster.nodes for p in n.share_files()])
                 cold_gets.append(size / curl([*auth, obj]) / MB)
             ops = asyncio.run(small_ops(url, args.ops, args.concurrency))
+            big_peak = 0
+            if args.rss_gib:
+                with PeakRss(cluster.gateway.pid) as rss:
+                    feed = subprocess.Popen(
+                        ["head", "-c", str(args.rss_gib * 2**30), "/dev/urandom"], stdout=subprocess.PIPE
+                    )
+                    curl([*auth, "-T", "-", f"{url}/api/v1/buckets/bench/objects/huge"], stdin=feed.stdout)
+                    feed.wait()
+                big_peak = rss.peak
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -180,17 +207,36 @@ def main() -> None:
     rows = [
         ("dd write (fdatasync)", f"{dd_write:8.0f} MB/s", "1.00 x dd write"),
         ("dd read (cold)", f"{dd_read:8.0f} MB/s", "1.00 x dd read"),
-        (f"PUT {args.size_mib} MiB (ec:5+2, 8 nodes)", f"{put:8.0f} MB/s", f"{put / dd_write:.2f} x dd write"),
+        (
+            f"PUT {args.size_mib} MiB (ec:5+2, 8 nodes)",
+            f"{put:8.0f} MB/s",
+            f"{put / dd_write:.2f} x dd write",
+        ),
         (f"GET {args.size_mib} MiB (warm)", f"{get:8.0f} MB/s", f"{get / dd_read:.2f} x dd read"),
         (f"GET {args.size_mib} MiB (cold shares)", f"{cold:8.0f} MB/s", f"{cold / dd_read:.2f} x dd read"),
         ("gateway peak RSS during PUT", f"{max(peaks) / 2**20:8.0f} MiB", ""),
     ]
+    if big_peak:
+        rows.append(
+            (
+                f"gateway peak RSS, {args.rss_gib} GiB PUT",
+                f"{big_peak / 2**20:8.0f} MiB",
+                f"{big_peak / max(peaks):.2f} x the 1 GiB peak",
+            )
+        )
     for method in ("PUT", "GET"):
         rate, p50, p99 = ops[method]
-        rows.append((f"4 KiB {method} x{args.concurrency}", f"{rate:8.0f} ops/s",
-                     f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"))
-    print(f"\ncargohold bench (median of {args.repeat}; runs: PUT {[round(p) for p in puts]}, "
-          f"GET {[round(g) for g in gets]}, cold GET {[round(c) for c in cold_gets]})")
+        rows.append(
+            (
+                f"4 KiB {method} x{args.concurrency}",
+                f"{rate:8.0f} ops/s",
+                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms",
+            )
+        )
+    print(
+        f"\ncargohold bench (median of {args.repeat}; runs: PUT {[round(p) for p in puts]}, "
+        f"GET {[round(g) for g in gets]}, cold GET {[round(c) for c in cold_gets]})"
+    )
     width = max(len(r[0]) for r in rows)
     for name, value, ratio in rows:
         print(f"  {name:<{width}}  {value:>15}  {ratio}")

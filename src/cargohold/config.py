@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     max_object_size: int = Field(5 * 1024**4, description="Largest single PUT accepted, in bytes")
     health_interval: float = Field(2.0, gt=0, description="Seconds between node health probes")
     node_timeout: float = Field(30.0, gt=0, description="Seconds a node may stay silent mid-transfer")
+    upload_ttl: float = Field(24 * 3600.0, gt=0, description="Seconds an idle upload session lives")
+    sweep_interval: float = Field(60.0, gt=0, description="Seconds between sweeps for expired uploads")
+    max_part_size: int = Field(5 * 1024**3, gt=0, description="Largest part of an upload session, in bytes")
     blocks_in_flight: int = Field(4, ge=1, le=64, description="Blocks buffered per transfer")
 
     @classmethod

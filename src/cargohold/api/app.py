@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from cargohold.api import native, openapi
+from cargohold.api import native, openapi, uploads
 from cargohold.api.auth import AUTH, auth_middleware
 from cargohold.api.context import SERVICES, Services
 from cargohold.api.problems import problem_middleware
@@ -21,11 +21,14 @@ from cargohold.service.auth import AuthService
 from cargohold.service.buckets import BucketService
 from cargohold.service.nodes import NodeRegistry
 from cargohold.service.objects import ObjectService
+from cargohold.service.uploads import UploadService
+from cargohold.workers.base import Periodic
 from cargohold.workers.gc import GarbageCollector
 
 log = logging.getLogger(__name__)
 
 ADMIN_TOKEN = web.AppKey("admin_token", str)
+ALL_ROUTES = (*native.ROUTES, *uploads.ROUTES)
 
 
 def build_gateway(settings: Settings) -> web.Application:
@@ -35,7 +38,8 @@ def build_gateway(settings: Settings) -> web.Application:
     tune_malloc()
     codec_for(Layout.parse(settings.layout))  # self-test the default codec before serving
     app = web.Application(middlewares=[problem_middleware, auth_middleware])
-    native.add_routes(app)
+    for route in ALL_ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
     app.router.add_get("/openapi.json", openapi.openapi_json)
     app.router.add_get("/docs", openapi.docs_page)
     app.cleanup_ctx.append(lambda app: _lifecycle(app, settings))
@@ -60,19 +64,25 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
     buckets = BucketService(db, settings.layout)
     objects = ObjectService(db, buckets, nodes, settings)
     auth = AuthService(db)
-    gc = GarbageCollector(db, nodes, objects.gc_wakeup)
+    upload_service = UploadService(db, buckets, objects, settings)
+    workers = [
+        Periodic("gc", GarbageCollector(db, nodes).run_once, 5.0, objects.gc_wakeup),
+        Periodic("upload-expiry", upload_service.sweep, settings.sweep_interval),
+    ]
     try:
         token = await ensure_admin_key(auth, settings.admin_key)
         if token:
             app[ADMIN_TOKEN] = token
         await nodes.probe_all()
         nodes.start_monitor()
-        gc.start()
-        app[SERVICES] = Services(buckets=buckets, objects=objects, nodes=nodes)
+        for worker in workers:
+            worker.start()
+        app[SERVICES] = Services(buckets=buckets, objects=objects, nodes=nodes, uploads=upload_service)
         app[AUTH] = auth
         yield
     finally:
-        await gc.stop()
+        for worker in workers:
+            await worker.stop()
         await nodes.stop()
         await objects.drain()
         await session.close()

@@ -9,6 +9,7 @@ from aiohttp import web
 from cargohold.service.buckets import BucketService
 from cargohold.service.nodes import NodeRegistry
 from cargohold.service.objects import ObjectService
+from cargohold.service.uploads import UploadService
 
 
 @dataclass(slots=True)
@@ -16,6 +17,7 @@ class Services:
     buckets: BucketService
     objects: ObjectService
     nodes: NodeRegistry
+    uploads: UploadService
 
 
 SERVICES = web.AppKey("services", Services)

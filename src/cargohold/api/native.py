@@ -31,11 +31,13 @@ def _services(request: web.Request) -> Services:
     return request.app[SERVICES]
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, text=json.dumps(data), content_type="application/json")
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, text=json.dumps(data), content_type="application/json", headers=headers
+    )
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
+async def json_body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
     if request.content_length is not None and request.content_length > 64 * 1024:
@@ -92,17 +94,17 @@ def node_json(node: NodeRecord) -> dict[str, Any]:
 
 async def create_bucket(request: web.Request) -> web.Response:
     validate_bucket(request.match_info["bucket"])
-    body = await _json_body(request)
+    body = await json_body(request)
     layout = body.get("layout")
     if layout is not None and not isinstance(layout, str):
         raise InvalidArgument("layout must be a string such as 'ec:5+2'")
     bucket = await _services(request).buckets.create(request.match_info["bucket"], layout)
-    return _json(bucket_json(bucket), status=201)
+    return json_response(bucket_json(bucket), status=201)
 
 
 async def list_buckets(request: web.Request) -> web.Response:
     buckets = await _services(request).buckets.list()
-    return _json({"buckets": [bucket_json(b) for b in buckets]})
+    return json_response({"buckets": [bucket_json(b) for b in buckets]})
 
 
 async def delete_bucket(request: web.Request) -> web.Response:
@@ -224,7 +226,7 @@ async def list_objects(request: web.Request) -> web.Response:
         limit=_int_param(request, "limit", 1000),
         cursor=request.query.get("cursor") or None,
     )
-    return _json(
+    return json_response(
         {
             "objects": [
                 {k: v for k, v in object_json(bucket, o).items() if k not in ("bucket",)}
@@ -241,19 +243,19 @@ async def list_objects(request: web.Request) -> web.Response:
 
 
 async def list_nodes(request: web.Request) -> web.Response:
-    return _json({"nodes": [node_json(n) for n in _services(request).nodes.nodes()]})
+    return json_response({"nodes": [node_json(n) for n in _services(request).nodes.nodes()]})
 
 
 async def add_node(request: web.Request) -> web.Response:
     require_admin(request)
-    body = await _json_body(request)
+    body = await json_body(request)
     url, zone = body.get("url"), body.get("zone", "default")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise InvalidArgument("url must be an http(s) URL of a running node")
     if not isinstance(zone, str) or not zone:
         raise InvalidArgument("zone must be a non-empty string")
     node = await _services(request).nodes.add(url, zone)
-    return _json(node_json(node), status=201)
+    return json_response(node_json(node), status=201)
 
 
 async def update_node(request: web.Request) -> web.Response:
@@ -262,7 +264,7 @@ async def update_node(request: web.Request) -> web.Response:
         node_id = int(request.match_info["node_id"])
     except ValueError as exc:
         raise NoSuchNode("node ids are integers") from exc
-    body = await _json_body(request)
+    body = await json_body(request)
     changes: dict[str, Any] = {}
     for field, kind in (("enabled", bool), ("active", bool), ("zone", str)):
         if field in body:
@@ -272,11 +274,11 @@ async def update_node(request: web.Request) -> web.Response:
     if not changes:
         raise InvalidArgument("nothing to change: send enabled, active and/or zone")
     node = await _services(request).nodes.update(node_id, **changes)
-    return _json(node_json(node))
+    return json_response(node_json(node))
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return _json({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,8 +311,3 @@ ROUTES: tuple[Route, ...] = (
         "nodes",
     ),
 )
-
-
-def add_routes(app: web.Application) -> None:
-    for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)

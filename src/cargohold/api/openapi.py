@@ -14,7 +14,10 @@ from typing import Any
 from aiohttp import web
 
 from cargohold import __version__
-from cargohold.api.native import ROUTES
+from cargohold.api.native import ROUTES as NATIVE_ROUTES
+from cargohold.api.uploads import ROUTES as UPLOAD_ROUTES
+
+ROUTES = (*NATIVE_ROUTES, *UPLOAD_ROUTES)
 
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 

@@ -19,6 +19,7 @@ from cargohold.errors import CargoholdError, RangeNotSatisfiable
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+_RESERVED = frozenset({"type", "title", "status", "detail", "code"})
 
 _HTTP_CODES = {
     404: "route_not_found",
@@ -42,7 +43,11 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> we
 
 
 def from_error(error: CargoholdError) -> web.Response:
-    extra = {k: v for k, v in error.extra.items() if isinstance(v, str | int | float | list | bool)}
+    extra = {
+        k: v
+        for k, v in error.extra.items()
+        if isinstance(v, str | int | float | list | bool) and k not in _RESERVED
+    }
     response = problem(error.status, error.code, error.title, error.detail, **extra)
     if isinstance(error, RangeNotSatisfiable) and "size" in error.extra:
         response.headers["Content-Range"] = f"bytes */{error.extra['size']}"

@@ -155,6 +155,32 @@ parts = Table(
     Column("block_size", Integer, nullable=False),
     Column("etag", String(128), nullable=False),
     _ts("created_at", default=utcnow),
+    Column("upload_id", String(32), nullable=True),
+    Index("ix_parts_upload_id_part_number", "upload_id", "part_number"),
+)
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("bucket_id", Integer, nullable=False, index=True),
+    Column("key", ObjectKey, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("protocol", String(16), nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("total_size", BigInteger, nullable=True),
+    Column("part_size", BigInteger, nullable=True),
+    Column("expected_md5", String(64), nullable=True),
+    Column("expected_sha256", String(128), nullable=True),
+    Column("metadata", JsonDoc, nullable=False, default=dict),
+    Column("concat", String(16), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("owner", String(64), nullable=True),
+    _ts("created_at", default=utcnow),
+    _ts("updated_at", default=utcnow),
+    _ts("expires_at"),
+    CheckConstraint("status IN ('PENDING', 'LOADING', 'UPLOADED', 'FAILED', 'DELETED')", name="status"),
+    Index("ix_uploads_status_expires_at", "status", "expires_at"),
 )
 
 part_shares = Table(

@@ -13,7 +13,7 @@ import asyncio
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from cargohold.config import Settings
@@ -82,23 +82,49 @@ class ObjectService:
         head, body = await _peek(body, self._settings.inline_threshold, content_length)
         if head is not None:
             return await self._put_inline(bucket, key, head, content_length, content_type, expected)
-        layout = Layout.parse(bucket.layout)
+        part, digests = await self.store_part(Layout.parse(bucket.layout), body, content_length, expected)
+        return await self._commit(bucket, key, part.size, digests, content_type, None, [part])
+
+    async def store_part(
+        self,
+        layout: Layout,
+        body: AsyncIterator[bytes],
+        content_length: int | None,
+        expected: ExpectedDigests,
+        *,
+        part_number: int = 1,
+        offset: int = 0,
+        md5: bool = False,
+        max_size: int | None = None,
+    ) -> tuple[PartRecord, dict[str, str]]:
+        """Stream one part into shares on a quorum of nodes; nothing is visible yet.
+
+        The caller commits the returned record (or, on failure, nothing: the
+        shares are deleted here or left for gc). ``md5`` computes the part's
+        md5 as upload sessions report it; the record's etag is then that md5.
+        """
         part_id = uuid.uuid4().hex
-        result, node_ids = await self._write_shares(part_id, layout, body, content_length, expected)
+        result, node_ids = await self._write_shares(
+            part_id, layout, body, content_length, expected, md5=md5, max_size=max_size
+        )
         part = PartRecord(
             id=part_id,
-            part_number=1,
-            offset=0,
+            part_number=part_number,
+            offset=offset,
             size=result.size,
             layout=layout.spec,
             block_size=layout.block_size,
-            etag=result.etag,
+            etag=result.digests["md5"] if md5 else result.etag,
             shares=tuple(
                 ShareRecord(o.index, node_ids[o.index], "ok" if o.stored else "missing")
                 for o in result.outcomes
             ),
         )
-        return await self._commit(bucket, key, result.size, result.digests, content_type, None, [part])
+        return part, result.digests
+
+    def forget_part(self, part: PartRecord) -> None:
+        """Delete the shares of a part that will never be committed."""
+        self._spawn(self._delete_shares(part.id, [(s.index, s.node_id) for s in part.shares]))
 
     async def _write_shares(
         self,
@@ -107,6 +133,9 @@ class ObjectService:
         body: AsyncIterator[bytes],
         content_length: int | None,
         expected: ExpectedDigests,
+        *,
+        md5: bool,
+        max_size: int | None,
     ) -> tuple[PartWriteResult, list[int]]:
         codec = codec_for(layout)
         per_share = (content_length or layout.block_size) // layout.k
@@ -115,7 +144,7 @@ class ObjectService:
             functools.partial(self._nodes.client(node_id).put_share, f"{part_id}.{index}")
             for index, node_id in enumerate(node_ids)
         ]
-        hasher = ContentHasher(md5=expected.md5 is not None, sha256=expected.sha256 is not None)
+        hasher = ContentHasher(md5=md5 or expected.md5 is not None, sha256=expected.sha256 is not None)
         try:
             result = await write_part(
                 body,
@@ -123,7 +152,7 @@ class ObjectService:
                 writers,
                 hasher=hasher,
                 expected_size=content_length,
-                max_size=self._settings.max_object_size,
+                max_size=max_size or self._settings.max_object_size,
                 depth=self._settings.blocks_in_flight,
                 stall_timeout=self._settings.node_timeout,
             )
@@ -213,7 +242,12 @@ class ObjectService:
             if end > start:
                 yield record.inline_data[start:end]
             return
-        for part in record.parts:
+        async for chunk in self.stream_parts(record.parts, start, end):
+            yield chunk
+
+    async def stream_parts(self, parts: Sequence[PartRecord], start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes [start, end) of the object these parts make up (parts carry their offsets)."""
+        for part in parts:
             lo, hi = max(start, part.offset), min(end, part.offset + part.size)
             if lo >= hi:
                 continue

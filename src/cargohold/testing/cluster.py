@@ -84,6 +84,9 @@ class Cluster:
         env.update(self.env)
         return env
 
+    def _spawn(self, cmd: list[str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, env=self._env(), preexec_fn=die_with_parent)
+
     # -- nodes --------------------------------------------------------------
 
     def add_node(self, zone: str = "default", capacity: int | None = None, register: bool = True) -> NodeProc:
@@ -110,7 +113,9 @@ class Cluster:
         ]
         if node.capacity:
             cmd += ["--capacity", str(node.capacity)]
-        node.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=self._env(), preexec_fn=die_with_parent)
+        node.process = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, env=self._env(), preexec_fn=die_with_parent
+        )
         line = _wait_for_line(node.process, "listening on")
         node.port = int(line.rsplit(":", 1)[1])
 
@@ -141,7 +146,9 @@ class Cluster:
             "--layout",
             self.layout,
         ]
-        self.gateway = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=self._env(), preexec_fn=die_with_parent)
+        self.gateway = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, env=self._env(), preexec_fn=die_with_parent
+        )
         line = _wait_for_line(self.gateway, "gateway listening on")
         self.url = line.rsplit(" ", 1)[1]
 

@@ -8,8 +8,6 @@ has a run-once mode for tests and operators.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from cargohold.errors import CargoholdError
@@ -22,14 +20,9 @@ log = logging.getLogger(__name__)
 
 
 class GarbageCollector:
-    def __init__(
-        self, db: Database, nodes: NodeRegistry, wakeup: asyncio.Event, interval: float = 5.0
-    ) -> None:
+    def __init__(self, db: Database, nodes: NodeRegistry) -> None:
         self._db = db
         self._nodes = nodes
-        self._wakeup = wakeup
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
         """Process every due job; return how many parts were freed."""
@@ -55,22 +48,3 @@ class GarbageCollector:
                 continue
             await self._nodes.client(node_id).delete_share(f"{part}.{index}")
         await self._db.write(lambda conn: repo.delete_parts(conn, [part_id]))
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop())
-
-    async def _loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._interval)
-            self._wakeup.clear()
-            try:
-                await self.run_once()
-            except Exception:  # keep collecting after a bad round
-                log.exception("gc round failed")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task

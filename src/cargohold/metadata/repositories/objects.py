@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cargohold.domain.model import ObjectRecord, PartRecord, ShareRecord
+from cargohold.domain.model import ObjectRecord, PartRecord
 from cargohold.errors import Conflict, NoSuchBucket
 from cargohold.metadata.listing import Lister, Step
 from cargohold.metadata.repositories._sql import insert_or_nothing
+from cargohold.metadata.repositories.parts import PART_COLUMNS, collect_parts
 from cargohold.metadata.tables import buckets, objects, part_shares, utcnow
 from cargohold.metadata.tables import parts as part_rows
 
@@ -58,19 +59,7 @@ async def get_object(conn: AsyncConnection, bucket_id: int, key: str) -> ObjectR
     Parts come ordered by ``part_number``, shares by index.
     """
     stmt = (
-        select(
-            objects,
-            part_rows.c.id.label("p_id"),
-            part_rows.c.part_number.label("p_number"),
-            part_rows.c.offset.label("p_offset"),
-            part_rows.c.size.label("p_size"),
-            part_rows.c.layout.label("p_layout"),
-            part_rows.c.block_size.label("p_block_size"),
-            part_rows.c.etag.label("p_etag"),
-            part_shares.c.share_index.label("s_index"),
-            part_shares.c.node_id.label("s_node"),
-            part_shares.c.state.label("s_state"),
-        )
+        select(objects, *PART_COLUMNS)
         .select_from(
             objects.outerjoin(part_rows, part_rows.c.object_id == objects.c.id).outerjoin(
                 part_shares, part_shares.c.part_id == part_rows.c.id
@@ -82,29 +71,7 @@ async def get_object(conn: AsyncConnection, bucket_id: int, key: str) -> ObjectR
     rows = (await conn.execute(stmt)).all()
     if not rows:
         return None
-    found: list[PartRecord] = []
-    shares: list[ShareRecord] = []
-    for i, row in enumerate(rows):
-        if row.p_id is None:
-            continue
-        if row.s_index is not None:
-            shares.append(ShareRecord(index=row.s_index, node_id=row.s_node, state=row.s_state))
-        last_of_part = i + 1 == len(rows) or rows[i + 1].p_id != row.p_id
-        if last_of_part:
-            found.append(
-                PartRecord(
-                    id=row.p_id,
-                    part_number=row.p_number,
-                    offset=row.p_offset,
-                    size=row.p_size,
-                    layout=row.p_layout,
-                    block_size=row.p_block_size,
-                    etag=row.p_etag,
-                    shares=tuple(shares),
-                )
-            )
-            shares = []
-    return _object(rows[0], with_inline=True, with_parts=tuple(found))
+    return _object(rows[0], with_inline=True, with_parts=collect_parts(rows))
 
 
 async def _detach(conn: AsyncConnection, object_id: int) -> list[str]:
@@ -158,8 +125,13 @@ async def put_object(
     sha256: str | None = None,
     inline_data: bytes | None = None,
     parts: Sequence[PartRecord] = (),
+    attach: Sequence[PartRecord] = (),
 ) -> tuple[ObjectRecord, list[str]]:
     """Make a new version of ``key`` visible, replacing the current one if any.
+
+    ``parts`` are inserted; ``attach`` are parts already stored by an upload
+    session, which move to the new object with the offsets given (no bytes
+    are copied, so completing an upload of any size is this one statement).
 
     Inserts the object row, its parts and their shares. Returns the new
     record and the ids of the replaced version's parts (now detached), which
@@ -196,8 +168,15 @@ async def put_object(
     else:
         raise Conflict(f"too many concurrent writes to {key!r}", key=key)
 
-    ordered = tuple(sorted(parts, key=lambda p: p.part_number))
-    if ordered:
+    if attach:
+        await conn.execute(
+            update(part_rows)
+            .where(part_rows.c.id == bindparam("b_id"))
+            .values(object_id=new_id, offset=bindparam("b_offset"), upload_id=None),
+            [{"b_id": p.id, "b_offset": p.offset} for p in attach],
+        )
+    ordered = tuple(sorted([*parts, *attach], key=lambda p: p.part_number))
+    if parts:
         await conn.execute(
             insert(part_rows),
             [
@@ -212,12 +191,12 @@ async def put_object(
                     "etag": p.etag,
                     "created_at": now,
                 }
-                for p in ordered
+                for p in parts
             ],
         )
         share_rows = [
             {"part_id": p.id, "share_index": s.index, "node_id": s.node_id, "state": s.state}
-            for p in ordered
+            for p in parts
             for s in p.shares
         ]
         if share_rows:

@@ -1,0 +1,216 @@
+"""Upload sessions over the native API: create, parts, Content-Range chunks, complete, abort, events.
+
+Handlers translate HTTP to :class:`UploadService` calls; the state machine and
+every rule live there (tus speaks to the same service from ``api/tus.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from aiohttp import web
+
+from cargohold.api.context import SERVICES
+from cargohold.api.native import Route, json_body, json_response, object_json
+from cargohold.domain.uploads import FINAL_STATES, Upload, percentage_of
+from cargohold.errors import InvalidArgument
+from cargohold.service.checksums import ExpectedDigests
+from cargohold.service.uploads import UploadService
+
+API = "/api/v1/uploads"
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+def _uploads(request: web.Request) -> UploadService:
+    return request.app[SERVICES].uploads
+
+
+def upload_json(upload: Upload, inflight: int = 0) -> dict[str, Any]:
+    received = upload.received + inflight
+    percentage = percentage_of(received, upload.total_size)
+    return {
+        "id": upload.id,
+        "bucket": upload.bucket,
+        "key": upload.key,
+        "status": upload.status,
+        "protocol": upload.protocol,
+        "size": upload.total_size,
+        "bytes_received": received,
+        "offset": upload.offset,
+        "uploaded_percentage": percentage,
+        "content_type": upload.content_type,
+        "part_size": upload.part_size,
+        "parts": [{"part_number": p.part_number, "size": p.size, "md5": p.etag} for p in upload.parts],
+        "created_at": upload.created_at.isoformat(),
+        "updated_at": upload.updated_at.isoformat(),
+        "expires_at": upload.expires_at.isoformat(),
+        "error": upload.error,
+    }
+
+
+def _digest(body: dict[str, Any], name: str, length: int) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != length or not _HEX.match(value.lower()):
+        raise InvalidArgument(f"{name} must be {length} hex digits")
+    return value.lower()
+
+
+def _optional_int(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise InvalidArgument(f"{name} must be a non-negative integer")
+    return value
+
+
+async def create_upload(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    bucket, key = body.get("bucket"), body.get("key")
+    if not isinstance(bucket, str) or not isinstance(key, str):
+        raise InvalidArgument("bucket and key are required strings")
+    content_type = body.get("content_type", "application/octet-stream")
+    if not isinstance(content_type, str):
+        raise InvalidArgument("content_type must be a string")
+    upload = await _uploads(request).create(
+        bucket,
+        key,
+        total_size=_optional_int(body, "size"),
+        content_type=content_type,
+        expected=ExpectedDigests(_digest(body, "md5", 32), _digest(body, "sha256", 64)),
+        part_size=_optional_int(body, "part_size"),
+        owner=request["key"].key_id,
+    )
+    return json_response(upload_json(upload), status=201)
+
+
+async def list_uploads(request: web.Request) -> web.Response:
+    found = await _uploads(request).list(request.query.get("bucket") or None)
+    return json_response({"uploads": [upload_json(u) for u in found]})
+
+
+async def get_upload(request: web.Request) -> web.Response:
+    service = _uploads(request)
+    upload = await service.get(request.match_info["upload_id"])
+    return json_response(upload_json(upload, service.inflight(upload.id)))
+
+
+def _part_number(request: web.Request) -> int:
+    try:
+        return int(request.match_info["number"])
+    except ValueError as exc:
+        raise InvalidArgument("part numbers are integers from 1 to 10000") from exc
+
+
+async def put_part(request: web.Request) -> web.Response:
+    expected = ExpectedDigests.from_headers(
+        request.headers.get("Content-MD5"), request.headers.get("x-checksum-sha256")
+    )
+    part = await _uploads(request).put_part(
+        request.match_info["upload_id"],
+        _part_number(request),
+        request.content.iter_any(),
+        request.content_length,
+        expected,
+    )
+    return json_response(
+        {"part_number": part.part_number, "size": part.size, "md5": part.etag},
+        headers={"ETag": f'"{part.etag}"'},
+    )
+
+
+def parse_content_range(header: str | None, content_length: int | None) -> tuple[int, int, int | None]:
+    """``bytes a-b/total`` -> (offset, length, total or None for '*')."""
+    match = _CONTENT_RANGE.match((header or "").strip())
+    if not match:
+        raise InvalidArgument("a chunk needs Content-Range: bytes a-b/total (total may be *)")
+    first, last = int(match.group(1)), int(match.group(2))
+    total = None if match.group(3) == "*" else int(match.group(3))
+    if last < first or (total is not None and last >= total):
+        raise InvalidArgument(f"Content-Range {header!r} is not a valid range")
+    length = last - first + 1
+    if content_length is not None and content_length != length:
+        raise InvalidArgument(f"Content-Range covers {length} bytes but Content-Length is {content_length}")
+    return first, length, total
+
+
+async def put_chunk(request: web.Request) -> web.Response:
+    service = _uploads(request)
+    upload_id = request.match_info["upload_id"]
+    offset, length, total = parse_content_range(request.headers.get("Content-Range"), request.content_length)
+    upload = await service.get(upload_id)
+    if total is not None and upload.total_size is None:
+        await service.declare_length(upload_id, total)
+    elif total is not None and total != upload.total_size:
+        raise InvalidArgument(f"Content-Range total {total} differs from the upload size {upload.total_size}")
+    upload = await service.append(upload_id, offset, request.content.iter_any(), length)
+    return json_response(
+        {"offset": upload.offset, "expires_at": upload.expires_at.isoformat(), "status": upload.status},
+        headers={"Upload-Offset": str(upload.offset)},
+    )
+
+
+async def complete_upload(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    requested = None
+    if "parts" in body:
+        listed = body["parts"]
+        if not isinstance(listed, list) or not all(isinstance(p, dict) for p in listed):
+            raise InvalidArgument("parts must be a list of {part_number, md5}")
+        requested = []
+        for item in listed:
+            number = item.get("part_number")
+            if not isinstance(number, int) or isinstance(number, bool):
+                raise InvalidArgument("every listed part needs an integer part_number")
+            md5 = item.get("md5") or item.get("etag")
+            requested.append((number, md5 if isinstance(md5, str) else None))
+    expected = ExpectedDigests(_digest(body, "md5", 32), _digest(body, "sha256", 64))
+    upload_id = request.match_info["upload_id"]
+    record = await _uploads(request).complete(upload_id, requested, expected)
+    upload = await _uploads(request).get(upload_id)
+    return json_response({"upload": upload_json(upload), "object": object_json(upload.bucket, record)})
+
+
+async def abort_upload(request: web.Request) -> web.Response:
+    upload = await _uploads(request).abort(request.match_info["upload_id"])
+    return json_response(upload_json(upload))
+
+
+async def upload_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: one ``upload`` event per change, the last one in a final state."""
+    service = _uploads(request)
+    upload_id = request.match_info["upload_id"]
+    upload = await service.get(upload_id)
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    last: dict[str, Any] | None = None
+    while True:
+        state = upload_json(upload, service.inflight(upload_id))
+        state.pop("parts")
+        if state != last:
+            await response.write(f"event: upload\ndata: {json.dumps(state)}\n\n".encode())
+            last = state
+        if upload.status in FINAL_STATES:
+            break
+        await service.wait_change(upload_id, timeout=1.0)
+        upload = await service.get(upload_id)
+    await response.write_eof()
+    return response
+
+
+UPLOAD = API + "/{upload_id}"
+ROUTES: tuple[Route, ...] = (
+    Route("POST", API, create_upload, "Start an upload session", "uploads"),
+    Route("GET", API, list_uploads, "List open upload sessions (?bucket=)", "uploads"),
+    Route("GET", UPLOAD, get_upload, "Status, progress, parts and expiry of an upload", "uploads"),
+    Route("PUT", UPLOAD, put_chunk, "Append a chunk at Content-Range: bytes a-b/total", "uploads"),
+    Route("DELETE", UPLOAD, abort_upload, "Abort an upload and free its shares", "uploads"),
+    Route("PUT", UPLOAD + "/parts/{number}", put_part, "Send part n (1..10000), any order", "uploads"),
+    Route("POST", UPLOAD + "/complete", complete_upload, "Assemble the object from the parts", "uploads"),
+    Route("GET", UPLOAD + "/events", upload_events, "Server-sent events of status and progress", "uploads"),
+)

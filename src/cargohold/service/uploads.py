@@ -1,0 +1,441 @@
+"""Upload sessions: one state machine behind sessions with parts, Content-Range chunks and tus.
+
+Every part is streamed straight into erasure-coded shares (never staged on the
+gateway) and recorded against its upload in one transaction. Completion moves
+the parts to a new object version in one transaction: no byte is copied, so
+completing a 100 GiB upload costs what completing a 1 MiB one does. The only
+exception is a whole-file md5/sha256 the client asked us to verify: that needs
+the bytes, so completion reads the parts back once, before committing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+
+from cargohold.concurrency import run_cpu
+from cargohold.config import Settings
+from cargohold.domain import uploads as sm
+from cargohold.domain.layout import Layout
+from cargohold.domain.model import ObjectRecord, PartRecord
+from cargohold.domain.names import validate_key
+from cargohold.domain.uploads import Upload
+from cargohold.errors import BadDigest, NotFound
+from cargohold.metadata import repositories as repo
+from cargohold.metadata.db import Database
+from cargohold.service.buckets import BucketService
+from cargohold.service.checksums import ExpectedDigests
+from cargohold.service.objects import DELETE_PART, REPAIR_PART, ObjectService
+
+log = logging.getLogger(__name__)
+
+EXPIRED = "expired"
+
+
+class NoSuchUpload(NotFound):
+    code = "no_such_upload"
+    title = "Upload does not exist"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UploadService:
+    def __init__(
+        self, db: Database, buckets: BucketService, objects: ObjectService, settings: Settings
+    ) -> None:
+        self._db = db
+        self._buckets = buckets
+        self._objects = objects
+        self._settings = settings
+        self._ttl = timedelta(seconds=settings.upload_ttl)
+        self._changed: dict[str, asyncio.Event] = {}
+        self._inflight: dict[str, int] = {}
+
+    # -- create and read ------------------------------------------------------
+
+    async def create(
+        self,
+        bucket_name: str,
+        key: str,
+        *,
+        total_size: int | None = None,
+        content_type: str = "application/octet-stream",
+        expected: ExpectedDigests | None = None,
+        part_size: int | None = None,
+        protocol: str = "session",
+        metadata: dict[str, str] | None = None,
+        concat: str | None = None,
+        owner: str | None = None,
+    ) -> Upload:
+        bucket = await self._buckets.get(bucket_name)
+        validate_key(key)
+        if total_size is not None and not 0 <= total_size <= self._settings.max_object_size:
+            raise sm.SizeMismatch(f"total size must be between 0 and {self._settings.max_object_size}")
+        if part_size is not None and part_size <= 0:
+            raise sm.InvalidPart("part size must be positive")
+        now = _now()
+        expected = expected or ExpectedDigests()
+        upload = Upload(
+            id=uuid.uuid4().hex,
+            bucket_id=bucket.id,
+            bucket=bucket.name,
+            key=key,
+            status=sm.PENDING,
+            protocol=protocol,
+            content_type=content_type,
+            total_size=total_size,
+            part_size=part_size,
+            expected_md5=expected.md5,
+            expected_sha256=expected.sha256,
+            created_at=now,
+            updated_at=now,
+            expires_at=now + self._ttl,
+            metadata=metadata or {},
+            concat=concat,
+        )
+        await self._db.write(lambda conn: repo.create_upload(conn, upload, owner))
+        return upload
+
+    async def get(self, upload_id: str) -> Upload:
+        async with self._db.read() as conn:
+            upload = await repo.get_upload(conn, upload_id)
+        if upload is None:
+            raise NoSuchUpload(f"no upload {upload_id!r}", upload_id=upload_id)
+        return upload
+
+    async def list(self, bucket_name: str | None = None) -> list[Upload]:
+        bucket_id = (await self._buckets.get(bucket_name)).id if bucket_name else None
+        async with self._db.read() as conn:
+            return await repo.list_uploads(conn, bucket_id)
+
+    def inflight(self, upload_id: str) -> int:
+        """Bytes of parts still streaming into this gateway (for progress reports)."""
+        return self._inflight.get(upload_id, 0)
+
+    # -- send bytes -----------------------------------------------------------
+
+    async def put_part(
+        self,
+        upload_id: str,
+        number: int,
+        body: AsyncIterator[bytes],
+        content_length: int | None,
+        expected: ExpectedDigests,
+    ) -> PartRecord:
+        """Store part ``number``; sending a number again replaces that part atomically."""
+        sm.check_part_number(number)
+        upload = await self._open(upload_id)
+        limit = upload.part_size or self._settings.max_part_size
+        if content_length is not None and content_length > limit:
+            raise sm.PartTooLarge(f"part of {content_length} bytes exceeds the {limit}-byte limit")
+        part = await self._store(upload, body, content_length, expected, number, 0, limit)
+        await self._commit_part(upload, part, lambda current: None)
+        return part
+
+    async def append(
+        self,
+        upload_id: str,
+        offset: int,
+        body: AsyncIterator[bytes],
+        content_length: int | None,
+        *,
+        expected: ExpectedDigests | None = None,
+        keep_partial: bool = False,
+    ) -> Upload:
+        """Store the bytes of a chunk that starts at ``offset``; it becomes the next part.
+
+        With ``keep_partial`` (tus), a body that breaks off is kept up to its
+        last byte: the offset advances by what arrived and the client resumes.
+        """
+        upload = await self._open(upload_id)
+        sm.check_append(upload, offset, content_length)
+        if content_length == 0:
+            return upload
+        source = _until_disconnect(body) if keep_partial else body
+        limit = upload.total_size - offset if upload.total_size is not None else None
+        number = len(upload.parts) + 1
+        part = await self._store(
+            upload,
+            source,
+            None if keep_partial else content_length,
+            expected or ExpectedDigests(),
+            number,
+            offset,
+            limit,
+        )
+        if part.size == 0:
+            self._objects.forget_part(part)
+            return upload
+
+        def still_at(current: Upload) -> None:
+            # A concurrent append may have landed first: the chunk no longer fits.
+            sm.check_append(current, offset, part.size)
+
+        return await self._commit_part(upload, part, still_at)
+
+    async def _store(
+        self,
+        upload: Upload,
+        body: AsyncIterator[bytes],
+        content_length: int | None,
+        expected: ExpectedDigests,
+        number: int,
+        offset: int,
+        limit: int | None,
+    ) -> PartRecord:
+        bucket = await self._buckets.get(upload.bucket)
+        if upload.status == sm.PENDING:
+            await self._db.write(lambda conn: repo.update_upload(conn, upload.id, status=sm.LOADING))
+            self._notify(upload.id)
+        counted = self._count(upload.id, body)
+        try:
+            part, _ = await self._objects.store_part(
+                Layout.parse(bucket.layout),
+                counted,
+                content_length,
+                expected,
+                part_number=number,
+                offset=offset,
+                md5=True,
+                max_size=limit,
+            )
+        finally:
+            self._inflight.pop(upload.id, None)
+        return part
+
+    async def _commit_part(self, upload: Upload, part: PartRecord, check: Callable[[Upload], None]) -> Any:
+        now = _now()
+
+        async def commit(conn):  # type: ignore[no-untyped-def]
+            current = await repo.get_upload(conn, upload.id, for_update=True)
+            if current is None:
+                raise NoSuchUpload(f"no upload {upload.id!r}")
+            sm.check_open(current, now)
+            check(current)
+            replaced = await repo.add_part(conn, upload.id, part)
+            for part_id in replaced:
+                await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})
+            if any(s.state != "ok" for s in part.shares):
+                await repo.enqueue(conn, REPAIR_PART, {"part_id": part.id})
+            await repo.update_upload(conn, upload.id, status=sm.LOADING, expires_at=now + self._ttl)
+            parts = [p for p in current.parts if p.part_number != part.part_number] + [part]
+            return replace(current, status=sm.LOADING, parts=tuple(sorted(parts, key=_number)))
+
+        try:
+            updated = await self._db.write(commit)
+        except BaseException:
+            self._objects.forget_part(part)
+            raise
+        self._objects.kick_gc()
+        self._notify(upload.id)
+        return updated
+
+    async def declare_length(self, upload_id: str, total_size: int) -> Upload:
+        """Fix the total size of an upload created without one (tus creation-defer-length)."""
+        upload = await self._open(upload_id)
+        if upload.total_size is not None:
+            raise sm.SizeMismatch("the upload's length is already known")
+        if total_size < upload.offset or total_size > self._settings.max_object_size:
+            raise sm.SizeMismatch(f"length {total_size} is below the offset or above the limit")
+        await self._db.write(lambda conn: repo.update_upload(conn, upload_id, total_size=total_size))
+        return replace(upload, total_size=total_size)
+
+    # -- finish -----------------------------------------------------------------
+
+    async def complete(
+        self,
+        upload_id: str,
+        requested: Sequence[tuple[int, str | None]] | None = None,
+        expected: ExpectedDigests | None = None,
+    ) -> ObjectRecord:
+        """Make the object visible from the upload's parts, in one transaction.
+
+        A whole-file md5/sha256 (given now or at creation) is verified first;
+        a mismatch raises BadDigest and leaves the session open to fix parts.
+        """
+        upload = await self._open(upload_id)
+        ordered = sm.completion_order(upload, requested)
+        expected = expected or ExpectedDigests()
+        md5 = expected.md5 or upload.expected_md5
+        sha256 = expected.sha256 or upload.expected_sha256
+        placed = _with_offsets(ordered)
+        digests = await self._verify(placed, md5, sha256)
+        etag = _multipart_etag(placed)
+        now = _now()
+
+        async def commit(conn):  # type: ignore[no-untyped-def]
+            current = await repo.get_upload(conn, upload_id, for_update=True)
+            if current is None:
+                raise NoSuchUpload(f"no upload {upload_id!r}")
+            sm.check_open(current, now)
+            if [p.id for p in sm.completion_order(current, requested)] != [p.id for p in placed]:
+                raise sm.UploadNotOpen("parts changed while the upload was completing")
+            record, replaced = await repo.put_object(
+                conn,
+                current.bucket_id,
+                current.key,
+                size=sum(p.size for p in placed),
+                etag=etag,
+                content_type=current.content_type,
+                md5=digests.get("md5"),
+                sha256=digests.get("sha256"),
+                attach=placed,
+            )
+            for part_id in replaced + await repo.release_parts(conn, upload_id):
+                await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})
+            await repo.update_upload(conn, upload_id, status=sm.UPLOADED)
+            return record
+
+        record = await self._db.write(commit)
+        self._objects.kick_gc()
+        self._notify(upload_id)
+        return record
+
+    async def _verify(self, parts: list[PartRecord], md5: str | None, sha256: str | None) -> dict[str, str]:
+        """Hash the assembled bytes when the client gave a whole-file digest to check."""
+        if md5 is None and sha256 is None:
+            if len(parts) == 1:
+                return {"md5": parts[0].etag}  # a lone part's md5 is the file's md5
+            return {}
+        hashers: dict[str, Any] = {}
+        if md5 is not None:
+            hashers["md5"] = hashlib.md5(usedforsecurity=False)
+        if sha256 is not None:
+            hashers["sha256"] = hashlib.sha256()
+        total = sum(p.size for p in parts)
+
+        def update(chunk: bytes) -> None:
+            for h in hashers.values():
+                h.update(chunk)
+
+        async for chunk in self._objects.stream_parts(parts, 0, total):
+            await run_cpu(update, chunk)
+        digests = {name: h.hexdigest() for name, h in hashers.items()}
+        for name, want in (("md5", md5), ("sha256", sha256)):
+            if want is not None and digests[name] != want:
+                raise BadDigest(f"{name} of the assembled file is {digests[name]}, expected {want}")
+        return digests
+
+    async def abort(self, upload_id: str) -> Upload:
+        """Stop an upload for good: status DELETED, its shares queued for deletion."""
+        upload = await self.get(upload_id)
+        if upload.status not in sm.OPEN_STATES:
+            raise sm.UploadNotOpen(f"upload {upload_id} is {upload.status}", upload_status=upload.status)
+        await self._db.write(lambda conn: _close(conn, upload_id, sm.DELETED, None))
+        self._objects.kick_gc()
+        self._notify(upload_id)
+        return replace(upload, status=sm.DELETED, parts=())
+
+    async def concatenate(self, final: Upload, partial_ids: Sequence[str]) -> ObjectRecord:
+        """tus concatenation: the final upload takes the partial uploads' parts, in order."""
+        now = _now()
+
+        async def gather(conn):  # type: ignore[no-untyped-def]
+            number = 0
+            for partial_id in partial_ids:
+                partial = await repo.get_upload(conn, partial_id, for_update=True)
+                if partial is None or partial.concat != "partial":
+                    raise NoSuchUpload(f"{partial_id!r} is not a partial upload")
+                sm.check_open(partial, now)
+                if partial.total_size is None or partial.offset != partial.total_size:
+                    raise sm.MissingParts(f"partial upload {partial_id} is not finished")
+                for part in partial.parts:
+                    number += 1
+                    await repo.move_part(conn, part.id, final.id, number)
+                await repo.update_upload(conn, partial_id, status=sm.UPLOADED)
+            return number
+
+        await self._db.write(gather)
+        return await self.complete(final.id)
+
+    # -- expiry -------------------------------------------------------------------
+
+    async def sweep(self, now: datetime | None = None) -> int:
+        """Close every expired open upload (status FAILED, error 'expired') and free its shares."""
+        now = now or _now()
+        async with self._db.read() as conn:
+            expired = await repo.expired_uploads(conn, now)
+        for upload_id in expired:
+            await self._db.write(lambda conn, u=upload_id: _close(conn, u, sm.FAILED, EXPIRED))
+            self._notify(upload_id)
+        if expired:
+            self._objects.kick_gc()
+        return len(expired)
+
+    async def _open(self, upload_id: str) -> Upload:
+        upload = await self.get(upload_id)
+        if upload.status == sm.FAILED and upload.error == EXPIRED:
+            raise sm.UploadExpired(f"upload {upload_id} expired")
+        sm.check_open(upload, _now())
+        return upload
+
+    # -- progress events ------------------------------------------------------------
+
+    def _notify(self, upload_id: str) -> None:
+        event = self._changed.pop(upload_id, None)
+        if event is not None:
+            event.set()
+
+    async def wait_change(self, upload_id: str, timeout: float) -> None:
+        """Return when this gateway changes the upload, or after ``timeout`` (other gateways)."""
+        event = self._changed.setdefault(upload_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+    async def _count(self, upload_id: str, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """Pass the body through, publishing progress about every 1% or half second."""
+        self._inflight[upload_id] = 0
+        last = time.monotonic()
+        async for chunk in body:
+            self._inflight[upload_id] += len(chunk)
+            if time.monotonic() - last > 0.5:
+                last = time.monotonic()
+                self._notify(upload_id)
+            yield chunk
+
+
+async def _close(conn, upload_id: str, status: str, error: str | None) -> None:  # type: ignore[no-untyped-def]
+    for part_id in await repo.release_parts(conn, upload_id):
+        await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})
+    await repo.update_upload(conn, upload_id, status=status, error=error)
+
+
+def _number(part: PartRecord) -> int:
+    return part.part_number
+
+
+def _with_offsets(parts: Sequence[PartRecord]) -> list[PartRecord]:
+    placed, offset = [], 0
+    for part in parts:
+        placed.append(replace(part, offset=offset))
+        offset += part.size
+    return placed
+
+
+def _multipart_etag(parts: Sequence[PartRecord]) -> str:
+    """S3's convention: md5 of the parts' binary md5s, then '-N' (a lone part: its md5)."""
+    if len(parts) == 1:
+        return parts[0].etag
+    joined = b"".join(bytes.fromhex(p.etag) for p in parts)
+    return f"{hashlib.md5(joined, usedforsecurity=False).hexdigest()}-{len(parts)}"
+
+
+async def _until_disconnect(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """End the stream quietly when the client goes away: what arrived is kept."""
+    try:
+        async for chunk in body:
+            yield chunk
+    except (aiohttp.ClientError, ConnectionError, asyncio.IncompleteReadError) as exc:
+        log.info("upload body broke off: %s; keeping what arrived", exc)

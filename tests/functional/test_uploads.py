@@ -1,0 +1,145 @@
+"""Upload sessions and Content-Range chunks against a real cluster."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from cargohold.testing.cluster import Cluster
+from cargohold.testing.data import sample
+
+PART = 1024 * 1024 + 4097
+
+
+def _create(api: httpx.Client, bucket: str, key: str, **extra: object) -> dict:
+    reply = api.post("/api/v1/uploads", json={"bucket": bucket, "key": key, **extra})
+    assert reply.status_code == 201, reply.text
+    return reply.json()
+
+
+def test_parallel_parts_in_any_order(cluster: Cluster, api: httpx.Client, bucket: str) -> None:
+    data = sample(8 * PART - 1000, seed=21)
+    pieces = [data[i : i + PART] for i in range(0, len(data), PART)]
+    upload = _create(api, bucket, "big.bin", size=len(data), md5=hashlib.md5(data).hexdigest())
+    assert upload["status"] == "PENDING" and upload["uploaded_percentage"] == 0.0
+
+    def send(number: int) -> dict:
+        with cluster.client() as own:
+            reply = own.put(f"/api/v1/uploads/{upload['id']}/parts/{number}", content=pieces[number - 1])
+            assert reply.status_code == 200, reply.text
+            return reply.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(send, reversed(range(1, len(pieces) + 1))))
+    assert {r["part_number"] for r in results} == set(range(1, 9))
+    for r in results:
+        assert r["md5"] == hashlib.md5(pieces[r["part_number"] - 1]).hexdigest()
+    state = api.get(f"/api/v1/uploads/{upload['id']}").json()
+    assert state["status"] == "LOADING" and state["uploaded_percentage"] == 100.0
+    assert state["bytes_received"] == len(data) and len(state["parts"]) == 8
+    done = api.post(f"/api/v1/uploads/{upload['id']}/complete", json={})
+    assert done.status_code == 200, done.text
+    assert done.json()["upload"]["status"] == "UPLOADED"
+    assert done.json()["object"]["etag"].endswith("-8")
+    got = api.get(f"/api/v1/buckets/{bucket}/objects/big.bin")
+    assert hashlib.sha256(got.content).digest() == hashlib.sha256(data).digest()
+    ranged = api.get(
+        f"/api/v1/buckets/{bucket}/objects/big.bin", headers={"Range": f"bytes={PART - 5}-{PART + 5}"}
+    )
+    assert ranged.content == data[PART - 5 : PART + 6]
+
+
+def test_part_replaced_and_whole_file_digest_checked(api: httpx.Client, bucket: str) -> None:
+    data = sample(2 * PART, seed=22)
+    upload = _create(api, bucket, "fix.bin", sha256=hashlib.sha256(data).hexdigest())
+    url = f"/api/v1/uploads/{upload['id']}"
+    api.put(f"{url}/parts/1", content=data[:PART])
+    api.put(f"{url}/parts/2", content=b"wrong" * 1000)
+    bad = api.post(f"{url}/complete", json={})
+    assert bad.status_code == 400 and bad.json()["code"] == "bad_digest"
+    assert api.get(url).json()["status"] == "LOADING"
+    api.put(f"{url}/parts/2", content=data[PART:])
+    good = api.post(f"{url}/complete", json={"parts": [{"part_number": 1}, {"part_number": 2}]})
+    assert good.status_code == 200, good.text
+    assert api.get(f"/api/v1/buckets/{bucket}/objects/fix.bin").content == data
+
+
+def test_missing_part_and_bad_numbers(api: httpx.Client, bucket: str) -> None:
+    upload = _create(api, bucket, "gap.bin")
+    url = f"/api/v1/uploads/{upload['id']}"
+    api.put(f"{url}/parts/1", content=b"a" * 100)
+    api.put(f"{url}/parts/3", content=b"c" * 100)
+    gap = api.post(f"{url}/complete", json={})
+    assert gap.status_code == 400 and gap.json()["code"] == "missing_parts"
+    listed = api.post(f"{url}/complete", json={"parts": [{"part_number": 1}, {"part_number": 2}]})
+    assert listed.status_code == 400 and listed.json()["code"] == "missing_parts"
+    for number in ("0", "10001", "x"):
+        reply = api.put(f"{url}/parts/{number}", content=b"x")
+        assert reply.status_code == 400 and reply.json()["code"] in ("invalid_part", "invalid_argument")
+
+
+def test_content_range_chunks_resume(api: httpx.Client, bucket: str) -> None:
+    data = sample(3 * PART + 11, seed=23)
+    upload = _create(api, bucket, "chunks.bin")
+    url = f"/api/v1/uploads/{upload['id']}"
+    step = PART
+    first = api.put(url, content=data[:step], headers={"Content-Range": f"bytes 0-{step - 1}/{len(data)}"})
+    assert first.status_code == 200 and first.json()["offset"] == step
+    wrong = api.put(url, content=data[:10], headers={"Content-Range": f"bytes 5-14/{len(data)}"})
+    assert wrong.status_code == 409 and wrong.json()["code"] == "offset_mismatch"
+    assert wrong.json()["offset"] == step
+    offset = api.get(url).json()["offset"]
+    while offset < len(data):
+        end = min(offset + step, len(data)) - 1
+        reply = api.put(
+            url,
+            content=data[offset : end + 1],
+            headers={"Content-Range": f"bytes {offset}-{end}/{len(data)}"},
+        )
+        assert reply.status_code == 200, reply.text
+        offset = reply.json()["offset"]
+    assert api.get(url).json()["uploaded_percentage"] == 100.0
+    done = api.post(f"{url}/complete", json={"md5": hashlib.md5(data).hexdigest()})
+    assert done.status_code == 200, done.text
+    assert api.get(f"/api/v1/buckets/{bucket}/objects/chunks.bin").content == data
+    for header in ("bytes 0-9", "bytes 9-0/100", "items 0-9/100"):
+        reply = api.put(url, content=b"x" * 10, headers={"Content-Range": header})
+        assert reply.status_code in (400, 409)
+
+
+def test_abort_frees_and_closes(cluster: Cluster, api: httpx.Client, bucket: str) -> None:
+    upload = _create(api, bucket, "gone.bin")
+    url = f"/api/v1/uploads/{upload['id']}"
+    api.put(f"{url}/parts/1", content=sample(PART, seed=24))
+    listed = api.get("/api/v1/uploads", params={"bucket": bucket}).json()["uploads"]
+    assert upload["id"] in [u["id"] for u in listed]
+    aborted = api.delete(url)
+    assert aborted.status_code == 200 and aborted.json()["status"] == "DELETED"
+    late = api.put(f"{url}/parts/2", content=b"x")
+    assert late.status_code == 409 and late.json()["code"] == "upload_not_open"
+    assert api.get("/api/v1/uploads/" + "0" * 32).json()["code"] == "no_such_upload"
+    assert upload["id"] not in [u["id"] for u in api.get("/api/v1/uploads").json()["uploads"]]
+
+
+def test_events_stream_to_final_state(cluster: Cluster, api: httpx.Client, bucket: str) -> None:
+    upload = _create(api, bucket, "watched.bin", size=2 * PART)
+    url = f"/api/v1/uploads/{upload['id']}"
+    statuses: list[str] = []
+
+    def watch() -> None:
+        with cluster.client() as own, own.stream("GET", f"{url}/events") as events:
+            for line in events.iter_lines():
+                if line.startswith("data: "):
+                    statuses.append(json.loads(line[6:])["status"])
+
+    with ThreadPoolExecutor(1) as pool:
+        watcher = pool.submit(watch)
+        cluster.wait_for(lambda: statuses == ["PENDING"])
+        api.put(f"{url}/parts/1", content=sample(PART, seed=25))
+        api.put(f"{url}/parts/2", content=sample(PART, seed=26))
+        api.post(f"{url}/complete", json={})
+        watcher.result(timeout=30)
+    assert statuses[0] == "PENDING" and statuses[-1] == "UPLOADED" and "LOADING" in statuses
