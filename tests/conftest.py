@@ -73,3 +73,24 @@ def run_db(db_url: str) -> Callable[[Callable[[Database], Awaitable[Any]]], Any]
 
 
 # ---------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------
+# Real clusters on either metadata store (gateway and node processes)
+
+BOTH_STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@contextlib.contextmanager
+def store_url(request: pytest.FixtureRequest, kind: str) -> Iterator[str | None]:
+    """None for the default SQLite file, or a fresh PostgreSQL database dropped afterwards."""
+    if kind == "sqlite":
+        yield None
+        return
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    url = cluster.create_database()
+    try:
+        yield url
+    finally:
+        with contextlib.suppress(Exception):
+            cluster.drop_database(url.rsplit("/", 1)[1])

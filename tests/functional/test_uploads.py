@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from cargohold.testing.cluster import Cluster
 from cargohold.testing.data import sample
+from tests.conftest import BOTH_STORES, store_url
 
 PART = 1024 * 1024 + 4097
+
+
+@pytest.fixture(scope="module", params=BOTH_STORES)
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Every upload test runs once on SQLite and once on PostgreSQL."""
+    with store_url(request, request.param) as url, Cluster(tmp_path_factory.mktemp("up"), db_url=url) as c:
+        yield c
 
 
 def _create(api: httpx.Client, bucket: str, key: str, **extra: object) -> dict:

@@ -120,6 +120,11 @@ class UploadService:
         async with self._db.read() as conn:
             return await repo.list_uploads(conn, bucket_id)
 
+    @property
+    def max_size(self) -> int:
+        """Largest upload accepted, in bytes (tus advertises it as Tus-Max-Size)."""
+        return self._settings.max_object_size
+
     def inflight(self, upload_id: str) -> int:
         """Bytes of parts still streaming into this gateway (for progress reports)."""
         return self._inflight.get(upload_id, 0)
@@ -199,7 +204,8 @@ class UploadService:
         if upload.status == sm.PENDING:
             await self._db.write(lambda conn: repo.update_upload(conn, upload.id, status=sm.LOADING))
             self._notify(upload.id)
-        counted = self._count(upload.id, body)
+        seen = [0]
+        counted = self._count(upload.id, body, seen)
         try:
             part, _ = await self._objects.store_part(
                 Layout.parse(bucket.layout),
@@ -212,7 +218,11 @@ class UploadService:
                 max_size=limit,
             )
         finally:
-            self._inflight.pop(upload.id, None)
+            left = self._inflight.get(upload.id, 0) - seen[0]
+            if left > 0:
+                self._inflight[upload.id] = left
+            else:
+                self._inflight.pop(upload.id, None)
         return part
 
     async def _commit_part(self, upload: Upload, part: PartRecord, check: Callable[[Upload], None]) -> Any:
@@ -231,7 +241,12 @@ class UploadService:
                 await repo.enqueue(conn, REPAIR_PART, {"part_id": part.id})
             await repo.update_upload(conn, upload.id, status=sm.LOADING, expires_at=now + self._ttl)
             parts = [p for p in current.parts if p.part_number != part.part_number] + [part]
-            return replace(current, status=sm.LOADING, parts=tuple(sorted(parts, key=_number)))
+            return replace(
+                current,
+                status=sm.LOADING,
+                expires_at=now + self._ttl,
+                parts=tuple(sorted(parts, key=_number)),
+            )
 
         try:
             updated = await self._db.write(commit)
@@ -394,12 +409,15 @@ class UploadService:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
 
-    async def _count(self, upload_id: str, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """Pass the body through, publishing progress about every 1% or half second."""
-        self._inflight[upload_id] = 0
+    async def _count(
+        self, upload_id: str, body: AsyncIterator[bytes], seen: list[int]
+    ) -> AsyncIterator[bytes]:
+        """Pass the body through, adding to the upload's in-flight bytes (parts may run in
+        parallel, so each stream adds its own share) and publishing progress twice a second."""
         last = time.monotonic()
         async for chunk in body:
-            self._inflight[upload_id] += len(chunk)
+            seen[0] += len(chunk)
+            self._inflight[upload_id] = self._inflight.get(upload_id, 0) + len(chunk)
             if time.monotonic() - last > 0.5:
                 last = time.monotonic()
                 self._notify(upload_id)
