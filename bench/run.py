@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import uploads  # bench/uploads.py: the script's folder is first on sys.path
 
 from cargohold.testing.cluster import ADMIN_KEY, Cluster
 
@@ -191,6 +192,15 @@ def main() -> None:
                 evict([p for n in cluster.nodes for p in n.share_files()])
                 cold_gets.append(size / curl([*auth, obj]) / MB)
             ops = asyncio.run(small_ops(url, args.ops, args.concurrency))
+            sessions: dict[int, float] = {}
+            session_peak = 0
+            for parallel in (1, 4, 8):
+                with PeakRss(cluster.gateway.pid) as rss:
+                    sessions[parallel] = asyncio.run(uploads.session_upload(url, source, parallel))
+                if parallel == 8:
+                    session_peak = rss.peak
+            tus_rate = uploads.tus_upload(url, source)
+            parts_rate, complete_seconds = asyncio.run(uploads.small_parts(url))
             big_peak = 0
             if args.rss_gib:
                 with PeakRss(cluster.gateway.pid) as rss:
@@ -224,6 +234,19 @@ def main() -> None:
                 f"{big_peak / max(peaks):.2f} x the 1 GiB peak",
             )
         )
+    for parallel, rate in sessions.items():
+        rows.append((f"{args.size_mib} MiB via session, {parallel} parallel parts", f"{rate:8.0f} MB/s",
+                     f"{rate / put:.2f} x single PUT"))  # fmt: skip
+    rows += [
+        (
+            f"{args.size_mib} MiB via tus (tuspy, 8 MiB chunks)",
+            f"{tus_rate:8.0f} MB/s",
+            f"{tus_rate / put:.2f} x single PUT",
+        ),
+        ("64 KiB parts, 8 parallel", f"{parts_rate:8.0f} parts/s", ""),
+        ("complete an upload of 1000 parts", f"{complete_seconds * 1000:8.0f} ms", ""),
+        ("gateway peak RSS, 8 parallel parts", f"{session_peak / 2**20:8.0f} MiB", ""),
+    ]
     for method in ("PUT", "GET"):
         rate, p50, p99 = ops[method]
         rows.append(

@@ -281,6 +281,8 @@ class Database:
         batch = [pending for pending in batch if not pending.future.cancelled()]
         if not batch:
             return
+        if len(batch) > 1 and await self._run_optimistic(batch):
+            return
         outcomes: list[tuple[_Pending, Any, bool]] = []
         try:
             async with self._lock, self._write_engine.begin() as conn:
@@ -307,6 +309,25 @@ class Database:
             if not isinstance(exc, Exception):
                 raise
             return
+        self._settle(outcomes)
+
+    async def _run_optimistic(self, batch: list[_Pending]) -> bool:
+        """Run a whole batch without savepoints; False (nothing saved) if any write raised.
+
+        Most writes succeed, and a savepoint costs two more round trips to the
+        aiosqlite thread per write, a third of a small PUT's time. When one
+        write fails the batch is rolled back and replayed with savepoints,
+        which is safe because write functions only touch the database.
+        """
+        try:
+            async with self._lock, self._write_engine.begin() as conn:
+                values = [await pending.fn(conn) for pending in batch]
+        except Exception:
+            return False
+        self._settle([(pending, value, True) for pending, value in zip(batch, values, strict=True)])
+        return True
+
+    def _settle(self, outcomes: list[tuple[_Pending, Any, bool]]) -> None:
         self.batches_committed += 1
         self.writes_committed += sum(1 for _, _, ok in outcomes if ok)
         for pending, value, ok in outcomes:
