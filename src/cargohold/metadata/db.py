@@ -88,7 +88,9 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(conn: Any) -> None:
-    conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+    begin = conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN")
+    if begin:  # reads pass "": each statement then reads its own WAL snapshot
+        conn.exec_driver_sql(begin)
 
 
 def make_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
@@ -128,8 +130,10 @@ class Database:
         self.batch_size = max(1, batch_size)
         if self.is_sqlite:
             self._write_engine = engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+            # Reads skip BEGIN: one round trip to the aiosqlite thread fewer per read.
+            self._read_engine = engine.execution_options(**{_BEGIN_OPTION: ""})
         else:
-            self._write_engine = engine
+            self._write_engine = self._read_engine = engine
         self._lock = asyncio.Lock()  # SQLite: one writer (batch or transaction()) at a time
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -167,7 +171,7 @@ class Database:
         """A connection for reads; its transaction is rolled back on exit."""
         if not _in_write.get():  # write functions still draining at close may read
             self._check_open()
-        async with self._tracked(), self.engine.connect() as conn:
+        async with self._tracked(), self._read_engine.connect() as conn:
             yield conn
 
     @asynccontextmanager
