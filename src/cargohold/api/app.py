@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from cargohold.api import native, openapi, uploads
+from cargohold.api import native, openapi, tus, uploads
 from cargohold.api.auth import AUTH, auth_middleware
 from cargohold.api.context import SERVICES, Services
 from cargohold.api.problems import problem_middleware
@@ -28,7 +28,7 @@ from cargohold.workers.gc import GarbageCollector
 log = logging.getLogger(__name__)
 
 ADMIN_TOKEN = web.AppKey("admin_token", str)
-ALL_ROUTES = (*native.ROUTES, *uploads.ROUTES)
+ALL_ROUTES = (*native.ROUTES, *uploads.ROUTES, *tus.ROUTES)
 
 
 def build_gateway(settings: Settings) -> web.Application:
@@ -37,7 +37,7 @@ def build_gateway(settings: Settings) -> web.Application:
         raise ValueError("the gateway needs the cluster secret nodes were started with")
     tune_malloc()
     codec_for(Layout.parse(settings.layout))  # self-test the default codec before serving
-    app = web.Application(middlewares=[problem_middleware, auth_middleware])
+    app = web.Application(middlewares=[problem_middleware, tus.tus_middleware, auth_middleware])
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     app.router.add_get("/openapi.json", openapi.openapi_json)
