@@ -26,6 +26,8 @@ CHUNK = 1 << 20
 # Connecting is quick or hopeless; the gateway may pause a while between
 # chunks (or before answering a PUT) while it encodes and waits on nodes.
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
+# One pool is shared by the threads of a parallel put: keep a connection per worker.
+DEFAULT_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64)
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -123,6 +125,10 @@ def bucket_path(bucket: str) -> str:
     return f"/api/v1/buckets/{quote(bucket, safe='')}"
 
 
+def upload_path(upload_id: str) -> str:
+    return f"/api/v1/uploads/{quote(upload_id, safe='')}"
+
+
 class Download:
     """An open GET: its headers are known, its body not yet read."""
 
@@ -161,6 +167,7 @@ class GatewayClient:
             base_url=self.url,
             headers={"Authorization": f"Bearer {key}", "User-Agent": f"cargohold/{_version}"},
             timeout=timeout,
+            limits=DEFAULT_LIMITS,
             transport=transport,
             trust_env=False,
         )
@@ -309,6 +316,56 @@ class GatewayClient:
             if cursor in seen:
                 raise ApiError("bad_response", "the gateway repeated a listing cursor", None)
             seen.add(cursor)
+
+    # upload sessions
+
+    def create_upload(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        size: int,
+        content_type: str | None = None,
+        part_size: int | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"bucket": bucket, "key": key, "size": size}
+        if content_type:
+            body["content_type"] = content_type
+        if part_size:
+            body["part_size"] = part_size
+        return dict(self._json("POST", "/api/v1/uploads", json=body))
+
+    def get_upload(self, upload_id: str) -> dict[str, Any]:
+        return dict(self._json("GET", upload_path(upload_id), what=f"upload {upload_id}"))
+
+    def list_uploads(self, bucket: str | None = None) -> list[dict[str, Any]]:
+        params = {"bucket": bucket} if bucket else None
+        return list(self._json("GET", "/api/v1/uploads", params=params)["uploads"])
+
+    def put_part(self, upload_id: str, number: int, body: Iterable[bytes], size: int) -> dict[str, Any]:
+        """Stream part ``number`` (exactly ``size`` bytes); the answer holds its size and md5."""
+        headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
+        path = f"{upload_path(upload_id)}/parts/{number}"
+        return dict(self._json("PUT", path, content=iter(body), headers=headers))
+
+    def complete_upload(
+        self,
+        upload_id: str,
+        parts: list[dict[str, Any]],
+        *,
+        md5: str | None = None,
+        sha256: str | None = None,
+    ) -> dict[str, Any]:
+        """Assemble the object from ``parts`` ({part_number, md5}, in order): {upload, object}."""
+        body: dict[str, Any] = {"parts": parts}
+        if md5:
+            body["md5"] = md5
+        if sha256:
+            body["sha256"] = sha256
+        return dict(self._json("POST", f"{upload_path(upload_id)}/complete", json=body))
+
+    def abort_upload(self, upload_id: str) -> dict[str, Any]:
+        return dict(self._json("DELETE", upload_path(upload_id), what=f"upload {upload_id}"))
 
     # nodes
 

@@ -1,7 +1,9 @@
-"""Client commands: put, get, ls, stat, rm, mb, rb and the ``nodes`` group.
+"""Client commands: get, ls, stat, rm, mb, rb, and the helpers every client command shares.
 
 This module is presentation only: argument parsing, progress bars, tables and
-error messages. HTTP lives in ``api_client.py``; finding the gateway URL and
+error messages. ``put`` lives in ``put.py`` (and runs in parts through
+``multipart.py``), ``nodes`` in ``nodes.py``, ``uploads`` in ``uploads.py``.
+HTTP lives in ``api_client.py``; finding the gateway URL and
 key lives in ``clientconfig.py``. Every failure is printed as one red line,
 ``error: <code>: <detail>``, on stderr, and the command exits with status 1;
 malformed arguments are usage errors (status 2) caught before any request.
@@ -10,11 +12,8 @@ malformed arguments are usage errors (status 2) caught before any request.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import mimetypes
 import os
 import re
-import stat as stat_mode
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from rich.progress import (
 )
 from rich.table import Column, Table
 
-from cargohold.cli.api_client import CHUNK, ClientError, GatewayClient
+from cargohold.cli.api_client import ClientError, GatewayClient
 from cargohold.cli.clientconfig import ClientConfigError, normalize_url, resolve_client_config
 
 # ---------------------------------------------------------------- arguments
@@ -192,69 +191,6 @@ def _print_table(table: Table) -> None:
 
 
 # ---------------------------------------------------------------- objects
-
-
-def _chunks(
-    fh: IO[bytes], size: int | None, progress: Progress, task: TaskID, digest: Any
-) -> Iterator[bytes]:
-    """Read ``fh`` in 1 MiB chunks, hashing and counting as they go out."""
-    remaining = size
-    while remaining is None or remaining > 0:
-        chunk = fh.read(CHUNK if remaining is None else min(CHUNK, remaining))
-        if not chunk:
-            break
-        if remaining is not None:
-            remaining -= len(chunk)
-        digest.update(chunk)
-        progress.advance(task, len(chunk))
-        yield chunk
-    if remaining:
-        raise ClientError("source_changed", f"the source shrank by {remaining} bytes while read")
-
-
-def put(
-    src: Annotated[str, typer.Argument(metavar="SRC", help="Local file, or - for stdin.")],
-    dest: Annotated[
-        ObjectRef,
-        typer.Argument(
-            metavar="BUCKET/KEY",
-            parser=parse_put_target,
-            help="Where to store it. A key ending in '/' (or BUCKET/) appends SRC's file name.",
-        ),
-    ],
-    content_type: Annotated[
-        str | None,
-        typer.Option("--content-type", help="Content-Type to store (default: guessed from the name)."),
-    ] = None,
-    quiet: QuietOpt = False,
-    url: UrlOpt = None,
-    key: KeyOpt = None,
-) -> None:
-    """Upload a file (streamed, with a progress bar) and verify the stored SHA-256."""
-    if dest.key == "" or dest.key.endswith("/"):
-        if src == "-":
-            raise typer.BadParameter("reading stdin: give the full BUCKET/KEY", param_hint="'BUCKET/KEY'")
-        dest = ObjectRef(dest.bucket, dest.key + Path(src).name)
-    ctype = content_type or mimetypes.guess_type(dest.key if src == "-" else src)[0]
-    digest = hashlib.sha256()
-    with _gateway(url, key) as api:
-        with contextlib.ExitStack() as stack:
-            fh = sys.stdin.buffer if src == "-" else stack.enter_context(open(src, "rb"))
-            # A pipe's length is unknown (sent chunked); a file's, even on stdin, is not.
-            regular = stat_mode.S_ISREG(os.fstat(fh.fileno()).st_mode)
-            size = os.fstat(fh.fileno()).st_size - fh.tell() if regular else None
-            progress = stack.enter_context(_progress(quiet))
-            task = progress.add_task(f"put {dest}", total=size)
-            body = _chunks(fh, size, progress, task, digest)
-            result = api.put_object(dest.bucket, dest.key, body, size=size, content_type=ctype)
-        sent = int(progress.tasks[0].completed)
-    stored, ours = result.get("sha256"), digest.hexdigest()
-    if stored and stored != ours:
-        _fail("checksum_mismatch", f"{dest}: the gateway stored SHA-256 {stored}, we sent {ours}")
-    if isinstance(result.get("size"), int) and result["size"] != sent:
-        _fail("size_mismatch", f"{dest}: the gateway stored {result['size']} bytes, we sent {sent}")
-    if not quiet:
-        typer.echo(f"{dest}\t{decimal(sent)}\tetag {result.get('etag') or '-'}")
 
 
 def get(
@@ -431,6 +367,8 @@ def rb(bucket: BucketArg, url: UrlOpt = None, key: KeyOpt = None) -> None:
 
 def register(app: typer.Typer) -> None:
     """Attach the client commands to the main app."""
+    from cargohold.cli.put import put  # put.py builds on the helpers above
+
     for name, command in (
         ("put", put), ("get", get), ("ls", ls), ("stat", stat_),
         ("rm", rm), ("mb", mb), ("rb", rb),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cargohold.cli import client, nodes, run
+from cargohold.cli import client, nodes, run, uploads
 
 app = typer.Typer(
     name="cargohold",
@@ -15,6 +15,7 @@ app = typer.Typer(
 run.register(app)
 client.register(app)
 nodes.register(app)
+uploads.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
