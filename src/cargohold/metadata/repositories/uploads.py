@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.domain.model import PartRecord
 from cargohold.domain.uploads import OPEN_STATES, Upload
+from cargohold.metadata.repositories._sql import chunks
 from cargohold.metadata.repositories.parts import PART_COLUMNS, collect_parts
 from cargohold.metadata.tables import buckets, part_shares, parts, uploads, utcnow
 
@@ -91,7 +92,7 @@ async def get_upload(conn: AsyncConnection, upload_id: str, *, for_update: bool 
 async def list_uploads(
     conn: AsyncConnection, bucket_id: int | None = None, limit: int = 1000
 ) -> list[Upload]:
-    """Open uploads (PENDING or LOADING), oldest first, without their parts."""
+    """Open uploads (PENDING or LOADING), oldest first, with their parts but not the shares."""
     stmt = (
         select(uploads, buckets.c.name.label("bucket_name"))
         .join(buckets, buckets.c.id == uploads.c.bucket_id, isouter=True)
@@ -101,7 +102,27 @@ async def list_uploads(
     )
     if bucket_id is not None:
         stmt = stmt.where(uploads.c.bucket_id == bucket_id)
-    return [_upload(row, ()) for row in (await conn.execute(stmt)).all()]
+    rows = (await conn.execute(stmt)).all()
+    sizes: dict[str, list[PartRecord]] = {row.id: [] for row in rows}
+    for chunk in chunks(list(sizes)):
+        found = await conn.execute(
+            select(parts.c.upload_id, *PART_COLUMNS[:7])
+            .where(parts.c.upload_id.in_(chunk))
+            .order_by(parts.c.upload_id, parts.c.part_number)
+        )
+        for part in found:
+            sizes[part.upload_id].append(
+                PartRecord(
+                    part.p_id,
+                    part.p_number,
+                    part.p_offset,
+                    part.p_size,
+                    part.p_layout,
+                    part.p_block_size,
+                    part.p_etag,
+                )
+            )
+    return [_upload(row, tuple(sizes[row.id])) for row in rows]
 
 
 async def update_upload(conn: AsyncConnection, upload_id: str, **values: Any) -> None:
