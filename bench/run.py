@@ -191,6 +191,15 @@ def main() -> None:
                 gets.append(size / curl([*auth, obj]) / MB)
                 evict([p for n in cluster.nodes for p in n.share_files()])
                 cold_gets.append(size / curl([*auth, obj]) / MB)
+            big_peak = 0
+            if args.rss_gib:
+                with PeakRss(cluster.gateway.pid) as rss:
+                    feed = subprocess.Popen(
+                        ["head", "-c", str(args.rss_gib * 2**30), "/dev/urandom"], stdout=subprocess.PIPE
+                    )
+                    curl([*auth, "-T", "-", f"{url}/api/v1/buckets/bench/objects/huge"], stdin=feed.stdout)
+                    feed.wait()
+                big_peak = rss.peak
             ops = asyncio.run(small_ops(url, args.ops, args.concurrency))
             sessions: dict[int, float] = {}
             session_peak = 0
@@ -201,15 +210,6 @@ def main() -> None:
                     session_peak = rss.peak
             tus_rate = uploads.tus_upload(url, source)
             parts_rate, complete_seconds = asyncio.run(uploads.small_parts(url))
-            big_peak = 0
-            if args.rss_gib:
-                with PeakRss(cluster.gateway.pid) as rss:
-                    feed = subprocess.Popen(
-                        ["head", "-c", str(args.rss_gib * 2**30), "/dev/urandom"], stdout=subprocess.PIPE
-                    )
-                    curl([*auth, "-T", "-", f"{url}/api/v1/buckets/bench/objects/huge"], stdin=feed.stdout)
-                    feed.wait()
-                big_peak = rss.peak
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -3,67 +3,28 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from cargohold.testing.cluster import ADMIN_KEY, Cluster
+from cargohold.testing.cluster import Cluster
+from cargohold.testing.console import CLI, ConsoleScript
 from cargohold.testing.data import sample
 
-CLI = Path(sys.executable).parent / "cargohold"
 BIG = 3 * (1 << 20) + 17
 BUCKET = "cli-test"
 
 
-class Run:
-    """Runs the console script with the cluster's URL and key in the environment."""
-
-    def __init__(self, cluster: Cluster, home: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CARGOHOLD_")}
-        env.update(
-            CARGOHOLD_URL=cluster.url,
-            CARGOHOLD_KEY=ADMIN_KEY,
-            HOME=str(home),
-            XDG_CONFIG_HOME=str(home / ".config"),
-            COLUMNS="200",
-            NO_COLOR="1",
-        )
-        self.env = env
-        self.cwd = home
-
-    def __call__(
-        self, *args: str, input: bytes | None = None, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [str(CLI), *args],
-            input=input,
-            capture_output=True,
-            env={**self.env, **(env or {})},
-            cwd=self.cwd,
-            timeout=60,
-            check=False,
-        )
-        out, err = (stream.decode(errors="replace") for stream in (done.stdout, done.stderr))
-        return subprocess.CompletedProcess(done.args, done.returncode, out, err)
-
-    def ok(self, *args: str, input: bytes | None = None) -> str:
-        done = self(*args, input=input)
-        assert done.returncode == 0, f"{args}: {done.returncode}\n{done.stdout}\n{done.stderr}"
-        return done.stdout
-
-
 @pytest.fixture(scope="module")
-def cli(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    run = Run(cluster, tmp_path_factory.mktemp("home"))
+def cli(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> ConsoleScript:
+    run = ConsoleScript(cluster, tmp_path_factory.mktemp("home"))
     assert "created bucket cli-test" in run.ok("mb", BUCKET)
     return run
 
 
 @pytest.fixture(scope="module")
-def big_file(cli: Run) -> tuple[Path, bytes]:
+def big_file(cli: ConsoleScript) -> tuple[Path, bytes]:
     data = sample(BIG, seed=7)
     path = cli.cwd / "big.bin"
     path.write_bytes(data)
@@ -75,14 +36,14 @@ def big_file(cli: Run) -> tuple[Path, bytes]:
 
 
 @pytest.fixture(scope="module")
-def piped(cli: Run) -> bytes:
+def piped(cli: ConsoleScript) -> bytes:
     data = sample(5000, seed=3)
     out = cli.ok("put", "-", f"{BUCKET}/dir/sub/piped.txt", input=data)
     assert f"{BUCKET}/dir/sub/piped.txt" in out and "5.0 kB" in out
     return data
 
 
-def test_stat(cli: Run, big_file: tuple[Path, bytes], piped: bytes) -> None:
+def test_stat(cli: ConsoleScript, big_file: tuple[Path, bytes], piped: bytes) -> None:
     stat = cli.ok("stat", f"{BUCKET}/dir/sub/piped.txt")
     assert "size:          5000 " in stat
     assert "text/plain" in stat
@@ -91,7 +52,7 @@ def test_stat(cli: Run, big_file: tuple[Path, bytes], piped: bytes) -> None:
     assert f"object:        {BUCKET}/dir/big.bin" in big
 
 
-def test_ls_buckets_and_prefixes(cli: Run, big_file: tuple[Path, bytes], piped: bytes) -> None:
+def test_ls_buckets_and_prefixes(cli: ConsoleScript, big_file: tuple[Path, bytes], piped: bytes) -> None:
     cli.ok("put", "-", f"{BUCKET}/top.txt", input=b"top")
     buckets = cli.ok("ls", "--plain")
     assert any(line.split("\t")[0] == BUCKET for line in buckets.splitlines())
@@ -107,7 +68,7 @@ def test_ls_buckets_and_prefixes(cli: Run, big_file: tuple[Path, bytes], piped: 
     assert "dir/sub/" in table and "dir/big.bin" in table
 
 
-def test_get_whole_and_range(cli: Run, big_file: tuple[Path, bytes]) -> None:
+def test_get_whole_and_range(cli: ConsoleScript, big_file: tuple[Path, bytes]) -> None:
     _, data = big_file
     target = cli.cwd / "copy.bin"
     out = cli.ok("get", f"{BUCKET}/dir/big.bin", str(target))
@@ -129,7 +90,7 @@ def test_get_whole_and_range(cli: Run, big_file: tuple[Path, bytes]) -> None:
     assert tail.stdout == data[-100:]
 
 
-def test_rm_then_stat_fails(cli: Run) -> None:
+def test_rm_then_stat_fails(cli: ConsoleScript) -> None:
     cli.ok("put", "-", f"{BUCKET}/doomed", input=b"bye")
     assert f"removed {BUCKET}/doomed" in cli.ok("rm", f"{BUCKET}/doomed")
     gone = cli("stat", f"{BUCKET}/doomed")
@@ -140,7 +101,7 @@ def test_rm_then_stat_fails(cli: Run) -> None:
     assert not (cli.cwd / "doomed").exists()
 
 
-def test_nodes_list_and_set(cli: Run, cluster: Cluster) -> None:
+def test_nodes_list_and_set(cli: ConsoleScript, cluster: Cluster) -> None:
     table = cli.ok("nodes")
     assert all(node.url in table for node in cluster.nodes)
     plain = [line.split("\t") for line in cli.ok("nodes", "ls", "--plain").splitlines()]
@@ -155,7 +116,7 @@ def test_nodes_list_and_set(cli: Run, cluster: Cluster) -> None:
     assert "up on active" in on
 
 
-def test_wrong_key(cli: Run) -> None:
+def test_wrong_key(cli: ConsoleScript) -> None:
     bad = cli("ls", env={"CARGOHOLD_KEY": "CHTESTADMIN0000000.not-the-right-secret-at-all"})
     assert bad.returncode == 1
     assert "invalid_credentials" in bad.stderr

@@ -8,9 +8,7 @@ things: a session holding some of the parts, and the state file that run wrote.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +16,8 @@ import httpx
 import pytest
 
 from cargohold.cli import transfer
-from cargohold.testing.cluster import ADMIN_KEY, Cluster
+from cargohold.testing.cluster import Cluster
+from cargohold.testing.console import ConsoleScript
 from cargohold.testing.data import sample
 
 CLI = Path(sys.executable).parent / "cargohold"
@@ -27,32 +26,12 @@ BUCKET = "cli-uploads"
 PARTS = ("--part-size", "1MiB", "--multipart-threshold", "1MiB")
 
 
-class Run:
-    """The console script with the cluster's URL and key, and a private state dir."""
+class Run(ConsoleScript):
+    """The console script with a private resume-state folder to inspect."""
 
     def __init__(self, cluster: Cluster, home: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CARGOHOLD_")}
-        env.update(
-            CARGOHOLD_URL=cluster.url,
-            CARGOHOLD_KEY=ADMIN_KEY,
-            HOME=str(home),
-            XDG_CONFIG_HOME=str(home / ".config"),
-            XDG_STATE_HOME=str(home / ".state"),
-            COLUMNS="200",
-            NO_COLOR="1",
-        )
-        self.env, self.cwd = env, home
-        self.states = transfer.state_dir(env)
-
-    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(CLI), *args], capture_output=True, text=True, env=self.env, cwd=self.cwd, timeout=120
-        )
-
-    def ok(self, *args: str) -> subprocess.CompletedProcess[str]:
-        done = self(*args)
-        assert done.returncode == 0, f"{args}: {done.returncode}\n{done.stdout}\n{done.stderr}"
-        return done
+        super().__init__(cluster, home)
+        self.states = transfer.state_dir(self.env)
 
     def state_files(self) -> list[Path]:
         return sorted(self.states.glob("*.json")) if self.states.is_dir() else []
@@ -102,7 +81,7 @@ def _stage_interrupted_put(cli: Run, api: httpx.Client, path: Path, key: str, se
 
 def test_parallel_put_round_trip(cli: Run, api: httpx.Client) -> None:
     path, data = _file(cli, "seven.bin", 7 * MIB + 12345, seed=21)
-    done = cli.ok("put", *PARTS, "--parallel", "3", str(path), f"{BUCKET}/big/")
+    done = cli.run_ok("put", *PARTS, "--parallel", "3", str(path), f"{BUCKET}/big/")
     dest, size, etag = done.stdout.strip().split("\t")
     assert dest == f"{BUCKET}/big/seven.bin" and size == "7.4 MB"
     assert etag.startswith("etag ") and etag.endswith("-8")  # joined from 8 parts
@@ -119,9 +98,9 @@ def _listed(api: httpx.Client, key: str) -> dict[str, object]:
 
 def test_put_verify_has_the_gateway_check_the_whole_file(cli: Run, api: httpx.Client) -> None:
     path, data = _file(cli, "five.bin", 5 * MIB + 1, seed=22)
-    cli.ok("put", *PARTS, str(path), f"{BUCKET}/unverified.bin")
+    cli.run_ok("put", *PARTS, str(path), f"{BUCKET}/unverified.bin")
     assert _listed(api, "unverified.bin")["sha256"] is None  # joined by metadata only
-    cli.ok("put", *PARTS, "--verify", str(path), f"{BUCKET}/five.bin")
+    cli.run_ok("put", *PARTS, "--verify", str(path), f"{BUCKET}/five.bin")
     obj = _listed(api, "five.bin")
     assert obj["size"] == len(data)
     assert obj["md5"] == hashlib.md5(data).hexdigest()  # checked by the gateway on completion
@@ -131,7 +110,7 @@ def test_put_verify_has_the_gateway_check_the_whole_file(cli: Run, api: httpx.Cl
 
 def test_below_the_threshold_is_one_put(cli: Run, api: httpx.Client) -> None:
     path, data = _file(cli, "small.bin", 2 * MIB, seed=23)
-    done = cli.ok("put", "--part-size", "1MiB", str(path), f"{BUCKET}/small.bin")  # 64 MiB threshold
+    done = cli.run_ok("put", "--part-size", "1MiB", str(path), f"{BUCKET}/small.bin")  # 64 MiB threshold
     assert "-" not in done.stdout.split("etag ")[1]  # a plain ETag, not one joined from parts
     assert _stored_sha256(api, "small.bin") == hashlib.sha256(data).hexdigest()
 
@@ -145,7 +124,7 @@ def test_resume_sends_only_the_missing_parts(cli: Run, api: httpx.Client) -> Non
     )
     before = api.get(f"/api/v1/uploads/{upload_id}").json()
     assert [p["part_number"] for p in before["parts"]] == [1, 2, 4, 5]
-    done = cli.ok("put", *PARTS, str(path), f"{BUCKET}/resume.bin")
+    done = cli.run_ok("put", *PARTS, str(path), f"{BUCKET}/resume.bin")
     assert (
         f"resuming upload {upload_id}: 3/7 parts already stored (1 differ from the file and are sent again)"
         in done.stderr
@@ -162,7 +141,7 @@ def test_a_session_gone_since_starts_over(cli: Run, api: httpx.Client) -> None:
     chunk = [data[i : i + MIB] for i in range(0, len(data), MIB)]
     upload_id = _stage_interrupted_put(cli, api, path, "restart.bin", {1: chunk[0]})
     assert api.delete(f"/api/v1/uploads/{upload_id}").status_code == 200
-    done = cli.ok("put", *PARTS, str(path), f"{BUCKET}/restart.bin")
+    done = cli.run_ok("put", *PARTS, str(path), f"{BUCKET}/restart.bin")
     assert f"starting over: upload {upload_id} cannot be resumed (it is DELETED)" in done.stderr
     assert "resuming" not in done.stderr
     assert _stored_sha256(api, "restart.bin") == hashlib.sha256(data).hexdigest()
@@ -176,26 +155,26 @@ def test_uploads_ls_show_abort(cli: Run, api: httpx.Client) -> None:
     )
     assert len(cli.state_files()) == 1
 
-    rows = [line.split("\t") for line in cli.ok("uploads", "ls", "--plain", BUCKET).stdout.splitlines()]
+    rows = [line.split("\t") for line in cli.run_ok("uploads", "ls", "--plain", BUCKET).stdout.splitlines()]
     row = next(r for r in rows if r[0] == upload_id)
     assert row[1:5] == [f"{BUCKET}/open.bin", "LOADING", "50.0", str(4 * MIB)]
-    table = cli.ok("uploads", "ls").stdout
+    table = cli.run_ok("uploads", "ls").stdout
     line = next(text for text in table.splitlines() if upload_id in text)
     assert re.search(rf"{BUCKET}/open\.bin\s+LOADING\s+50\.0%\s+4\.2 MB\s+\d{{4}}-", line), line
-    assert upload_id in cli.ok("uploads").stdout  # the group alone lists too
+    assert upload_id in cli.run_ok("uploads").stdout  # the group alone lists too
 
-    show = cli.ok("uploads", "show", upload_id).stdout
+    show = cli.run_ok("uploads", "show", upload_id).stdout
     assert f"upload:       {upload_id}" in show
     assert "status:       LOADING" in show
     assert f"received:     {2 * MIB} (2.1 MB), 50.0%" in show
     assert "parts:        2 (1, 3), 2.1 MB" in show
     assert re.search(r"expires:\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", show), show
 
-    aborted = cli.ok("uploads", "abort", upload_id)
+    aborted = cli.run_ok("uploads", "abort", upload_id)
     assert f"aborted upload {upload_id} ({BUCKET}/open.bin)" in aborted.stdout
     assert cli.state_files() == []  # the local state of an aborted upload goes too
-    assert upload_id not in cli.ok("uploads", "ls", "--plain", BUCKET).stdout
-    assert "status:       DELETED" in cli.ok("uploads", "show", upload_id).stdout
+    assert upload_id not in cli.run_ok("uploads", "ls", "--plain", BUCKET).stdout
+    assert "status:       DELETED" in cli.run_ok("uploads", "show", upload_id).stdout
 
     again = cli("uploads", "abort", upload_id)
     assert again.returncode == 1

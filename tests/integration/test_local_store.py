@@ -270,16 +270,16 @@ def test_concurrent_puts_of_one_id_keep_counters_exact(tmp_path: Path) -> None:
 def test_space_promised_to_a_running_put_is_not_given_twice(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = await opened(tmp_path, capacity=100)
-        release = asyncio.Event()
+        release, started = asyncio.Event(), asyncio.Event()
 
         async def slow() -> AsyncIterator[bytes]:
             yield b"a" * 30
+            started.set()
             await release.wait()
             yield b"a" * 30
 
         first = asyncio.create_task(store.put("first", slow(), 60))
-        while not tmp_files(tmp_path):  # the first put is under way and holds its space
-            await asyncio.sleep(0.001)
+        await started.wait()  # the first put is under way and holds its space
         with pytest.raises(InsufficientStorage):
             await store.put("second", chunks([b"b" * 60]), 60)
         release.set()

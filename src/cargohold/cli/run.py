@@ -50,7 +50,7 @@ def up(
 
     settings = load_settings(config, data_dir=data_dir, host=host, port=port, nodes=nodes, layout=layout)
     settings.cluster_secret = cluster_secret(settings.data_dir, settings.cluster_secret)
-    _run(run_up(settings), uvloop=True)
+    _run(run_up(settings))
 
 
 def gateway(
@@ -67,7 +67,7 @@ def gateway(
     config: ConfigOpt = None,
 ) -> None:
     from cargohold.api.app import ADMIN_TOKEN, build_gateway
-    from cargohold.cli.serve import serve_until_stopped
+    from cargohold.serving import serve_until_stopped
 
     settings = load_settings(
         config,
@@ -88,7 +88,7 @@ def gateway(
         if token:
             print(f"admin key: {token}", flush=True)
 
-    _run(serve_until_stopped(app, settings.host, settings.port, "gateway", announce), uvloop=True)
+    _run(serve_until_stopped(app, settings.host, settings.port, "gateway", announce))
 
 
 def node(
@@ -99,18 +99,18 @@ def node(
     capacity: Annotated[int | None, typer.Option(help="Bytes this node may use [default: its disk]")] = None,
     secret: Annotated[str | None, typer.Option(help="Cluster secret (or CARGOHOLD_CLUSTER_SECRET)")] = None,
 ) -> None:
-    from cargohold.storage.node_app import serve_node
+    from cargohold.storage.node_app import run_node
 
     secret = secret or Settings().cluster_secret
     if not secret:
         raise typer.BadParameter("give --secret or CARGOHOLD_CLUSTER_SECRET", param_hint="--secret")
-    # Stock asyncio loop on purpose: aiohttp's sendfile is native there, not on uvloop.
-    _run(serve_node(data, host, port, zone, capacity, secret), uvloop=os.environ.get("NODE_UVLOOP") == "1")
+    with contextlib.suppress(KeyboardInterrupt):
+        run_node(data, host, port, zone, capacity, secret)
 
 
-def _run(main, *, uvloop: bool) -> None:  # type: ignore[no-untyped-def]
+def _run(main) -> None:  # type: ignore[no-untyped-def]
     from cargohold.concurrency import install_event_loop_policy
 
-    install_event_loop_policy(uvloop)
+    install_event_loop_policy()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main)

@@ -21,8 +21,8 @@ from cargohold.api.app import ADMIN_TOKEN, build_gateway
 from cargohold.api.context import SERVICES
 from cargohold.cli.children import die_with_parent
 from cargohold.cli.clientconfig import write_client_config
-from cargohold.cli.serve import serve_until_stopped
 from cargohold.config import Settings
+from cargohold.serving import serve_until_stopped
 
 READY_TIMEOUT = 30.0
 

@@ -108,9 +108,9 @@ class UploadService:
         await self._db.write(lambda conn: repo.create_upload(conn, upload, owner))
         return upload
 
-    async def get(self, upload_id: str) -> Upload:
+    async def get(self, upload_id: str, *, with_parts: bool = True) -> Upload:
         async with self._db.read() as conn:
-            upload = await repo.get_upload(conn, upload_id)
+            upload = await repo.get_upload(conn, upload_id, with_parts=with_parts)
         if upload is None:
             raise NoSuchUpload(f"no upload {upload_id!r}", upload_id=upload_id)
         return upload
@@ -141,12 +141,12 @@ class UploadService:
     ) -> PartRecord:
         """Store part ``number``; sending a number again replaces that part atomically."""
         sm.check_part_number(number)
-        upload = await self._open(upload_id)
+        upload = await self._open(upload_id, with_parts=False)
         limit = upload.part_size or self._settings.max_part_size
         if content_length is not None and content_length > limit:
             raise sm.PartTooLarge(f"part of {content_length} bytes exceeds the {limit}-byte limit")
         part = await self._store(upload, body, content_length, expected, number, 0, limit)
-        await self._commit_part(upload, part, lambda current: None)
+        await self._commit_part(upload, part, None)
         return part
 
     async def append(
@@ -225,15 +225,23 @@ class UploadService:
                 self._inflight.pop(upload.id, None)
         return part
 
-    async def _commit_part(self, upload: Upload, part: PartRecord, check: Callable[[Upload], None]) -> Any:
+    async def _commit_part(
+        self, upload: Upload, part: PartRecord, check: Callable[[Upload], None] | None
+    ) -> Any:
+        """Record a stored part; ``check`` (appends) re-validates against the parts as they are now.
+
+        Without a check the other parts are not read, so storing part n costs
+        the same whatever the number of parts already there.
+        """
         now = _now()
 
         async def commit(conn):  # type: ignore[no-untyped-def]
-            current = await repo.get_upload(conn, upload.id, for_update=True)
+            current = await repo.get_upload(conn, upload.id, for_update=True, with_parts=check is not None)
             if current is None:
                 raise NoSuchUpload(f"no upload {upload.id!r}")
             sm.check_open(current, now)
-            check(current)
+            if check is not None:
+                check(current)
             replaced = await repo.add_part(conn, upload.id, part)
             for part_id in replaced:
                 await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})
@@ -389,8 +397,8 @@ class UploadService:
             self._objects.kick_gc()
         return len(expired)
 
-    async def _open(self, upload_id: str) -> Upload:
-        upload = await self.get(upload_id)
+    async def _open(self, upload_id: str, with_parts: bool = True) -> Upload:
+        upload = await self.get(upload_id, with_parts=with_parts)
         if upload.status == sm.FAILED and upload.error == EXPIRED:
             raise sm.UploadExpired(f"upload {upload_id} expired")
         sm.check_open(upload, _now())

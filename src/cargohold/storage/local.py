@@ -173,10 +173,12 @@ class LocalShareStore:
         # The one thread job that may still be using the temp file. It is
         # shielded so a cancelled put never closes or unlinks it under a
         # running write or rename; cleanup waits for it instead.
-        pending: asyncio.Future[None] = asyncio.ensure_future(run_io(tmp.create))
+        # The file is created by its first write, so a small share costs one
+        # hop to the I/O pool in all: create, write, fsync, rename, dir fsync.
+        pending: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pending.set_result(None)
         written = 0
         try:
-            await asyncio.shield(pending)
             buf = bytearray()
             async for chunk in chunks:
                 buf += chunk
@@ -189,9 +191,7 @@ class LocalShareStore:
             await asyncio.shield(pending)
             if expected_size is not None and written < expected_size:
                 raise IncompleteBody(f"share body has {written} bytes, {expected_size} were announced")
-            pending = asyncio.ensure_future(run_io(tmp.write, buf, finish=True))
-            await asyncio.shield(pending)
-            pending = asyncio.ensure_future(run_io(self._commit_sync, tmp.path, final, written))
+            pending = asyncio.ensure_future(run_io(self._finish_sync, tmp, buf, final, written))
             await asyncio.shield(pending)
         except BaseException:
             cleanup = asyncio.ensure_future(_discard(pending, tmp))
@@ -217,6 +217,10 @@ class LocalShareStore:
             and self._used + self._reserved + written > self.capacity
         ):
             raise InsufficientStorage(f"share {share_id!r} outgrew the node's capacity")
+
+    def _finish_sync(self, tmp: _TempShare, tail: bytearray, final: Path, size: int) -> None:
+        tmp.write(tail, finish=True)
+        self._commit_sync(tmp.path, final, size)
 
     def _commit_sync(self, tmp: Path, final: Path, size: int) -> None:
         """Rename the synced temp file into place, count it, fsync the directory.
@@ -342,6 +346,8 @@ class _TempShare:
         """
         view = memoryview(data)
         try:
+            if self.fd < 0:
+                self.create()
             while view:
                 view = view[os.write(self.fd, view) :]
             if data and not finish:

@@ -10,11 +10,9 @@ domain error classes in one middleware.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import os
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from aiohttp.typedefs import Handler, Middleware
 from cargohold import __version__
 from cargohold.concurrency import tune_malloc
 from cargohold.errors import CargoholdError, IncompleteBody, ShareNotFound, Unauthorized
+from cargohold.serving import serve_until_stopped
 from cargohold.storage.local import LocalShareStore, validate_share_id
 
 log = logging.getLogger(__name__)
@@ -190,23 +189,7 @@ async def serve_node(
         log.warning("node runs on %s; file downloads will not use sendfile", type(loop).__name__)
     store = LocalShareStore(data_dir, capacity)
     await store.open()
-    runner = web.AppRunner(build_node_app(store, secret, zone), shutdown_timeout=10.0)
-    await runner.setup()
-    stop = asyncio.Event()
-    signals = (signal.SIGTERM, signal.SIGINT)
-    try:
-        await web.TCPSite(runner, host, port).start()
-        bound_port = runner.addresses[0][1]
-        shown = f"[{host}]" if ":" in host else host
-        print(f"node listening on http://{shown}:{bound_port}", flush=True)
-        for sig in signals:
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-    finally:
-        for sig in signals:
-            with contextlib.suppress(ValueError, RuntimeError):
-                loop.remove_signal_handler(sig)
-        await runner.cleanup()
+    await serve_until_stopped(build_node_app(store, secret, zone), host, port, "node")
 
 
 def run_node(

@@ -10,6 +10,7 @@ forgotten. Every version gets a fresh object id.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Row
@@ -212,19 +213,7 @@ async def put_object(
         md5=md5,
         sha256=sha256,
         inline_data=inline_data,
-        parts=tuple(
-            PartRecord(
-                id=p.id,
-                part_number=p.part_number,
-                offset=p.offset,
-                size=p.size,
-                layout=p.layout,
-                block_size=p.block_size,
-                etag=p.etag,
-                shares=tuple(sorted(p.shares, key=lambda s: s.index)),
-            )
-            for p in ordered
-        ),
+        parts=tuple(replace(p, shares=tuple(sorted(p.shares, key=lambda s: s.index))) for p in ordered),
     )
     return record, sorted(replaced)
 

@@ -63,11 +63,15 @@ async def create_upload(conn: AsyncConnection, upload: Upload, owner: str | None
     )
 
 
-async def get_upload(conn: AsyncConnection, upload_id: str, *, for_update: bool = False) -> Upload | None:
+async def get_upload(
+    conn: AsyncConnection, upload_id: str, *, for_update: bool = False, with_parts: bool = True
+) -> Upload | None:
     """An upload with its current parts (ordered by part number) and their shares.
 
     ``for_update`` locks the row on PostgreSQL, serialising the writers of
-    one upload (SQLite's single writer does that already).
+    one upload (SQLite's single writer does that already). ``with_parts=False``
+    skips the parts: storing part n of an upload with thousands must not
+    read them all.
     """
     head = select(uploads, buckets.c.name.label("bucket_name")).join(
         buckets, buckets.c.id == uploads.c.bucket_id, isouter=True
@@ -78,6 +82,8 @@ async def get_upload(conn: AsyncConnection, upload_id: str, *, for_update: bool 
     row = (await conn.execute(head)).first()
     if row is None:
         return None
+    if not with_parts:
+        return _upload(row, ())
     part_rows = (
         await conn.execute(
             select(*PART_COLUMNS)

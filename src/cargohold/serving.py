@@ -7,6 +7,7 @@ test harnesses and ``up`` wait for (they poll for it instead of sleeping).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,7 @@ async def serve_until_stopped(
     role: str,
     on_ready: Callable[[str], Awaitable[None]] | None = None,
 ) -> None:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
     await site.start()
@@ -29,7 +30,8 @@ async def serve_until_stopped(
     url = f"http://{host if ':' not in host else f'[{host}]'}:{bound}"
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     print(f"{role} listening on {url}", flush=True)
     try:
@@ -38,4 +40,7 @@ async def serve_until_stopped(
         await stop.wait()
     finally:
         print(f"{role} stopping", file=sys.stderr, flush=True)
+        for sig in signals:
+            with contextlib.suppress(ValueError, RuntimeError):
+                loop.remove_signal_handler(sig)
         await runner.cleanup()
