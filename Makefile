@@ -21,6 +21,7 @@ test: $(DEV_STAMP)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy src
 
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/run.py

@@ -103,7 +103,7 @@ async def create_bucket(request: web.Request) -> web.Response:
 
 
 async def list_buckets(request: web.Request) -> web.Response:
-    buckets = await _services(request).buckets.list()
+    buckets = await _services(request).buckets.list_all()
     return json_response({"buckets": [bucket_json(b) for b in buckets]})
 
 
@@ -219,7 +219,7 @@ def _int_param(request: web.Request, name: str, default: int) -> int:
 
 async def list_objects(request: web.Request) -> web.Response:
     bucket = request.match_info["bucket"]
-    listing = await _services(request).objects.list(
+    listing = await _services(request).objects.list_page(
         bucket,
         prefix=request.query.get("prefix", ""),
         delimiter=request.query.get("delimiter", ""),

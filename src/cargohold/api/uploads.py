@@ -88,7 +88,7 @@ async def create_upload(request: web.Request) -> web.Response:
 
 
 async def list_uploads(request: web.Request) -> web.Response:
-    found = await _uploads(request).list(request.query.get("bucket") or None)
+    found = await _uploads(request).list_open(request.query.get("bucket") or None)
     return json_response({"uploads": [upload_json(u) for u in found]})
 
 

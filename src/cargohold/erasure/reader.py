@@ -22,7 +22,7 @@ from typing import Protocol
 
 from cargohold.concurrency import run_cpu
 from cargohold.domain.layout import BlockSpan, Layout, block_span
-from cargohold.erasure.codec import Codec
+from cargohold.erasure.codec import Codec, codec_for
 from cargohold.erasure.framing import HEADER_SIZE
 from cargohold.errors import CargoholdError, ReadUnavailable
 
@@ -39,10 +39,14 @@ OpenShare = Callable[[int, int, int], Awaitable[FrameStream]]
 ReportBadShare = Callable[[int, Exception], None]
 
 
-@functools.lru_cache(maxsize=64)
 def full_frame_size(codec: Codec) -> int:
     """Size of the frame a full block produces in each share file of this layout."""
-    return HEADER_SIZE + len(codec.encode(bytes(codec.layout.block_size))[0])
+    return _frame_size(codec.layout)
+
+
+@functools.lru_cache(maxsize=64)
+def _frame_size(layout: Layout) -> int:
+    return HEADER_SIZE + len(codec_for(layout).encode(bytes(layout.block_size))[0])
 
 
 class _PartReader:

@@ -42,7 +42,7 @@ class BucketService:
         self._cache[name] = (time.monotonic() + self._cache_seconds, bucket)
         return bucket
 
-    async def list(self) -> list[Bucket]:
+    async def list_all(self) -> list[Bucket]:
         async with self._db.read() as conn:
             return await repo.list_buckets(conn)
 

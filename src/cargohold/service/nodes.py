@@ -15,6 +15,7 @@ import logging
 import random
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 
@@ -110,35 +111,41 @@ class NodeRegistry:
         self._reserved[node.id] = 0
         return updated
 
-    async def _record_health(self, node: NodeRecord, health: dict | None) -> NodeRecord:
+    async def _record_health(self, node: NodeRecord, health: dict[str, Any] | None) -> NodeRecord:
         now = datetime.now(UTC)
         if health is None:
-            stats = {
-                "healthy": False,
-                "capacity": node.capacity,
-                "used": node.used,
-                "free": node.free,
-                "shares": node.shares,
-                "last_seen": node.last_seen,
-            }
+            updated = replace(node, healthy=False)
         else:
-            stats = {
-                "healthy": True,
-                "capacity": int(health["capacity"]),
-                "used": int(health["used"]),
-                "free": int(health["free"]),
-                "shares": int(health["shares"]),
-                "last_seen": now,
-            }
-        if (node.healthy, node.capacity, node.used, node.free, node.shares) != (
-            stats["healthy"],
-            stats["capacity"],
-            stats["used"],
-            stats["free"],
-            stats["shares"],
-        ) or (health is not None and _stale(node.last_seen, now)):
-            await self._db.write(lambda conn: repo.update_node_stats(conn, node.id, **stats))
-        return replace(node, **stats)
+            updated = replace(
+                node,
+                healthy=True,
+                capacity=int(health["capacity"]),
+                used=int(health["used"]),
+                free=int(health["free"]),
+                shares=int(health["shares"]),
+                last_seen=now,
+            )
+        changed = (node.healthy, node.capacity, node.used, node.free, node.shares) != (
+            updated.healthy,
+            updated.capacity,
+            updated.used,
+            updated.free,
+            updated.shares,
+        )
+        if changed or (health is not None and _stale(node.last_seen, now)):
+            await self._db.write(
+                lambda conn: repo.update_node_stats(
+                    conn,
+                    node.id,
+                    healthy=updated.healthy,
+                    capacity=updated.capacity,
+                    used=updated.used,
+                    free=updated.free,
+                    shares=updated.shares,
+                    last_seen=updated.last_seen,
+                )
+            )
+        return updated
 
     async def probe_all(self) -> None:
         await self.load()

@@ -42,6 +42,9 @@ from cargohold.service.nodes import NodeRegistry
 
 log = logging.getLogger(__name__)
 
+#: What reads yield: bytes, or views into verified share frames (no copy).
+Chunk = bytes | memoryview
+
 DELETE_PART = "delete_part"
 REPAIR_PART = "repair_part"
 
@@ -234,7 +237,7 @@ class ObjectService:
             raise NoSuchKey(f"no object {key!r} in bucket {bucket_name!r}", key=key)
         return record
 
-    async def stream(self, record: ObjectRecord, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
+    async def stream(self, record: ObjectRecord, byte_range: ByteRange | None) -> AsyncIterator[Chunk]:
         """Yield the object's bytes, or those of ``byte_range``."""
         start = byte_range.start if byte_range else 0
         end = byte_range.end + 1 if byte_range else record.size
@@ -245,7 +248,7 @@ class ObjectService:
         async for chunk in self.stream_parts(record.parts, start, end):
             yield chunk
 
-    async def stream_parts(self, parts: Sequence[PartRecord], start: int, end: int) -> AsyncIterator[bytes]:
+    async def stream_parts(self, parts: Sequence[PartRecord], start: int, end: int) -> AsyncIterator[Chunk]:
         """Bytes [start, end) of the object these parts make up (parts carry their offsets)."""
         for part in parts:
             lo, hi = max(start, part.offset), min(end, part.offset + part.size)
@@ -254,7 +257,7 @@ class ObjectService:
             async for chunk in self._read_part(part, lo - part.offset, hi - lo):
                 yield chunk
 
-    def _read_part(self, part: PartRecord, start: int, length: int) -> AsyncIterator[bytes]:
+    def _read_part(self, part: PartRecord, start: int, length: int) -> AsyncIterator[Chunk]:
         layout = Layout.parse(part.layout, part.block_size)
         codec = codec_for(layout)
         by_index = {s.index: s for s in part.shares}
@@ -310,7 +313,7 @@ class ObjectService:
         if await self._db.write(remove):
             self.kick_gc()
 
-    async def list(
+    async def list_page(
         self, bucket_name: str, prefix: str, delimiter: str, limit: int, cursor: str | None
     ) -> Listing:
         bucket = await self._buckets.get(bucket_name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import time
@@ -22,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.concurrency import run_cpu
 from cargohold.config import Settings
@@ -35,7 +37,7 @@ from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.service.buckets import BucketService
 from cargohold.service.checksums import ExpectedDigests
-from cargohold.service.objects import DELETE_PART, REPAIR_PART, ObjectService
+from cargohold.service.objects import DELETE_PART, REPAIR_PART, Chunk, ObjectService
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +117,7 @@ class UploadService:
             raise NoSuchUpload(f"no upload {upload_id!r}", upload_id=upload_id)
         return upload
 
-    async def list(self, bucket_name: str | None = None) -> list[Upload]:
+    async def list_open(self, bucket_name: str | None = None) -> list[Upload]:
         bucket_id = (await self._buckets.get(bucket_name)).id if bucket_name else None
         async with self._db.read() as conn:
             return await repo.list_uploads(conn, bucket_id)
@@ -339,7 +341,7 @@ class UploadService:
             hashers["sha256"] = hashlib.sha256()
         total = sum(p.size for p in parts)
 
-        def update(chunk: bytes) -> None:
+        def update(chunk: Chunk) -> None:
             for h in hashers.values():
                 h.update(chunk)
 
@@ -356,7 +358,7 @@ class UploadService:
         upload = await self.get(upload_id)
         if upload.status not in sm.OPEN_STATES:
             raise sm.UploadNotOpen(f"upload {upload_id} is {upload.status}", upload_status=upload.status)
-        await self._db.write(lambda conn: _close(conn, upload_id, sm.DELETED, None))
+        await self._db.write(functools.partial(_close, upload_id=upload_id, status=sm.DELETED, error=None))
         self._objects.kick_gc()
         self._notify(upload_id)
         return replace(upload, status=sm.DELETED, parts=())
@@ -391,7 +393,9 @@ class UploadService:
         async with self._db.read() as conn:
             expired = await repo.expired_uploads(conn, now)
         for upload_id in expired:
-            await self._db.write(lambda conn, u=upload_id: _close(conn, u, sm.FAILED, EXPIRED))
+            await self._db.write(
+                functools.partial(_close, upload_id=upload_id, status=sm.FAILED, error=EXPIRED)
+            )
             self._notify(upload_id)
         if expired:
             self._objects.kick_gc()
@@ -432,7 +436,7 @@ class UploadService:
             yield chunk
 
 
-async def _close(conn, upload_id: str, status: str, error: str | None) -> None:  # type: ignore[no-untyped-def]
+async def _close(conn: AsyncConnection, *, upload_id: str, status: str, error: str | None) -> None:
     for part_id in await repo.release_parts(conn, upload_id):
         await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})
     await repo.update_upload(conn, upload_id, status=status, error=error)

@@ -8,7 +8,10 @@ has a run-once mode for tests and operators.
 
 from __future__ import annotations
 
+import functools
 import logging
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.errors import CargoholdError
 from cargohold.metadata import repositories as repo
@@ -34,10 +37,9 @@ class GarbageCollector:
             try:
                 await self._free(job.payload["part_id"])
             except (CargoholdError, OSError) as exc:
-                error = str(exc)
-                await self._db.write(lambda conn, j=job, e=error: repo.fail(conn, j.id, e, 10.0))
+                await self._db.write(functools.partial(_fail, job_id=job.id, error=str(exc)))
                 continue
-            await self._db.write(lambda conn, j=job: repo.complete(conn, j.id))
+            await self._db.write(functools.partial(_done, job_id=job.id))
             freed += 1
 
     async def _free(self, part_id: str) -> None:
@@ -48,3 +50,11 @@ class GarbageCollector:
                 continue
             await self._nodes.client(node_id).delete_share(f"{part}.{index}")
         await self._db.write(lambda conn: repo.delete_parts(conn, [part_id]))
+
+
+async def _fail(conn: AsyncConnection, *, job_id: int, error: str) -> None:
+    await repo.fail(conn, job_id, error, 10.0)
+
+
+async def _done(conn: AsyncConnection, *, job_id: int) -> None:
+    await repo.complete(conn, job_id)
