@@ -80,4 +80,6 @@ def test_even_fill_then_new_nodes_take_more(tmp_path) -> None:  # type: ignore[n
         after = _fresh_stats(cluster, api, _disk_bytes(cluster))
         written = sum(after.values()) - total_before
         new_share = sum(after[n.node_id] for n in new) / written  # type: ignore[index]
-        assert new_share > 2 / 10, (new_share, after)
+        # Proportional would be 2/10 of the new bytes; emptiest-first puts a share of
+        # every new part on each empty node, 2/7 of the bytes, the most possible.
+        assert new_share > 0.27, (new_share, after)
