@@ -35,14 +35,20 @@ async def _session(session: aiohttp.ClientSession, key: str, size: int | None = 
 
 
 async def _send_parts(
-    session: aiohttp.ClientSession, upload_id: str, bodies: list[tuple[int, object]], parallel: int
+    session: aiohttp.ClientSession,
+    upload_id: str,
+    bodies: list[tuple[int, object, int]],
+    parallel: int,
 ) -> None:
     queue = list(bodies)
 
     async def worker() -> None:
         while queue:
-            number, body = queue.pop(0)
-            async with session.put(f"/api/v1/uploads/{upload_id}/parts/{number}", data=body) as reply:
+            number, body, length = queue.pop(0)
+            # A declared length keeps the body out of chunked encoding, as curl -T does.
+            headers = {"Content-Length": str(length)}
+            url = f"/api/v1/uploads/{upload_id}/parts/{number}"
+            async with session.put(url, data=body, headers=headers) as reply:
                 assert reply.status == 200, await reply.text()
 
     await asyncio.gather(*(worker() for _ in range(parallel)))
@@ -62,8 +68,8 @@ async def session_upload(url: str, source: Path, parallel: int, part_size: int =
     async with aiohttp.ClientSession(url, headers=AUTH, connector=connector) as session:
         started = time.perf_counter()
         upload_id = await _session(session, f"session-{parallel}", size)
-        bodies = [
-            (n + 1, _file_slice(source, start, min(part_size, size - start)))
+        bodies: list[tuple[int, object, int]] = [
+            (n + 1, _file_slice(source, start, min(part_size, size - start)), min(part_size, size - start))
             for n, start in enumerate(range(0, size, part_size))
         ]
         await _send_parts(session, upload_id, bodies, parallel)
@@ -80,7 +86,7 @@ async def small_parts(
     async with aiohttp.ClientSession(url, headers=AUTH, connector=connector) as session:
         upload_id = await _session(session, "many-parts")
         started = time.perf_counter()
-        await _send_parts(session, upload_id, [(n, payload) for n in range(1, parts + 1)], parallel)
+        await _send_parts(session, upload_id, [(n, payload, size) for n in range(1, parts + 1)], parallel)
         rate = parts / (time.perf_counter() - started)
         return rate, await _complete(session, upload_id)
 
