@@ -86,6 +86,11 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> Non
         await asyncio.sleep(0.01)
 
 
+async def _chunks(data: bytes, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
 def test_put_get_range_head_delete(tmp_path: Path) -> None:
     data = os.urandom(3 * 1024 * 1024 + 17)
 
@@ -120,6 +125,19 @@ def test_put_get_range_head_delete(tmp_path: Path) -> None:
             assert resp.status == 206
             assert resp.headers["Content-Range"] == f"bytes {len(data) - 10}-{len(data) - 1}/{len(data)}"
             assert await resp.read() == data[-10:]
+
+        past_end = {**headers, "Range": f"bytes={len(data)}-"}
+        async with node.raw("GET", "/v1/shares/obj1.s0", headers=past_end) as resp:
+            assert resp.status == 416
+            assert resp.headers["Content-Range"] == f"bytes */{len(data)}"
+
+        # Reads are O_DIRECT in aligned 4 MiB pieces: ranges that start and end
+        # off the 4 KiB grid, and cross a read boundary, come back exact.
+        big = bytes(range(256)) * (5 * 4096 * 4 + 7)
+        await client.put_share("big.s0", _chunks(big))
+        for start, end in ((4095, 4097), (1, len(big) - 2), (4 * 1024 * 1024 - 3, 4 * 1024 * 1024 + 5000)):
+            async with await client.open_share("big.s0", start, end) as stream:
+                assert await stream.readexactly(end - start + 1) == big[start : end + 1]
 
         assert await client.delete_share("obj1.s0") is True
         assert await client.delete_share("obj1.s0") is False

@@ -2,15 +2,14 @@
 
 A node knows nothing of files, users or layouts; it stores opaque share files
 by id (see docs/node-protocol.md). Bodies stream straight into
-:class:`LocalShareStore` and files go out with sendfile, so a node's memory
-does not grow with share size. Errors are problem+json, mapped from the
+:class:`LocalShareStore` and ranges go out in O_DIRECT reads of a few MiB
+(``direct_read``), so a node's memory does not grow with share size. Errors are problem+json, mapped from the
 domain error classes in one middleware.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import os
@@ -21,9 +20,17 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from cargohold import __version__
-from cargohold.concurrency import run_io, tune_malloc
-from cargohold.errors import CargoholdError, IncompleteBody, ShareNotFound, Unauthorized
+from cargohold.concurrency import install_event_loop_policy, run_io, tune_malloc
+from cargohold.domain.ranges import parse_range
+from cargohold.errors import (
+    CargoholdError,
+    IncompleteBody,
+    RangeNotSatisfiable,
+    ShareNotFound,
+    Unauthorized,
+)
 from cargohold.serving import serve_until_stopped
+from cargohold.storage import direct_read
 from cargohold.storage.local import LocalShareStore, validate_share_id
 
 log = logging.getLogger(__name__)
@@ -32,8 +39,6 @@ SECRET_HEADER = "X-Cargohold-Secret"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 #: Socket reads of up to this size reach the handler in one chunk (aiohttp's default is 64 KiB).
 READ_BUFSIZE = 1024 * 1024
-#: Only used when sendfile is unavailable (TLS, uvloop): read+write in pieces of this size.
-FALLBACK_CHUNK = 1024 * 1024
 
 STORE = web.AppKey("store", LocalShareStore)
 ZONE = web.AppKey("zone", str)
@@ -65,7 +70,10 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
     try:
         return await handler(request)
     except CargoholdError as exc:
-        return problem(exc.status, exc.code, exc.title, exc.detail)
+        response = problem(exc.status, exc.code, exc.title, exc.detail)
+        if isinstance(exc, RangeNotSatisfiable) and "size" in exc.extra:
+            response.headers["Content-Range"] = f"bytes */{exc.extra['size']}"
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -85,39 +93,6 @@ def _auth(secret: str) -> Middleware:
         return await handler(request)
 
     return check_secret
-
-
-class _ShareFileResponse(web.FileResponse):
-    """A FileResponse that never swaps in a sibling ``<id>.gz``/``<id>.br`` file.
-
-    aiohttp serves ``x.gz`` for ``x`` when the client accepts gzip; here that
-    sibling is another share, so the lookup is run as if nothing were accepted.
-    """
-
-    def _get_file_path_stat_encoding(
-        self, accept_encoding: str
-    ) -> tuple[Path | None, os.stat_result, str | None]:
-        return super()._get_file_path_stat_encoding("")
-
-
-_PREFETCHES: set[asyncio.Future[None]] = set()
-
-
-def prefetch(path: Path, wanted: slice) -> None:
-    """Ask the kernel to read the requested range ahead, all of it, at once.
-
-    Shares are written with O_DIRECT, so a read usually starts cold; the
-    default readahead (128 KiB) then turns a large ranged read into a long
-    series of small disk reads. WILLNEED queues the whole range up front.
-    """
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            start = wanted.start or 0
-            length = 0 if wanted.stop is None else max(0, wanted.stop - start)
-            os.posix_fadvise(fd, start, length, os.POSIX_FADV_WILLNEED)
-        finally:
-            os.close(fd)
 
 
 async def _body(request: web.Request) -> AsyncIterator[bytes]:
@@ -141,16 +116,25 @@ async def put_share(request: web.Request) -> web.Response:
 
 
 async def get_share(request: web.Request) -> web.StreamResponse:
-    """GET and HEAD; single Range requests are answered 206/416 by FileResponse."""
+    """GET and HEAD with one optional Range (206/416).
+
+    Bodies are read with O_DIRECT (see ``direct_read``); HEAD needs no bytes.
+    """
     path = request.app[STORE].path(_share_id(request))
-    if request.method == "GET":
-        # Not awaited: the response starts at once while the reads are queued.
-        task = asyncio.ensure_future(run_io(prefetch, path, request.http_range))
-        _PREFETCHES.add(task)
-        task.add_done_callback(_PREFETCHES.discard)
-    return _ShareFileResponse(
-        path, chunk_size=FALLBACK_CHUNK, headers={"Content-Type": "application/octet-stream"}
-    )
+    size = (await run_io(os.stat, path)).st_size
+    wanted = parse_range(request.headers.get("Range"), size)
+    headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+    start, end = (wanted.start, wanted.end) if wanted else (0, size - 1)
+    if wanted is not None:
+        headers["Content-Range"] = wanted.content_range(size)
+    response = web.StreamResponse(status=206 if wanted else 200, headers=headers)
+    response.content_length = end - start + 1
+    await response.prepare(request)
+    if request.method == "GET" and size:
+        async for chunk in direct_read.read_range(path, start, end):
+            await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 async def delete_share(request: web.Request) -> web.Response:
@@ -205,14 +189,9 @@ async def serve_node(
 ) -> None:
     """Run a node until SIGTERM or SIGINT, then finish in-flight requests and return.
 
-    Run it on the stock asyncio loop (see :func:`run_node`): aiohttp's
-    sendfile is native only there, 3600 vs 1300-1800 MB/s on uvloop.
     Prints ``node listening on http://HOST:PORT`` once the socket is bound,
     with the real port when ``port`` is 0.
     """
-    loop = asyncio.get_running_loop()
-    if not isinstance(loop, asyncio.SelectorEventLoop):
-        log.warning("node runs on %s; file downloads will not use sendfile", type(loop).__name__)
     store = LocalShareStore(data_dir, capacity)
     await store.open()
     await serve_until_stopped(build_node_app(store, secret, zone), host, port, "node")
@@ -226,11 +205,12 @@ def run_node(
     capacity: int | None,
     secret: str,
 ) -> None:
-    """Blocking entry point for ``cargohold node``: serve_node on a fresh stock asyncio loop.
+    """Blocking entry point for ``cargohold node``: serve_node on uvloop, like the gateway.
 
-    The loop is built explicitly so an installed uvloop policy cannot take over,
-    and glibc is tuned so per-request buffers are not mapped and unmapped.
+    (Nodes ran on the stock loop while they served reads with sendfile, which
+    uvloop lacks; reads are O_DIRECT now.) glibc is tuned so per-request
+    buffers are not mapped and unmapped.
     """
     tune_malloc()
-    with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
-        runner.run(serve_node(data_dir, host, port, zone, capacity, secret))
+    install_event_loop_policy()
+    asyncio.run(serve_node(data_dir, host, port, zone, capacity, secret))
