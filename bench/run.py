@@ -4,9 +4,8 @@ Starts a real cluster (8 node processes + gateway, SQLite, ec:5+2, fsync on)
 in a directory on the same disk as the baseline, then measures:
 
 * ``dd`` writing 1 GiB with fdatasync, and reading it cold with O_DIRECT;
-* PUT and GET of a 1 GiB file with curl (median of --repeat runs), GET both
-  warm and after evicting the share files from the page cache
-  (posix_fadvise DONTNEED: drop_caches is not allowed everywhere);
+* PUT and GET of a 1 GiB file with curl (median of --repeat runs); nodes
+  write and read shares with O_DIRECT, so every GET comes from the device;
 * the gateway's peak RSS during the PUT (VmHWM, reset before each run), and
   with --rss-gib N during an N GiB streamed PUT, to show memory does not grow
   with the size of the file;
@@ -40,17 +39,6 @@ from cargohold.testing.cluster import ADMIN_KEY, Cluster
 
 MB = 1_000_000
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
-
-
-def evict(paths: list[Path]) -> None:
-    """Drop clean pages of these files from the page cache (a cold read without root tricks)."""
-    for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
 
 
 def dd_baseline(workdir: Path, size_mib: int) -> tuple[float, float]:
@@ -182,15 +170,13 @@ def main() -> None:
                 check=True,
                 capture_output=True,
             )
-            puts, gets, cold_gets, peaks = [], [], [], []
+            puts, gets, peaks = [], [], []
             for run in range(args.repeat):
                 obj = f"{url}/api/v1/buckets/bench/objects/big{run}"
                 with PeakRss(cluster.gateway.pid) as rss:
                     puts.append(size / curl([*auth, "-T", str(source), obj]) / MB)
                 peaks.append(rss.peak)
                 gets.append(size / curl([*auth, obj]) / MB)
-                evict([p for n in cluster.nodes for p in n.share_files()])
-                cold_gets.append(size / curl([*auth, obj]) / MB)
             big_peak = 0
             if args.rss_gib:
                 with PeakRss(cluster.gateway.pid) as rss:
@@ -213,17 +199,20 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    put, get, cold = statistics.median(puts), statistics.median(gets), statistics.median(cold_gets)
+    put, get = statistics.median(puts), statistics.median(gets)
     rows = [
         ("dd write (fdatasync)", f"{dd_write:8.0f} MB/s", "1.00 x dd write"),
-        ("dd read (cold)", f"{dd_read:8.0f} MB/s", "1.00 x dd read"),
+        ("dd read (O_DIRECT)", f"{dd_read:8.0f} MB/s", "1.00 x dd read"),
         (
             f"PUT {args.size_mib} MiB (ec:5+2, 8 nodes)",
             f"{put:8.0f} MB/s",
             f"{put / dd_write:.2f} x dd write",
         ),
-        (f"GET {args.size_mib} MiB (warm)", f"{get:8.0f} MB/s", f"{get / dd_read:.2f} x dd read"),
-        (f"GET {args.size_mib} MiB (cold shares)", f"{cold:8.0f} MB/s", f"{cold / dd_read:.2f} x dd read"),
+        (
+            f"GET {args.size_mib} MiB (nodes read O_DIRECT)",
+            f"{get:8.0f} MB/s",
+            f"{get / dd_read:.2f} x dd read",
+        ),
         ("gateway peak RSS during PUT", f"{max(peaks) / 2**20:8.0f} MiB", ""),
     ]
     if big_peak:
@@ -258,7 +247,7 @@ def main() -> None:
         )
     print(
         f"\ncargohold bench (median of {args.repeat}; runs: PUT {[round(p) for p in puts]}, "
-        f"GET {[round(g) for g in gets]}, cold GET {[round(c) for c in cold_gets]})"
+        f"GET {[round(g) for g in gets]})"
     )
     width = max(len(r[0]) for r in rows)
     for name, value, ratio in rows:
