@@ -130,6 +130,12 @@ BucketArg = Annotated[str, typer.Argument(metavar="BUCKET", parser=parse_bucket,
 # ---------------------------------------------------------------- plumbing
 
 
+def group_options(ctx: typer.Context, url: str | None, key: str | None) -> tuple[str | None, str | None]:
+    """--url/--key given to a command group (``nodes --url X ls``) count when the command has none."""
+    parent = ctx.obj if isinstance(ctx.obj, dict) else {}
+    return url or parent.get("url"), key or parent.get("key")
+
+
 def _stderr() -> Console:
     return Console(stderr=True, highlight=False)
 

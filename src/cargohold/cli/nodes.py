@@ -15,6 +15,7 @@ from cargohold.cli.client import (
     _gateway,
     _print_table,
     _size,
+    group_options,
     parse_node_url,
 )
 
@@ -69,12 +70,6 @@ def _show_nodes(nodes: list[dict[str, Any]], plain: bool) -> None:
     _print_table(table)
 
 
-def _conn(ctx: typer.Context, url: str | None, key: str | None) -> tuple[str | None, str | None]:
-    """Options given to the group (``nodes --url X ls``) count when the command has none."""
-    parent = ctx.obj if isinstance(ctx.obj, dict) else {}
-    return url or parent.get("url"), key or parent.get("key")
-
-
 @nodes_app.callback()
 def nodes_main(ctx: typer.Context, plain: PlainOpt = False, url: UrlOpt = None, key: KeyOpt = None) -> None:
     """Show and manage storage nodes. Without a sub-command: the same as `nodes ls`."""
@@ -87,7 +82,7 @@ def nodes_main(ctx: typer.Context, plain: PlainOpt = False, url: UrlOpt = None, 
 @nodes_app.command("ls")
 def nodes_ls(ctx: typer.Context, plain: PlainOpt = False, url: UrlOpt = None, key: KeyOpt = None) -> None:
     """List nodes: state (up/down, on/off, active/inactive), capacity, fill, shares."""
-    with _gateway(*_conn(ctx, url, key)) as api:
+    with _gateway(*group_options(ctx, url, key)) as api:
         _show_nodes(api.list_nodes(), plain)
 
 
@@ -104,7 +99,7 @@ def nodes_add(
     key: KeyOpt = None,
 ) -> None:
     """Register a storage node with the gateway."""
-    with _gateway(*_conn(ctx, url, key)) as api:
+    with _gateway(*group_options(ctx, url, key)) as api:
         node = api.add_node(node_url, zone)
     _show_nodes([node], plain=False)
 
@@ -136,7 +131,7 @@ def nodes_set(
     """Change a node: enable/disable it, mark it active/inactive, or change its zone."""
     if enabled is None and active is None and zone is None:
         raise typer.BadParameter("give at least one of --on/--off, --active/--inactive, --zone")
-    with _gateway(*_conn(ctx, url, key)) as api:
+    with _gateway(*group_options(ctx, url, key)) as api:
         node = api.update_node(node_id, enabled=enabled, active=active, zone=zone)
     _show_nodes([node], plain=False)
 

@@ -19,6 +19,7 @@ from cargohold.cli.client import (
     _print_table,
     _size,
     _when,
+    group_options,
     parse_bucket,
 )
 
@@ -102,12 +103,6 @@ def _with_progress(api: GatewayClient, uploads: list[dict[str, Any]]) -> list[di
     return filled
 
 
-def _conn(ctx: typer.Context, url: str | None, key: str | None) -> tuple[str | None, str | None]:
-    """Options given to the group (``uploads --url X ls``) count when the command has none."""
-    parent = ctx.obj if isinstance(ctx.obj, dict) else {}
-    return url or parent.get("url"), key or parent.get("key")
-
-
 @uploads_app.callback()
 def uploads_main(ctx: typer.Context, plain: PlainOpt = False, url: UrlOpt = None, key: KeyOpt = None) -> None:
     """Open upload sessions (resumable puts). Without a sub-command: the same as `uploads ls`."""
@@ -129,21 +124,21 @@ def uploads_ls(
     key: KeyOpt = None,
 ) -> None:
     """List open upload sessions: id, object, status, progress, size, expiry."""
-    with _gateway(*_conn(ctx, url, key)) as api:
+    with _gateway(*group_options(ctx, url, key)) as api:
         _show_uploads(_with_progress(api, api.list_uploads(bucket)), plain)
 
 
 @uploads_app.command("show")
 def uploads_show(ctx: typer.Context, upload_id: UploadArg, url: UrlOpt = None, key: KeyOpt = None) -> None:
     """Show one upload: status, bytes received, percentage, parts and expiry."""
-    with _gateway(*_conn(ctx, url, key)) as api:
+    with _gateway(*group_options(ctx, url, key)) as api:
         _show_upload(api.get_upload(upload_id))
 
 
 @uploads_app.command("abort")
 def uploads_abort(ctx: typer.Context, upload_id: UploadArg, url: UrlOpt = None, key: KeyOpt = None) -> None:
     """Abort an upload: its parts are freed, and a later `put` of the same file starts over."""
-    with _gateway(*_conn(ctx, url, key)) as api:
+    with _gateway(*group_options(ctx, url, key)) as api:
         upload = api.abort_upload(upload_id)
         transfer.forget_upload(transfer.state_dir(), upload_id)
     typer.echo(f"aborted upload {upload_id} ({upload.get('bucket')}/{upload.get('key')})")
