@@ -24,21 +24,20 @@ READ_SIZE = 4 * 1024 * 1024
 
 
 class _DirectFile:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, buffer_size: int) -> None:
         try:
             self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECT", 0))
-            self.direct = hasattr(os, "O_DIRECT")
         except OSError as exc:
             if exc.errno != errno.EINVAL:  # tmpfs and others refuse O_DIRECT
                 raise
             self.fd = os.open(path, os.O_RDONLY)
-            self.direct = False
-        self.buffers = [mmap.mmap(-1, READ_SIZE), mmap.mmap(-1, READ_SIZE)]
+        self.buffers = [mmap.mmap(-1, buffer_size), mmap.mmap(-1, buffer_size)]
 
-    def read(self, which: int, offset: int) -> bytes:
-        """Read up to READ_SIZE bytes at an aligned ``offset`` into buffer ``which``; return a copy."""
+    def read(self, which: int, offset: int, length: int) -> bytes:
+        """Read ``length`` (aligned) bytes at an aligned ``offset`` into buffer ``which``; a copy."""
         buffer = self.buffers[which]
-        got = os.preadv(self.fd, [buffer], offset)
+        with memoryview(buffer) as view:
+            got = os.preadv(self.fd, [view[:length]], offset)
         return buffer[:got]
 
     def close(self) -> None:
@@ -48,21 +47,31 @@ class _DirectFile:
 
 
 async def read_range(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
-    """Yield bytes [start, end] (inclusive) of ``path``, reading ahead one chunk."""
-    handle = await run_io(_DirectFile, path)
+    """Yield bytes [start, end] (inclusive) of ``path``, reading ahead one chunk.
+
+    Reads cover only the aligned blocks around the range, so a small range
+    costs a few KiB of disk, not a whole read buffer.
+    """
+    offset = start - start % ALIGN
+    stop = -(-(end + 1) // ALIGN) * ALIGN  # aligned end, exclusive
+
+    def next_length(at: int) -> int:
+        return min(READ_SIZE, stop - at)
+
+    handle = await run_io(_DirectFile, path, next_length(offset))
     try:
-        offset = start - start % ALIGN
         skip = start - offset
         remaining = end - start + 1
         which = 0
-        pending = run_io(handle.read, which, offset)
+        pending = run_io(handle.read, which, offset, next_length(offset))
         while remaining > 0:
             data = await pending
             if not data:
                 return
             offset += len(data)
             which ^= 1
-            pending = run_io(handle.read, which, offset) if len(data) == READ_SIZE else _nothing()
+            more = offset < stop and len(data) == READ_SIZE
+            pending = run_io(handle.read, which, offset, next_length(offset)) if more else _nothing()
             piece = data[skip : skip + remaining]
             skip = 0
             remaining -= len(piece)
