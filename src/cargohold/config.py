@@ -18,8 +18,6 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-MiB = 1024 * 1024
-
 
 class Settings(BaseSettings):
     """Everything a gateway, a node or ``up`` can be told."""

@@ -24,7 +24,6 @@ from cargohold.errors import InvalidArgument, NoSuchNode
 from cargohold.service.checksums import ExpectedDigests
 
 API = "/api/v1"
-READ_CHUNK = 1 << 20
 
 
 def _services(request: web.Request) -> Services:

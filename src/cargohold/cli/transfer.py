@@ -31,7 +31,6 @@ from cargohold.cli.api_client import ApiError, ClientError, TransportError
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 DEFAULT_PART_SIZE = 16 * MIB
-DEFAULT_THRESHOLD = 64 * MIB
 DEFAULT_PARALLEL = 4
 MAX_PARALLEL = 32
 MAX_PARTS = 10_000

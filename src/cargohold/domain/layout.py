@@ -46,10 +46,6 @@ class Layout:
         return self.k + 1 if self.m > 0 else self.k
 
     @property
-    def read_minimum(self) -> int:
-        return self.k
-
-    @property
     def spec(self) -> str:
         if self.mode == "ec":
             return f"ec:{self.k}+{self.m}"

@@ -106,10 +106,6 @@ class Upload:
         """Bytes received contiguously from the start (what an append must start at)."""
         return contiguous_size(self.parts)
 
-    @property
-    def percentage(self) -> float | None:
-        return percentage_of(self.received, self.total_size)
-
 
 def percentage_of(received: int, total: int | None) -> float | None:
     """Progress in percent with two decimals; None while the total is unknown."""

@@ -54,9 +54,6 @@ class Seek:
     key: str
     inclusive: bool
 
-    def admits(self, key: str) -> bool:
-        return key >= self.key if self.inclusive else key > self.key
-
     def later(self, other: Seek) -> Seek:
         """The more restrictive of two lower bounds."""
         if self.key != other.key:

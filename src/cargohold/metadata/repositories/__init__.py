@@ -60,7 +60,6 @@ from cargohold.metadata.repositories.uploads import (
     move_part,
     release_parts,
     update_upload,
-    uploads_by_ids,
 )
 
 __all__ = [
@@ -103,5 +102,4 @@ __all__ = [
     "update_node",
     "update_node_stats",
     "update_upload",
-    "uploads_by_ids",
 ]

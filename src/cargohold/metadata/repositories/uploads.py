@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -192,16 +191,6 @@ async def expired_uploads(conn: AsyncConnection, now: datetime, limit: int = 100
         .limit(limit)
     )
     return list(rows.scalars())
-
-
-async def uploads_by_ids(conn: AsyncConnection, upload_ids: Sequence[str]) -> list[Upload]:
-    """Several uploads with their parts, in the order asked (tus concatenation)."""
-    found = []
-    for upload_id in upload_ids:
-        upload = await get_upload(conn, upload_id)
-        if upload is not None:
-            found.append(upload)
-    return found
 
 
 async def move_part(conn: AsyncConnection, part_id: str, upload_id: str, part_number: int) -> None:
