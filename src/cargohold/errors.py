@@ -2,7 +2,7 @@
 
 Every failure a client can cause or see is one of these classes. Each carries a
 stable machine ``code`` and an HTTP status; the API layer turns them into
-problem+json responses in one place (``api/problems.py``). Nothing in the core
+problem+json responses in one place (``problems.py``, shared by gateway and node). Nothing in the core
 imports an HTTP library, the status is plain data here.
 """
 

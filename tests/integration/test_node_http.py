@@ -331,7 +331,9 @@ def test_unknown_routes_are_problems(tmp_path: Path) -> None:
         headers = {SECRET_HEADER: SECRET}
         async with node.raw("GET", "/v1/nothing", headers=headers) as resp:
             assert resp.status == 404
-            assert (await resp.json(content_type=None))["code"] == "not_found"
+            assert (await resp.json(content_type=None))[
+                "code"
+            ] == "route_not_found"  # the same code as the gateway's
         async with node.raw("POST", "/v1/shares/abc", headers=headers) as resp:
             assert resp.status == 405
             assert (await resp.json(content_type=None))["code"] == "method_not_allowed"

@@ -11,12 +11,12 @@ from aiohttp import web
 from cargohold.api import native, openapi, tus, uploads
 from cargohold.api.auth import AUTH, auth_middleware
 from cargohold.api.context import SERVICES, Services
-from cargohold.api.problems import problem_middleware
 from cargohold.concurrency import tune_malloc
 from cargohold.config import Settings
 from cargohold.domain.layout import Layout
 from cargohold.erasure.codec import codec_for
 from cargohold.metadata.db import Database
+from cargohold.problems import problem_middleware
 from cargohold.service.auth import AuthService
 from cargohold.service.buckets import BucketService
 from cargohold.service.nodes import NodeRegistry

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cargohold.api.problems import Handler
 from cargohold.errors import Forbidden
+from cargohold.problems import Handler
 from cargohold.service.auth import AuthService
 
 PUBLIC_PATHS = frozenset({"/", "/healthz", "/openapi.json", "/docs"})

@@ -35,7 +35,6 @@ from aiohttp import StreamReader, web
 
 from cargohold.api.context import SERVICES
 from cargohold.api.native import Route
-from cargohold.api.problems import Handler
 from cargohold.concurrency import run_cpu
 from cargohold.domain import uploads as sm
 from cargohold.domain.uploads import Upload
@@ -50,6 +49,7 @@ from cargohold.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
+from cargohold.problems import Handler
 from cargohold.service.uploads import EXPIRED, NoSuchUpload, UploadService
 
 TUS = "/tus/"

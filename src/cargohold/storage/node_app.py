@@ -23,12 +23,11 @@ from cargohold import __version__
 from cargohold.concurrency import install_event_loop_policy, run_io, tune_malloc
 from cargohold.domain.ranges import parse_range
 from cargohold.errors import (
-    CargoholdError,
     IncompleteBody,
-    RangeNotSatisfiable,
     ShareNotFound,
     Unauthorized,
 )
+from cargohold.problems import problem_middleware
 from cargohold.serving import serve_until_stopped
 from cargohold.storage import direct_read
 from cargohold.storage.local import LocalShareStore, validate_share_id
@@ -36,49 +35,11 @@ from cargohold.storage.local import LocalShareStore, validate_share_id
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Cargohold-Secret"
-PROBLEM_CONTENT_TYPE = "application/problem+json"
 #: Socket reads of up to this size reach the handler in one chunk (aiohttp's default is 64 KiB).
 READ_BUFSIZE = 1024 * 1024
 
 STORE = web.AppKey("store", LocalShareStore)
 ZONE = web.AppKey("zone", str)
-
-
-_HTTP_CODES = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-}
-
-
-def problem(status: int, code: str, title: str, detail: str) -> web.Response:
-    """An RFC 9457 problem+json response."""
-    body = {
-        "type": f"urn:cargohold:problem:{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
-    return web.json_response(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
-
-
-@web.middleware
-async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one place where node errors become HTTP statuses."""
-    try:
-        return await handler(request)
-    except CargoholdError as exc:
-        response = problem(exc.status, exc.code, exc.title, exc.detail)
-        if isinstance(exc, RangeNotSatisfiable) and "size" in exc.extra:
-            response.headers["Content-Range"] = f"bytes */{exc.extra['size']}"
-        return response
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        return problem(exc.status, code, exc.reason, f"{request.method} {request.path}: {exc.reason}")
 
 
 def _auth(secret: str) -> Middleware:
@@ -165,7 +126,7 @@ def build_node_app(store: LocalShareStore, secret: str, zone: str) -> web.Applic
     if not secret:
         raise ValueError("a node needs a non-empty cluster secret")
     app = web.Application(
-        middlewares=[_problems, _auth(secret)],
+        middlewares=[problem_middleware, _auth(secret)],
         # Bodies are stored verbatim (no gzip undoing) and read in big chunks.
         handler_args={"read_bufsize": READ_BUFSIZE, "auto_decompress": False},
     )

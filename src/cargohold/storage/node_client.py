@@ -28,8 +28,9 @@ from cargohold.errors import (
     ShareCorrupt,
     ShareNotFound,
 )
+from cargohold.problems import PROBLEM_JSON
 from cargohold.storage.local import validate_share_id
-from cargohold.storage.node_app import PROBLEM_CONTENT_TYPE, SECRET_HEADER
+from cargohold.storage.node_app import SECRET_HEADER
 
 #: Payloads at least this big are checksummed on the CPU pool. Below it xxh3
 #: (~60 GB/s) costs less than the thread hop would.
@@ -190,7 +191,7 @@ class NodeClient:
         detail = response.reason or str(status)
         with contextlib.suppress(*_TRANSPORT_ERRORS, ValueError, UnicodeDecodeError):
             raw = await response.content.read(_ERROR_BODY_LIMIT)
-            if response.content_type == PROBLEM_CONTENT_TYPE:
+            if response.content_type == PROBLEM_JSON:
                 body = json.loads(raw)
                 code, detail = body.get("code"), body.get("detail", detail)
         where = f"node {self.base_url}"

@@ -1,4 +1,4 @@
-"""The one place where errors become HTTP responses on the native API.
+"""The one place where errors become HTTP responses, for the gateway's API and the nodes.
 
 Domain errors carry their own status and stable code; this middleware renders
 them as RFC 9457 problem+json. aiohttp's own HTTP errors (unknown route, wrong
