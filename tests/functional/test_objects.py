@@ -243,3 +243,26 @@ def test_openapi_and_docs(cluster: Cluster) -> None:
         doc = anonymous.get("/openapi.json").json()
         assert "/api/v1/buckets/{bucket}/objects/{key}" in doc["paths"]
         assert anonymous.get("/docs").status_code == 200
+
+
+def _every_protected_call() -> list[tuple[str, str]]:
+    """Every documented operation the OpenAPI document does not mark public."""
+    from cargohold.api.openapi import openapi_document
+
+    return [
+        (method.upper(), path)
+        for path, operations in openapi_document()["paths"].items()
+        for method, operation in operations.items()
+        if operation.get("security") != []
+    ]
+
+
+@pytest.mark.parametrize(("method", "path"), _every_protected_call())
+def test_every_call_needs_a_key(cluster: Cluster, method: str, path: str) -> None:
+    concrete = path.format(bucket="media", key="a/b", node_id="1", upload_id="0" * 32, number="1")
+    headers = {"Tus-Resumable": "1.0.0"} if concrete.startswith("/tus") else {}
+    with cluster.client(key=None) as anonymous:
+        reply = anonymous.request(method, concrete, headers=headers)
+        assert reply.status_code == 401, (method, concrete, reply.text)
+    with cluster.client(key=cluster_key_with_wrong_secret()) as wrong:
+        assert wrong.request(method, concrete, headers=headers).status_code == 401

@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from cargohold.api import native, openapi, tus, uploads
+from cargohold.api import tus
 from cargohold.api.auth import AUTH, auth_middleware
 from cargohold.api.context import SERVICES, Services
+from cargohold.api.routes import ALL_ROUTES
 from cargohold.concurrency import tune_malloc
 from cargohold.config import Settings
 from cargohold.domain.layout import Layout
@@ -28,7 +29,6 @@ from cargohold.workers.gc import GarbageCollector
 log = logging.getLogger(__name__)
 
 ADMIN_TOKEN = web.AppKey("admin_token", str)
-ALL_ROUTES = (*native.ROUTES, *uploads.ROUTES, *tus.ROUTES)
 
 
 def build_gateway(settings: Settings) -> web.Application:
@@ -40,8 +40,6 @@ def build_gateway(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[problem_middleware, tus.tus_middleware, auth_middleware])
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
-    app.router.add_get("/openapi.json", openapi.openapi_json)
-    app.router.add_get("/docs", openapi.docs_page)
     app.cleanup_ctx.append(lambda app: _lifecycle(app, settings))
     return app
 

@@ -287,6 +287,12 @@ class Route:
     handler: Any
     summary: str
     tag: str
+    #: For a "*" route (one handler dispatching on the method): the methods it answers.
+    methods: tuple[str, ...] = ()
+
+    @property
+    def documented_methods(self) -> tuple[str, ...]:
+        return self.methods or (self.method,)
 
 
 OBJECT = API + "/buckets/{bucket}/objects/{key:.+}"

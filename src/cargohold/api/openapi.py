@@ -1,4 +1,4 @@
-"""The OpenAPI document and a self-contained docs page, both built from ``ROUTES``.
+"""The OpenAPI document and a self-contained docs page, both built from ``ALL_ROUTES``.
 
 aiohttp has no schema generator, so the document is derived from the one
 route table: a route cannot exist without being documented.
@@ -14,10 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from cargohold import __version__
-from cargohold.api.native import ROUTES as NATIVE_ROUTES
-from cargohold.api.uploads import ROUTES as UPLOAD_ROUTES
-
-ROUTES = (*NATIVE_ROUTES, *UPLOAD_ROUTES)
+from cargohold.api.auth import PUBLIC_PATHS
+from cargohold.api.native import Route
 
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 
@@ -29,22 +27,30 @@ _PROBLEM = {
 
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    for route in ROUTES:
+    from cargohold.api.routes import ALL_ROUTES  # the table lists this module's routes too
+
+    seen: set[str] = set()
+    for route in ALL_ROUTES:
         path = _PARAM.sub(r"{\1}", route.path)
         params = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in _PARAM.findall(route.path)
         ]
-        operation: dict[str, Any] = {
-            "summary": route.summary,
-            "tags": [route.tag],
-            "operationId": route.handler.__name__,
-            "parameters": params,
-            "responses": {"2XX": {"description": "Success"}, "4XX": _PROBLEM, "5XX": _PROBLEM},
-        }
-        if route.path == "/healthz":
-            operation["security"] = []
-        paths.setdefault(path, {})[route.method.lower()] = operation
+        for method in route.documented_methods:
+            operation_id = route.handler.__name__ + (f"_{method.lower()}" if route.methods else "")
+            while operation_id in seen:  # "/tus" and "/tus/" answer alike
+                operation_id += "_alias"
+            seen.add(operation_id)
+            operation: dict[str, Any] = {
+                "summary": route.summary,
+                "tags": [route.tag],
+                "operationId": operation_id,
+                "parameters": params,
+                "responses": {"2XX": {"description": "Success"}, "4XX": _PROBLEM, "5XX": _PROBLEM},
+            }
+            if route.path in PUBLIC_PATHS or method == "OPTIONS":
+                operation["security"] = []
+            paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",
         "info": {
@@ -100,3 +106,9 @@ td{{padding:.25rem .75rem;border-bottom:1px solid #ddd}}</style></head><body>
 Machine-readable document: <a href="/openapi.json">/openapi.json</a>.</p>
 <table>{"".join(rows)}</table></body></html>"""
     return web.Response(text=page, content_type="text/html")
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/openapi.json", openapi_json, "This OpenAPI document (public)", "system"),
+    Route("GET", "/docs", docs_page, "The API described as a web page (public)", "system"),
+)

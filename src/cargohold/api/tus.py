@@ -470,8 +470,10 @@ def _dispatch(table: dict[str, Handler]) -> Handler:
 tus_collection = _dispatch(_ON_COLLECTION)
 tus_upload = _dispatch(_ON_UPLOAD)
 
+_CREATE = "tus 1.0.0: create an upload (POST), capabilities (OPTIONS)"
+_UPLOAD = "tus 1.0.0: offset (HEAD), append (PATCH), terminate (DELETE) an upload"
 ROUTES: tuple[Route, ...] = (
-    Route("*", "/tus", tus_collection, "tus 1.0.0: create an upload (POST), capabilities (OPTIONS)", "tus"),
-    Route("*", TUS, tus_collection, "tus 1.0.0: create an upload (POST), capabilities (OPTIONS)", "tus"),
-    Route("*", TUS + "{upload_id}", tus_upload, "tus 1.0.0: HEAD, PATCH, DELETE an upload", "tus"),
+    Route("*", "/tus", tus_collection, _CREATE, "tus", ("POST", "OPTIONS")),
+    Route("*", TUS, tus_collection, _CREATE, "tus", ("POST", "OPTIONS")),
+    Route("*", TUS + "{upload_id}", tus_upload, _UPLOAD, "tus", ("HEAD", "PATCH", "DELETE", "OPTIONS")),
 )
