@@ -10,10 +10,14 @@ import pytest
 
 from cargohold.testing.cluster import Cluster
 
+#: The shared cluster's object size limit, small enough to test oversize bodies quickly.
+MAX_OBJECT = 16 * 1024 * 1024
+
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with Cluster(tmp_path_factory.mktemp("cluster")) as running:
+    env = {"CARGOHOLD_MAX_OBJECT_SIZE": str(MAX_OBJECT)}
+    with Cluster(tmp_path_factory.mktemp("cluster"), env=env) as running:
         yield running
 
 

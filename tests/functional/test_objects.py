@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import socket
 
 import httpx
 import pytest
@@ -179,9 +180,8 @@ def test_bad_keys(api: httpx.Client, bucket: str, key: str) -> None:
     # Dots are percent-encoded so the client cannot normalise them away before the server sees them.
     encoded = quote(key, safe="/").replace(".", "%2E")
     reply = api.put(f"/api/v1/buckets/{bucket}/objects/" + encoded, content=b"x")
-    assert reply.status_code in (400, 404), reply.text
-    if reply.status_code == 400:
-        assert reply.json()["code"] == "invalid_key"
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["code"] == "invalid_key"
 
 
 def test_unknown_key(api: httpx.Client, bucket: str) -> None:
@@ -266,3 +266,31 @@ def test_every_call_needs_a_key(cluster: Cluster, method: str, path: str) -> Non
         assert reply.status_code == 401, (method, concrete, reply.text)
     with cluster.client(key=cluster_key_with_wrong_secret()) as wrong:
         assert wrong.request(method, concrete, headers=headers).status_code == 401
+
+
+def test_oversize_objects_are_refused(cluster: Cluster, bucket: str) -> None:
+    from urllib.parse import urlparse
+
+    from cargohold.testing.cluster import ADMIN_KEY
+    from tests.functional.conftest import MAX_OBJECT
+
+    path = f"/api/v1/buckets/{bucket}/objects/huge"
+    target = urlparse(cluster.url)
+    # Announced too large: refused before a byte of the body is read.
+    with socket.create_connection((target.hostname, target.port)) as conn:
+        conn.sendall(
+            f"PUT {path} HTTP/1.1\r\nHost: {target.netloc}\r\nAuthorization: Bearer {ADMIN_KEY}\r\n"
+            f"Content-Length: {MAX_OBJECT + 1}\r\n\r\n".encode()
+        )
+        head = conn.recv(65536).decode(errors="replace")
+    assert head.startswith("HTTP/1.1 413") and "payload_too_large" in head
+
+    def chunked():  # type: ignore[no-untyped-def]
+        block = sample(1 << 20, seed=77)
+        for _ in range(MAX_OBJECT // len(block) + 1):
+            yield block
+
+    with cluster.client() as api:
+        reply = api.put(path, content=chunked())
+        assert reply.status_code == 413 and reply.json()["code"] == "payload_too_large"
+        assert api.head(path).status_code == 404

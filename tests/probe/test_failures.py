@@ -6,6 +6,7 @@ acknowledgements; below that the client gets a 503 and nothing is visible.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,6 +113,11 @@ def test_write_quorum_with_nodes_dying_unnoticed(tmp_path: Path) -> None:
         ok = _put(api, "six-of-seven", data)
         assert ok.status_code == 201, ok.text
         assert _get(api, "six-of-seven").content == data
+        # The share the dead node never stored is recorded, and repair is queued.
+        with sqlite3.connect(cluster.root / "meta.db") as db:
+            missing = db.execute("SELECT count(*) FROM part_shares WHERE state = 'missing'").fetchone()
+            repairs = db.execute("SELECT count(*) FROM jobs WHERE kind = 'repair_part'").fetchone()
+        assert missing == (1,) and repairs == (1,)
 
 
 def test_write_below_quorum_when_nodes_die_unnoticed(tmp_path: Path) -> None:
