@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
@@ -287,3 +289,24 @@ def test_space_promised_to_a_running_put_is_not_given_twice(tmp_path: Path) -> N
         assert store.stats()["free"] == 40
 
     asyncio.run(scenario())
+
+
+def test_file_systems_without_o_direct_still_store_durably(tmp_path: Path) -> None:
+    """tmpfs refuses O_DIRECT: the store falls back to page-cache writes, same results."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK):
+        pytest.skip("no writable tmpfs at /dev/shm")
+    root = Path(tempfile.mkdtemp(dir=shm))
+    try:
+
+        async def scenario() -> None:
+            store = await opened(root)
+            data = bytes(range(256)) * 40_000 + b"tail"
+            assert await store.put(
+                "shm.s0", chunks([data[i : i + 70_000] for i in range(0, len(data), 70_000)])
+            ) == len(data)
+            assert store.path("shm.s0").read_bytes() == data
+
+        asyncio.run(scenario())
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

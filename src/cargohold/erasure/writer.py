@@ -72,8 +72,10 @@ async def _blocks(body: AsyncIterator[bytes], block_size: int) -> AsyncIterator[
             continue
         buffer += chunk
         while len(buffer) >= block_size:
-            yield bytes(buffer[:block_size])
+            with memoryview(buffer) as view, view[:block_size] as head:
+                block = bytes(head)  # one copy; a slice of the bytearray would be two
             del buffer[:block_size]
+            yield block
     if buffer:
         yield bytes(buffer)
 

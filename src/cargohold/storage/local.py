@@ -181,15 +181,19 @@ class LocalShareStore:
         pending.set_result(None)
         written = 0
         try:
-            buf = bytearray()
+            # Chunks are collected, not joined: the worker thread copies them
+            # straight into the aligned write buffer, once and off the loop.
+            buf: list[bytes] = []
+            buffered = 0
             async for chunk in chunks:
-                buf += chunk
+                buf.append(chunk)
+                buffered += len(chunk)
                 written += len(chunk)
                 self._check_growth(share_id, written, expected_size)
-                if len(buf) >= FLUSH_SIZE:
+                if buffered >= FLUSH_SIZE:
                     await asyncio.shield(pending)
                     pending = asyncio.ensure_future(run_io(tmp.write, buf))
-                    buf = bytearray()
+                    buf, buffered = [], 0
             await asyncio.shield(pending)
             if expected_size is not None and written < expected_size:
                 raise IncompleteBody(f"share body has {written} bytes, {expected_size} were announced")
@@ -220,7 +224,7 @@ class LocalShareStore:
         ):
             raise InsufficientStorage(f"share {share_id!r} outgrew the node's capacity")
 
-    def _finish_sync(self, tmp: _TempShare, tail: bytearray, final: Path, size: int) -> None:
+    def _finish_sync(self, tmp: _TempShare, tail: list[bytes], final: Path, size: int) -> None:
         tmp.write(tail, finish=True)
         self._commit_sync(tmp.path, final, size)
 
@@ -394,19 +398,26 @@ class _TempShare:
                 raise
             self.fd = os.open(self.path, flags, 0o644)
 
-    def write(self, data: bytes | bytearray, finish: bool = False) -> None:
-        """Write every byte; ``finish`` writes the tail, fsyncs and closes."""
+    def write(self, pieces: list[bytes], finish: bool = False) -> None:
+        """Write every byte of ``pieces``; ``finish`` writes the tail, fsyncs and closes."""
         try:
             if self.fd < 0:
                 self.create()
+            for piece in pieces:
+                if self.direct:
+                    self._write_direct(memoryview(piece))
+                else:
+                    _write_all(self.fd, memoryview(piece))
             if self.direct:
-                self._write_direct(memoryview(data), finish)
-            else:
-                _write_all(self.fd, memoryview(data))
-                if data and not finish:
+                self._flush_whole_blocks()
+                if finish:
+                    self._write_tail()
+            if not self.direct:
+                size = sum(len(p) for p in pieces)
+                if size and not finish:
                     # Start writeback now so the final fsync has little left to do.
-                    start_writeback(self.fd, self.offset, len(data))
-                self.offset += len(data)
+                    start_writeback(self.fd, self.offset, size)
+                self.offset += size
             if finish:
                 os.fsync(self.fd)
                 fd, self.fd = self.fd, -1
@@ -417,7 +428,7 @@ class _TempShare:
                 raise InsufficientStorage("the node's disk is full") from exc
             raise
 
-    def _write_direct(self, view: memoryview, finish: bool) -> None:
+    def _write_direct(self, view: memoryview) -> None:
         if self._buffer is None:
             self._buffer = _BUFFERS.take()
         buffer = self._buffer
@@ -426,15 +437,26 @@ class _TempShare:
             buffer[self._held : self._held + taken] = view[:taken]
             self._held += taken
             view = view[taken:]
-            whole = self._held - self._held % _ALIGN
-            if whole and (self._held == len(buffer) or not view):
-                with memoryview(buffer) as aligned:
-                    _write_all(self.fd, aligned[:whole])
-                rest = self._held - whole
-                if rest:
-                    buffer[:rest] = buffer[whole : self._held]
-                self._held = rest
-        if finish and self._held:
+            if self._held == len(buffer):
+                self._flush_whole_blocks()
+
+    def _flush_whole_blocks(self) -> None:
+        """Write the whole 4 KiB blocks held; keep the remainder for the next write."""
+        buffer = self._buffer
+        whole = self._held - self._held % _ALIGN
+        if buffer is None or not whole:
+            return
+        with memoryview(buffer) as aligned:
+            _write_all(self.fd, aligned[:whole])
+        rest = self._held - whole
+        if rest:
+            buffer[:rest] = buffer[whole : self._held]
+        self._held = rest
+
+    def _write_tail(self) -> None:
+        """O_DIRECT takes whole blocks only: the last partial one goes through the page cache."""
+        buffer = self._buffer
+        if buffer is not None and self._held:
             flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
             fcntl.fcntl(self.fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
             with memoryview(buffer) as tail:
