@@ -227,12 +227,15 @@ def test_bucket_lifecycle(api: httpx.Client) -> None:
     assert bad.status_code == 400 and bad.json()["code"] == "invalid_layout"
 
 
-@pytest.mark.parametrize("layout", ["mirror:2", "stripe:4", "ec:3+2"])
-def test_other_layouts(api: httpx.Client, layout: str) -> None:
+@pytest.mark.parametrize(("layout", "width"), [("mirror:2", 2), ("stripe:4", 4), ("ec:3+2", 5)])
+def test_other_layouts(cluster: Cluster, api: httpx.Client, layout: str, width: int) -> None:
     name = "layout-" + layout.replace(":", "-").replace("+", "-")
     api.put(f"/api/v1/buckets/{name}", json={"layout": layout})
     data = sample(2 * 1024 * 1024 + 7, seed=3)
+    before = {p for n in cluster.nodes for p in n.share_files()}
     assert api.put(f"/api/v1/buckets/{name}/objects/f", content=data).status_code == 201
+    new = {p for n in cluster.nodes for p in n.share_files()} - before
+    assert len(new) == width  # one share file per share of the bucket's layout
     assert api.get(f"/api/v1/buckets/{name}/objects/f").content == data
     got = api.get(f"/api/v1/buckets/{name}/objects/f", headers={"Range": "bytes=1048570-1048590"})
     assert got.content == data[1048570:1048591]

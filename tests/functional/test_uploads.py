@@ -121,13 +121,20 @@ def test_content_range_chunks_resume(api: httpx.Client, bucket: str) -> None:
 
 
 def test_abort_frees_and_closes(cluster: Cluster, api: httpx.Client, bucket: str) -> None:
+    def share_files() -> set:  # type: ignore[type-arg]
+        return {p for n in cluster.nodes for p in n.share_files()}
+
     upload = _create(api, bucket, "gone.bin")
     url = f"/api/v1/uploads/{upload['id']}"
+    before = share_files()
     api.put(f"{url}/parts/1", content=sample(PART, seed=24))
+    stored = share_files() - before
+    assert len(stored) == 7
     listed = api.get("/api/v1/uploads", params={"bucket": bucket}).json()["uploads"]
     assert [u["bytes_received"] for u in listed if u["id"] == upload["id"]] == [PART]
     aborted = api.delete(url)
     assert aborted.status_code == 200 and aborted.json()["status"] == "DELETED"
+    cluster.wait_for(lambda: not stored & share_files(), timeout=15)  # the part's shares are freed
     late = api.put(f"{url}/parts/2", content=b"x")
     assert late.status_code == 409 and late.json()["code"] == "upload_not_open"
     assert api.get("/api/v1/uploads/" + "0" * 32).json()["code"] == "no_such_upload"
