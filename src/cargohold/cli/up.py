@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from cargohold.api.app import ADMIN_TOKEN, build_gateway
 from cargohold.api.context import SERVICES
-from cargohold.cli.children import die_with_parent
+from cargohold.cli.children import die_with_parent, node_command
 from cargohold.cli.clientconfig import write_client_config
 from cargohold.config import Settings
 from cargohold.serving import serve_until_stopped
@@ -44,16 +43,7 @@ async def start_node(number: int, data: Path, secret: str, zone: str = "default"
     data.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CARGOHOLD_CLUSTER_SECRET": secret}
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "cargohold",
-        "node",
-        "--data",
-        str(data),
-        "--port",
-        str(_remembered_port(data)),
-        "--zone",
-        zone,
+        *node_command(data, _remembered_port(data), zone),
         stdout=asyncio.subprocess.PIPE,
         env=env,
         preexec_fn=die_with_parent,

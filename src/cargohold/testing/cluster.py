@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from cargohold.cli.children import die_with_parent
+from cargohold.cli.children import die_with_parent, node_command
 
 ADMIN_KEY = "CHTESTADMIN0000000.test-admin-secret-that-is-long-enough"
 SECRET = "test-cluster-secret"
@@ -99,23 +99,7 @@ class Cluster:
 
     def start_node(self, node: NodeProc) -> None:
         node.data.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            sys.executable,
-            "-m",
-            "cargohold",
-            "node",
-            "--data",
-            str(node.data),
-            "--port",
-            str(node.port),
-            "--zone",
-            node.zone,
-        ]
-        if node.capacity:
-            cmd += ["--capacity", str(node.capacity)]
-        node.process = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, env=self._env(), preexec_fn=die_with_parent
-        )
+        node.process = self._spawn(node_command(node.data, node.port, node.zone, node.capacity))
         line = _wait_for_line(node.process, "listening on")
         node.port = int(line.rsplit(":", 1)[1])
 
