@@ -33,6 +33,22 @@ class Settings(BaseSettings):
     zone: str = Field("default", description="Zone of this gateway (reads prefer it)")
     cluster_secret: str | None = Field(None, description="Secret nodes require from gateways")
     admin_key: str | None = Field(None, description="Admin API key to create at first start")
+    admin_password: str | None = Field(
+        None, description="Password of the first admin user (generated and printed once if unset)"
+    )
+    token_secret: str | None = Field(
+        None, description="Key that signs access tokens (default: derived from the cluster secret)"
+    )
+    access_token_ttl: float = Field(900.0, gt=0, description="Seconds an access token (JWT) is valid")
+    refresh_token_ttl: float = Field(
+        30 * 24 * 3600.0, gt=0, description="Seconds a refresh token is valid if not rotated"
+    )
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed sign-ins (per user, per address) before throttling starts"
+    )
+    auth_cache_seconds: float = Field(
+        5.0, ge=0, description="Seconds keys, users and grants are cached (changes on other gateways)"
+    )
     inline_threshold: int = Field(
         32 * 1024, ge=0, description="Objects up to this size live in the metadata store"
     )

@@ -82,6 +82,26 @@ class Forbidden(CargoholdError):
     title = "Forbidden"
 
 
+class AccessDenied(Forbidden):
+    """The caller may see the resource but not do this to it (e.g. write with a read grant)."""
+
+    code = "access_denied"
+    title = "Access denied"
+
+
+class QuotaExceeded(Forbidden):
+    code = "quota_exceeded"
+    title = "Storage quota exceeded"
+
+
+class TooManyAttempts(CargoholdError):
+    """Too many failed attempts (sign-in, share link password): wait ``retry_after`` seconds."""
+
+    code = "too_many_attempts"
+    status = 429
+    title = "Too many failed attempts"
+
+
 class NotFound(CargoholdError):
     code = "not_found"
     status = 404
@@ -96,6 +116,16 @@ class NoSuchBucket(NotFound):
 class NoSuchKey(NotFound):
     code = "no_such_key"
     title = "Object does not exist"
+
+
+class NoSuchUser(NotFound):
+    code = "no_such_user"
+    title = "User does not exist"
+
+
+class NoSuchGrant(NotFound):
+    code = "no_such_grant"
+    title = "The user holds no grant on this bucket"
 
 
 class NoSuchNode(NotFound):
@@ -117,6 +147,11 @@ class BucketAlreadyExists(Conflict):
 class BucketNotEmpty(Conflict):
     code = "bucket_not_empty"
     title = "Bucket is not empty"
+
+
+class UserExists(Conflict):
+    code = "user_exists"
+    title = "A user with this name already exists"
 
 
 class NodeAlreadyExists(Conflict):

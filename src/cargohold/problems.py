@@ -53,6 +53,8 @@ def from_error(error: CargoholdError) -> web.Response:
         response.headers["Content-Range"] = f"bytes */{error.extra['size']}"
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="cargohold"'
+    if error.status == 429 and "retry_after" in error.extra:
+        response.headers["Retry-After"] = str(error.extra["retry_after"])
     return response
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cargohold.domain.model import PartRecord, ShareRecord
+from cargohold.domain.model import Bucket, PartRecord, ShareRecord
 from cargohold.errors import (
     BucketAlreadyExists,
     BucketNotEmpty,
@@ -24,6 +25,7 @@ from cargohold.errors import (
     NodeAlreadyExists,
     NoSuchBucket,
     NoSuchNode,
+    UserExists,
 )
 from cargohold.metadata import migrate
 from cargohold.metadata import repositories as repo
@@ -47,9 +49,20 @@ def _part(pid: str, number: int, offset: int, size: int, node_ids: list[int]) ->
     )
 
 
+async def _create_bucket(conn: AsyncConnection, name: str, layout: str) -> Bucket:
+    """A bucket owned by the user "owner" (made on first use): buckets always have an owner."""
+    owner = await repo.get_user_by_name(conn, "owner")
+    if owner is None:
+        with contextlib.suppress(UserExists):  # a concurrent write made it first
+            await repo.create_user(conn, "owner", "user", None)
+        owner = await repo.get_user_by_name(conn, "owner")
+    assert owner is not None
+    return await repo.create_bucket(conn, name, layout, owner.id)
+
+
 async def _setup(db: Database, nodes: int = 3) -> tuple[int, list[int]]:
     async def fn(conn: AsyncConnection) -> tuple[int, list[int]]:
-        bucket = await repo.create_bucket(conn, "b", "ec:2+1")
+        bucket = await _create_bucket(conn, "b", "ec:2+1")
         added = [await repo.add_node(conn, f"http://127.0.0.1:{9000 + i}", "z") for i in range(nodes)]
         return bucket.id, [n.id for n in added]
 
@@ -69,7 +82,7 @@ def test_migrations_apply_twice_and_match_tables(db_url: str) -> None:
                     lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
                 )
             await db.close()
-            assert current == migrate.head_revision() == "0002"
+            assert current == migrate.head_revision() == "0003"
             assert diff == []
 
     asyncio.run(main())
@@ -93,18 +106,19 @@ def test_datetimes_come_back_aware_utc(run_db: RunDb) -> None:
 def test_api_keys(run_db: RunDb) -> None:
     async def main(db: Database) -> None:
         async def create(conn: AsyncConnection) -> None:
-            await repo.create_key(conn, "k1", "admin", "hash1", "admin")
+            admin = await repo.create_user(conn, "root", "admin", None)
+            await repo.create_key(conn, "k1", admin.id, "admin", "hash1")
             past = datetime.now(UTC) - timedelta(days=1)
-            await repo.create_key(conn, "k2", "old", "hash2", "user", past - timedelta(days=9), past)
+            await repo.create_key(conn, "k2", admin.id, "old", "hash2", past - timedelta(days=9), past)
 
         await db.write(create)
         with pytest.raises(Conflict):
-            await db.write(lambda c: repo.create_key(c, "k1", "dup", "h", "user"))
+            await db.write(lambda c: repo.create_key(c, "k1", 1, "dup", "h"))
         assert await db.write(lambda c: repo.revoke_key(c, "k1"))
         assert not await db.write(lambda c: repo.revoke_key(c, "nope"))
         async with db.read() as conn:
             key = await repo.get_key(conn, "k1")
-            assert key is not None and key.revoked_at is not None and key.role == "admin"
+            assert key is not None and key.revoked_at is not None and key.name == "admin"
             assert await repo.get_key(conn, "nope") is None
             assert await repo.count_keys(conn) == 2
             assert await repo.count_keys(conn, active_only=True) == 0
@@ -115,10 +129,10 @@ def test_api_keys(run_db: RunDb) -> None:
 
 def test_bucket_crud_and_errors(run_db: RunDb) -> None:
     async def main(db: Database) -> None:
-        a = await db.write(lambda c: repo.create_bucket(c, "alpha", "ec:5+2"))
-        await db.write(lambda c: repo.create_bucket(c, "beta", "mirror:3"))
+        a = await db.write(lambda c: _create_bucket(c, "alpha", "ec:5+2"))
+        await db.write(lambda c: _create_bucket(c, "beta", "mirror:3"))
         with pytest.raises(BucketAlreadyExists):
-            await db.write(lambda c: repo.create_bucket(c, "alpha", "ec:5+2"))
+            await db.write(lambda c: _create_bucket(c, "alpha", "ec:5+2"))
         async with db.read() as conn:
             assert [b.name for b in await repo.list_buckets(conn)] == ["alpha", "beta"]
             got = await repo.get_bucket(conn, "alpha")
@@ -137,7 +151,7 @@ def test_bucket_crud_and_errors(run_db: RunDb) -> None:
             await db.write(lambda c: repo.delete_bucket(c, a.id))
         beta = await db.write(lambda c: repo.get_bucket(c, "beta"))
         await db.write(lambda c: repo.delete_bucket(c, beta.id))  # by id
-        again = await db.write(lambda c: repo.create_bucket(c, "alpha", "ec:5+2"))
+        again = await db.write(lambda c: _create_bucket(c, "alpha", "ec:5+2"))
         assert again.id != a.id  # ids are never reused
         with pytest.raises(NoSuchBucket):
             await db.write(lambda c: repo.put_object(c, a.id, "k", 1, "e", "text/plain"))
@@ -147,11 +161,11 @@ def test_bucket_crud_and_errors(run_db: RunDb) -> None:
 
 def test_domain_errors_leave_the_transaction_usable(run_db: RunDb) -> None:
     async def main(db: Database) -> None:
-        await db.write(lambda c: repo.create_bucket(c, "one", "ec:5+2"))
+        await db.write(lambda c: _create_bucket(c, "one", "ec:5+2"))
         async with db.transaction() as conn:
             with pytest.raises(BucketAlreadyExists):
-                await repo.create_bucket(conn, "one", "ec:5+2")
-            await repo.create_bucket(conn, "two", "ec:5+2")
+                await _create_bucket(conn, "one", "ec:5+2")
+            await _create_bucket(conn, "two", "ec:5+2")
         async with db.read() as conn:
             assert [b.name for b in await repo.list_buckets(conn)] == ["one", "two"]
 
@@ -314,7 +328,7 @@ LISTING_KEYS = sorted(
 def test_listing_matches_the_pure_lister(run_db: RunDb) -> None:
     async def main(db: Database) -> None:
         bucket_id, _ = await _setup(db)
-        other = await db.write(lambda c: repo.create_bucket(c, "other", "ec:5+2"))
+        other = await db.write(lambda c: _create_bucket(c, "other", "ec:5+2"))
 
         async def fill(conn: AsyncConnection) -> None:
             for key in LISTING_KEYS:
@@ -386,12 +400,14 @@ def test_listing_sorts_by_code_point(run_db: RunDb) -> None:
 
 def test_group_commit_isolates_a_failing_write(run_db: RunDb) -> None:
     async def main(db: Database) -> None:
-        await db.write(lambda c: repo.create_bucket(c, "taken", "ec:5+2"))
+        await db.write(lambda c: _create_bucket(c, "taken", "ec:5+2"))
 
         def make(i: int) -> Callable[[AsyncConnection], Awaitable[int]]:
             async def fn(conn: AsyncConnection) -> int:
                 name = "taken" if i == 37 else f"bucket-{i:03d}"
-                stmt = insert(buckets).values(name=name, layout="ec:5+2", created_at=datetime.now(UTC))
+                stmt = insert(buckets).values(
+                    name=name, layout="ec:5+2", owner_id=1, created_at=datetime.now(UTC)
+                )
                 await conn.execute(stmt)  # raw insert: a real unique violation
                 return i
 
@@ -416,17 +432,17 @@ def test_transaction_rolls_back_and_nested_writes_are_refused(run_db: RunDb) -> 
     async def main(db: Database) -> None:
         with pytest.raises(RuntimeError, match="boom"):
             async with db.transaction() as conn:
-                await repo.create_bucket(conn, "ghost", "ec:5+2")
+                await _create_bucket(conn, "ghost", "ec:5+2")
                 raise RuntimeError("boom")
 
         async def nested(conn: AsyncConnection) -> None:
-            await db.write(lambda c: repo.create_bucket(c, "inner", "ec:5+2"))
+            await db.write(lambda c: _create_bucket(c, "inner", "ec:5+2"))
 
         with pytest.raises(RuntimeError, match="inside a write"):
             await db.write(nested)
         async with db.transaction() as conn:
             with pytest.raises(RuntimeError, match="inside a write"):
-                await db.write(lambda c: repo.create_bucket(c, "inner", "ec:5+2"))
+                await db.write(lambda c: _create_bucket(c, "inner", "ec:5+2"))
         async with db.read() as conn:
             assert await repo.list_buckets(conn) == []
 
@@ -451,7 +467,7 @@ def test_writes_queued_at_close_are_committed(db_url: str) -> None:
 
 
 def _bucket_maker(i: int) -> Callable[[AsyncConnection], Awaitable[Any]]:
-    return lambda conn: repo.create_bucket(conn, f"q{i}", "ec:5+2")
+    return lambda conn: _create_bucket(conn, f"q{i}", "ec:5+2")
 
 
 def test_sqlite_connection_settings(tmp_path: Path) -> None:

@@ -18,17 +18,21 @@ from cargohold.domain.layout import Layout
 from cargohold.erasure.codec import codec_for
 from cargohold.metadata.db import Database
 from cargohold.problems import problem_middleware
+from cargohold.service.access import AccessService
+from cargohold.service.accounts import AccountService, Bootstrap
 from cargohold.service.auth import AuthService
 from cargohold.service.buckets import BucketService
+from cargohold.service.namespaces import NamespaceService
 from cargohold.service.nodes import NodeRegistry
 from cargohold.service.objects import ObjectService
+from cargohold.service.quota import QuotaService
 from cargohold.service.uploads import UploadService
 from cargohold.workers.base import Periodic
 from cargohold.workers.gc import GarbageCollector
 
 log = logging.getLogger(__name__)
 
-ADMIN_TOKEN = web.AppKey("admin_token", str)
+BOOTSTRAP = web.AppKey("bootstrap", Bootstrap)
 
 
 def build_gateway(settings: Settings) -> web.Application:
@@ -59,23 +63,35 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
         timeout=settings.node_timeout,
         probe_interval=settings.health_interval,
     )
-    buckets = BucketService(db, settings.layout)
-    objects = ObjectService(db, buckets, nodes, settings)
-    auth = AuthService(db)
-    upload_service = UploadService(db, buckets, objects, settings)
+    cache = settings.auth_cache_seconds
+    buckets = BucketService(db, settings.layout, cache_seconds=cache)
+    access = AccessService(db, buckets, cache_seconds=cache)
+    quota = QuotaService(db)
+    objects = ObjectService(db, access, quota, nodes, settings)
+    auth = AuthService(db, cache_seconds=cache)
+    accounts = AccountService(db, auth)
+    upload_service = UploadService(db, buckets, access, quota, objects, settings)
     workers = [
         Periodic("gc", GarbageCollector(db, nodes).run_once, 5.0, objects.gc_wakeup),
         Periodic("upload-expiry", upload_service.sweep, settings.sweep_interval),
     ]
     try:
-        token = await ensure_admin_key(auth, settings.admin_key)
-        if token:
-            app[ADMIN_TOKEN] = token
+        app[BOOTSTRAP] = await accounts.bootstrap(settings.admin_password, settings.admin_key)
         await nodes.probe_all()
         nodes.start_monitor()
         for worker in workers:
             worker.start()
-        app[SERVICES] = Services(buckets=buckets, objects=objects, nodes=nodes, uploads=upload_service)
+        app[SERVICES] = Services(
+            buckets=buckets,
+            access=access,
+            namespaces=NamespaceService(db, buckets, access),
+            quota=quota,
+            auth=auth,
+            accounts=accounts,
+            objects=objects,
+            nodes=nodes,
+            uploads=upload_service,
+        )
         app[AUTH] = auth
         yield
     finally:
@@ -85,10 +101,3 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
         await objects.drain()
         await session.close()
         await db.close()
-
-
-async def ensure_admin_key(auth: AuthService, fixed: str | None) -> str | None:
-    """Create the first admin key on a fresh store; returns its token, or None if keys exist."""
-    if await auth.has_keys():
-        return None
-    return await auth.create_key("admin", "admin", token=fixed)

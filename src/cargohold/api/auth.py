@@ -4,22 +4,38 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from cargohold.domain.model import Principal
 from cargohold.errors import Forbidden
 from cargohold.problems import Handler
 from cargohold.service.auth import AuthService
 
-PUBLIC_PATHS = frozenset({"/", "/healthz", "/openapi.json", "/docs"})
+PUBLIC_PATHS = frozenset(
+    {"/", "/healthz", "/openapi.json", "/docs", "/api/v1/auth/login", "/api/v1/auth/refresh"}
+)
+#: Share links carry their own credential (the token in the path, and maybe a password).
+PUBLIC_PREFIXES = ("/s/",)
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
 
 AUTH = web.AppKey("auth", AuthService)
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path not in PUBLIC_PATHS and request.method != "OPTIONS":
-        request["key"] = await request.app[AUTH].authenticate(request.headers.get("Authorization"))
+    if not is_public(request.path) and request.method != "OPTIONS":
+        request["principal"] = await request.app[AUTH].authenticate(request.headers.get("Authorization"))
     return await handler(request)
 
 
+def principal(request: web.Request) -> Principal:
+    """Who makes this call (set by :func:`auth_middleware`)."""
+    return request["principal"]  # type: ignore[no-any-return]
+
+
 def require_admin(request: web.Request) -> None:
-    if request["key"].role != "admin":
-        raise Forbidden("this call needs an admin key")
+    """System-wide operations (nodes, users) need the admin role; buckets use grants instead."""
+    if not principal(request).is_admin:
+        raise Forbidden("this call needs an admin")

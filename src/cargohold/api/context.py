@@ -6,15 +6,25 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from cargohold.service.access import AccessService
+from cargohold.service.accounts import AccountService
+from cargohold.service.auth import AuthService
 from cargohold.service.buckets import BucketService
+from cargohold.service.namespaces import NamespaceService
 from cargohold.service.nodes import NodeRegistry
 from cargohold.service.objects import ObjectService
+from cargohold.service.quota import QuotaService
 from cargohold.service.uploads import UploadService
 
 
 @dataclass(slots=True)
 class Services:
     buckets: BucketService
+    access: AccessService
+    namespaces: NamespaceService
+    quota: QuotaService
+    auth: AuthService
+    accounts: AccountService
     objects: ObjectService
     nodes: NodeRegistry
     uploads: UploadService

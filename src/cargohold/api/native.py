@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cargohold.api.auth import require_admin
+from cargohold.api.auth import principal, require_admin
 from cargohold.api.context import SERVICES, Services
 from cargohold.domain.model import Bucket, NodeRecord, ObjectRecord
 from cargohold.domain.names import validate_bucket
@@ -97,17 +97,19 @@ async def create_bucket(request: web.Request) -> web.Response:
     layout = body.get("layout")
     if layout is not None and not isinstance(layout, str):
         raise InvalidArgument("layout must be a string such as 'ec:5+2'")
-    bucket = await _services(request).buckets.create(request.match_info["bucket"], layout)
+    bucket = await _services(request).namespaces.create(
+        principal(request), request.match_info["bucket"], layout
+    )
     return json_response(bucket_json(bucket), status=201)
 
 
 async def list_buckets(request: web.Request) -> web.Response:
-    buckets = await _services(request).buckets.list_all()
+    buckets = await _services(request).namespaces.visible(principal(request))
     return json_response({"buckets": [bucket_json(b) for b in buckets]})
 
 
 async def delete_bucket(request: web.Request) -> web.Response:
-    await _services(request).buckets.delete(request.match_info["bucket"])
+    await _services(request).namespaces.delete(principal(request), request.match_info["bucket"])
     return web.Response(status=204)
 
 
@@ -120,6 +122,7 @@ async def put_object(request: web.Request) -> web.Response:
         request.headers.get("Content-MD5"), request.headers.get("x-checksum-sha256")
     )
     record = await _services(request).objects.put(
+        principal(request),
         bucket,
         key,
         request.content.iter_any(),
@@ -153,7 +156,9 @@ def _not_modified(request: web.Request, record: ObjectRecord) -> bool:
 
 
 async def head_object(request: web.Request) -> web.StreamResponse:
-    record = await _services(request).objects.head(request.match_info["bucket"], request.match_info["key"])
+    record = await _services(request).objects.head(
+        principal(request), request.match_info["bucket"], request.match_info["key"]
+    )
     headers = _object_headers(record)
     if _not_modified(request, record):
         return web.Response(status=304, headers=headers)
@@ -168,7 +173,7 @@ async def head_object(request: web.Request) -> web.StreamResponse:
 
 async def get_object(request: web.Request) -> web.StreamResponse:
     objects = _services(request).objects
-    record = await objects.head(request.match_info["bucket"], request.match_info["key"])
+    record = await objects.head(principal(request), request.match_info["bucket"], request.match_info["key"])
     headers = _object_headers(record)
     if _not_modified(request, record):
         return web.Response(status=304, headers=headers)
@@ -202,7 +207,9 @@ def _inline_response(data: bytes, byte_range: ByteRange | None, headers: dict[st
 
 
 async def delete_object(request: web.Request) -> web.Response:
-    await _services(request).objects.delete(request.match_info["bucket"], request.match_info["key"])
+    await _services(request).objects.delete(
+        principal(request), request.match_info["bucket"], request.match_info["key"]
+    )
     return web.Response(status=204)
 
 
@@ -219,6 +226,7 @@ def _int_param(request: web.Request, name: str, default: int) -> int:
 async def list_objects(request: web.Request) -> web.Response:
     bucket = request.match_info["bucket"]
     listing = await _services(request).objects.list_page(
+        principal(request),
         bucket,
         prefix=request.query.get("prefix", ""),
         delimiter=request.query.get("delimiter", ""),
@@ -289,6 +297,16 @@ class Route:
     tag: str
     #: For a "*" route (one handler dispatching on the method): the methods it answers.
     methods: tuple[str, ...] = ()
+    #: What the history records a call as ("object.read", ...); "" records nothing.
+    #: A "*" route names one action per method: "PATCH=upload.append,DELETE=upload.abort".
+    action: str = ""
+
+    def action_for(self, method: str) -> str:
+        """The history action of a call to this route with ``method``."""
+        if "=" not in self.action:
+            return self.action
+        actions = dict(pair.split("=", 1) for pair in self.action.split(","))
+        return actions.get(method, "")
 
     @property
     def documented_methods(self) -> tuple[str, ...]:
@@ -298,21 +316,40 @@ class Route:
 OBJECT = API + "/buckets/{bucket}/objects/{key:.+}"
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", healthz, "Liveness of the gateway (public)", "system"),
-    Route("GET", API + "/buckets", list_buckets, "List buckets", "buckets"),
-    Route("PUT", API + "/buckets/{bucket}", create_bucket, "Create a bucket", "buckets"),
-    Route("DELETE", API + "/buckets/{bucket}", delete_bucket, "Delete an empty bucket", "buckets"),
-    Route("GET", API + "/buckets/{bucket}/objects", list_objects, "List objects", "objects"),
-    Route("PUT", OBJECT, put_object, "Upload an object (streamed raw body)", "objects"),
-    Route("GET", OBJECT, get_object, "Download an object or a byte range", "objects"),
-    Route("HEAD", OBJECT, head_object, "Object metadata", "objects"),
-    Route("DELETE", OBJECT, delete_object, "Delete an object", "objects"),
-    Route("GET", API + "/nodes", list_nodes, "List storage nodes", "nodes"),
-    Route("POST", API + "/nodes", add_node, "Register a running storage node", "nodes"),
+    Route("GET", API + "/buckets", list_buckets, "List buckets", "buckets", action="bucket.list"),
+    Route(
+        "PUT", API + "/buckets/{bucket}", create_bucket, "Create a bucket", "buckets", action="bucket.create"
+    ),
+    Route(
+        "DELETE",
+        API + "/buckets/{bucket}",
+        delete_bucket,
+        "Delete an empty bucket",
+        "buckets",
+        action="bucket.delete",
+    ),
+    Route(
+        "GET",
+        API + "/buckets/{bucket}/objects",
+        list_objects,
+        "List objects",
+        "objects",
+        action="object.list",
+    ),
+    Route(
+        "PUT", OBJECT, put_object, "Upload an object (streamed raw body)", "objects", action="object.create"
+    ),
+    Route("GET", OBJECT, get_object, "Download an object or a byte range", "objects", action="object.read"),
+    Route("HEAD", OBJECT, head_object, "Object metadata", "objects", action="object.stat"),
+    Route("DELETE", OBJECT, delete_object, "Delete an object", "objects", action="object.delete"),
+    Route("GET", API + "/nodes", list_nodes, "List storage nodes", "nodes", action="node.list"),
+    Route("POST", API + "/nodes", add_node, "Register a running storage node", "nodes", action="node.add"),
     Route(
         "PATCH",
         API + "/nodes/{node_id}",
         update_node,
         "Switch a node on/off, active/inactive, or change its zone",
         "nodes",
+        action="node.update",
     ),
 )

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from cargohold import __version__
-from cargohold.api.auth import PUBLIC_PATHS
+from cargohold.api.auth import is_public
 from cargohold.api.native import Route
 
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
@@ -48,7 +48,7 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": params,
                 "responses": {"2XX": {"description": "Success"}, "4XX": _PROBLEM, "5XX": _PROBLEM},
             }
-            if route.path in PUBLIC_PATHS or method == "OPTIONS":
+            if is_public(route.path) or method == "OPTIONS":
                 operation["security"] = []
             paths.setdefault(path, {})[method.lower()] = operation
     return {

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
-from cargohold.api import native, openapi, tus, uploads
+from cargohold.api import accounts, history, namespaces, native, openapi, share_links, tus, uploads
 
-ALL_ROUTES = (*native.ROUTES, *uploads.ROUTES, *tus.ROUTES, *openapi.ROUTES)
+ALL_ROUTES = (
+    *native.ROUTES,
+    *namespaces.ROUTES,
+    *uploads.ROUTES,
+    *accounts.ROUTES,
+    *share_links.ROUTES,
+    *history.ROUTES,
+    *tus.ROUTES,
+    *openapi.ROUTES,
+)

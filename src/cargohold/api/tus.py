@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import StreamReader, web
 
+from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
 from cargohold.api.native import Route
 from cargohold.concurrency import run_cpu
@@ -307,17 +308,17 @@ async def _receive(request: web.Request, upload: Upload, offset: int) -> Upload:
     # A chunk cut short cannot match its checksum: with one, nothing of a broken chunk is kept.
     body = _arrived(request.content) if checksum is None else _verified(request.content.iter_any(), *checksum)
     upload = await service.append(
-        upload.id, offset, body, request.content_length, keep_partial=checksum is None
+        principal(request), upload.id, offset, body, request.content_length, keep_partial=checksum is None
     )
-    return await _complete_if_full(service, upload)
+    return await _complete_if_full(request, upload)
 
 
-async def _complete_if_full(service: UploadService, upload: Upload) -> Upload:
+async def _complete_if_full(request: web.Request, upload: Upload) -> Upload:
     """Make the object visible once the offset reaches the length (partials wait for their final)."""
     full = upload.total_size is not None and upload.offset == upload.total_size
     if not full or upload.concat == "partial" or upload.status not in sm.OPEN_STATES:
         return upload
-    await service.complete(upload.id)
+    await _uploads(request).complete(principal(request), upload.id)
     return replace(upload, status=sm.UPLOADED)
 
 
@@ -361,6 +362,7 @@ async def create(request: web.Request) -> web.Response:
         raise PayloadTooLarge(f"Upload-Length exceeds Tus-Max-Size {service.max_size}")
     bucket, key, content_type = _target(metadata, partial=concat == "partial")
     upload = await service.create(
+        principal(request),
         bucket,
         key,
         total_size=length,
@@ -368,12 +370,11 @@ async def create(request: web.Request) -> web.Response:
         protocol="tus",
         metadata=metadata,
         concat=concat,
-        owner=request["key"].key_id,
     )
     if _has_body(request):
         upload = await _receive(request, upload, 0)
     else:
-        upload = await _complete_if_full(service, upload)  # an empty file is done at creation
+        upload = await _complete_if_full(request, upload)  # an empty file is done at creation
     headers = {"Location": TUS + upload.id, **_state_headers(upload)}
     return web.Response(status=201, headers=headers)
 
@@ -384,7 +385,7 @@ async def _create_final(request: web.Request, metadata: dict[str, str], ids: lis
     bucket, key, content_type = _target(metadata, partial=False)
     size = 0
     for partial_id in ids:
-        partial = _live(await service.get(partial_id))
+        partial = _live(await service.get(principal(request), partial_id))
         if partial.concat != "partial" or partial.status not in sm.OPEN_STATES:
             raise InvalidArgument(f"upload {partial_id} is not an open partial upload")
         if partial.total_size is None or partial.offset != partial.total_size:
@@ -393,6 +394,7 @@ async def _create_final(request: web.Request, metadata: dict[str, str], ids: lis
             raise InvalidArgument(f"partial upload {partial_id} belongs to bucket {partial.bucket}")
         size += partial.total_size
     final = await service.create(
+        principal(request),
         bucket,
         key,
         total_size=size,
@@ -400,15 +402,14 @@ async def _create_final(request: web.Request, metadata: dict[str, str], ids: lis
         protocol="tus",
         metadata=metadata,
         concat="final",
-        owner=request["key"].key_id,
     )
-    await service.concatenate(final, ids)
+    await service.concatenate(principal(request), final, ids)
     final = replace(final, status=sm.UPLOADED)
     return web.Response(status=201, headers={"Location": TUS + final.id, **_state_headers(final)})
 
 
 async def head(request: web.Request) -> web.Response:
-    upload = _live(await _uploads(request).get(request.match_info["upload_id"]))
+    upload = _live(await _uploads(request).get(principal(request), request.match_info["upload_id"]))
     headers = {"Cache-Control": "no-store", **_state_headers(upload)}
     if upload.total_size is None:
         headers["Upload-Defer-Length"] = "1"
@@ -423,7 +424,7 @@ async def head(request: web.Request) -> web.Response:
 
 async def patch(request: web.Request) -> web.Response:
     service = _uploads(request)
-    upload = _live(await service.get(request.match_info["upload_id"]))
+    upload = _live(await service.get(principal(request), request.match_info["upload_id"]))
     if upload.concat == "final":
         raise Forbidden("a final upload is assembled from its partial uploads and takes no PATCH")
     if request.content_type != OFFSET_STREAM:
@@ -439,15 +440,15 @@ async def patch(request: web.Request) -> web.Response:
             raise sm.SizeMismatch(f"the upload's length is already {upload.total_size}")
         if length > service.max_size:
             raise PayloadTooLarge(f"Upload-Length exceeds Tus-Max-Size {service.max_size}")
-        upload = await service.declare_length(upload.id, length)
+        upload = await service.declare_length(principal(request), upload.id, length)
     upload = await _receive(request, upload, offset)
     return web.Response(status=204, headers=_state_headers(upload))
 
 
 async def terminate(request: web.Request) -> web.Response:
     service = _uploads(request)
-    upload = _live(await service.get(request.match_info["upload_id"]))
-    await service.abort(upload.id)
+    upload = _live(await service.get(principal(request), request.match_info["upload_id"]))
+    await service.abort(principal(request), upload.id)
     return web.Response(status=204)
 
 
@@ -473,7 +474,15 @@ tus_upload = _dispatch(_ON_UPLOAD)
 _CREATE = "tus 1.0.0: create an upload (POST), capabilities (OPTIONS)"
 _UPLOAD = "tus 1.0.0: offset (HEAD), append (PATCH), terminate (DELETE) an upload"
 ROUTES: tuple[Route, ...] = (
-    Route("*", "/tus", tus_collection, _CREATE, "tus", ("POST", "OPTIONS")),
-    Route("*", TUS, tus_collection, _CREATE, "tus", ("POST", "OPTIONS")),
-    Route("*", TUS + "{upload_id}", tus_upload, _UPLOAD, "tus", ("HEAD", "PATCH", "DELETE", "OPTIONS")),
+    Route("*", "/tus", tus_collection, _CREATE, "tus", ("POST", "OPTIONS"), action="POST=upload.create"),
+    Route("*", TUS, tus_collection, _CREATE, "tus", ("POST", "OPTIONS"), action="POST=upload.create"),
+    Route(
+        "*",
+        TUS + "{upload_id}",
+        tus_upload,
+        _UPLOAD,
+        "tus",
+        ("HEAD", "PATCH", "DELETE", "OPTIONS"),
+        action="HEAD=upload.read,PATCH=upload.append,DELETE=upload.abort",
+    ),
 )

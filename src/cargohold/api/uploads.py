@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
 from cargohold.api.native import Route, json_body, json_response, object_json
 from cargohold.domain.uploads import FINAL_STATES, Upload, percentage_of
@@ -76,25 +77,25 @@ async def create_upload(request: web.Request) -> web.Response:
     if not isinstance(content_type, str):
         raise InvalidArgument("content_type must be a string")
     upload = await _uploads(request).create(
+        principal(request),
         bucket,
         key,
         total_size=_optional_int(body, "size"),
         content_type=content_type,
         expected=ExpectedDigests(_digest(body, "md5", 32), _digest(body, "sha256", 64)),
         part_size=_optional_int(body, "part_size"),
-        owner=request["key"].key_id,
     )
     return json_response(upload_json(upload), status=201)
 
 
 async def list_uploads(request: web.Request) -> web.Response:
-    found = await _uploads(request).list_open(request.query.get("bucket") or None)
+    found = await _uploads(request).list_open(principal(request), request.query.get("bucket") or None)
     return json_response({"uploads": [upload_json(u) for u in found]})
 
 
 async def get_upload(request: web.Request) -> web.Response:
     service = _uploads(request)
-    upload = await service.get(request.match_info["upload_id"])
+    upload = await service.get(principal(request), request.match_info["upload_id"])
     return json_response(upload_json(upload, service.inflight(upload.id)))
 
 
@@ -110,6 +111,7 @@ async def put_part(request: web.Request) -> web.Response:
         request.headers.get("Content-MD5"), request.headers.get("x-checksum-sha256")
     )
     part = await _uploads(request).put_part(
+        principal(request),
         request.match_info["upload_id"],
         _part_number(request),
         request.content.iter_any(),
@@ -141,12 +143,12 @@ async def put_chunk(request: web.Request) -> web.Response:
     service = _uploads(request)
     upload_id = request.match_info["upload_id"]
     offset, length, total = parse_content_range(request.headers.get("Content-Range"), request.content_length)
-    upload = await service.get(upload_id)
+    upload = await service.get(principal(request), upload_id)
     if total is not None and upload.total_size is None:
-        await service.declare_length(upload_id, total)
+        await service.declare_length(principal(request), upload_id, total)
     elif total is not None and total != upload.total_size:
         raise InvalidArgument(f"Content-Range total {total} differs from the upload size {upload.total_size}")
-    upload = await service.append(upload_id, offset, request.content.iter_any(), length)
+    upload = await service.append(principal(request), upload_id, offset, request.content.iter_any(), length)
     return json_response(
         {"offset": upload.offset, "expires_at": upload.expires_at.isoformat(), "status": upload.status},
         headers={"Upload-Offset": str(upload.offset)},
@@ -169,13 +171,13 @@ async def complete_upload(request: web.Request) -> web.Response:
             requested.append((number, md5 if isinstance(md5, str) else None))
     expected = ExpectedDigests(_digest(body, "md5", 32), _digest(body, "sha256", 64))
     upload_id = request.match_info["upload_id"]
-    record = await _uploads(request).complete(upload_id, requested, expected)
-    upload = await _uploads(request).get(upload_id)
+    record = await _uploads(request).complete(principal(request), upload_id, requested, expected)
+    upload = await _uploads(request).get(principal(request), upload_id)
     return json_response({"upload": upload_json(upload), "object": object_json(upload.bucket, record)})
 
 
 async def abort_upload(request: web.Request) -> web.Response:
-    upload = await _uploads(request).abort(request.match_info["upload_id"])
+    upload = await _uploads(request).abort(principal(request), request.match_info["upload_id"])
     return json_response(upload_json(upload))
 
 
@@ -183,7 +185,7 @@ async def upload_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: one ``upload`` event per change, the last one in a final state."""
     service = _uploads(request)
     upload_id = request.match_info["upload_id"]
-    upload = await service.get(upload_id)
+    upload = await service.get(principal(request), upload_id)
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
@@ -198,19 +200,61 @@ async def upload_events(request: web.Request) -> web.StreamResponse:
         if upload.status in FINAL_STATES:
             break
         await service.wait_change(upload_id, timeout=1.0)
-        upload = await service.get(upload_id)
+        upload = await service.get(principal(request), upload_id)
     await response.write_eof()
     return response
 
 
 UPLOAD = API + "/{upload_id}"
 ROUTES: tuple[Route, ...] = (
-    Route("POST", API, create_upload, "Start an upload session", "uploads"),
-    Route("GET", API, list_uploads, "List open upload sessions (?bucket=)", "uploads"),
-    Route("GET", UPLOAD, get_upload, "Status, progress, parts and expiry of an upload", "uploads"),
-    Route("PUT", UPLOAD, put_chunk, "Append a chunk at Content-Range: bytes a-b/total", "uploads"),
-    Route("DELETE", UPLOAD, abort_upload, "Abort an upload and free its shares", "uploads"),
-    Route("PUT", UPLOAD + "/parts/{number}", put_part, "Send part n (1..10000), any order", "uploads"),
-    Route("POST", UPLOAD + "/complete", complete_upload, "Assemble the object from the parts", "uploads"),
-    Route("GET", UPLOAD + "/events", upload_events, "Server-sent events of status and progress", "uploads"),
+    Route("POST", API, create_upload, "Start an upload session", "uploads", action="upload.create"),
+    Route("GET", API, list_uploads, "List open upload sessions (?bucket=)", "uploads", action="upload.list"),
+    Route(
+        "GET",
+        UPLOAD,
+        get_upload,
+        "Status, progress, parts and expiry of an upload",
+        "uploads",
+        action="upload.read",
+    ),
+    Route(
+        "PUT",
+        UPLOAD,
+        put_chunk,
+        "Append a chunk at Content-Range: bytes a-b/total",
+        "uploads",
+        action="upload.append",
+    ),
+    Route(
+        "DELETE",
+        UPLOAD,
+        abort_upload,
+        "Abort an upload and free its shares",
+        "uploads",
+        action="upload.abort",
+    ),
+    Route(
+        "PUT",
+        UPLOAD + "/parts/{number}",
+        put_part,
+        "Send part n (1..10000), any order",
+        "uploads",
+        action="upload.part",
+    ),
+    Route(
+        "POST",
+        UPLOAD + "/complete",
+        complete_upload,
+        "Assemble the object from the parts",
+        "uploads",
+        action="upload.complete",
+    ),
+    Route(
+        "GET",
+        UPLOAD + "/events",
+        upload_events,
+        "Server-sent events of status and progress",
+        "uploads",
+        action="upload.events",
+    ),
 )

@@ -200,15 +200,15 @@ class GatewayClient:
                 "connection_lost", f"connection to the gateway at {self.url} broke: {exc}"
             ) from exc
 
-    def _call(self, method: str, path: str, what: str = "", **kwargs: Any) -> httpx.Response:
+    def call(self, method: str, path: str, what: str = "", **kwargs: Any) -> httpx.Response:
         with self.translate_errors():
             response = self._http.request(method, path, **kwargs)
         if response.is_error:
             raise problem_from_response(response, what)
         return response
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._call(method, path, **kwargs)
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.call(method, path, **kwargs)
         try:
             return response.json()
         except ValueError as exc:
@@ -217,14 +217,14 @@ class GatewayClient:
     # buckets
 
     def list_buckets(self) -> list[dict[str, Any]]:
-        return list(self._json("GET", "/api/v1/buckets")["buckets"])
+        return list(self.request_json("GET", "/api/v1/buckets")["buckets"])
 
     def create_bucket(self, bucket: str, layout: str | None = None) -> dict[str, Any]:
         body = {"layout": layout} if layout else None
-        return dict(self._json("PUT", bucket_path(bucket), json=body))
+        return dict(self.request_json("PUT", bucket_path(bucket), json=body))
 
     def delete_bucket(self, bucket: str) -> None:
-        self._call("DELETE", bucket_path(bucket))
+        self.call("DELETE", bucket_path(bucket))
 
     # objects
 
@@ -247,11 +247,11 @@ class GatewayClient:
             headers["Content-Length"] = str(size)
         if content_type:
             headers["Content-Type"] = content_type
-        return dict(self._json("PUT", object_path(bucket, key), content=iter(body), headers=headers))
+        return dict(self.request_json("PUT", object_path(bucket, key), content=iter(body), headers=headers))
 
     def head_object(self, bucket: str, key: str) -> ObjectInfo:
         try:
-            response = self._call("HEAD", object_path(bucket, key), what=f"{bucket}/{key}")
+            response = self.call("HEAD", object_path(bucket, key), what=f"{bucket}/{key}")
         except ApiError as error:
             raise self._explain_head_error(bucket, key, error) from None
         return ObjectInfo.from_headers(response.headers)
@@ -294,7 +294,7 @@ class GatewayClient:
             response.close()
 
     def delete_object(self, bucket: str, key: str) -> None:
-        self._call("DELETE", object_path(bucket, key))
+        self.call("DELETE", object_path(bucket, key))
 
     def list_objects(
         self, bucket: str, prefix: str = "", delimiter: str | None = "/", limit: int = 1000
@@ -308,7 +308,7 @@ class GatewayClient:
                 params["delimiter"] = delimiter
             if cursor:
                 params["cursor"] = cursor
-            page = self._json("GET", f"{bucket_path(bucket)}/objects", params=params)
+            page = self.request_json("GET", f"{bucket_path(bucket)}/objects", params=params)
             yield page
             cursor = page.get("next_cursor")
             if not cursor or not page.get("truncated", True):
@@ -333,20 +333,20 @@ class GatewayClient:
             body["content_type"] = content_type
         if part_size:
             body["part_size"] = part_size
-        return dict(self._json("POST", "/api/v1/uploads", json=body))
+        return dict(self.request_json("POST", "/api/v1/uploads", json=body))
 
     def get_upload(self, upload_id: str) -> dict[str, Any]:
-        return dict(self._json("GET", upload_path(upload_id), what=f"upload {upload_id}"))
+        return dict(self.request_json("GET", upload_path(upload_id), what=f"upload {upload_id}"))
 
     def list_uploads(self, bucket: str | None = None) -> list[dict[str, Any]]:
         params = {"bucket": bucket} if bucket else None
-        return list(self._json("GET", "/api/v1/uploads", params=params)["uploads"])
+        return list(self.request_json("GET", "/api/v1/uploads", params=params)["uploads"])
 
     def put_part(self, upload_id: str, number: int, body: Iterable[bytes], size: int) -> dict[str, Any]:
         """Stream part ``number`` (exactly ``size`` bytes); the answer holds its size and md5."""
         headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
         path = f"{upload_path(upload_id)}/parts/{number}"
-        return dict(self._json("PUT", path, content=iter(body), headers=headers))
+        return dict(self.request_json("PUT", path, content=iter(body), headers=headers))
 
     def complete_upload(
         self,
@@ -362,26 +362,26 @@ class GatewayClient:
             body["md5"] = md5
         if sha256:
             body["sha256"] = sha256
-        return dict(self._json("POST", f"{upload_path(upload_id)}/complete", json=body))
+        return dict(self.request_json("POST", f"{upload_path(upload_id)}/complete", json=body))
 
     def abort_upload(self, upload_id: str) -> dict[str, Any]:
-        return dict(self._json("DELETE", upload_path(upload_id), what=f"upload {upload_id}"))
+        return dict(self.request_json("DELETE", upload_path(upload_id), what=f"upload {upload_id}"))
 
     # nodes
 
     def list_nodes(self) -> list[dict[str, Any]]:
-        return list(self._json("GET", "/api/v1/nodes")["nodes"])
+        return list(self.request_json("GET", "/api/v1/nodes")["nodes"])
 
     def add_node(self, url: str, zone: str | None = None) -> dict[str, Any]:
         body: dict[str, str] = {"url": url}
         if zone:
             body["zone"] = zone
-        return dict(self._json("POST", "/api/v1/nodes", json=body))
+        return dict(self.request_json("POST", "/api/v1/nodes", json=body))
 
     def update_node(self, node_id: str, **changes: Any) -> dict[str, Any]:
         """PATCH a node with only the fields given (enabled, active, zone)."""
         body = {k: v for k, v in changes.items() if v is not None}
-        return dict(self._json("PATCH", f"/api/v1/nodes/{quote(node_id, safe='')}", json=body))
+        return dict(self.request_json("PATCH", f"/api/v1/nodes/{quote(node_id, safe='')}", json=body))
 
 
 def _connect_reason(exc: httpx.ConnectError) -> str:

@@ -66,7 +66,7 @@ def gateway(
     data_dir: Annotated[Path | None, typer.Option(help="Directory for the default SQLite store")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    from cargohold.api.app import ADMIN_TOKEN, build_gateway
+    from cargohold.api.app import BOOTSTRAP, build_gateway
     from cargohold.serving import serve_until_stopped
 
     settings = load_settings(
@@ -84,9 +84,11 @@ def gateway(
     app = build_gateway(settings)
 
     async def announce(url: str) -> None:
-        token = app.get(ADMIN_TOKEN)
-        if token:
-            print(f"admin key: {token}", flush=True)
+        bootstrap = app[BOOTSTRAP]
+        if bootstrap.password:
+            print(f"admin user: admin  password: {bootstrap.password}", flush=True)
+        if bootstrap.token:
+            print(f"admin key: {bootstrap.token}", flush=True)
 
     _run(serve_until_stopped(app, settings.host, settings.port, "gateway", announce))
 

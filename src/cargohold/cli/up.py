@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cargohold.api.app import ADMIN_TOKEN, build_gateway
+from cargohold.api.app import BOOTSTRAP, build_gateway
 from cargohold.api.context import SERVICES
 from cargohold.cli.children import die_with_parent, node_command
 from cargohold.cli.clientconfig import write_client_config
@@ -85,8 +85,14 @@ async def run_up(settings: Settings) -> None:
             if node.url not in known:
                 await registry.add(node.url, "default")
         config_paths = [data_dir / "client.toml"]
-        token = app.get(ADMIN_TOKEN)
+        bootstrap = app[BOOTSTRAP]
+        token = bootstrap.token
         print(f"cargohold is up: {url}  ({len(nodes)} nodes, layout {settings.layout})")
+        if bootstrap.password:
+            print(
+                f"admin user: admin  password: {bootstrap.password}  (shown once; change it with"
+                " `cargohold passwd`)"
+            )
         if token:
             user_config = write_client_config(None, url, token)
             write_client_config(data_dir / "client.toml", url, token)

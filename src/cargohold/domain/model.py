@@ -5,13 +5,52 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+ADMIN = "admin"
+USER = "user"
+ROLES = (ADMIN, USER)
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    name: str
+    role: str  # ADMIN | USER
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+    quota_bytes: int | None = None
+    password_hash: str | None = field(default=None, repr=False)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is making a call: the user, and the credential that proved it.
+
+    Every service call that touches a bucket takes one; the access service
+    decides from it (see ``service/access.py``).
+    """
+
+    user_id: int
+    name: str
+    role: str
+    key_id: str | None = None  # signed in with an API key
+    session: str | None = None  # signed in with a token: its refresh family
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN
+
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     key_id: str
+    user_id: int
     name: str
     secret_hash: str
-    role: str  # "admin" | "user"
     created_at: datetime
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
@@ -23,6 +62,13 @@ class Bucket:
     name: str
     layout: str  # layout spec, e.g. "ec:5+2"
     created_at: datetime
+    owner_id: int = 0
+    versioning: str = "off"  # "off" | "enabled" | "suspended"
+
+    @property
+    def versioned(self) -> bool:
+        """New writes add versions (instead of replacing the unversioned one)."""
+        return self.versioning == "enabled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +103,10 @@ class ObjectRecord:
     sha256: str | None = None
     inline_data: bytes | None = None
     parts: tuple[PartRecord, ...] = field(default=())
+    version_id: str = ""
+    is_latest: bool = True
+    delete_marker: bool = False
+    versioned: bool = False
 
 
 @dataclass(frozen=True, slots=True)

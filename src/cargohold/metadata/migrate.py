@@ -49,13 +49,39 @@ def _upgrade_sync(connection: Connection, revision: str) -> None:
     command.upgrade(cfg, revision)
 
 
+def _sqlite_pragma(connection: Connection, pragma: str) -> list[tuple[object, ...]]:
+    """Run a PRAGMA on the raw connection: outside any transaction, none is begun."""
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"PRAGMA {pragma}")
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the database behind ``engine`` to ``revision`` in one transaction.
 
     ``engine`` must come from :func:`cargohold.metadata.db.make_engine` (its
     SQLite hooks make DDL transactional); pass its write variant on SQLite.
     """
-    async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-        await conn.run_sync(_upgrade_sync, revision)
+    async with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # Rebuilding a table (SQLite cannot alter constraints) drops the old
+            # one; with enforcement on, that drop would fire ON DELETE actions
+            # in the tables that reference it. The pragma is a no-op inside a
+            # transaction, so it is set before BEGIN and checked after COMMIT.
+            await conn.run_sync(_sqlite_pragma, "foreign_keys=OFF")
+        try:
+            async with conn.begin():
+                if not sqlite:
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                await conn.run_sync(_upgrade_sync, revision)
+            if sqlite:
+                broken = await conn.run_sync(_sqlite_pragma, "foreign_key_check")
+                if broken:
+                    raise RuntimeError(f"migration left dangling references: {broken[:5]}")
+        finally:
+            if sqlite:
+                await conn.run_sync(_sqlite_pragma, "foreign_keys=ON")

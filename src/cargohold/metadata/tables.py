@@ -42,6 +42,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -103,16 +104,57 @@ def _ts(name: str, *, nullable: bool = False, **kw: Any) -> Column[datetime]:
     return Column(name, UTCDateTime(), nullable=nullable, **kw)
 
 
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    # NULL: no password sign-in (only API keys), e.g. an admin made by a migration.
+    Column("password_hash", String(200), nullable=True),
+    Column("role", String(16), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("quota_bytes", BigInteger, nullable=True),
+    _ts("created_at", default=utcnow),
+    _ts("updated_at", default=utcnow),
+    UniqueConstraint("name"),
+    CheckConstraint("role IN ('admin', 'user')", name="role"),
+    sqlite_autoincrement=True,
+)
+
 api_keys = Table(
     "api_keys",
     metadata,
     Column("key_id", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("name", String(200), nullable=False),
     Column("secret_hash", String(200), nullable=False),
-    Column("role", String(16), nullable=False),
     _ts("created_at", default=utcnow),
     _ts("expires_at", nullable=True),
     _ts("revoked_at", nullable=True),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    # Every token rotated from one sign-in shares its family; reuse revokes the family.
+    Column("family_id", String(32), nullable=False, index=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("secret_hash", String(64), nullable=False),
+    _ts("created_at", default=utcnow),
+    _ts("expires_at"),
+    _ts("used_at", nullable=True),
+    _ts("revoked_at", nullable=True),
+)
+
+throttles = Table(
+    "throttles",
+    metadata,
+    # What is throttled, e.g. "login:user:alice", "login:addr:127.0.0.1", "link:<id>:<addr>".
+    Column("key", String(255), primary_key=True),
+    Column("failures", Integer, nullable=False, default=0),
+    _ts("window_start"),
+    _ts("blocked_until", nullable=True),
 )
 
 buckets = Table(
@@ -121,9 +163,24 @@ buckets = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(63), nullable=False),
     Column("layout", String(64), nullable=False),
+    Column("owner_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("versioning", String(16), nullable=False, default="off"),
     _ts("created_at", default=utcnow),
     UniqueConstraint("name"),
+    CheckConstraint("versioning IN ('off', 'enabled', 'suspended')", name="versioning"),
     sqlite_autoincrement=True,
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("bucket_id", Integer, ForeignKey("buckets.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("level", String(8), nullable=False),
+    Column("granted_by", Integer, nullable=True),
+    _ts("created_at", default=utcnow),
+    PrimaryKeyConstraint("bucket_id", "user_id"),
+    CheckConstraint("level IN ('read', 'write', 'admin')", name="level"),
 )
 
 objects = Table(
@@ -139,7 +196,23 @@ objects = Table(
     Column("sha256", String(128), nullable=True),
     Column("inline_data", LargeBinary, nullable=True),
     _ts("created_at", default=utcnow),
-    UniqueConstraint("bucket_id", "key"),
+    # Versions: every row is one version; exactly one per key is the latest.
+    Column("version_id", String(32), nullable=False),
+    Column("is_latest", Boolean, nullable=False, default=True),
+    Column("delete_marker", Boolean, nullable=False, default=False),
+    # False: the key's one unversioned ("null") version, replaced in place by
+    # writes while versioning is off or suspended.
+    Column("versioned", Boolean, nullable=False, default=False),
+    UniqueConstraint("version_id"),
+    Index(
+        "uq_objects_latest",
+        "bucket_id",
+        "key",
+        unique=True,
+        sqlite_where=text("is_latest"),
+        postgresql_where=text("is_latest"),
+    ),
+    Index("ix_objects_bucket_id_key_id", "bucket_id", "key", "id"),
     sqlite_autoincrement=True,
 )
 
@@ -210,6 +283,52 @@ nodes = Table(
     _ts("last_seen", nullable=True),
     _ts("created_at", default=utcnow),
     UniqueConstraint("url"),
+    sqlite_autoincrement=True,
+)
+
+share_links = Table(
+    "share_links",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("bucket_id", Integer, ForeignKey("buckets.id", ondelete="CASCADE"), nullable=False, index=True),
+    # Exactly one of key (one object) and prefix (every object under it) is set.
+    Column("key", ObjectKey, nullable=True),
+    Column("prefix", ObjectKey, nullable=True),
+    Column("version_id", String(32), nullable=True),
+    Column("password_hash", String(200), nullable=True),
+    _ts("expires_at", nullable=True),
+    Column("max_downloads", Integer, nullable=True),
+    Column("downloads", Integer, nullable=False, default=0),
+    _ts("created_at", default=utcnow),
+    _ts("revoked_at", nullable=True),
+    UniqueConstraint("token_hash"),
+    CheckConstraint("(key IS NULL) <> (prefix IS NULL)", name="target"),
+)
+
+history = Table(
+    "history",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _ts("at", default=utcnow),
+    # No foreign keys: the record outlives deleted users and buckets.
+    Column("user_id", Integer, nullable=True),
+    Column("user_name", String(64), nullable=True),
+    Column("action", String(32), nullable=False),
+    Column("bucket_id", Integer, nullable=True),
+    Column("bucket", String(63), nullable=True),
+    Column("key", ObjectKey, nullable=True),
+    Column("version_id", String(32), nullable=True),
+    Column("size", BigInteger, nullable=True),
+    Column("client", String(64), nullable=True),
+    Column("user_agent", String(255), nullable=True),
+    Column("result", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("detail", JsonDoc, nullable=True),
+    Index("ix_history_user_id_id", "user_id", "id"),
+    Index("ix_history_bucket_id_id", "bucket_id", "id"),
+    Index("ix_history_at", "at"),
     sqlite_autoincrement=True,
 )
 

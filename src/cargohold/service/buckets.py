@@ -1,5 +1,9 @@
 """Buckets: named namespaces, each with the layout its new objects are stored with.
 
+This is the raw catalogue, with no permission checks: callers acting for a
+user go through ``service/access.py`` (lookups) or ``service/namespaces.py``
+(bucket operations).
+
 Every object call starts with a bucket lookup, so found buckets are cached
 for a few seconds: small-object traffic then pays one metadata round trip
 per request instead of two. A bucket deleted through another gateway is
@@ -25,10 +29,10 @@ class BucketService:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Bucket]] = {}
 
-    async def create(self, name: str, layout: str | None = None) -> Bucket:
+    async def create(self, name: str, owner_id: int, layout: str | None = None) -> Bucket:
         validate_bucket(name)
         spec = Layout.parse(layout or self._default_layout).spec
-        return await self._db.write(lambda conn: repo.create_bucket(conn, name, spec))
+        return await self._db.write(lambda conn: repo.create_bucket(conn, name, spec, owner_id))
 
     async def get(self, name: str) -> Bucket:
         cached = self._cache.get(name)
@@ -42,11 +46,16 @@ class BucketService:
         self._cache[name] = (time.monotonic() + self._cache_seconds, bucket)
         return bucket
 
-    async def list_all(self) -> list[Bucket]:
-        async with self._db.read() as conn:
-            return await repo.list_buckets(conn)
-
-    async def delete(self, name: str) -> None:
-        bucket = await self.get(name)
-        self._cache.pop(name, None)
+    async def delete(self, bucket: Bucket) -> None:
+        self.forget(bucket.name)
         await self._db.write(lambda conn: repo.delete_bucket(conn, bucket.id))
+
+    async def set_versioning(self, bucket: Bucket, state: str) -> Bucket:
+        self.forget(bucket.name)
+        changed = await self._db.write(lambda conn: repo.set_versioning(conn, bucket.id, state))
+        if changed is None:
+            raise NoSuchBucket(f"bucket {bucket.name!r} does not exist", bucket=bucket.name)
+        return changed
+
+    def forget(self, name: str) -> None:
+        self._cache.pop(name, None)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from cargohold.config import Settings
 from cargohold.domain.layout import Layout
-from cargohold.domain.model import Bucket, ObjectRecord, PartRecord, ShareRecord
+from cargohold.domain.model import Bucket, ObjectRecord, PartRecord, Principal, ShareRecord
 from cargohold.domain.names import validate_key
 from cargohold.domain.ranges import ByteRange
 from cargohold.erasure.codec import codec_for
@@ -36,9 +36,10 @@ from cargohold.errors import (
 )
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
-from cargohold.service.buckets import BucketService
+from cargohold.service.access import AccessService, Level
 from cargohold.service.checksums import ExpectedDigests
 from cargohold.service.nodes import NodeRegistry
+from cargohold.service.quota import QuotaService
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,17 @@ class Listing:
 
 
 class ObjectService:
-    def __init__(self, db: Database, buckets: BucketService, nodes: NodeRegistry, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        access: AccessService,
+        quota: QuotaService,
+        nodes: NodeRegistry,
+        settings: Settings,
+    ) -> None:
         self._db = db
-        self._buckets = buckets
+        self._access = access
+        self._quota = quota
         self._nodes = nodes
         self._settings = settings
         self._background: set[asyncio.Task[None]] = set()
@@ -69,6 +78,7 @@ class ObjectService:
 
     async def put(
         self,
+        who: Principal,
         bucket_name: str,
         key: str,
         body: AsyncIterator[bytes],
@@ -77,15 +87,29 @@ class ObjectService:
         content_type: str,
         expected: ExpectedDigests,
     ) -> ObjectRecord:
-        bucket = await self._buckets.get(bucket_name)
+        bucket = await self._access.bucket(who, bucket_name, Level.WRITE)
         validate_key(key)
         limit = self._settings.max_object_size
         if content_length is not None and content_length > limit:
             raise PayloadTooLarge(f"object of {content_length} bytes exceeds the {limit}-byte limit")
+        room = await self._quota.admit(bucket, content_length)
         head, body = await _peek(body, self._settings.inline_threshold, content_length)
         if head is not None:
+            if room is not None and len(head) > room:
+                await self._quota.admit(bucket, len(head))
             return await self._put_inline(bucket, key, head, content_length, content_type, expected)
-        part, digests = await self.store_part(Layout.parse(bucket.layout), body, content_length, expected)
+        try:
+            part, digests = await self.store_part(
+                Layout.parse(bucket.layout),
+                body,
+                content_length,
+                expected,
+                max_size=min(limit, room) if room is not None else None,
+            )
+        except PayloadTooLarge:
+            if room is not None and room < limit:
+                await self._quota.admit(bucket, room + 1)  # raises QuotaExceeded
+            raise
         return await self._commit(bucket, key, part.size, digests, content_type, None, [part])
 
     async def store_part(
@@ -228,13 +252,27 @@ class ObjectService:
 
     # -- read ---------------------------------------------------------------
 
-    async def head(self, bucket_name: str, key: str) -> ObjectRecord:
-        bucket = await self._buckets.get(bucket_name)
+    async def head(
+        self, who: Principal, bucket_name: str, key: str, version_id: str | None = None
+    ) -> ObjectRecord:
+        bucket = await self._access.bucket(who, bucket_name, Level.READ)
+        return await self.find(bucket, key, version_id)
+
+    async def find(self, bucket: Bucket, key: str, version_id: str | None = None) -> ObjectRecord:
+        """The latest version of ``key`` (or ``version_id``) in a bucket already checked.
+
+        ``NoSuchKey`` when there is none, or when it is a delete marker.
+        """
         validate_key(key)
         async with self._db.read() as conn:
-            record = await repo.get_object(conn, bucket.id, key)
-        if record is None:
-            raise NoSuchKey(f"no object {key!r} in bucket {bucket_name!r}", key=key)
+            record = await repo.get_object(conn, bucket.id, key, version_id)
+        if record is None or record.delete_marker:
+            which = f"version {version_id!r} of " if version_id else ""
+            raise NoSuchKey(
+                f"no {which}object {key!r} in bucket {bucket.name!r}",
+                key=key,
+                **({"delete_marker": True} if record is not None else {}),
+            )
         return record
 
     async def stream(self, record: ObjectRecord, byte_range: ByteRange | None) -> AsyncIterator[Chunk]:
@@ -299,8 +337,8 @@ class ObjectService:
 
     # -- delete and list ------------------------------------------------------
 
-    async def delete(self, bucket_name: str, key: str) -> None:
-        bucket = await self._buckets.get(bucket_name)
+    async def delete(self, who: Principal, bucket_name: str, key: str) -> None:
+        bucket = await self._access.bucket(who, bucket_name, Level.WRITE)
         validate_key(key)
 
         async def remove(conn):  # type: ignore[no-untyped-def]
@@ -314,9 +352,15 @@ class ObjectService:
             self.kick_gc()
 
     async def list_page(
-        self, bucket_name: str, prefix: str, delimiter: str, limit: int, cursor: str | None
+        self, who: Principal, bucket_name: str, prefix: str, delimiter: str, limit: int, cursor: str | None
     ) -> Listing:
-        bucket = await self._buckets.get(bucket_name)
+        bucket = await self._access.bucket(who, bucket_name, Level.READ)
+        return await self.list_in(bucket, prefix, delimiter, limit, cursor)
+
+    async def list_in(
+        self, bucket: Bucket, prefix: str, delimiter: str, limit: int, cursor: str | None
+    ) -> Listing:
+        """One listing page of a bucket already checked."""
         if not 1 <= limit <= 1000:
             raise InvalidArgument("limit must be between 1 and 1000")
         if len(delimiter) > 1:

@@ -29,15 +29,17 @@ from cargohold.concurrency import run_cpu
 from cargohold.config import Settings
 from cargohold.domain import uploads as sm
 from cargohold.domain.layout import Layout
-from cargohold.domain.model import ObjectRecord, PartRecord
+from cargohold.domain.model import ObjectRecord, PartRecord, Principal
 from cargohold.domain.names import validate_key
 from cargohold.domain.uploads import Upload
-from cargohold.errors import BadDigest, NotFound
+from cargohold.errors import BadDigest, NoSuchBucket, NotFound
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
+from cargohold.service.access import AccessService, Level
 from cargohold.service.buckets import BucketService
 from cargohold.service.checksums import ExpectedDigests
 from cargohold.service.objects import DELETE_PART, REPAIR_PART, Chunk, ObjectService
+from cargohold.service.quota import QuotaService
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +57,18 @@ def _now() -> datetime:
 
 class UploadService:
     def __init__(
-        self, db: Database, buckets: BucketService, objects: ObjectService, settings: Settings
+        self,
+        db: Database,
+        buckets: BucketService,
+        access: AccessService,
+        quota: QuotaService,
+        objects: ObjectService,
+        settings: Settings,
     ) -> None:
         self._db = db
         self._buckets = buckets
+        self._access = access
+        self._quota = quota
         self._objects = objects
         self._settings = settings
         self._ttl = timedelta(seconds=settings.upload_ttl)
@@ -69,6 +79,7 @@ class UploadService:
 
     async def create(
         self,
+        who: Principal,
         bucket_name: str,
         key: str,
         *,
@@ -79,12 +90,12 @@ class UploadService:
         protocol: str = "session",
         metadata: dict[str, str] | None = None,
         concat: str | None = None,
-        owner: str | None = None,
     ) -> Upload:
-        bucket = await self._buckets.get(bucket_name)
+        bucket = await self._access.bucket(who, bucket_name, Level.WRITE)
         validate_key(key)
         if total_size is not None and not 0 <= total_size <= self._settings.max_object_size:
             raise sm.SizeMismatch(f"total size must be between 0 and {self._settings.max_object_size}")
+        await self._quota.admit(bucket, total_size or 0)
         if part_size is not None and part_size <= 0:
             raise sm.InvalidPart("part size must be positive")
         now = _now()
@@ -107,20 +118,37 @@ class UploadService:
             metadata=metadata or {},
             concat=concat,
         )
-        await self._db.write(lambda conn: repo.create_upload(conn, upload, owner))
+        await self._db.write(lambda conn: repo.create_upload(conn, upload, who.name))
         return upload
 
-    async def get(self, upload_id: str, *, with_parts: bool = True) -> Upload:
+    async def get(
+        self, who: Principal, upload_id: str, *, with_parts: bool = True, need: Level = Level.READ
+    ) -> Upload:
+        """The upload, if ``who`` may ``need`` on its bucket (404 when it may not see it)."""
         async with self._db.read() as conn:
             upload = await repo.get_upload(conn, upload_id, with_parts=with_parts)
         if upload is None:
             raise NoSuchUpload(f"no upload {upload_id!r}", upload_id=upload_id)
+        try:
+            await self._access.bucket(who, upload.bucket, need)
+        except NoSuchBucket:
+            raise NoSuchUpload(f"no upload {upload_id!r}", upload_id=upload_id) from None
         return upload
 
-    async def list_open(self, bucket_name: str | None = None) -> list[Upload]:
-        bucket_id = (await self._buckets.get(bucket_name)).id if bucket_name else None
+    async def list_open(self, who: Principal, bucket_name: str | None = None) -> list[Upload]:
+        """Open uploads in one bucket, or in every bucket ``who`` may write to."""
+        if bucket_name:
+            buckets = [await self._access.bucket(who, bucket_name, Level.WRITE)]
+        else:
+            visible = await self._access.visible_buckets(who)
+            buckets = [b for b in visible if (await self._access.level(who, b) or 0) >= Level.WRITE]
+        found: list[Upload] = []
         async with self._db.read() as conn:
-            return await repo.list_uploads(conn, bucket_id)
+            if who.is_admin and not bucket_name:
+                return await repo.list_uploads(conn, None)
+            for bucket in buckets:
+                found += await repo.list_uploads(conn, bucket.id)
+        return found
 
     @property
     def max_size(self) -> int:
@@ -135,6 +163,7 @@ class UploadService:
 
     async def put_part(
         self,
+        who: Principal,
         upload_id: str,
         number: int,
         body: AsyncIterator[bytes],
@@ -143,7 +172,7 @@ class UploadService:
     ) -> PartRecord:
         """Store part ``number``; sending a number again replaces that part atomically."""
         sm.check_part_number(number)
-        upload = await self._open(upload_id, with_parts=False)
+        upload = await self._open(who, upload_id, with_parts=False)
         limit = upload.part_size or self._settings.max_part_size
         if content_length is not None and content_length > limit:
             raise sm.PartTooLarge(f"part of {content_length} bytes exceeds the {limit}-byte limit")
@@ -153,6 +182,7 @@ class UploadService:
 
     async def append(
         self,
+        who: Principal,
         upload_id: str,
         offset: int,
         body: AsyncIterator[bytes],
@@ -166,7 +196,7 @@ class UploadService:
         With ``keep_partial`` (tus), a body that breaks off is kept up to its
         last byte: the offset advances by what arrived and the client resumes.
         """
-        upload = await self._open(upload_id)
+        upload = await self._open(who, upload_id)
         sm.check_append(upload, offset, content_length)
         if content_length == 0:
             return upload
@@ -203,6 +233,9 @@ class UploadService:
         limit: int | None,
     ) -> PartRecord:
         bucket = await self._buckets.get(upload.bucket)
+        room = await self._quota.admit(bucket, content_length)
+        if room is not None:
+            limit = room if limit is None else min(limit, room)
         if upload.status == sm.PENDING:
             await self._db.write(lambda conn: repo.update_upload(conn, upload.id, status=sm.LOADING))
             self._notify(upload.id)
@@ -267,9 +300,9 @@ class UploadService:
         self._notify(upload.id)
         return updated
 
-    async def declare_length(self, upload_id: str, total_size: int) -> Upload:
+    async def declare_length(self, who: Principal, upload_id: str, total_size: int) -> Upload:
         """Fix the total size of an upload created without one (tus creation-defer-length)."""
-        upload = await self._open(upload_id)
+        upload = await self._open(who, upload_id)
         if upload.total_size is not None:
             raise sm.SizeMismatch("the upload's length is already known")
         if total_size < upload.offset or total_size > self._settings.max_object_size:
@@ -281,6 +314,7 @@ class UploadService:
 
     async def complete(
         self,
+        who: Principal,
         upload_id: str,
         requested: Sequence[tuple[int, str | None]] | None = None,
         expected: ExpectedDigests | None = None,
@@ -290,7 +324,7 @@ class UploadService:
         A whole-file md5/sha256 (given now or at creation) is verified first;
         a mismatch raises BadDigest and leaves the session open to fix parts.
         """
-        upload = await self._open(upload_id)
+        upload = await self._open(who, upload_id)
         ordered = sm.completion_order(upload, requested)
         expected = expected or ExpectedDigests()
         md5 = expected.md5 or upload.expected_md5
@@ -353,9 +387,9 @@ class UploadService:
                 raise BadDigest(f"{name} of the assembled file is {digests[name]}, expected {want}")
         return digests
 
-    async def abort(self, upload_id: str) -> Upload:
+    async def abort(self, who: Principal, upload_id: str) -> Upload:
         """Stop an upload for good: status DELETED, its shares queued for deletion."""
-        upload = await self.get(upload_id)
+        upload = await self.get(who, upload_id, need=Level.WRITE)
         if upload.status not in sm.OPEN_STATES:
             raise sm.UploadNotOpen(f"upload {upload_id} is {upload.status}", upload_status=upload.status)
         await self._db.write(functools.partial(_close, upload_id=upload_id, status=sm.DELETED, error=None))
@@ -363,9 +397,11 @@ class UploadService:
         self._notify(upload_id)
         return replace(upload, status=sm.DELETED, parts=())
 
-    async def concatenate(self, final: Upload, partial_ids: Sequence[str]) -> ObjectRecord:
+    async def concatenate(self, who: Principal, final: Upload, partial_ids: Sequence[str]) -> ObjectRecord:
         """tus concatenation: the final upload takes the partial uploads' parts, in order."""
         now = _now()
+        for partial_id in partial_ids:
+            await self.get(who, partial_id, with_parts=False, need=Level.WRITE)
 
         async def gather(conn):  # type: ignore[no-untyped-def]
             number = 0
@@ -383,7 +419,7 @@ class UploadService:
             return number
 
         await self._db.write(gather)
-        return await self.complete(final.id)
+        return await self.complete(who, final.id)
 
     # -- expiry -------------------------------------------------------------------
 
@@ -401,8 +437,8 @@ class UploadService:
             self._objects.kick_gc()
         return len(expired)
 
-    async def _open(self, upload_id: str, with_parts: bool = True) -> Upload:
-        upload = await self.get(upload_id, with_parts=with_parts)
+    async def _open(self, who: Principal, upload_id: str, with_parts: bool = True) -> Upload:
+        upload = await self.get(who, upload_id, with_parts=with_parts, need=Level.WRITE)
         if upload.status == sm.FAILED and upload.error == EXPIRED:
             raise sm.UploadExpired(f"upload {upload_id} expired")
         sm.check_open(upload, _now())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -10,16 +10,29 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cargohold.domain.model import Bucket
 from cargohold.errors import BucketAlreadyExists, BucketNotEmpty, NoSuchBucket
 from cargohold.metadata.repositories._sql import insert_or_nothing
-from cargohold.metadata.tables import buckets, objects, utcnow
+from cargohold.metadata.tables import buckets, grants, objects, utcnow
 
 
 def _bucket(row: Row) -> Bucket:
-    return Bucket(id=row.id, name=row.name, layout=row.layout, created_at=row.created_at)
+    return Bucket(
+        id=row.id,
+        name=row.name,
+        layout=row.layout,
+        created_at=row.created_at,
+        owner_id=row.owner_id,
+        versioning=row.versioning,
+    )
 
 
-async def create_bucket(conn: AsyncConnection, name: str, layout: str) -> Bucket:
+async def create_bucket(conn: AsyncConnection, name: str, layout: str, owner_id: int) -> Bucket:
     """Create a bucket; ``BucketAlreadyExists`` if the name is taken."""
-    values = {"name": name, "layout": layout, "created_at": utcnow()}
+    values = {
+        "name": name,
+        "layout": layout,
+        "owner_id": owner_id,
+        "versioning": "off",
+        "created_at": utcnow(),
+    }
     row = (await conn.execute(insert_or_nothing(conn, buckets, values).returning(buckets))).first()
     if row is None:
         raise BucketAlreadyExists(f"bucket {name!r} already exists", bucket=name)
@@ -36,9 +49,24 @@ async def get_bucket_by_id(conn: AsyncConnection, bucket_id: int) -> Bucket | No
     return _bucket(row) if row else None
 
 
-async def list_buckets(conn: AsyncConnection) -> list[Bucket]:
-    """All buckets, by name."""
-    return [_bucket(r) for r in await conn.execute(select(buckets).order_by(buckets.c.name))]
+async def list_buckets(conn: AsyncConnection, visible_to: int | None = None) -> list[Bucket]:
+    """All buckets, by name; or those user ``visible_to`` owns or holds a grant on."""
+    stmt = select(buckets).order_by(buckets.c.name)
+    if visible_to is not None:
+        granted = select(grants.c.bucket_id).where(grants.c.user_id == visible_to)
+        stmt = stmt.where((buckets.c.owner_id == visible_to) | buckets.c.id.in_(granted))
+    return [_bucket(r) for r in await conn.execute(stmt)]
+
+
+async def set_versioning(conn: AsyncConnection, bucket_id: int, state: str) -> Bucket | None:
+    stmt = update(buckets).where(buckets.c.id == bucket_id).values(versioning=state).returning(buckets)
+    row = (await conn.execute(stmt)).first()
+    return _bucket(row) if row else None
+
+
+async def count_owned(conn: AsyncConnection, user_id: int) -> int:
+    stmt = select(func.count()).select_from(buckets).where(buckets.c.owner_id == user_id)
+    return int((await conn.execute(stmt)).scalar_one())
 
 
 async def delete_bucket(conn: AsyncConnection, bucket: Bucket | int | str) -> None:

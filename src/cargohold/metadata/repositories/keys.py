@@ -17,9 +17,9 @@ from cargohold.metadata.tables import api_keys, utcnow
 def _key(row: Row) -> ApiKey:
     return ApiKey(
         key_id=row.key_id,
+        user_id=row.user_id,
         name=row.name,
         secret_hash=row.secret_hash,
-        role=row.role,
         created_at=row.created_at,
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
@@ -29,9 +29,9 @@ def _key(row: Row) -> ApiKey:
 async def create_key(
     conn: AsyncConnection,
     key_id: str,
+    user_id: int,
     name: str,
     secret_hash: str,
-    role: str,
     created_at: datetime | None = None,
     expires_at: datetime | None = None,
 ) -> ApiKey:
@@ -40,7 +40,7 @@ async def create_key(
         "key_id": key_id,
         "name": name,
         "secret_hash": secret_hash,
-        "role": role,
+        "user_id": user_id,
         "created_at": created_at or utcnow(),
         "expires_at": expires_at,
     }
@@ -56,8 +56,12 @@ async def get_key(conn: AsyncConnection, key_id: str) -> ApiKey | None:
     return _key(row) if row else None
 
 
-async def list_keys(conn: AsyncConnection) -> list[ApiKey]:
-    rows = await conn.execute(select(api_keys).order_by(api_keys.c.created_at, api_keys.c.key_id))
+async def list_keys(conn: AsyncConnection, user_id: int | None = None) -> list[ApiKey]:
+    """Every key, or those of one user, oldest first."""
+    stmt = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.key_id)
+    if user_id is not None:
+        stmt = stmt.where(api_keys.c.user_id == user_id)
+    rows = await conn.execute(stmt)
     return [_key(r) for r in rows]
 
 

@@ -9,8 +9,9 @@ forgotten. Every version gets a fresh object id.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Row
@@ -34,6 +35,10 @@ _LISTED_COLUMNS = (
     objects.c.md5,
     objects.c.sha256,
     objects.c.created_at,
+    objects.c.version_id,
+    objects.c.is_latest,
+    objects.c.delete_marker,
+    objects.c.versioned,
 )
 _PUT_RETRIES = 10
 
@@ -51,14 +56,27 @@ def _object(row: Row, *, with_inline: bool, with_parts: tuple[PartRecord, ...] =
         sha256=row.sha256,
         inline_data=row.inline_data if with_inline else None,
         parts=with_parts,
+        version_id=row.version_id,
+        is_latest=row.is_latest,
+        delete_marker=row.delete_marker,
+        versioned=row.versioned,
     )
 
 
-async def get_object(conn: AsyncConnection, bucket_id: int, key: str) -> ObjectRecord | None:
-    """The current version of ``key`` with its parts and shares, in one query.
+def new_version_id() -> str:
+    """A fresh version id: 32 hex digits, random (ids never say when or how many)."""
+    return uuid.uuid4().hex
 
-    Parts come ordered by ``part_number``, shares by index.
+
+async def get_object(
+    conn: AsyncConnection, bucket_id: int, key: str, version_id: str | None = None
+) -> ObjectRecord | None:
+    """The latest version of ``key`` (or ``version_id``) with its parts and shares, in one query.
+
+    The latest version may be a delete marker; callers decide what that
+    means. Parts come ordered by ``part_number``, shares by index.
     """
+    which = objects.c.is_latest if version_id is None else objects.c.version_id == version_id
     stmt = (
         select(objects, *PART_COLUMNS)
         .select_from(
@@ -66,7 +84,7 @@ async def get_object(conn: AsyncConnection, bucket_id: int, key: str) -> ObjectR
                 part_shares, part_shares.c.part_id == part_rows.c.id
             )
         )
-        .where(objects.c.bucket_id == bucket_id, objects.c.key == key)
+        .where(objects.c.bucket_id == bucket_id, objects.c.key == key, which)
         .order_by(part_rows.c.part_number, part_rows.c.id, part_shares.c.share_index)
     )
     rows = (await conn.execute(stmt)).all()
@@ -86,21 +104,31 @@ async def _detach(conn: AsyncConnection, object_id: int) -> list[str]:
     return sorted(result.scalars())
 
 
-async def _lock_bucket(conn: AsyncConnection, bucket_id: int) -> None:
+async def _lock_bucket(conn: AsyncConnection, bucket_id: int) -> bool:
     """``NoSuchBucket`` unless the bucket exists, and keep it from being deleted.
+
+    Returns whether versioning is on, read in this transaction: a bucket's
+    versioning state is never taken from a cache.
 
     ``FOR KEY SHARE`` (PostgreSQL) blocks a concurrent ``delete_bucket`` but no
     other writer; without it a racing delete would surface here as a foreign
     key violation that aborts the caller's transaction.
     """
-    stmt = select(buckets.c.id).where(buckets.c.id == bucket_id)
-    found = await conn.execute(stmt.with_for_update(read=True, key_share=True))
-    if found.first() is None:
+    stmt = select(buckets.c.versioning).where(buckets.c.id == bucket_id)
+    found = (await conn.execute(stmt.with_for_update(read=True, key_share=True))).first()
+    if found is None:
         raise NoSuchBucket(f"bucket {bucket_id} does not exist", bucket_id=bucket_id)
+    return bool(found.versioning == "enabled")
 
 
-async def _lock_current(conn: AsyncConnection, bucket_id: int, key: str) -> int | None:
-    """Serialise writers of one key, then return the id of its current version.
+@dataclass(frozen=True, slots=True)
+class _Current:
+    latest: int | None  # id of the latest version (perhaps a delete marker)
+    unversioned: int | None  # id of the key's unversioned ("null") version, if any
+
+
+async def _lock_current(conn: AsyncConnection, bucket_id: int, key: str) -> _Current:
+    """Serialise writers of one key, then return its latest and its unversioned version.
 
     A row lock alone cannot do it on PostgreSQL: every replace deletes the
     row it locked, so a waiter wakes up to find nothing and races the next
@@ -111,8 +139,42 @@ async def _lock_current(conn: AsyncConnection, bucket_id: int, key: str) -> int 
     """
     if conn.dialect.name == "postgresql":
         await conn.execute(select(func.pg_advisory_xact_lock(bucket_id, func.hashtext(key))))
-    stmt = select(objects.c.id).where(objects.c.bucket_id == bucket_id, objects.c.key == key)
-    return (await conn.execute(stmt)).scalar_one_or_none()
+    stmt = select(objects.c.id, objects.c.is_latest).where(
+        objects.c.bucket_id == bucket_id,
+        objects.c.key == key,
+        objects.c.is_latest | ~objects.c.versioned,
+    )
+    latest = unversioned = None
+    for row in await conn.execute(stmt.add_columns(objects.c.versioned)):
+        if row.is_latest:
+            latest = row.id
+        if not row.versioned:
+            unversioned = row.id
+    return _Current(latest, unversioned)
+
+
+async def _make_room(conn: AsyncConnection, current: _Current, versioned: bool) -> list[str]:
+    """Retire the latest version so a new one can take its place; returns freed part ids.
+
+    With versioning on, the latest stays as a non-current version. Otherwise
+    the unversioned version is replaced (its parts freed) and a versioned
+    latest, kept from when versioning was on, becomes non-current.
+    """
+    freed: list[str] = []
+    removed = None
+    if not versioned and current.unversioned is not None:
+        freed = await _remove(conn, current.unversioned)
+        removed = current.unversioned
+    if current.latest is not None and current.latest != removed:
+        await conn.execute(update(objects).where(objects.c.id == current.latest).values(is_latest=False))
+    return freed
+
+
+async def _remove(conn: AsyncConnection, object_id: int) -> list[str]:
+    """Delete one version row; returns its (now detached) part ids."""
+    freed = await _detach(conn, object_id)
+    await conn.execute(delete(objects).where(objects.c.id == object_id))
+    return freed
 
 
 async def put_object(
@@ -128,7 +190,10 @@ async def put_object(
     parts: Sequence[PartRecord] = (),
     attach: Sequence[PartRecord] = (),
 ) -> tuple[ObjectRecord, list[str]]:
-    """Make a new version of ``key`` visible, replacing the current one if any.
+    """Make a new version of ``key`` the latest.
+
+    With the bucket's versioning on, the previous latest stays as a version;
+    otherwise the key's unversioned version is replaced (see ``_make_room``).
 
     ``parts`` are inserted; ``attach`` are parts already stored by an upload
     session, which move to the new object with the offsets given (no bytes
@@ -155,13 +220,14 @@ async def put_object(
         "sha256": sha256,
         "inline_data": inline_data,
         "created_at": now,
+        "version_id": new_version_id(),
+        "is_latest": True,
+        "delete_marker": False,
     }
-    await _lock_bucket(conn, bucket_id)
+    versioned = await _lock_bucket(conn, bucket_id)
+    values["versioned"] = versioned
     for _ in range(_PUT_RETRIES):
-        old_id = await _lock_current(conn, bucket_id, key)
-        if old_id is not None:
-            replaced += await _detach(conn, old_id)
-            await conn.execute(delete(objects).where(objects.c.id == old_id))
+        replaced += await _make_room(conn, await _lock_current(conn, bucket_id, key), versioned)
         inserted = await conn.execute(insert_or_nothing(conn, objects, values).returning(objects.c.id))
         new_id = inserted.scalar_one_or_none()
         if new_id is not None:
@@ -214,22 +280,51 @@ async def put_object(
         sha256=sha256,
         inline_data=inline_data,
         parts=tuple(replace(p, shares=tuple(sorted(p.shares, key=lambda s: s.index))) for p in ordered),
+        version_id=str(values["version_id"]),
+        versioned=versioned,
     )
     return record, sorted(replaced)
 
 
 async def delete_object(conn: AsyncConnection, bucket_id: int, key: str) -> list[str] | None:
-    """Remove the current version of ``key``.
+    """Delete ``key`` as a plain DELETE does (no version named).
 
-    Returns the ids of its (now detached) parts for the caller to enqueue for
-    deletion, or ``None`` when the key does not exist.
+    Without versioning ever used on the key, its one version is removed.
+    With versioning on, a delete marker becomes the latest and every version
+    stays. With it suspended, the unversioned version is removed and a
+    marker hides the versions that remain.
+
+    Returns the ids of freed (now detached) parts for the caller to enqueue
+    for deletion, or ``None`` when the key does not exist (or is already
+    deleted: its latest is a marker).
     """
-    object_id = await _lock_current(conn, bucket_id, key)
-    if object_id is None:
+    versioned = await _lock_bucket(conn, bucket_id)
+    current = await _lock_current(conn, bucket_id, key)
+    if current.latest is None or await _is_marker(conn, current.latest):
         return None
-    freed = await _detach(conn, object_id)
-    await conn.execute(delete(objects).where(objects.c.id == object_id))
+    freed = await _make_room(conn, current, versioned)
+    remaining = select(objects.c.id).where(objects.c.bucket_id == bucket_id, objects.c.key == key).limit(1)
+    if versioned or (await conn.execute(remaining)).first() is not None:
+        await conn.execute(
+            insert(objects).values(
+                bucket_id=bucket_id,
+                key=key,
+                size=0,
+                etag="",
+                content_type="",
+                created_at=utcnow(),
+                version_id=new_version_id(),
+                is_latest=True,
+                delete_marker=True,
+                versioned=versioned,
+            )
+        )
     return freed
+
+
+async def _is_marker(conn: AsyncConnection, object_id: int) -> bool:
+    stmt = select(objects.c.delete_marker).where(objects.c.id == object_id)
+    return bool((await conn.execute(stmt)).scalar_one())
 
 
 async def list_objects(
@@ -252,7 +347,9 @@ async def list_objects(
     while not lister.done:
         pos = lister.position
         lower = objects.c.key >= pos.key if pos.inclusive else objects.c.key > pos.key
-        stmt = select(*_LISTED_COLUMNS).where(objects.c.bucket_id == bucket_id, lower)
+        stmt = select(*_LISTED_COLUMNS).where(
+            objects.c.bucket_id == bucket_id, objects.c.is_latest, ~objects.c.delete_marker, lower
+        )
         if lister.upper is not None:
             stmt = stmt.where(objects.c.key < lister.upper)
         want = lister.wanted()
