@@ -29,7 +29,7 @@ from cargohold.errors import (
 )
 from cargohold.metadata import migrate
 from cargohold.metadata import repositories as repo
-from cargohold.metadata.db import Database
+from cargohold.metadata.db import Database, make_engine
 from cargohold.metadata.listing import list_sorted
 from cargohold.metadata.tables import buckets, jobs, metadata, part_shares, parts
 
@@ -84,6 +84,73 @@ def test_migrations_apply_twice_and_match_tables(db_url: str) -> None:
             await db.close()
             assert current == migrate.head_revision() == "0003"
             assert diff == []
+
+    asyncio.run(main())
+
+
+def test_migration_0003_keeps_existing_data(db_url: str) -> None:
+    """A store from before accounts: keys act as a new admin, buckets are its, objects keep their parts."""
+
+    async def main() -> None:
+        db = Database(make_engine(db_url))
+        engine = db._write_engine
+        await migrate.upgrade(engine, "0002")
+        now = datetime.now(UTC)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO api_keys (key_id, name, secret_hash, role, created_at) "
+                    "VALUES ('k1', 'admin', 'h', 'admin', :now)"
+                ),
+                {"now": now},
+            )
+            await conn.execute(
+                text("INSERT INTO buckets (name, layout, created_at) VALUES ('old', 'ec:2+1', :now)"),
+                {"now": now},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO nodes (url, zone, enabled, active, healthy, capacity, used, free, shares,"
+                    " created_at) VALUES ('http://127.0.0.1:1', 'z', true, true, true, 0, 0, 0, 0, :now)"
+                ),
+                {"now": now},
+            )
+            for key in ("a", "b"):
+                await conn.execute(
+                    text(
+                        "INSERT INTO objects (bucket_id, key, size, etag, content_type, created_at) "
+                        "VALUES (1, :key, 3, 'e', 'text/plain', :now)"
+                    ),
+                    {"key": key, "now": now},
+                )
+            await conn.execute(
+                text(
+                    'INSERT INTO parts (id, object_id, part_number, "offset", size, layout, block_size,'
+                    " etag, created_at) VALUES ('p1', 2, 1, 0, 3, 'ec:2+1', 1048576, 'e', :now)"
+                ),
+                {"now": now},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO part_shares (part_id, share_index, node_id, state) VALUES ('p1', 0, 1, 'ok')"
+                )
+            )
+        await migrate.upgrade(engine, "head")
+        async with db.read() as conn:
+            admin = await repo.get_user_by_name(conn, "admin")
+            assert admin is not None and admin.role == "admin" and admin.password_hash is None
+            key = await repo.get_key(conn, "k1")
+            assert key is not None and key.user_id == admin.id
+            bucket = await repo.get_bucket(conn, "old")
+            assert bucket is not None and bucket.owner_id == admin.id and bucket.versioning == "off"
+            record = await repo.get_object(conn, bucket.id, "b")
+            assert record is not None and record.is_latest and not record.delete_marker
+            assert record.version_id == f"v{record.id}"
+            assert [p.id for p in record.parts] == ["p1"]  # the table rebuild did not detach parts
+            assert [s.node_id for s in record.parts[0].shares] == [1]
+            again = await repo.create_bucket(conn, "new", "ec:2+1", admin.id)
+            assert again.id > bucket.id
+        await db.close()
 
     asyncio.run(main())
 

@@ -21,6 +21,7 @@ import httpx
 from cargohold.cli.children import die_with_parent, node_command
 
 ADMIN_KEY = "CHTESTADMIN0000000.test-admin-secret-that-is-long-enough"
+ADMIN_PASSWORD = "test-admin-password"
 SECRET = "test-cluster-secret"
 
 
@@ -77,6 +78,7 @@ class Cluster:
         env.update(
             CARGOHOLD_CLUSTER_SECRET=SECRET,
             CARGOHOLD_ADMIN_KEY=ADMIN_KEY,
+            CARGOHOLD_ADMIN_PASSWORD=ADMIN_PASSWORD,
             CARGOHOLD_HEALTH_INTERVAL="0.5",
             CARGOHOLD_NODE_TIMEOUT="5",
             PYTHONUNBUFFERED="1",
