@@ -30,6 +30,11 @@ _HTTP_CODES = {
 }
 
 
+def http_error_code(status: int) -> str:
+    """The stable code of an HTTP error that aiohttp raised rather than a domain error."""
+    return _HTTP_CODES.get(status, f"http_{status}")
+
+
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> web.Response:
     body = {
         "type": f"https://cargohold.dev/problems/{code}",
@@ -55,6 +60,8 @@ def from_error(error: CargoholdError) -> web.Response:
         response.headers["WWW-Authenticate"] = 'Bearer realm="cargohold"'
     if error.status == 429 and "retry_after" in error.extra:
         response.headers["Retry-After"] = str(error.extra["retry_after"])
+    if error.extra.get("delete_marker") is True:  # a HEAD has no body to say so
+        response.headers["x-delete-marker"] = "true"
     return response
 
 
@@ -72,5 +79,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == PROBLEM_JSON:
             raise
-        code = _HTTP_CODES.get(exc.status, f"http_{exc.status}")
-        return problem(exc.status, code, exc.reason, exc.text or exc.reason)
+        response = problem(exc.status, http_error_code(exc.status), exc.reason, exc.text or exc.reason)
+        if "Allow" in exc.headers:  # 405 must say which methods the resource answers
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response

@@ -9,8 +9,10 @@ import aiohttp
 from aiohttp import web
 
 from cargohold.api import tus
+from cargohold.api.audit import error_code_middleware
 from cargohold.api.auth import AUTH, auth_middleware
 from cargohold.api.context import SERVICES, Services
+from cargohold.api.history import history_middleware
 from cargohold.api.routes import ALL_ROUTES
 from cargohold.concurrency import tune_malloc
 from cargohold.config import Settings
@@ -22,10 +24,15 @@ from cargohold.service.access import AccessService
 from cargohold.service.accounts import AccountService, Bootstrap
 from cargohold.service.auth import AuthService
 from cargohold.service.buckets import BucketService
+from cargohold.service.history import HistoryService
 from cargohold.service.namespaces import NamespaceService
 from cargohold.service.nodes import NodeRegistry
 from cargohold.service.objects import ObjectService
 from cargohold.service.quota import QuotaService
+from cargohold.service.sessions import SessionService
+from cargohold.service.share_links import ShareLinkService, cookie_key
+from cargohold.service.throttle import Throttle
+from cargohold.service.tokens import TokenSigner, signing_key
 from cargohold.service.uploads import UploadService
 from cargohold.workers.base import Periodic
 from cargohold.workers.gc import GarbageCollector
@@ -41,7 +48,16 @@ def build_gateway(settings: Settings) -> web.Application:
         raise ValueError("the gateway needs the cluster secret nodes were started with")
     tune_malloc()
     codec_for(Layout.parse(settings.layout))  # self-test the default codec before serving
-    app = web.Application(middlewares=[problem_middleware, tus.tus_middleware, auth_middleware])
+    # History outermost: it records the status clients got, 401s and problem bodies included.
+    app = web.Application(
+        middlewares=[
+            history_middleware(ALL_ROUTES),
+            problem_middleware,
+            tus.tus_middleware,
+            error_code_middleware,
+            auth_middleware,
+        ]
+    )
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     app.cleanup_ctx.append(lambda app: _lifecycle(app, settings))
@@ -68,14 +84,22 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
     access = AccessService(db, buckets, cache_seconds=cache)
     quota = QuotaService(db)
     objects = ObjectService(db, access, quota, nodes, settings)
-    auth = AuthService(db, cache_seconds=cache)
+    signer = TokenSigner(
+        signing_key(settings.token_secret, settings.cluster_secret), settings.access_token_ttl
+    )
+    auth = AuthService(db, cache_seconds=cache, tokens=signer)
     accounts = AccountService(db, auth)
+    sessions = SessionService(
+        db, auth, Throttle(db, limit=settings.login_max_failures), settings.refresh_token_ttl
+    )
     upload_service = UploadService(db, buckets, access, quota, objects, settings)
+    history = HistoryService(db)
     workers = [
         Periodic("gc", GarbageCollector(db, nodes).run_once, 5.0, objects.gc_wakeup),
         Periodic("upload-expiry", upload_service.sweep, settings.sweep_interval),
     ]
     try:
+        history.start()
         app[BOOTSTRAP] = await accounts.bootstrap(settings.admin_password, settings.admin_key)
         await nodes.probe_all()
         nodes.start_monitor()
@@ -91,10 +115,21 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
             objects=objects,
             nodes=nodes,
             uploads=upload_service,
+            sessions=sessions,
+            history=history,
+            share_links=ShareLinkService(
+                db,
+                access,
+                objects,
+                auth,
+                Throttle(db),
+                cookie_key(settings.token_secret or settings.cluster_secret or ""),
+            ),
         )
         app[AUTH] = auth
         yield
     finally:
+        await history.stop()  # stores what is queued while the database is open
         for worker in workers:
             await worker.stop()
         await nodes.stop()

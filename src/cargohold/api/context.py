@@ -10,10 +10,13 @@ from cargohold.service.access import AccessService
 from cargohold.service.accounts import AccountService
 from cargohold.service.auth import AuthService
 from cargohold.service.buckets import BucketService
+from cargohold.service.history import HistoryService
 from cargohold.service.namespaces import NamespaceService
 from cargohold.service.nodes import NodeRegistry
 from cargohold.service.objects import ObjectService
 from cargohold.service.quota import QuotaService
+from cargohold.service.sessions import SessionService
+from cargohold.service.share_links import ShareLinkService
 from cargohold.service.uploads import UploadService
 
 
@@ -28,6 +31,9 @@ class Services:
     objects: ObjectService
     nodes: NodeRegistry
     uploads: UploadService
+    sessions: SessionService
+    history: HistoryService
+    share_links: ShareLinkService
 
 
 SERVICES = web.AppKey("services", Services)

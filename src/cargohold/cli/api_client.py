@@ -70,6 +70,7 @@ class ObjectInfo:
     etag: str | None
     content_type: str | None
     last_modified: str | None
+    version_id: str | None = None
 
     @classmethod
     def from_headers(cls, headers: httpx.Headers) -> ObjectInfo:
@@ -79,6 +80,7 @@ class ObjectInfo:
             etag=headers.get("etag"),
             content_type=headers.get("content-type"),
             last_modified=headers.get("last-modified"),
+            version_id=headers.get("x-version-id"),
         )
 
 
@@ -157,7 +159,7 @@ class GatewayClient:
     def __init__(
         self,
         url: str,
-        key: str,
+        key: str | None,
         *,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
@@ -165,7 +167,11 @@ class GatewayClient:
         self.url = url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.url,
-            headers={"Authorization": f"Bearer {key}", "User-Agent": f"cargohold/{_version}"},
+            headers={
+                "User-Agent": f"cargohold/{_version}",
+                # None: public calls only (sign-in); no credential is sent at all.
+                **({"Authorization": f"Bearer {key}"} if key else {}),
+            },
             timeout=timeout,
             limits=DEFAULT_LIMITS,
             transport=transport,
@@ -249,20 +255,23 @@ class GatewayClient:
             headers["Content-Type"] = content_type
         return dict(self.request_json("PUT", object_path(bucket, key), content=iter(body), headers=headers))
 
-    def head_object(self, bucket: str, key: str) -> ObjectInfo:
+    def head_object(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo:
+        params = _version_params(version_id)
         try:
-            response = self.call("HEAD", object_path(bucket, key), what=f"{bucket}/{key}")
+            response = self.call("HEAD", object_path(bucket, key), what=f"{bucket}/{key}", params=params)
         except ApiError as error:
-            raise self._explain_head_error(bucket, key, error) from None
+            raise self._explain_head_error(bucket, key, error, params) from None
         return ObjectInfo.from_headers(response.headers)
 
-    def _explain_head_error(self, bucket: str, key: str, error: ApiError) -> ApiError:
+    def _explain_head_error(
+        self, bucket: str, key: str, error: ApiError, params: dict[str, str] | None = None
+    ) -> ApiError:
         """A HEAD error has no body, so its stable code (``no_such_key``...) is lost.
 
         Ask again with a GET, whose problem+json body carries it. The body is
         read only when that answer is the same error: never the object itself.
         """
-        request = self._http.build_request("GET", object_path(bucket, key))
+        request = self._http.build_request("GET", object_path(bucket, key), params=params)
         try:
             with self.translate_errors():
                 response = self._http.send(request, stream=True)
@@ -278,10 +287,14 @@ class GatewayClient:
             return error
 
     @contextlib.contextmanager
-    def open_object(self, bucket: str, key: str, byte_range: str | None = None) -> Iterator[Download]:
-        """GET an object; ``byte_range`` is a ``Range`` spec without ``bytes=``."""
+    def open_object(
+        self, bucket: str, key: str, byte_range: str | None = None, version_id: str | None = None
+    ) -> Iterator[Download]:
+        """GET an object (or one version); ``byte_range`` is a ``Range`` spec without ``bytes=``."""
         headers = {"Range": f"bytes={byte_range}"} if byte_range else {}
-        request = self._http.build_request("GET", object_path(bucket, key), headers=headers)
+        request = self._http.build_request(
+            "GET", object_path(bucket, key), headers=headers, params=_version_params(version_id)
+        )
         with self.translate_errors():
             response = self._http.send(request, stream=True)
         try:
@@ -293,8 +306,54 @@ class GatewayClient:
         finally:
             response.close()
 
-    def delete_object(self, bucket: str, key: str) -> None:
-        self.call("DELETE", object_path(bucket, key))
+    def delete_object(self, bucket: str, key: str, version_id: str | None = None) -> dict[str, Any]:
+        """Delete an object (or exactly one version): ``{version_id, delete_marker}`` of the change."""
+        response = self.call("DELETE", object_path(bucket, key), params=_version_params(version_id))
+        return {
+            "version_id": response.headers.get("x-version-id"),
+            "delete_marker": response.headers.get("x-delete-marker") == "true",
+        }
+
+    # versions and renames
+
+    def rename_object(
+        self, bucket: str, key: str, to_bucket: str, to_key: str, *, overwrite: bool = False
+    ) -> dict[str, Any]:
+        body = {"to_bucket": to_bucket, "to_key": to_key, "overwrite": overwrite}
+        return dict(self.request_json("POST", object_path(bucket, key) + "/rename", json=body))
+
+    def restore_version(self, bucket: str, key: str, version_id: str) -> dict[str, Any]:
+        path = object_path(bucket, key) + "/restore"
+        return dict(self.request_json("POST", path, json={"version_id": version_id}))
+
+    def list_versions(
+        self, bucket: str, prefix: str = "", *, key: str | None = None, limit: int = 1000
+    ) -> Iterator[dict[str, Any]]:
+        """Every page of a version listing (of one ``key``, or of all keys under ``prefix``)."""
+        path = object_path(bucket, key) if key is not None else f"{bucket_path(bucket)}/objects"
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            params: dict[str, str | int] = {"versions": "", "limit": limit}
+            if key is None:
+                params["prefix"] = prefix
+            if cursor:
+                params["cursor"] = cursor
+            page = self.request_json("GET", path, params=params)
+            yield page
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+            if cursor in seen:
+                raise ApiError("bad_response", "the gateway repeated a listing cursor", None)
+            seen.add(cursor)
+
+    def get_versioning(self, bucket: str) -> str:
+        return str(self.request_json("GET", f"{bucket_path(bucket)}/versioning")["status"])
+
+    def set_versioning(self, bucket: str, status: str) -> str:
+        reply = self.request_json("PUT", f"{bucket_path(bucket)}/versioning", json={"status": status})
+        return str(reply["status"])
 
     def list_objects(
         self, bucket: str, prefix: str = "", delimiter: str | None = "/", limit: int = 1000
@@ -382,6 +441,10 @@ class GatewayClient:
         """PATCH a node with only the fields given (enabled, active, zone)."""
         body = {k: v for k, v in changes.items() if v is not None}
         return dict(self.request_json("PATCH", f"/api/v1/nodes/{quote(node_id, safe='')}", json=body))
+
+
+def _version_params(version_id: str | None) -> dict[str, str] | None:
+    return {"version_id": version_id} if version_id else None
 
 
 def _connect_reason(exc: httpx.ConnectError) -> str:

@@ -145,8 +145,31 @@ def resolve_client_config(
     return ClientConfig(normalize_url(raw_url), raw_key, url_source, key_source)
 
 
-def write_client_config(path: Path | str | None, url: str, key: str) -> Path:
+def login_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """The file ``cargohold login`` writes and ``logout`` clears.
+
+    ``$CARGOHOLD_CLIENT_CONFIG`` when set, otherwise the user's file: never
+    ``./.cargohold/client.toml``, which holds the key of a local ``up``
+    cluster and must not be overwritten by a sign-in elsewhere.
+    """
+    env = os.environ if env is None else env
+    explicit = env.get(ENV_CONFIG)
+    return Path(explicit).expanduser() if explicit else user_config_path(env)
+
+
+def shadowing_file(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path | None:
+    """A config file that is read before :func:`login_config_path` here, if any."""
+    env = os.environ if env is None else env
+    if env.get(ENV_CONFIG):
+        return None
+    local = (Path.cwd() if cwd is None else cwd) / LOCAL_CONFIG
+    return local if local.is_file() else None
+
+
+def write_client_config(path: Path | str | None, url: str, key: str | None) -> Path:
     """Write ``url`` and ``key`` to ``path`` as TOML, readable by the owner only.
+
+    ``key=None`` writes the URL alone (what ``cargohold logout`` leaves).
 
     ``path=None`` means the user's file (:func:`user_config_path`); the path
     written is returned. Parent directories are created (mode 0700). The file is written to a
@@ -157,10 +180,10 @@ def write_client_config(path: Path | str | None, url: str, key: str) -> Path:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # A JSON string literal is a valid TOML basic string (same escapes).
     text = (
-        "# Written by cargohold; read by the client commands.\n"
-        f"url = {json.dumps(url, ensure_ascii=False)}\n"
-        f"key = {json.dumps(key, ensure_ascii=False)}\n"
+        f"# Written by cargohold; read by the client commands.\nurl = {json.dumps(url, ensure_ascii=False)}\n"
     )
+    if key is not None:
+        text += f"key = {json.dumps(key, ensure_ascii=False)}\n"
     fd, tmp = tempfile.mkstemp(prefix=".client.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

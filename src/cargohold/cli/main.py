@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cargohold.cli import client, nodes, run, uploads
+from cargohold.cli import accounts, client, grants, history, nodes, run, share, uploads
 
 app = typer.Typer(
     name="cargohold",
@@ -16,6 +16,10 @@ run.register(app)
 client.register(app)
 nodes.register(app)
 uploads.register(app)
+history.register(app)
+grants.register(app)
+accounts.register(app)
+share.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -6,15 +6,26 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.domain.model import ADMIN, ROLES, USER, ApiKey, Principal, User
-from cargohold.errors import Forbidden, InvalidArgument, NoSuchUser, NotFound
+from cargohold.errors import Conflict, Forbidden, InvalidArgument, NoSuchUser, NotFound
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
+from cargohold.metadata.repositories import refresh_tokens as refresh_repo
 from cargohold.service.auth import AuthService
 from cargohold.service.passwords import check_password_rules, hash_password
 
 FIRST_ADMIN = "admin"
+
+
+class _Unset:
+    """Marks a field a PATCH did not mention (``quota_bytes=None`` means "no quota")."""
+
+
+UNSET: Any = _Unset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +79,8 @@ class AccountService:
         """An admin creates a user (with a password for sign-in, or none: API keys only)."""
         _require_admin(who)
         validate_user_name(name)
-        if role not in ROLES:
-            raise InvalidArgument(f"role must be one of {', '.join(ROLES)}", field="role")
-        if quota_bytes is not None and (not isinstance(quota_bytes, int) or quota_bytes < 0):
-            raise InvalidArgument("quota_bytes must be a non-negative integer or null", field="quota_bytes")
+        _check_role(role)
+        _check_quota(quota_bytes)
         hashed = await hash_password(check_password_rules(password)) if password is not None else None
         return await self._db.write(lambda conn: repo.create_user(conn, name, role, hashed, quota_bytes))
 
@@ -87,6 +96,90 @@ class AccountService:
         if user is None or not (who.is_admin or user.id == who.user_id):
             raise NoSuchUser(f"no user {name!r}", user=name)
         return user
+
+    async def update_user(
+        self,
+        who: Principal,
+        name: str,
+        *,
+        disabled: bool | None = None,
+        role: str | None = None,
+        quota_bytes: int | None = UNSET,
+        password: str | None = None,
+    ) -> User:
+        """An admin changes a user: enable/disable, role, quota, or resets the password.
+
+        Disabling, a new role or a new password ends the user's sessions and
+        takes effect at once on this gateway. The last enabled admin cannot
+        be disabled or demoted (``last_admin``), or nobody could undo it.
+        """
+        _require_admin(who)
+        changes: dict[str, Any] = {}
+        if disabled is not None:
+            if not isinstance(disabled, bool):
+                raise InvalidArgument("disabled must be true or false", field="disabled")
+            changes["disabled"] = disabled
+        if role is not None:
+            changes["role"] = _check_role(role)
+        if quota_bytes is not UNSET:
+            changes["quota_bytes"] = _check_quota(quota_bytes)
+        if password is not None:
+            changes["password_hash"] = await hash_password(check_password_rules(password))
+        if not changes:
+            raise InvalidArgument("nothing to change: give disabled, role, quota_bytes or password")
+        now = datetime.now(UTC)
+
+        async def apply(conn: AsyncConnection) -> User:
+            user = await _user_named(conn, name)
+            stays_admin = changes.get("role", user.role) == ADMIN and not changes.get(
+                "disabled", user.disabled
+            )
+            if user.is_admin and not user.disabled and not stays_admin:
+                await _keep_an_admin(conn, user)
+            updated = await repo.update_user(conn, user.id, **changes)
+            assert updated is not None
+            ends_sessions = (
+                "password_hash" in changes
+                or (updated.disabled and not user.disabled)
+                or updated.role != user.role
+            )
+            if ends_sessions:
+                await refresh_repo.revoke_user_families(conn, user.id, now)
+            return updated
+
+        updated = await self._db.write(apply)
+        self._auth.forget_user(updated.id)
+        return updated
+
+    async def delete_user(self, who: Principal, name: str) -> User:
+        """An admin deletes a user, with their keys, sessions, grants and share links.
+
+        Refused for yourself, for the last enabled admin, and for the owner of
+        buckets: their data must be deleted or handed over first, never lost
+        with the account.
+        """
+        _require_admin(who)
+
+        async def remove(conn: AsyncConnection) -> User:
+            user = await _user_named(conn, name)
+            if user.id == who.user_id:
+                raise CannotDeleteSelf("you cannot delete yourself; ask another admin", user=name)
+            owned = await repo.count_owned(conn, user.id)
+            if owned:
+                raise UserOwnsBuckets(
+                    f"user {name!r} owns {owned} bucket(s): delete them or hand them over to another "
+                    "user first",
+                    user=name,
+                    buckets=owned,
+                )
+            if user.is_admin and not user.disabled:
+                await _keep_an_admin(conn, user)
+            await repo.delete_user(conn, user.id)
+            return user
+
+        removed = await self._db.write(remove)
+        self._auth.forget_user(removed.id)
+        return removed
 
     # -- API keys -------------------------------------------------------------------
 
@@ -130,6 +223,35 @@ def _require_admin(who: Principal) -> None:
         raise Forbidden("only an admin may manage users")
 
 
+def _check_role(role: object) -> str:
+    if role not in ROLES:
+        raise InvalidArgument(f"role must be one of {', '.join(ROLES)}", field="role")
+    return str(role)
+
+
+def _check_quota(quota_bytes: object) -> int | None:
+    if quota_bytes is None:
+        return None
+    if not isinstance(quota_bytes, int) or isinstance(quota_bytes, bool) or quota_bytes < 0:
+        raise InvalidArgument("quota_bytes must be a non-negative integer or null", field="quota_bytes")
+    return quota_bytes
+
+
+async def _user_named(conn: AsyncConnection, name: str) -> User:
+    user = await repo.get_user_by_name(conn, name)
+    if user is None:
+        raise NoSuchUser(f"no user {name!r}", user=name)
+    return user
+
+
+async def _keep_an_admin(conn: AsyncConnection, leaving: User) -> None:
+    """``LastAdmin`` unless an enabled admin other than ``leaving`` remains (rows locked)."""
+    if not set(await repo.lock_enabled_admins(conn)) - {leaving.id}:
+        raise LastAdmin(
+            f"{leaving.name!r} is the last enabled admin: make another user admin first", user=leaving.name
+        )
+
+
 def validate_user_name(name: object) -> str:
     """User names: 1-64 of letters, digits, '.', '_', '-', '@'; they appear in URLs and history."""
     if not isinstance(name, str) or not _USER_NAME.fullmatch(name):
@@ -140,6 +262,21 @@ def validate_user_name(name: object) -> str:
 
 
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
+class LastAdmin(Conflict):
+    code = "last_admin"
+    title = "The last enabled admin must stay"
+
+
+class CannotDeleteSelf(Conflict):
+    code = "cannot_delete_self"
+    title = "You cannot delete your own account"
+
+
+class UserOwnsBuckets(Conflict):
+    code = "user_owns_buckets"
+    title = "The user still owns buckets"
 
 
 class NoSuchApiKey(NotFound):

@@ -17,6 +17,14 @@ from cargohold.metadata.db import Database
 from cargohold.metadata.repositories import throttles as repo
 
 
+def login_subjects(user_name: str, address: str | None) -> tuple[str, str]:
+    """The throttle keys of a password guess for an account: per user name and per client address.
+
+    Sign-ins and password changes share them: both are guesses at the same password.
+    """
+    return f"login:user:{user_name}", f"login:addr:{address or 'unknown'}"
+
+
 class Throttle:
     def __init__(
         self,

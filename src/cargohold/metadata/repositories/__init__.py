@@ -23,6 +23,7 @@ from cargohold.metadata.repositories.grants import (
     get_level,
     granted_bucket_ids,
     list_grants,
+    owner_names,
     set_grant,
 )
 from cargohold.metadata.repositories.jobs import (
@@ -50,6 +51,8 @@ from cargohold.metadata.repositories.nodes import (
     update_node_stats,
 )
 from cargohold.metadata.repositories.objects import (
+    Deletion,
+    delete_latest,
     delete_object,
     get_object,
     list_objects,
@@ -79,11 +82,21 @@ from cargohold.metadata.repositories.users import (
     get_user,
     get_user_by_name,
     list_users,
+    lock_enabled_admins,
     update_user,
+)
+from cargohold.metadata.repositories.versions import (
+    Renamed,
+    delete_version,
+    list_versions,
+    rename_object,
+    restore_version,
 )
 
 __all__ = [
+    "Deletion",
     "GrantRecord",
+    "Renamed",
     "add_node",
     "add_part",
     "backoff_delay",
@@ -99,9 +112,11 @@ __all__ = [
     "create_user",
     "delete_bucket",
     "delete_grant",
+    "delete_latest",
     "delete_object",
     "delete_parts",
     "delete_user",
+    "delete_version",
     "enqueue",
     "expired_uploads",
     "extend_lease",
@@ -125,11 +140,16 @@ __all__ = [
     "list_objects",
     "list_uploads",
     "list_users",
+    "list_versions",
+    "lock_enabled_admins",
     "mark_share_missing",
     "move_part",
+    "owner_names",
     "part_share_locations",
     "put_object",
     "release_parts",
+    "rename_object",
+    "restore_version",
     "revoke_key",
     "set_grant",
     "set_share",

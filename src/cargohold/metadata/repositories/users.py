@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cargohold.domain.model import User
+from cargohold.domain.model import ADMIN, User
 from cargohold.errors import UserExists
 from cargohold.metadata.repositories._sql import insert_or_nothing
 from cargohold.metadata.tables import buckets, objects, parts, uploads, users, utcnow
@@ -88,6 +88,17 @@ async def count_users(conn: AsyncConnection, *, role: str | None = None, enabled
     if enabled_only:
         stmt = stmt.where(~users.c.disabled)
     return int((await conn.execute(stmt)).scalar_one())
+
+
+async def lock_enabled_admins(conn: AsyncConnection) -> list[int]:
+    """Ids of the enabled admins, their rows locked until the transaction ends (PostgreSQL).
+
+    Call before disabling, demoting or deleting an admin, and refuse if none
+    would remain: with the rows locked, two admins removing each other at
+    the same moment cannot both succeed. SQLite has a single writer anyway.
+    """
+    stmt = select(users.c.id).where(users.c.role == ADMIN, ~users.c.disabled).with_for_update()
+    return [int(i) for i in (await conn.execute(stmt)).scalars()]
 
 
 async def bytes_owned(conn: AsyncConnection, user_id: int) -> int:
