@@ -1,11 +1,18 @@
 """Buckets as namespaces: creating, listing and deleting them, versioning and grants.
 
 Every operation acts for a :class:`Principal` and is checked by the access
-service: any user may create a bucket (and owns it); deleting one, switching
-its versioning and managing its grants need ``admin`` on it.
+service: any user may create a bucket (and owns it); reading its description
+needs ``read``; deleting it, switching its versioning and managing its grants
+need ``admin`` on it. The permission is always checked before the request's
+own arguments, so a caller who may not see a bucket learns nothing about it
+from a malformed request either.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.domain.model import Bucket, Principal
 from cargohold.errors import InvalidArgument, NoSuchGrant, NoSuchUser
@@ -18,6 +25,22 @@ from cargohold.service.buckets import BucketService
 VERSIONING_STATES = {"enabled": "enabled", "on": "enabled", "suspended": "suspended", "off": "suspended"}
 
 
+@dataclass(frozen=True, slots=True)
+class BucketView:
+    """A bucket as one caller sees it: who owns it and what the caller may do."""
+
+    bucket: Bucket
+    owner: str | None  # None only if the owner's account is gone
+    level: Level
+
+
+@dataclass(frozen=True, slots=True)
+class GrantList:
+    bucket: Bucket
+    owner: str | None
+    grants: list[GrantRecord]
+
+
 class NamespaceService:
     def __init__(self, db: Database, buckets: BucketService, access: AccessService) -> None:
         self._db = db
@@ -28,10 +51,24 @@ class NamespaceService:
         return await self._buckets.create(name, who.user_id, layout)
 
     async def visible(self, who: Principal) -> list[Bucket]:
+        """Buckets ``who`` owns or holds a grant on (admins: every bucket), by name."""
         return await self._access.visible_buckets(who)
+
+    async def owners(self, buckets: list[Bucket]) -> dict[int, str]:
+        """Owner names of ``buckets`` by bucket id, in one query (for listings)."""
+        async with self._db.read() as conn:
+            return await repo.owner_names(conn, (b.id for b in buckets))
 
     async def get(self, who: Principal, name: str) -> Bucket:
         return await self._access.bucket(who, name, Level.READ)
+
+    async def describe(self, who: Principal, name: str) -> BucketView:
+        """The bucket with its owner's name and the caller's level (404 if they cannot see it)."""
+        bucket = await self._access.bucket(who, name, Level.READ)
+        level = await self._access.level(who, bucket)
+        assert level is not None  # bucket() let us see it
+        owners = await self.owners([bucket])
+        return BucketView(bucket, owners.get(bucket.id), level)
 
     async def delete(self, who: Principal, name: str) -> Bucket:
         bucket = await self._access.bucket(who, name, Level.ADMIN)
@@ -53,34 +90,46 @@ class NamespaceService:
 
     # -- grants -------------------------------------------------------------------
 
-    async def grants(self, who: Principal, name: str) -> list[GrantRecord]:
+    async def grants(self, who: Principal, name: str) -> GrantList:
+        """Who may do what to the bucket: its owner and every grant (needs ``admin``)."""
         bucket = await self._access.bucket(who, name, Level.ADMIN)
         async with self._db.read() as conn:
-            return await repo.list_grants(conn, bucket.id)
+            found = await repo.list_grants(conn, bucket.id)
+            owners = await repo.owner_names(conn, [bucket.id])
+        return GrantList(bucket, owners.get(bucket.id), found)
 
-    async def grant(self, who: Principal, name: str, user_name: str, level: Level) -> GrantRecord:
-        """Give ``user_name`` exactly ``level`` on the bucket (replacing an earlier grant)."""
+    async def grant(self, who: Principal, name: str, user_name: object, level: object) -> GrantRecord:
+        """Give ``user_name`` exactly ``level`` on the bucket, replacing an earlier grant.
+
+        ``user_name`` and ``level`` come straight from the request: they are
+        checked only after the caller's own ``admin`` level.
+        """
         bucket = await self._access.bucket(who, name, Level.ADMIN)
+        wanted = Level.parse(level)
+        if not isinstance(user_name, str) or not user_name:
+            raise InvalidArgument("user must be the name of a user", field="user")
 
-        async def store(conn):  # type: ignore[no-untyped-def]
+        async def store(conn: AsyncConnection) -> GrantRecord:
             user = await repo.get_user_by_name(conn, user_name)
             if user is None:
                 raise NoSuchUser(f"no user {user_name!r}", user=user_name)
             if user.id == bucket.owner_id:
-                raise InvalidArgument(f"{user_name!r} owns bucket {name!r} already", field="user")
-            await repo.set_grant(conn, bucket.id, user.id, level.label, who.user_id)
-            return next(g for g in await repo.list_grants(conn, bucket.id) if g.user_id == user.id)
+                raise InvalidArgument(
+                    f"{user_name!r} owns bucket {name!r}: an owner always holds admin", field="user"
+                )
+            return await repo.set_grant(conn, bucket.id, user.id, wanted.label, who.user_id)
 
         granted: GrantRecord = await self._db.write(store)
         self._access.forget(bucket_id=bucket.id, user_id=granted.user_id)
         return granted
 
     async def revoke(self, who: Principal, name: str, user_name: str) -> GrantRecord:
+        """Take ``user_name``'s grant away; ``NoSuchGrant`` when they hold none."""
         bucket = await self._access.bucket(who, name, Level.ADMIN)
 
-        async def remove(conn):  # type: ignore[no-untyped-def]
+        async def remove(conn: AsyncConnection) -> GrantRecord:
             user = await repo.get_user_by_name(conn, user_name)
-            found = [g for g in await repo.list_grants(conn, bucket.id) if user and g.user_id == user.id]
+            found = await repo.list_grants(conn, bucket.id, user.id) if user is not None else []
             if not found:
                 raise NoSuchGrant(f"{user_name!r} holds no grant on bucket {name!r}", user=user_name)
             await repo.delete_grant(conn, bucket.id, found[0].user_id)

@@ -2,8 +2,14 @@
 
 The owner of a bucket pays for what it holds (every version, and the parts
 of open uploads), whoever wrote it. A write of known size that would cross
-the owner's quota gets ``QuotaExceeded`` (403) up front; a write of unknown
-size may use at most the room left, enforced as the write's size limit.
+the owner's quota gets ``QuotaExceeded`` (403) up front, before its body is
+read; a write of unknown size may use at most the room left, enforced as the
+write's size limit: crossing it fails the write (``QuotaExceeded`` again)
+and nothing of it becomes visible.
+
+The check is made when a write starts, not when it commits: writes running
+at the same time for one owner are each measured against the same room, so
+together they can pass the quota by at most what they carry.
 """
 
 from __future__ import annotations
@@ -12,6 +18,16 @@ from cargohold.domain.model import Bucket
 from cargohold.errors import QuotaExceeded
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
+
+
+def quota_exceeded(bucket: Bucket, room: int, size: int | None = None) -> QuotaExceeded:
+    """The error for a write of ``size`` bytes (None: more than the room) into ``bucket``."""
+    needs = f"{size} bytes" if size is not None else f"more than the {room} bytes left"
+    return QuotaExceeded(
+        f"this write needs {needs}; the owner of bucket {bucket.name!r} has {room} bytes of quota left",
+        bucket=bucket.name,
+        room=room,
+    )
 
 
 class QuotaService:
@@ -36,11 +52,8 @@ class QuotaService:
         room = await self.room(bucket)
         if room is None:
             return None
-        if (size is not None and size > room) or (size is None and room == 0):
-            raise QuotaExceeded(
-                f"this write needs {size if size is not None else 'some'} bytes; the owner of bucket "
-                f"{bucket.name!r} has {room} bytes of quota left",
-                bucket=bucket.name,
-                room=room,
-            )
+        if size is not None and size > room:
+            raise quota_exceeded(bucket, room, size)
+        if size is None and room == 0:
+            raise quota_exceeded(bucket, room)
         return room

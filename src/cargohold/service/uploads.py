@@ -32,14 +32,14 @@ from cargohold.domain.layout import Layout
 from cargohold.domain.model import ObjectRecord, PartRecord, Principal
 from cargohold.domain.names import validate_key
 from cargohold.domain.uploads import Upload
-from cargohold.errors import BadDigest, NoSuchBucket, NotFound
+from cargohold.errors import BadDigest, NoSuchBucket, NotFound, PayloadTooLarge
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.service.access import AccessService, Level
 from cargohold.service.buckets import BucketService
 from cargohold.service.checksums import ExpectedDigests
 from cargohold.service.objects import DELETE_PART, REPAIR_PART, Chunk, ObjectService
-from cargohold.service.quota import QuotaService
+from cargohold.service.quota import QuotaService, quota_exceeded
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ class UploadService:
         validate_key(key)
         if total_size is not None and not 0 <= total_size <= self._settings.max_object_size:
             raise sm.SizeMismatch(f"total size must be between 0 and {self._settings.max_object_size}")
-        await self._quota.admit(bucket, total_size or 0)
+        if concat != "final":  # a final tus upload takes parts already stored and counted
+            await self._quota.admit(bucket, total_size or 0)
         if part_size is not None and part_size <= 0:
             raise sm.InvalidPart("part size must be positive")
         now = _now()
@@ -136,12 +137,15 @@ class UploadService:
         return upload
 
     async def list_open(self, who: Principal, bucket_name: str | None = None) -> list[Upload]:
-        """Open uploads in one bucket, or in every bucket ``who`` may write to."""
+        """Open uploads in one bucket, or in every bucket ``who`` may see.
+
+        Listing is a read: a read grant shows the uploads (as it shows each
+        one), only sending bytes, completing and aborting need ``write``.
+        """
         if bucket_name:
-            buckets = [await self._access.bucket(who, bucket_name, Level.WRITE)]
+            buckets = [await self._access.bucket(who, bucket_name, Level.READ)]
         else:
-            visible = await self._access.visible_buckets(who)
-            buckets = [b for b in visible if (await self._access.level(who, b) or 0) >= Level.WRITE]
+            buckets = await self._access.visible_buckets(who)
         found: list[Upload] = []
         async with self._db.read() as conn:
             if who.is_admin and not bucket_name:
@@ -211,6 +215,7 @@ class UploadService:
             number,
             offset,
             limit,
+            announced=content_length,
         )
         if part.size == 0:
             self._objects.forget_part(part)
@@ -231,9 +236,18 @@ class UploadService:
         number: int,
         offset: int,
         limit: int | None,
+        *,
+        announced: int | None = None,
     ) -> PartRecord:
+        """Stream one part into shares, within the bucket owner's quota.
+
+        ``announced`` is the size the client declared when the body is read
+        without holding it to that size (tus keeps a chunk that breaks off):
+        it is still checked against the quota before any byte is read.
+        """
         bucket = await self._buckets.get(upload.bucket)
-        room = await self._quota.admit(bucket, content_length)
+        room = await self._quota.admit(bucket, content_length if content_length is not None else announced)
+        quota_binds = room is not None and (limit is None or room < limit)
         if room is not None:
             limit = room if limit is None else min(limit, room)
         if upload.status == sm.PENDING:
@@ -252,6 +266,10 @@ class UploadService:
                 md5=True,
                 max_size=limit,
             )
+        except PayloadTooLarge:
+            if quota_binds and room is not None:
+                raise quota_exceeded(bucket, room) from None
+            raise
         finally:
             left = self._inflight.get(upload.id, 0) - seen[0]
             if left > 0:
