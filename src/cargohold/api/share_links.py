@@ -1,7 +1,380 @@
-"""Placeholder route table; filled in by its feature."""
+"""Share links: managed under ``/api/v1/shares``, used by anyone at ``/s/{token}``.
+
+The management routes are ordinary authenticated API calls. The public routes
+under ``/s/`` carry their own credential (the token, maybe a password) and
+talk to two kinds of client: tools (curl, scripts), which get problem+json
+and a ``Basic`` challenge, and browsers (an ``Accept`` preferring HTML), which
+get small HTML pages: a password form, a folder listing, an error page. That
+choice of rendering is made in one place, :func:`_public_errors`.
+"""
 
 from __future__ import annotations
 
-from cargohold.api.native import Route
+import functools
+import html
+import string
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Any
+from urllib.parse import quote
 
-ROUTES: tuple[Route, ...] = ()
+from aiohttp import BasicAuth, web
+
+from cargohold.api.accounts import optional_time
+from cargohold.api.audit import ERROR_CODE, note
+from cargohold.api.auth import principal
+from cargohold.api.context import SERVICES
+from cargohold.api.native import API, Route, json_body, json_response
+from cargohold.api.object_responses import content_disposition, stream_object_response
+from cargohold.domain.model import ObjectRecord
+from cargohold.domain.ranges import ByteRange
+from cargohold.errors import CargoholdError, InvalidArgument
+from cargohold.metadata.repositories.share_links import ShareLink
+from cargohold.problems import Handler, from_error
+from cargohold.service.share_links import (
+    Credentials,
+    Opened,
+    PasswordRequired,
+    ShareLinkService,
+    WrongPassword,
+)
+
+SHARES = API + "/shares"
+PUBLIC = "/s/{token}"
+COOKIE = "cargohold_share"
+PASSWORD_HEADER = "X-Share-Password"
+#: Tools get a Basic challenge; browsers a scheme they do not know, so they show our form, not theirs.
+BASIC_CHALLENGE = 'Basic realm="share"'
+FORM_CHALLENGE = 'Form realm="share"'
+MAX_FORM_BYTES = 8 * 1024
+#: Every public answer: never stored by shared caches, never leaks the token in a Referer.
+PUBLIC_HEADERS = {"Cache-Control": "private, no-cache", "Referrer-Policy": "no-referrer"}
+PAGE_HEADERS = {
+    **PUBLIC_HEADERS,
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _shares(request: web.Request) -> ShareLinkService:
+    return request.app[SERVICES].share_links
+
+
+def share_json(link: ShareLink, now: datetime | None = None) -> dict[str, Any]:
+    """A link as the API shows it: everything except its token and password hash."""
+    return {
+        "id": link.id,
+        "bucket": link.bucket_name,
+        "key": link.key,
+        "prefix": link.prefix,
+        "version_id": link.version_id,
+        "owner": link.owner_name,
+        "status": link.state(now or datetime.now(UTC)),
+        "has_password": link.has_password,
+        "expires_at": link.expires_at.isoformat() if link.expires_at else None,
+        "max_downloads": link.max_downloads,
+        "downloads": link.downloads,
+        "created_at": link.created_at.isoformat(),
+        "revoked_at": link.revoked_at.isoformat() if link.revoked_at else None,
+    }
+
+
+# -- managing links (authenticated) ----------------------------------------------------
+
+
+def _optional_str(body: dict[str, Any], field: str) -> str | None:
+    value = body.get(field)
+    if value is not None and not isinstance(value, str):
+        raise InvalidArgument(f"{field} must be a string", field=field)
+    return value
+
+
+def _positive_int(body: dict[str, Any], field: str) -> int | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgument(f"{field} must be an integer of at least 1", field=field)
+    return value
+
+
+def expiry_from(body: dict[str, Any]) -> datetime | None:
+    """``expires_at`` (ISO 8601 with a zone) or ``expires_in`` (seconds from now), not both."""
+    expires_at = optional_time(body, "expires_at")
+    expires_in = body.get("expires_in")
+    if expires_in is None:
+        return expires_at
+    if expires_at is not None:
+        raise InvalidArgument("give expires_at or expires_in, not both", field="expires_in")
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in <= 0:
+        raise InvalidArgument("expires_in must be a positive number of seconds", field="expires_in")
+    try:
+        return datetime.now(UTC) + timedelta(seconds=expires_in)
+    except (OverflowError, ValueError) as exc:  # inf, NaN, or past the year 9999
+        raise InvalidArgument("expires_in is too large", field="expires_in") from exc
+
+
+async def create_share(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    bucket = _optional_str(body, "bucket")
+    if not bucket:
+        raise InvalidArgument("bucket is required", field="bucket")
+    key, prefix = _optional_str(body, "key"), _optional_str(body, "prefix")
+    note(request, bucket=bucket, key=key if key is not None else prefix)
+    link, token = await _shares(request).create(
+        principal(request),
+        bucket,
+        key=key,
+        prefix=prefix,
+        password=body.get("password"),  # type: ignore[arg-type]  # checked by the service
+        expires_at=expiry_from(body),
+        max_downloads=_positive_int(body, "max_downloads"),
+        version_id=_optional_str(body, "version_id"),
+    )
+    note(request, detail={"link": link.id})
+    path = "/s/" + token
+    return json_response(
+        {**share_json(link), "token": token, "url": path, "absolute_url": str(request.url.origin()) + path},
+        status=201,
+    )
+
+
+async def list_shares(request: web.Request) -> web.Response:
+    everything = request.query.get("all", "").lower() in ("1", "true", "yes")
+    links = await _shares(request).list_links(
+        principal(request), everything=everything, bucket_name=request.query.get("bucket") or None
+    )
+    now = datetime.now(UTC)
+    return json_response({"shares": [share_json(link, now) for link in links]})
+
+
+async def get_share(request: web.Request) -> web.Response:
+    link = await _shares(request).get(principal(request), request.match_info["link_id"])
+    note(request, bucket=link.bucket_name, key=link.key or link.prefix, detail={"link": link.id})
+    return json_response(share_json(link))
+
+
+async def revoke_share(request: web.Request) -> web.Response:
+    link = await _shares(request).revoke(principal(request), request.match_info["link_id"])
+    note(request, bucket=link.bucket_name, key=link.key or link.prefix, detail={"link": link.id})
+    return json_response(share_json(link))
+
+
+# -- using links (public) --------------------------------------------------------------
+
+
+def prefers_html(accept: str | None) -> bool:
+    """True when the client names text/html in ``Accept`` and likes it at least as much as JSON.
+
+    Browsers list text/html first; curl, httpx and most tools send ``*/*``,
+    which names nothing, so they get JSON.
+    """
+    weights: dict[str, float] = {}
+    for item in (accept or "").split(","):
+        media, *params = (p.strip() for p in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if media:
+            weights[media.lower()] = max(q, weights.get(media.lower(), 0.0))
+    html_q = weights.get("text/html", 0.0)
+    json_q = max(weights.get(m, 0.0) for m in ("application/json", "application/*", "*/*"))
+    return html_q > 0 and html_q >= json_q
+
+
+def _wants_page(request: web.Request) -> bool:
+    return request.method != "HEAD" and prefers_html(request.headers.get("Accept"))
+
+
+def credentials(request: web.Request) -> Credentials:
+    """The password (header, or Basic auth with any user name), the cookie and the client address."""
+    password = request.headers.get(PASSWORD_HEADER)
+    authorization = request.headers.get("Authorization", "")
+    if password is None and authorization[:6].lower() == "basic ":
+        try:
+            password = BasicAuth.decode(authorization, encoding="utf-8").password
+        except ValueError:
+            password = None
+    return Credentials(password, request.cookies.get(COOKIE), request.remote or "unknown")
+
+
+def _public_errors(handler: Handler) -> Handler:
+    """Errors on the public surface: problem+json for tools, an HTML page for browsers."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except CargoholdError as error:
+            request[ERROR_CODE] = error.code  # rendered here, so the history learns the code here
+            if _wants_page(request):
+                return _error_page(request, error)
+            response = from_error(error)
+            if isinstance(error, PasswordRequired | WrongPassword):
+                response.headers["WWW-Authenticate"] = BASIC_CHALLENGE
+            response.headers.update(PUBLIC_HEADERS)
+            return response
+
+    return wrapper
+
+
+async def public_get(request: web.Request) -> web.StreamResponse:
+    """GET or HEAD of a link: the object, an object under a prefix, or the prefix's listing."""
+    service = _shares(request)
+    opened = await service.open(request.match_info["token"], credentials(request))
+    link = opened.link
+    note(request, bucket=link.bucket_name, key=link.key or link.prefix, detail={"link": link.id})
+    rest = request.match_info.get("rest")
+    if link.prefix is not None and rest is None:
+        return await _listing(request, opened)
+    record = await service.find(opened, rest)
+    note(request, key=record.key, version_id=record.version_id or None)
+
+    async def admit(byte_range: ByteRange | None) -> None:
+        note(request, size=byte_range.length if byte_range else record.size)
+        if byte_range is None or byte_range.start == 0:  # a resumed range is the same download
+            await service.count_download(link)
+
+    headers = {**PUBLIC_HEADERS, "Content-Disposition": content_disposition(_file_name(record))}
+    return await stream_object_response(request, request.app[SERVICES].objects, record, headers, admit=admit)
+
+
+def _file_name(record: ObjectRecord) -> str:
+    return record.key.rsplit("/", 1)[-1] or "download"
+
+
+async def _listing(request: web.Request, opened: Opened) -> web.Response:
+    limit = request.query.get("limit", "1000")
+    if not limit.isdigit():
+        raise InvalidArgument("limit must be an integer")
+    page = await _shares(request).listing(opened, int(limit), request.query.get("cursor") or None)
+    prefix = opened.link.prefix or ""
+    base = "/s/" + request.match_info["token"] + "/"
+    entries = [
+        {
+            "name": o.key[len(prefix) :],
+            "size": o.size,
+            "etag": o.etag,
+            "content_type": o.content_type,
+            "last_modified": o.created_at.isoformat(),
+            "url": base + quote(o.key[len(prefix) :], safe="/"),
+        }
+        for o in page.objects
+    ]
+    if _wants_page(request):
+        return _listing_page(entries, page.next_cursor, request.match_info["token"])
+    body = {"objects": entries, "next_cursor": page.next_cursor, "truncated": page.next_cursor is not None}
+    return json_response(body, headers=PUBLIC_HEADERS)
+
+
+async def public_unlock(request: web.Request) -> web.Response:
+    """The browser form's POST: a right password sets a cookie and sends the browser back (303)."""
+    if request.content_length is None or request.content_length > MAX_FORM_BYTES:
+        raise InvalidArgument(f"send the form as a body of at most {MAX_FORM_BYTES} bytes")
+    form = await request.post()
+    password = form.get("password")
+    if not isinstance(password, str) or not password:
+        raise PasswordRequired("type the link's password")
+    token = request.match_info["token"]
+    link, cookie, max_age = await _shares(request).unlock(token, password, request.remote or "unknown")
+    note(request, bucket=link.bucket_name, key=link.key or link.prefix, detail={"link": link.id})
+    response = web.Response(status=303, headers={**PUBLIC_HEADERS, "Location": request.raw_path})
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        path="/s/" + token,
+        max_age=max_age,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+    return response
+
+
+# -- pages for browsers ------------------------------------------------------------------
+
+_TEMPLATE = string.Template(
+    resources.files("cargohold.api").joinpath("static/share.html").read_text(encoding="utf-8")
+)
+
+
+def _page(status: int, title: str, content: str, headers: dict[str, str] | None = None) -> web.Response:
+    """A page from the template; ``content`` must already be escaped HTML."""
+    text = _TEMPLATE.substitute(title=html.escape(title), content=content)
+    return web.Response(
+        status=status, text=text, content_type="text/html", headers={**PAGE_HEADERS, **(headers or {})}
+    )
+
+
+def _password_form(request: web.Request, message: str) -> web.Response:
+    action = html.escape(request.raw_path, quote=True)
+    content = (
+        f'<p class="error">{html.escape(message)}</p>' if message else "<p>This link needs a password.</p>"
+    ) + (
+        f'<form method="post" action="{action}">'
+        '<label>Password <input type="password" name="password" autocomplete="current-password" '
+        'required autofocus></label> <button type="submit">Open</button></form>'
+    )
+    return _page(401, "Password required", content, {"WWW-Authenticate": FORM_CHALLENGE})
+
+
+def _error_page(request: web.Request, error: CargoholdError) -> web.Response:
+    if isinstance(error, WrongPassword):
+        return _password_form(request, "Wrong password, try again.")
+    if isinstance(error, PasswordRequired):
+        return _password_form(request, "")
+    headers = {}
+    if "retry_after" in error.extra:
+        headers["Retry-After"] = str(error.extra["retry_after"])
+    content = f"<p>{html.escape(error.detail)}</p>"
+    return _page(error.status, error.title, content, headers)
+
+
+def _listing_page(entries: list[dict[str, Any]], next_cursor: str | None, token: str) -> web.Response:
+    rows = "".join(
+        f'<tr><td><a href="{html.escape(e["url"], quote=True)}" download>{html.escape(e["name"])}</a></td>'
+        f'<td class="size">{_human_size(e["size"])}</td></tr>'
+        for e in entries
+    )
+    content = f"<table><tr><th>File</th><th>Size</th></tr>{rows}</table>" if rows else "<p>No files.</p>"
+    if next_cursor is not None:
+        more = f"/s/{quote(token, safe='')}?cursor={quote(next_cursor, safe='')}"
+        content += f'<p><a href="{html.escape(more, quote=True)}">More files</a></p>'
+    return _page(200, "Shared files", content)
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"  # pragma: no cover
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", SHARES, create_share, "Create a share link (the token is shown once)", "shares",
+          action="share.create"),
+    Route("GET", SHARES, list_shares, "List your share links (admins: ?all=true; ?bucket=)", "shares",
+          action="share.list"),
+    Route("GET", SHARES + "/{link_id}", get_share, "A share link", "shares", action="share.read"),
+    Route("DELETE", SHARES + "/{link_id}", revoke_share, "Revoke a share link", "shares",
+          action="share.revoke"),
+    Route("GET", PUBLIC, _public_errors(public_get),
+          "Download a shared object, or list a shared prefix (public)", "shares", action="share.download"),
+    Route("HEAD", PUBLIC, _public_errors(public_get), "Shared object metadata (public)", "shares",
+          action="share.download"),
+    Route("POST", PUBLIC, _public_errors(public_unlock),
+          "Unlock a password-protected link in a browser (public)", "shares", action="share.unlock"),
+    Route("GET", PUBLIC + "/{rest:.+}", _public_errors(public_get),
+          "Download an object under a shared prefix (public)", "shares", action="share.download"),
+    Route("HEAD", PUBLIC + "/{rest:.+}", _public_errors(public_get),
+          "Metadata of an object under a shared prefix (public)", "shares", action="share.download"),
+    Route("POST", PUBLIC + "/{rest:.+}", _public_errors(public_unlock),
+          "Unlock a password-protected link in a browser (public)", "shares", action="share.unlock"),
+)  # fmt: skip

@@ -1,0 +1,345 @@
+"""Share links: hand one object, or everything under a prefix, to people without an account.
+
+A link is created by a user who can read the bucket; the token (256 random
+bits) is shown once and only its SHA-256 is stored, like an API key. Whoever
+holds the token may download, unless the link
+
+* was revoked, expired or used up (410, with a code saying which), or
+* its creator was disabled or can no longer read the bucket: the link never
+  grants more than its creator holds now, so it is treated as revoked (410).
+
+A password, if set, is checked with argon2id; wrong guesses are throttled per
+link and client address. A browser that typed the password once gets a
+cookie instead of sending the password on every request: an HMAC of the link
+id and an expiry of at most an hour, keyed by a secret derived from the
+cluster's secret, so any gateway can check it without state.
+
+A download is counted when a GET starts at byte 0 (a resumed range is the
+same download continuing); the count is one conditional UPDATE, so a link
+limited to n downloads serves n full downloads however many run at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cargohold.domain.model import Bucket, ObjectRecord, Principal
+from cargohold.domain.names import validate_key
+from cargohold.errors import (
+    AccessDenied,
+    CargoholdError,
+    Forbidden,
+    InvalidArgument,
+    InvalidCredentials,
+    NoSuchBucket,
+    NotFound,
+    Unauthorized,
+)
+from cargohold.metadata.db import Database
+from cargohold.metadata.repositories import share_links as repo
+from cargohold.metadata.repositories.share_links import ShareLink
+from cargohold.service.access import AccessService, Level
+from cargohold.service.auth import AuthService
+from cargohold.service.objects import Listing, ObjectService
+from cargohold.service.passwords import check_password_rules, hash_password, verify_password
+from cargohold.service.throttle import Throttle
+
+#: How long the cookie a browser gets for a correct password stays valid (at most).
+COOKIE_SECONDS = 3600
+MAX_TOKEN_LENGTH = 256
+
+
+class NoSuchLink(NotFound):
+    code = "no_such_link"
+    title = "Share link does not exist"
+
+
+class LinkGone(CargoholdError):
+    """The link existed but serves no more (410 Gone); subclasses say why."""
+
+    code = "link_gone"
+    status = 410
+    title = "Share link no longer serves"
+
+
+class LinkExpired(LinkGone):
+    code = "link_expired"
+    title = "Share link expired"
+
+
+class LinkExhausted(LinkGone):
+    code = "link_exhausted"
+    title = "Share link reached its download limit"
+
+
+class LinkRevoked(LinkGone):
+    code = "link_revoked"
+    title = "Share link was revoked"
+
+
+class PasswordRequired(Unauthorized):
+    code = "password_required"
+    title = "This share link needs a password"
+
+
+class WrongPassword(Unauthorized):
+    code = "wrong_password"
+    title = "Wrong password for this share link"
+
+
+_GONE: dict[str, type[LinkGone]] = {
+    "revoked": LinkRevoked,
+    "expired": LinkExpired,
+    "exhausted": LinkExhausted,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a public request offers to open a password-protected link."""
+
+    password: str | None = None  # from X-Share-Password or Basic auth
+    cookie: str | None = None  # from an earlier correct password, in a browser
+    client: str = "unknown"  # the client address, for throttling
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A link that serves this request, and the bucket its creator can still read."""
+
+    link: ShareLink
+    bucket: Bucket
+
+
+def token_hash(token: str) -> str:
+    """What is stored of a token: 256 random bits need no slow hash, SHA-256 suffices."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def cookie_key(secret: str) -> bytes:
+    """The HMAC key for link cookies, derived so it never equals a key used elsewhere."""
+    return hmac.new(secret.encode(), b"cargohold share-link cookie v1", hashlib.sha256).digest()
+
+
+class ShareLinkService:
+    def __init__(
+        self,
+        db: Database,
+        access: AccessService,
+        objects: ObjectService,
+        auth: AuthService,
+        throttle: Throttle,
+        cookie_secret: bytes,
+    ) -> None:
+        self._db = db
+        self._access = access
+        self._objects = objects
+        self._auth = auth
+        self._throttle = throttle
+        self._cookie_secret = cookie_secret
+
+    # -- for the creator (authenticated API) -----------------------------------------
+
+    async def create(
+        self,
+        who: Principal,
+        bucket_name: str,
+        *,
+        key: str | None = None,
+        prefix: str | None = None,
+        password: str | None = None,
+        expires_at: datetime | None = None,
+        max_downloads: int | None = None,
+        version_id: str | None = None,
+    ) -> tuple[ShareLink, str]:
+        """A new link on an object (which must exist) or a prefix; returns it and its token, once."""
+        if (key is None) == (prefix is None):
+            raise InvalidArgument("give exactly one of key and prefix", field="key")
+        if prefix is not None and version_id is not None:
+            raise InvalidArgument(
+                "version_id pins one object: it needs a key, not a prefix", field="version_id"
+            )
+        if expires_at is not None and expires_at <= datetime.now(UTC):
+            raise InvalidArgument("the expiry must be in the future", field="expires_at")
+        if max_downloads is not None and max_downloads < 1:
+            raise InvalidArgument("max_downloads must be at least 1", field="max_downloads")
+        bucket = await self._access.bucket(who, bucket_name, Level.READ)
+        if key is not None:
+            await self._objects.find(bucket, key, version_id)
+        elif prefix:
+            _validate_prefix(prefix)
+        password_hash = await hash_password(check_password_rules(password)) if password is not None else None
+        link_id, token = secrets.token_hex(8), secrets.token_urlsafe(32)
+        link = await self._db.write(
+            lambda conn: repo.create_link(
+                conn,
+                link_id,
+                token_hash(token),
+                who.user_id,
+                bucket.id,
+                key=key,
+                prefix=prefix,
+                version_id=version_id,
+                password_hash=password_hash,
+                expires_at=expires_at,
+                max_downloads=max_downloads,
+            )
+        )
+        return link, token
+
+    async def list_links(
+        self, who: Principal, *, everything: bool = False, bucket_name: str | None = None
+    ) -> list[ShareLink]:
+        """The caller's links; every link (admins); or every link on a bucket the caller administers."""
+        if everything and not who.is_admin:
+            raise Forbidden("only an admin may list every share link")
+        bucket_id = None
+        if bucket_name is not None:
+            bucket_id = (await self._access.bucket(who, bucket_name, Level.ADMIN)).id
+        owner_id = None if everything or bucket_id is not None else who.user_id
+        async with self._db.read() as conn:
+            return await repo.list_links(conn, owner_id=owner_id, bucket_id=bucket_id)
+
+    async def get(self, who: Principal, link_id: str) -> ShareLink:
+        """A link, for its creator, an admin of its bucket or a system admin (404 to anyone else)."""
+        async with self._db.read() as conn:
+            link = await repo.get_link(conn, link_id)
+        if link is None or not await self._may_manage(who, link):
+            raise NoSuchLink(f"no share link {link_id!r}", link=link_id)
+        return link
+
+    async def revoke(self, who: Principal, link_id: str) -> ShareLink:
+        """Revoke a link at once on every gateway (idempotent)."""
+        await self.get(who, link_id)
+        revoked = await self._db.write(lambda conn: repo.revoke_link(conn, link_id))
+        if revoked is None:  # deleted with its bucket meanwhile
+            raise NoSuchLink(f"no share link {link_id!r}", link=link_id)
+        return revoked
+
+    async def _may_manage(self, who: Principal, link: ShareLink) -> bool:
+        if who.is_admin or link.owner_id == who.user_id:
+            return True
+        try:
+            await self._access.bucket_by_id(who, link.bucket_id, Level.ADMIN)
+        except (NoSuchBucket, AccessDenied):
+            return False
+        return True
+
+    # -- for whoever holds the token (public) -----------------------------------------
+
+    async def resolve(self, token: str) -> ShareLink:
+        """The link behind ``token`` if it still serves: ``NoSuchLink`` (404) or a ``LinkGone`` (410)."""
+        link = None
+        if 0 < len(token) <= MAX_TOKEN_LENGTH:
+            async with self._db.read() as conn:
+                link = await repo.get_link_by_token_hash(conn, token_hash(token))
+        if link is None:
+            raise NoSuchLink("no share link with this token")
+        _raise_if_gone(link, datetime.now(UTC))
+        return link
+
+    async def open(self, token: str, credentials: Credentials) -> Opened:
+        """Everything a public request must pass before it learns anything about the target."""
+        link = await self.resolve(token)
+        if link.has_password and not self.cookie_valid(link, credentials.cookie):
+            if credentials.password is None:
+                raise PasswordRequired("send the link's password (X-Share-Password or Basic auth)")
+            await self.check_password(link, credentials.password, credentials.client)
+        return Opened(link, await self._creator_bucket(link))
+
+    async def check_password(self, link: ShareLink, password: str, client: str) -> None:
+        """``WrongPassword`` (401) or, after repeated failures, ``TooManyAttempts`` (429)."""
+        keys = (f"share:{link.id}@{client}",)
+        await self._throttle.check(*keys)
+        if await verify_password(link.password_hash, password):
+            await self._throttle.succeeded(*keys)
+            return
+        await self._throttle.failed(*keys)
+        raise WrongPassword("wrong password for this share link")
+
+    async def unlock(self, token: str, password: str, client: str) -> tuple[ShareLink, str, int]:
+        """Check a password typed into the browser form: the link, a cookie value and its lifetime."""
+        link = await self.resolve(token)
+        if link.has_password:
+            await self.check_password(link, password, client)
+        await self._creator_bucket(link)
+        now = time.time()
+        expires = int(now) + COOKIE_SECONDS
+        if link.expires_at is not None:
+            expires = min(expires, int(link.expires_at.timestamp()))
+        return link, self._cookie(link.id, expires), max(1, expires - int(now))
+
+    def cookie_valid(self, link: ShareLink, value: str | None) -> bool:
+        """True if ``value`` is a cookie this cluster issued for ``link`` and it has not run out."""
+        if not value:
+            return False
+        expires_text, _, _ = value.partition(".")
+        if not expires_text.isdigit():
+            return False
+        expires = int(expires_text)
+        now = time.time()
+        if not now < expires <= now + COOKIE_SECONDS + 60:
+            return False
+        return hmac.compare_digest(value, self._cookie(link.id, expires))
+
+    def _cookie(self, link_id: str, expires: int) -> str:
+        mac = hmac.new(self._cookie_secret, f"{link_id}|{expires}".encode(), hashlib.sha256)
+        return f"{expires}.{mac.hexdigest()}"
+
+    async def _creator_bucket(self, link: ShareLink) -> Bucket:
+        """The shared bucket, as long as the link's creator is active and can still read it."""
+        try:
+            user = await self._auth.active_user(link.owner_id)
+            creator = Principal(user.id, user.name, user.role)
+            return await self._access.bucket_by_id(creator, link.bucket_id, Level.READ)
+        except (InvalidCredentials, NoSuchBucket, AccessDenied):
+            raise LinkRevoked(
+                "the creator of this link can no longer read what it shares", link=link.id
+            ) from None
+
+    async def find(self, opened: Opened, rest: str | None = None) -> ObjectRecord:
+        """The shared object: the link's key, or ``prefix + rest`` under a prefix link."""
+        link = opened.link
+        if link.key is not None:
+            if rest is not None:
+                raise NoSuchLink("this link shares one object; there is nothing under it")
+            return await self._objects.find(opened.bucket, link.key, link.version_id)
+        if not rest:
+            raise InvalidArgument("name an object under the shared prefix")
+        return await self._objects.find(opened.bucket, validate_key((link.prefix or "") + rest))
+
+    async def listing(self, opened: Opened, limit: int, cursor: str | None) -> Listing:
+        """One page of the objects under a prefix link (all depths)."""
+        if opened.link.prefix is None:
+            raise InvalidArgument("this link shares one object, not a folder")
+        return await self._objects.list_in(opened.bucket, opened.link.prefix, "", limit, cursor)
+
+    async def count_download(self, link: ShareLink) -> int:
+        """Count one download; ``LinkGone`` if the link ran out (or was revoked) meanwhile."""
+        now = datetime.now(UTC)
+        count = await self._db.write(lambda conn: repo.claim_download(conn, link.id, now))
+        if count is not None:
+            return int(count)
+        async with self._db.read() as conn:
+            fresh = await repo.get_link(conn, link.id)
+        if fresh is None:
+            raise NoSuchLink("no share link with this token")
+        _raise_if_gone(fresh, now)
+        raise LinkExhausted("this link reached its download limit", link=link.id)
+
+
+def _raise_if_gone(link: ShareLink, now: datetime) -> None:
+    state = link.state(now)
+    if state != "active":
+        error = _GONE[state]
+        raise error(f"this share link is {state}", link=link.id)
+
+
+def _validate_prefix(prefix: str) -> None:
+    """A prefix is a key's beginning: the same rules as a key, except that it may end in '/'."""
+    validate_key(prefix + "x" if prefix.endswith("/") else prefix)
