@@ -1,0 +1,140 @@
+"""The action history as plain records: one event per API call, and the questions asked of them.
+
+An event says who (user id and name; either may be missing for a failed
+sign-in or an anonymous share-link download), what (a dotted
+``resource.verb`` action such as ``object.read``), on what (bucket, key,
+version, size), from where (client address, user agent), when, and how it
+ended: ``result`` is ``"ok"`` or the error's stable code, ``status`` the
+HTTP status sent.
+
+Queries walk the history newest first by id. The cursor is the id of the
+last event of a page, wrapped so clients treat it as opaque: we may change
+what it holds without breaking them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cargohold.errors import InvalidArgument
+
+OK = "ok"
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+#: "object" (every object.* action) or "object.read" (exactly that action).
+_ACTION = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)?$")
+_CURSOR_PREFIX = "h1:"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEvent:
+    action: str
+    at: datetime
+    status: int
+    result: str  # OK or the error code
+    user_id: int | None = None
+    user_name: str | None = None
+    bucket_id: int | None = None
+    bucket: str | None = None
+    key: str | None = None
+    version_id: str | None = None
+    size: int | None = None
+    client: str | None = None
+    user_agent: str | None = None
+    detail: dict[str, Any] | None = None
+    id: int | None = None  # set once stored
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """Filters of a history search; every one that is set must match."""
+
+    user: str | None = None  # the actor's name
+    bucket: str | None = None
+    prefix: str | None = None  # of the key
+    action: str | None = None  # exact ("object.read") or a resource ("object" = "object.*")
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+    limit: int = DEFAULT_LIMIT
+    before_id: int | None = None  # from the cursor: only events older than this one
+
+    @property
+    def action_is_prefix(self) -> bool:
+        return self.action is not None and "." not in self.action
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    events: list[HistoryEvent]
+    next_cursor: str | None
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The id a cursor continues after; ``InvalidArgument`` for anything we did not hand out."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    number = text.removeprefix(_CURSOR_PREFIX)
+    if not text.startswith(_CURSOR_PREFIX) or not number.isdigit() or int(number) < 1:
+        raise InvalidArgument("cursor is not one this server handed out", field="cursor")
+    return int(number)
+
+
+def parse_time(text: str, field: str) -> datetime:
+    """ISO 8601, a date or a time; a time without a zone is taken as UTC (the history's clock)."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidArgument(
+            f"{field} must be an ISO 8601 time such as 2026-01-31T12:00:00Z", field=field
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def parse_limit(text: str | None) -> int:
+    if text is None or text == "":
+        return DEFAULT_LIMIT
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise InvalidArgument(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
+    return int(text)
+
+
+def parse_query(params: Mapping[str, str]) -> HistoryQuery:
+    """A search from URL query parameters; ``InvalidArgument`` (400) names the first bad one."""
+
+    def text(name: str) -> str | None:
+        value = params.get(name)
+        return value if value else None
+
+    action = text("action")
+    if action is not None and not _ACTION.match(action):
+        raise InvalidArgument(
+            "action must be a resource such as 'object' or an action such as 'object.read'", field="action"
+        )
+    since, until = text("since"), text("until")
+    cursor = text("cursor")
+    query = HistoryQuery(
+        user=text("user"),
+        bucket=text("bucket"),
+        prefix=text("prefix"),
+        action=action,
+        since=parse_time(since, "since") if since else None,
+        until=parse_time(until, "until") if until else None,
+        limit=parse_limit(params.get("limit")),
+        before_id=decode_cursor(cursor) if cursor else None,
+    )
+    if query.since and query.until and query.since >= query.until:
+        raise InvalidArgument("since must be earlier than until", field="since")
+    return query
