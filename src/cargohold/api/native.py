@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from email.utils import format_datetime
 from typing import Any
 
 from aiohttp import web
 
+from cargohold.api.audit import note
 from cargohold.api.auth import principal, require_admin
 from cargohold.api.context import SERVICES, Services
+from cargohold.api.object_responses import stream_object_response
 from cargohold.domain.model import Bucket, NodeRecord, ObjectRecord
 from cargohold.domain.names import validate_bucket
-from cargohold.domain.ranges import ByteRange, parse_range
 from cargohold.errors import InvalidArgument, NoSuchNode
 from cargohold.service.checksums import ExpectedDigests
+from cargohold.service.objects import VersionListing
 
 API = "/api/v1"
+#: The version a write made or a read served; on a delete, the version removed or the marker added.
+VERSION_HEADER = "x-version-id"
+DELETE_MARKER_HEADER = "x-delete-marker"
 
 
 def _services(request: web.Request) -> Services:
@@ -50,11 +54,13 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def bucket_json(bucket: Bucket) -> dict[str, Any]:
+def bucket_json(bucket: Bucket, owner: str | None) -> dict[str, Any]:
     return {
         "name": bucket.name,
         "layout": bucket.layout,
+        "owner": owner,
         "created_at": bucket.created_at.isoformat(),
+        "versioning": bucket.versioning,
     }
 
 
@@ -68,6 +74,20 @@ def object_json(bucket: str, record: ObjectRecord) -> dict[str, Any]:
         "created_at": record.created_at.isoformat(),
         "md5": record.md5,
         "sha256": record.sha256,
+        "version_id": record.version_id,
+    }
+
+
+def version_json(record: ObjectRecord) -> dict[str, Any]:
+    """One entry of a version listing (a delete marker has no content: size 0, empty etag)."""
+    return {
+        "key": record.key,
+        "version_id": record.version_id,
+        "size": record.size,
+        "etag": record.etag,
+        "created_at": record.created_at.isoformat(),
+        "is_latest": record.is_latest,
+        "delete_marker": record.delete_marker,
     }
 
 
@@ -100,17 +120,36 @@ async def create_bucket(request: web.Request) -> web.Response:
     bucket = await _services(request).namespaces.create(
         principal(request), request.match_info["bucket"], layout
     )
-    return json_response(bucket_json(bucket), status=201)
+    return json_response(bucket_json(bucket, principal(request).name), status=201)
 
 
 async def list_buckets(request: web.Request) -> web.Response:
-    buckets = await _services(request).namespaces.visible(principal(request))
-    return json_response({"buckets": [bucket_json(b) for b in buckets]})
+    namespaces = _services(request).namespaces
+    buckets = await namespaces.visible(principal(request))
+    owners = await namespaces.owners(buckets)
+    return json_response({"buckets": [bucket_json(b, owners.get(b.id)) for b in buckets]})
 
 
 async def delete_bucket(request: web.Request) -> web.Response:
     await _services(request).namespaces.delete(principal(request), request.match_info["bucket"])
     return web.Response(status=204)
+
+
+async def get_versioning(request: web.Request) -> web.Response:
+    bucket = await _services(request).namespaces.get(principal(request), request.match_info["bucket"])
+    return json_response({"bucket": bucket.name, "status": bucket.versioning})
+
+
+async def set_versioning(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    status = body.get("status")
+    if not isinstance(status, str):
+        raise InvalidArgument("status must be 'enabled' or 'suspended' (or on/off)", field="status")
+    bucket = await _services(request).namespaces.set_versioning(
+        principal(request), request.match_info["bucket"], status
+    )
+    note(request, detail={"versioning": bucket.versioning})
+    return json_response({"bucket": bucket.name, "status": bucket.versioning})
 
 
 # -- objects ------------------------------------------------------------------
@@ -130,87 +169,137 @@ async def put_object(request: web.Request) -> web.Response:
         content_type=request.headers.get("Content-Type", "application/octet-stream"),
         expected=expected,
     )
+    note(request, version_id=record.version_id, size=record.size)
     return web.Response(
         status=201,
         text=json.dumps(object_json(bucket, record)),
         content_type="application/json",
-        headers={"ETag": f'"{record.etag}"'},
+        headers={"ETag": f'"{record.etag}"', VERSION_HEADER: record.version_id},
     )
 
 
-def _object_headers(record: ObjectRecord) -> dict[str, str]:
-    return {
-        "ETag": f'"{record.etag}"',
-        "Last-Modified": format_datetime(record.created_at, usegmt=True),
-        "Accept-Ranges": "bytes",
-        "Content-Type": record.content_type,
-    }
-
-
-def _not_modified(request: web.Request, record: ObjectRecord) -> bool:
-    header = request.headers.get("If-None-Match")
-    if header is None:
-        return False
-    tags = {t.strip().removeprefix("W/").strip('"') for t in header.split(",")}
-    return "*" in tags or record.etag in tags
+async def _read_version(request: web.Request) -> ObjectRecord:
+    """The version a GET or HEAD asks for (``?version_id=`` or the latest), noted in the history."""
+    record = await _services(request).objects.head(
+        principal(request),
+        request.match_info["bucket"],
+        request.match_info["key"],
+        request.query.get("version_id"),
+    )
+    note(request, version_id=record.version_id, size=record.size)
+    return record
 
 
 async def head_object(request: web.Request) -> web.StreamResponse:
-    record = await _services(request).objects.head(
-        principal(request), request.match_info["bucket"], request.match_info["key"]
+    record = await _read_version(request)
+    return await stream_object_response(
+        request, _services(request).objects, record, {VERSION_HEADER: record.version_id}
     )
-    headers = _object_headers(record)
-    if _not_modified(request, record):
-        return web.Response(status=304, headers=headers)
-    byte_range = parse_range(request.headers.get("Range"), record.size)
-    status, length = 200, record.size
-    if byte_range is not None:
-        status, length = 206, byte_range.length
-        headers["Content-Range"] = byte_range.content_range(record.size)
-    headers["Content-Length"] = str(length)
-    return web.Response(status=status, headers=headers)
 
 
 async def get_object(request: web.Request) -> web.StreamResponse:
-    objects = _services(request).objects
-    record = await objects.head(principal(request), request.match_info["bucket"], request.match_info["key"])
-    headers = _object_headers(record)
-    if _not_modified(request, record):
-        return web.Response(status=304, headers=headers)
-    byte_range = parse_range(request.headers.get("Range"), record.size)
-    if record.inline_data is not None:
-        return _inline_response(record.inline_data, byte_range, headers)
-    response = web.StreamResponse(status=200, headers=headers)
-    response.content_length = record.size
-    if byte_range is not None:
-        response.set_status(206)
-        response.headers["Content-Range"] = byte_range.content_range(record.size)
-        response.content_length = byte_range.length
-    chunks = objects.stream(record, byte_range)
-    # Decide errors before the first byte: fetch the first block, then answer.
-    first = await anext(chunks, None)
-    await response.prepare(request)
-    if first is not None:
-        await response.write(first)
-        async for chunk in chunks:
-            await response.write(chunk)
-    await response.write_eof()
-    return response
-
-
-def _inline_response(data: bytes, byte_range: ByteRange | None, headers: dict[str, str]) -> web.Response:
-    """Small objects kept in the metadata store: one plain response, no streaming machinery."""
-    if byte_range is None:
-        return web.Response(body=data, headers=headers)
-    headers["Content-Range"] = byte_range.content_range(len(data))
-    return web.Response(status=206, body=data[byte_range.start : byte_range.end + 1], headers=headers)
+    if "versions" in request.query:
+        return await _list_key_versions(request)
+    record = await _read_version(request)
+    return await stream_object_response(
+        request, _services(request).objects, record, {VERSION_HEADER: record.version_id}
+    )
 
 
 async def delete_object(request: web.Request) -> web.Response:
-    await _services(request).objects.delete(
-        principal(request), request.match_info["bucket"], request.match_info["key"]
+    """A plain DELETE follows the bucket's rules; ``?version_id=`` removes exactly that version."""
+    deleted = await _services(request).objects.delete(
+        principal(request),
+        request.match_info["bucket"],
+        request.match_info["key"],
+        request.query.get("version_id"),
     )
-    return web.Response(status=204)
+    note(
+        request,
+        version_id=deleted.version_id,
+        size=deleted.size,
+        detail={"delete_marker": deleted.delete_marker},
+    )
+    headers = {VERSION_HEADER: deleted.version_id}
+    if deleted.delete_marker:
+        headers[DELETE_MARKER_HEADER] = "true"
+    return web.Response(status=204, headers=headers)
+
+
+async def restore_object(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    version_id = body.get("version_id")
+    if not isinstance(version_id, str):
+        raise InvalidArgument("version_id (a string) names the version to restore", field="version_id")
+    bucket = request.match_info["bucket"]
+    record = await _services(request).objects.restore(
+        principal(request), bucket, request.match_info["key"], version_id
+    )
+    note(request, version_id=record.version_id, size=record.size)
+    return json_response(object_json(bucket, record), headers={VERSION_HEADER: record.version_id})
+
+
+async def rename_object(request: web.Request) -> web.Response:
+    """Move the latest version to ``to_key`` (in ``to_bucket``, default this bucket): metadata only."""
+    body = await json_body(request)
+    bucket, key = request.match_info["bucket"], request.match_info["key"]
+    to_key, to_bucket, overwrite = body.get("to_key"), body.get("to_bucket"), body.get("overwrite", False)
+    if to_bucket is None:
+        to_bucket = bucket
+    if not isinstance(to_key, str):
+        raise InvalidArgument("to_key (a string) is the new key", field="to_key")
+    if not isinstance(to_bucket, str):
+        raise InvalidArgument("to_bucket must be a bucket name", field="to_bucket")
+    if not isinstance(overwrite, bool):
+        raise InvalidArgument("overwrite must be true or false", field="overwrite")
+    renamed = await _services(request).objects.rename(
+        principal(request), bucket, key, to_key, to_bucket=to_bucket, overwrite=overwrite
+    )
+    record = renamed.record
+    note(
+        request,
+        version_id=record.version_id,
+        size=record.size,
+        detail={"to_bucket": to_bucket, "to_key": to_key, "overwrite": overwrite},
+    )
+    answer = object_json(to_bucket, record)
+    answer["renamed_from"] = {"bucket": bucket, "key": key, "delete_marker": renamed.source_marker}
+    return json_response(answer, headers={VERSION_HEADER: record.version_id})
+
+
+def _versions_page(listing: VersionListing) -> dict[str, Any]:
+    return {
+        "versions": [version_json(v) for v in listing.versions],
+        "next_cursor": listing.next_cursor,
+        "truncated": listing.next_cursor is not None,
+    }
+
+
+async def _list_key_versions(request: web.Request) -> web.Response:
+    """``GET {object}?versions``: the key's versions, latest first, then newest first."""
+    bucket, key = request.match_info["bucket"], request.match_info["key"]
+    listing = await _services(request).objects.versions(
+        principal(request),
+        bucket,
+        key=key,
+        limit=_int_param(request, "limit", 1000),
+        cursor=request.query.get("cursor") or None,
+    )
+    note(request, detail={"versions": True})
+    return json_response({"bucket": bucket, "key": key, **_versions_page(listing)})
+
+
+async def _list_bucket_versions(request: web.Request) -> web.Response:
+    """``GET .../objects?versions``: versions of every key under ``prefix``, keys ascending."""
+    listing = await _services(request).objects.versions(
+        principal(request),
+        request.match_info["bucket"],
+        prefix=request.query.get("prefix", ""),
+        limit=_int_param(request, "limit", 1000),
+        cursor=request.query.get("cursor") or None,
+    )
+    note(request, detail={"versions": True})
+    return json_response({"bucket": request.match_info["bucket"], **_versions_page(listing)})
 
 
 def _int_param(request: web.Request, name: str, default: int) -> int:
@@ -224,6 +313,8 @@ def _int_param(request: web.Request, name: str, default: int) -> int:
 
 
 async def list_objects(request: web.Request) -> web.Response:
+    if "versions" in request.query:
+        return await _list_bucket_versions(request)
     bucket = request.match_info["bucket"]
     listing = await _services(request).objects.list_page(
         principal(request),
@@ -330,18 +421,73 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "GET",
+        API + "/buckets/{bucket}/versioning",
+        get_versioning,
+        "Bucket versioning status: off, enabled or suspended",
+        "buckets",
+        action="bucket.versioning_status",
+    ),
+    Route(
+        "PUT",
+        API + "/buckets/{bucket}/versioning",
+        set_versioning,
+        "Turn bucket versioning on or off: {status: enabled|suspended}",
+        "buckets",
+        action="bucket.versioning",
+    ),
+    Route(
+        "GET",
         API + "/buckets/{bucket}/objects",
         list_objects,
-        "List objects",
+        "List objects (?versions: every version of every key, delete markers included)",
         "objects",
         action="object.list",
     ),
     Route(
         "PUT", OBJECT, put_object, "Upload an object (streamed raw body)", "objects", action="object.create"
     ),
-    Route("GET", OBJECT, get_object, "Download an object or a byte range", "objects", action="object.read"),
-    Route("HEAD", OBJECT, head_object, "Object metadata", "objects", action="object.stat"),
-    Route("DELETE", OBJECT, delete_object, "Delete an object", "objects", action="object.delete"),
+    Route(
+        "GET",
+        OBJECT,
+        get_object,
+        "Download an object or a byte range (?version_id=V: that version; ?versions: list them)",
+        "objects",
+        action="object.read",
+    ),
+    Route(
+        "HEAD",
+        OBJECT,
+        head_object,
+        "Object metadata (?version_id=V: of that version)",
+        "objects",
+        action="object.stat",
+    ),
+    Route(
+        "DELETE",
+        OBJECT,
+        delete_object,
+        "Delete an object (a delete marker when versioning is on), or ?version_id=V exactly",
+        "objects",
+        action="object.delete",
+    ),
+    # Below the plain object routes: aiohttp tries them first and, finding no
+    # POST there, falls through to these.
+    Route(
+        "POST",
+        OBJECT + "/rename",
+        rename_object,
+        "Rename (move) an object, within a bucket or to another of the same layout; metadata only",
+        "objects",
+        action="object.rename",
+    ),
+    Route(
+        "POST",
+        OBJECT + "/restore",
+        restore_object,
+        "Make an earlier version the latest again: {version_id}",
+        "objects",
+        action="object.restore",
+    ),
     Route("GET", API + "/nodes", list_nodes, "List storage nodes", "nodes", action="node.list"),
     Route("POST", API + "/nodes", add_node, "Register a running storage node", "nodes", action="node.add"),
     Route(

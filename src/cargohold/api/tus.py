@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import StreamReader, web
 
+from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
 from cargohold.api.native import Route
@@ -371,6 +372,7 @@ async def create(request: web.Request) -> web.Response:
         metadata=metadata,
         concat=concat,
     )
+    note(request, bucket=upload.bucket, key=upload.key, size=length)
     if _has_body(request):
         upload = await _receive(request, upload, 0)
     else:

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
 from cargohold.api.native import Route, json_body, json_response, object_json
@@ -85,6 +86,7 @@ async def create_upload(request: web.Request) -> web.Response:
         expected=ExpectedDigests(_digest(body, "md5", 32), _digest(body, "sha256", 64)),
         part_size=_optional_int(body, "part_size"),
     )
+    note(request, bucket=upload.bucket, key=upload.key, size=upload.total_size)
     return json_response(upload_json(upload), status=201)
 
 
@@ -173,11 +175,16 @@ async def complete_upload(request: web.Request) -> web.Response:
     upload_id = request.match_info["upload_id"]
     record = await _uploads(request).complete(principal(request), upload_id, requested, expected)
     upload = await _uploads(request).get(principal(request), upload_id)
-    return json_response({"upload": upload_json(upload), "object": object_json(upload.bucket, record)})
+    note(request, bucket=upload.bucket, key=upload.key, version_id=record.version_id, size=record.size)
+    return json_response(
+        {"upload": upload_json(upload), "object": object_json(upload.bucket, record)},
+        headers={"x-version-id": record.version_id},
+    )
 
 
 async def abort_upload(request: web.Request) -> web.Response:
     upload = await _uploads(request).abort(principal(request), request.match_info["upload_id"])
+    note(request, bucket=upload.bucket, key=upload.key)
     return json_response(upload_json(upload))
 
 
@@ -191,19 +198,28 @@ async def upload_events(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     last: dict[str, Any] | None = None
+    quiet = 0
     while True:
         state = upload_json(upload, service.inflight(upload_id))
         state.pop("parts")
         if state != last:
             await response.write(f"event: upload\ndata: {json.dumps(state)}\n\n".encode())
-            last = state
+            last, quiet = state, 0
+        elif (quiet := quiet + 1) % KEEPALIVE_TICKS == 0:
+            # A comment line keeps proxies from timing out an idle stream.
+            await response.write(b": keep-alive\n\n")
         if upload.status in FINAL_STATES:
             break
+        if request.transport is None or request.transport.is_closing():
+            return response  # the client went away: stop watching
         await service.wait_change(upload_id, timeout=1.0)
         upload = await service.get(principal(request), upload_id)
     await response.write_eof()
     return response
 
+
+#: Seconds (polls) of silence after which the event stream sends a keep-alive comment.
+KEEPALIVE_TICKS = 15
 
 UPLOAD = API + "/{upload_id}"
 ROUTES: tuple[Route, ...] = (

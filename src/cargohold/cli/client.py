@@ -1,9 +1,10 @@
 """Client commands: get, ls, stat, rm, mb, rb, and the helpers every client command shares.
 
 This module is presentation only: argument parsing, progress bars, tables and
-error messages. ``put`` lives in ``put.py`` (and runs in parts through
-``multipart.py``), ``nodes`` in ``nodes.py``, ``uploads`` in ``uploads.py``.
-HTTP lives in ``api_client.py``; finding the gateway URL and
+error messages (``output.py`` prints tables and --plain lines). ``put`` lives in
+``put.py`` (and runs in parts through ``multipart.py``), ``nodes`` in
+``nodes.py``, ``uploads`` in ``uploads.py``, ``mv``, ``versions``, ``restore``
+and ``versioning`` in ``versions.py``. HTTP lives in ``api_client.py``; finding the gateway URL and
 key lives in ``clientconfig.py``. Every failure is printed as one red line,
 ``error: <code>: <detail>``, on stderr, and the command exits with status 1;
 malformed arguments are usage errors (status 2) caught before any request.
@@ -15,7 +16,7 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,10 +35,10 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.table import Column, Table
 
 from cargohold.cli.api_client import ClientError, GatewayClient
 from cargohold.cli.clientconfig import ClientConfigError, normalize_url, resolve_client_config
+from cargohold.cli.output import Col, show_rows
 
 # ---------------------------------------------------------------- arguments
 
@@ -126,8 +127,22 @@ ObjectArg = Annotated[
     typer.Argument(metavar="BUCKET/KEY", parser=parse_object_ref, help="Object, as BUCKET/KEY."),
 ]
 BucketArg = Annotated[str, typer.Argument(metavar="BUCKET", parser=parse_bucket, help="Bucket.")]
+VersionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--version-id",
+        metavar="VERSION_ID",
+        help="One version of the object (see `cargohold versions`); default: the latest.",
+        show_default=False,
+    ),
+]
 
 # ---------------------------------------------------------------- plumbing
+
+
+def keep_group_options(ctx: typer.Context, url: str | None, key: str | None) -> None:
+    """Hand --url/--key given to a command group on to its sub-commands (see :func:`group_options`)."""
+    ctx.obj = {"url": url, "key": key}
 
 
 def group_options(ctx: typer.Context, url: str | None, key: str | None) -> tuple[str | None, str | None]:
@@ -192,10 +207,6 @@ def _when(value: Any) -> str:
         return str(value)
 
 
-def _print_table(table: Table) -> None:
-    Console(highlight=False).print(table)
-
-
 # ---------------------------------------------------------------- objects
 
 
@@ -218,6 +229,7 @@ def get(
             help="Only bytes A..B (inclusive); also A- or -N.",
         ),
     ] = None,
+    version_id: VersionOpt = None,
     quiet: QuietOpt = False,
     url: UrlOpt = None,
     key: KeyOpt = None,
@@ -231,7 +243,7 @@ def get(
             if name in ("", ".", ".."):
                 raise typer.BadParameter(f"no file name in key {obj.key!r}: give DEST")
             target = target / name
-    with _gateway(url, key) as api, api.open_object(obj.bucket, obj.key, byte_range) as dl:
+    with _gateway(url, key) as api, api.open_object(obj.bucket, obj.key, byte_range, version_id) as dl:
         with _progress(quiet) as progress:
             task = progress.add_task(f"get {obj}", total=dl.info.size)
             if target is None:
@@ -271,23 +283,29 @@ def _download_file(
     return written
 
 
-def stat_(obj: ObjectArg, url: UrlOpt = None, key: KeyOpt = None) -> None:
-    """Show an object's size, ETag, content type and modification time."""
+def stat_(obj: ObjectArg, version_id: VersionOpt = None, url: UrlOpt = None, key: KeyOpt = None) -> None:
+    """Show an object's size, ETag, content type, modification time and version."""
     with _gateway(url, key) as api:
-        info = api.head_object(obj.bucket, obj.key)
+        info = api.head_object(obj.bucket, obj.key, version_id)
     size = f"{info.size} ({decimal(info.size)})" if info.size is not None else "-"
     typer.echo(f"object:        {obj}")
     typer.echo(f"size:          {size}")
     typer.echo(f"etag:          {info.etag or '-'}")
     typer.echo(f"content-type:  {info.content_type or '-'}")
     typer.echo(f"last-modified: {info.last_modified or '-'}")
+    typer.echo(f"version-id:    {info.version_id or '-'}")
 
 
-def rm(obj: ObjectArg, url: UrlOpt = None, key: KeyOpt = None) -> None:
-    """Delete an object."""
+def rm(obj: ObjectArg, version_id: VersionOpt = None, url: UrlOpt = None, key: KeyOpt = None) -> None:
+    """Delete an object (a delete marker hides it when its bucket keeps versions), or one version."""
     with _gateway(url, key) as api:
-        api.delete_object(obj.bucket, obj.key)
-    typer.echo(f"removed {obj}")
+        done = api.delete_object(obj.bucket, obj.key, version_id)
+    if version_id:
+        typer.echo(f"removed version {version_id} of {obj}")
+    elif done.get("delete_marker"):
+        typer.echo(f"removed {obj} (delete marker {done.get('version_id')}; older versions kept)")
+    else:
+        typer.echo(f"removed {obj}")
 
 
 def ls(
@@ -313,40 +331,58 @@ def ls(
             _show_buckets(api.list_buckets(), plain)
             return
         pages = api.list_objects(where.bucket, where.key, None if recursive else "/")
-        if plain:
-            for page in pages:
-                for prefix in page.get("common_prefixes") or []:
-                    typer.echo(f"{prefix}\t-\t-")
-                for o in page.get("objects") or []:
-                    typer.echo(f"{o['key']}\t{o.get('size', '-')}\t{o.get('created_at') or '-'}")
-            return
-        table = Table(
-            Column("created", no_wrap=True),
-            Column("size", justify="right", no_wrap=True),
-            Column("key", overflow="fold"),
-            box=None,
+        show_rows(
+            _ENTRY_COLUMNS,
+            _entries(pages),
+            plain=plain,
+            fields=_entry_fields,
+            cells=_entry_cells,
+            empty=f"nothing under {where}",
+            empty_to_stderr=True,
             pad_edge=False,
         )
-        for page in pages:
-            for prefix in page.get("common_prefixes") or []:
-                table.add_row("", "dir", f"[bold blue]{_esc(prefix)}[/]")
-            for o in page.get("objects") or []:
-                table.add_row(_when(o.get("created_at")), _size(o.get("size")), _esc(o["key"]))
-    if table.row_count:
-        _print_table(table)
-    else:
-        _stderr().print(f"nothing under {where}", style="dim", markup=False)
+
+
+_ENTRY_COLUMNS = (
+    Col("created", no_wrap=True),
+    Col("size", justify="right", no_wrap=True),
+    Col("key", overflow="fold"),
+)
+#: A listing entry: a "directory" (common prefix) as (prefix, None), an object as (key, object).
+_Entry = tuple[str, dict[str, Any] | None]
+
+
+def _entries(pages: Iterable[dict[str, Any]]) -> Iterator[_Entry]:
+    for page in pages:
+        for prefix in page.get("common_prefixes") or []:
+            yield prefix, None
+        for o in page.get("objects") or []:
+            yield o["key"], o
+
+
+def _entry_fields(entry: _Entry) -> tuple[object, ...]:
+    key, o = entry
+    return (key, None, None) if o is None else (key, o.get("size"), o.get("created_at") or None)
+
+
+def _entry_cells(entry: _Entry) -> tuple[str, ...]:
+    key, o = entry
+    if o is None:
+        return ("", "dir", f"[bold blue]{_esc(key)}[/]")
+    return (_when(o.get("created_at")), _size(o.get("size")), _esc(key))
+
+
+_BUCKET_COLUMNS = (Col("bucket", overflow="fold"), Col("layout"), Col("created", no_wrap=True))
 
 
 def _show_buckets(buckets: list[dict[str, Any]], plain: bool) -> None:
-    if plain:
-        for b in buckets:
-            typer.echo(f"{b['name']}\t{b.get('layout') or '-'}\t{b.get('created_at') or '-'}")
-        return
-    table = Table(Column("bucket", overflow="fold"), "layout", Column("created", no_wrap=True), box=None)
-    for b in buckets:
-        table.add_row(_esc(b["name"]), _esc(b.get("layout") or "-"), _when(b.get("created_at")))
-    _print_table(table)
+    show_rows(
+        _BUCKET_COLUMNS,
+        buckets,
+        plain=plain,
+        fields=lambda b: (b["name"], b.get("layout") or None, b.get("created_at") or None),
+        cells=lambda b: (_esc(b["name"]), _esc(b.get("layout") or "-"), _when(b.get("created_at"))),
+    )
 
 
 def mb(
@@ -374,9 +410,11 @@ def rb(bucket: BucketArg, url: UrlOpt = None, key: KeyOpt = None) -> None:
 def register(app: typer.Typer) -> None:
     """Attach the client commands to the main app."""
     from cargohold.cli.put import put  # put.py builds on the helpers above
+    from cargohold.cli.versions import mv, restore, versioning, versions
 
     for name, command in (
         ("put", put), ("get", get), ("ls", ls), ("stat", stat_),
-        ("rm", rm), ("mb", mb), ("rb", rb),
+        ("rm", rm), ("mb", mb), ("rb", rb), ("mv", mv),
+        ("versions", versions), ("restore", restore), ("versioning", versioning),
     ):  # fmt: skip
         app.command(name)(command)

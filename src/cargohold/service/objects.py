@@ -21,6 +21,7 @@ from cargohold.domain.layout import Layout
 from cargohold.domain.model import Bucket, ObjectRecord, PartRecord, Principal, ShareRecord
 from cargohold.domain.names import validate_key
 from cargohold.domain.ranges import ByteRange
+from cargohold.domain.versions import LayoutMismatch, NoSuchVersion, VersionCursor, validate_version_id
 from cargohold.erasure.codec import codec_for
 from cargohold.erasure.reader import full_frame_size, read_range
 from cargohold.erasure.writer import ContentHasher, PartWriteResult, write_part
@@ -39,7 +40,7 @@ from cargohold.metadata.db import Database
 from cargohold.service.access import AccessService, Level
 from cargohold.service.checksums import ExpectedDigests
 from cargohold.service.nodes import NodeRegistry
-from cargohold.service.quota import QuotaService
+from cargohold.service.quota import QuotaService, quota_exceeded
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,12 @@ REPAIR_PART = "repair_part"
 class Listing:
     objects: list[ObjectRecord]
     common_prefixes: list[str]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionListing:
+    versions: list[ObjectRecord]  # delete markers included; no parts, no inline data
     next_cursor: str | None
 
 
@@ -108,7 +115,7 @@ class ObjectService:
             )
         except PayloadTooLarge:
             if room is not None and room < limit:
-                await self._quota.admit(bucket, room + 1)  # raises QuotaExceeded
+                raise quota_exceeded(bucket, room) from None
             raise
         return await self._commit(bucket, key, part.size, digests, content_type, None, [part])
 
@@ -261,18 +268,25 @@ class ObjectService:
     async def find(self, bucket: Bucket, key: str, version_id: str | None = None) -> ObjectRecord:
         """The latest version of ``key`` (or ``version_id``) in a bucket already checked.
 
-        ``NoSuchKey`` when there is none, or when it is a delete marker.
+        ``NoSuchKey`` when there is none, or when it is a delete marker (with
+        ``delete_marker`` set); ``NoSuchVersion`` when the key has no version
+        ``version_id``.
         """
         validate_key(key)
+        if version_id is not None:
+            validate_version_id(version_id)
         async with self._db.read() as conn:
             record = await repo.get_object(conn, bucket.id, key, version_id)
+        if record is None and version_id is not None:
+            raise NoSuchVersion(
+                f"object {key!r} in bucket {bucket.name!r} has no version {version_id!r}",
+                key=key,
+                version_id=version_id,
+            )
         if record is None or record.delete_marker:
             which = f"version {version_id!r} of " if version_id else ""
-            raise NoSuchKey(
-                f"no {which}object {key!r} in bucket {bucket.name!r}",
-                key=key,
-                **({"delete_marker": True} if record is not None else {}),
-            )
+            marker = {"delete_marker": True, "version_id": record.version_id} if record is not None else {}
+            raise NoSuchKey(f"no {which}object {key!r} in bucket {bucket.name!r}", key=key, **marker)
         return record
 
     async def stream(self, record: ObjectRecord, byte_range: ByteRange | None) -> AsyncIterator[Chunk]:
@@ -337,19 +351,131 @@ class ObjectService:
 
     # -- delete and list ------------------------------------------------------
 
-    async def delete(self, who: Principal, bucket_name: str, key: str) -> None:
+    async def delete(
+        self, who: Principal, bucket_name: str, key: str, version_id: str | None = None
+    ) -> repo.Deletion:
+        """Delete ``key`` by the bucket's rules (a marker when it versions), or exactly one version.
+
+        Removing the latest version makes the newest remaining one the
+        latest. Freed parts are queued for deletion in the same transaction.
+        """
         bucket = await self._access.bucket(who, bucket_name, Level.WRITE)
         validate_key(key)
+        if version_id is not None:
+            validate_version_id(version_id)
 
         async def remove(conn):  # type: ignore[no-untyped-def]
-            freed = await repo.delete_object(conn, bucket.id, key)
-            if freed is None:
-                raise NoSuchKey(f"no object {key!r} in bucket {bucket_name!r}", key=key)
-            await _enqueue_deletions(conn, freed)
-            return freed
+            if version_id is None:
+                deleted = await repo.delete_latest(conn, bucket.id, key)
+                if deleted is None:
+                    raise NoSuchKey(f"no object {key!r} in bucket {bucket_name!r}", key=key)
+            else:
+                deleted = await repo.delete_version(conn, bucket.id, key, version_id)
+                if deleted is None:
+                    raise NoSuchVersion(
+                        f"object {key!r} in bucket {bucket_name!r} has no version {version_id!r}",
+                        key=key,
+                        version_id=version_id,
+                    )
+            await _enqueue_deletions(conn, deleted.freed)
+            return deleted
 
-        if await self._db.write(remove):
+        deleted: repo.Deletion = await self._db.write(remove)
+        if deleted.freed:
             self.kick_gc()
+        return deleted
+
+    # -- versions and renames ---------------------------------------------------
+
+    async def versions(
+        self,
+        who: Principal,
+        bucket_name: str,
+        *,
+        key: str | None = None,
+        prefix: str = "",
+        limit: int = 1000,
+        cursor: str | None = None,
+    ) -> VersionListing:
+        """One page of the versions of ``key``, or of every key under ``prefix``."""
+        bucket = await self._access.bucket(who, bucket_name, Level.READ)
+        if key is not None:
+            validate_key(key)
+        if not 1 <= limit <= 1000:
+            raise InvalidArgument("limit must be between 1 and 1000")
+        after = VersionCursor.decode(cursor) if cursor else None
+        async with self._db.read() as conn:
+            found, next_cursor = await repo.list_versions(
+                conn, bucket.id, key=key, prefix=prefix, limit=limit, cursor=after
+            )
+        return VersionListing(found, next_cursor.encode() if next_cursor else None)
+
+    async def restore(self, who: Principal, bucket_name: str, key: str, version_id: str) -> ObjectRecord:
+        """Make an earlier version the latest again (metadata only; the former latest stays a version)."""
+        bucket = await self._access.bucket(who, bucket_name, Level.WRITE)
+        validate_key(key)
+        validate_version_id(version_id)
+
+        async def restore(conn):  # type: ignore[no-untyped-def]
+            record = await repo.restore_version(conn, bucket.id, key, version_id)
+            if record is None:
+                raise NoSuchVersion(
+                    f"object {key!r} in bucket {bucket_name!r} has no version {version_id!r}",
+                    key=key,
+                    version_id=version_id,
+                )
+            return record
+
+        restored: ObjectRecord = await self._db.write(restore)
+        return restored
+
+    async def rename(
+        self,
+        who: Principal,
+        bucket_name: str,
+        key: str,
+        to_key: str,
+        *,
+        to_bucket: str | None = None,
+        overwrite: bool = False,
+    ) -> repo.Renamed:
+        """Move the latest version of ``key`` to ``to_key`` (in ``to_bucket``): metadata only, atomic.
+
+        Needs write access to both buckets, and both must have one layout
+        (parts stay where they are, so they must fit the destination's
+        rules). See ``repositories.rename_object`` for what happens to the
+        versions at either end.
+        """
+        source = await self._access.bucket(who, bucket_name, Level.WRITE)
+        target = source
+        if to_bucket is not None and to_bucket != bucket_name:
+            target = await self._access.bucket(who, to_bucket, Level.WRITE)
+        validate_key(key)
+        validate_key(to_key)
+        if source.id == target.id and key == to_key:
+            raise InvalidArgument("source and destination are the same object", field="to_key")
+        if source.owner_id != target.owner_id:
+            # The bytes change hands: the new owner's quota must hold them.
+            await self._quota.admit(target, (await self.find(source, key)).size)
+        if source.layout != target.layout:
+            raise LayoutMismatch(
+                f"bucket {source.name!r} stores {source.layout}, bucket {target.name!r} stores "
+                f"{target.layout}: a rename moves no bytes, so the layouts must match",
+                bucket=source.name,
+                to_bucket=target.name,
+            )
+
+        async def move(conn):  # type: ignore[no-untyped-def]
+            renamed = await repo.rename_object(conn, source.id, key, target.id, to_key, overwrite=overwrite)
+            if renamed is None:
+                raise NoSuchKey(f"no object {key!r} in bucket {bucket_name!r}", key=key)
+            await _enqueue_deletions(conn, renamed.freed)
+            return renamed
+
+        renamed: repo.Renamed = await self._db.write(move)
+        if renamed.freed:
+            self.kick_gc()
+        return renamed
 
     async def list_page(
         self, who: Principal, bucket_name: str, prefix: str, delimiter: str, limit: int, cursor: str | None

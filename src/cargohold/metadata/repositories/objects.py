@@ -5,6 +5,9 @@ detaches its parts (``object_id`` set to NULL) and hands their ids back, so
 the caller can enqueue their deletion in the *same* transaction: the share
 files stay readable by anyone who already started a GET, and no part is ever
 forgotten. Every version gets a fresh object id.
+
+The rules for versions named by id (delete one, restore one) and for renames
+live in :mod:`.versions`, on the same locks as the rules here.
 """
 
 from __future__ import annotations
@@ -286,7 +289,24 @@ async def put_object(
     return record, sorted(replaced)
 
 
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """What a delete changed; ``freed`` parts must be queued for deletion in the same transaction."""
+
+    freed: list[str]
+    version_id: str  # the delete marker added, or else the version removed
+    delete_marker: bool  # ``version_id`` names a delete marker
+    latest: str | None = None  # the key's latest version afterwards (None: the key is gone)
+    size: int = 0  # bytes in the version removed or hidden
+
+
 async def delete_object(conn: AsyncConnection, bucket_id: int, key: str) -> list[str] | None:
+    """Delete ``key`` as a plain DELETE does; the freed part ids, or ``None`` (see ``delete_latest``)."""
+    deleted = await delete_latest(conn, bucket_id, key)
+    return None if deleted is None else deleted.freed
+
+
+async def delete_latest(conn: AsyncConnection, bucket_id: int, key: str) -> Deletion | None:
     """Delete ``key`` as a plain DELETE does (no version named).
 
     Without versioning ever used on the key, its one version is removed.
@@ -294,32 +314,46 @@ async def delete_object(conn: AsyncConnection, bucket_id: int, key: str) -> list
     stays. With it suspended, the unversioned version is removed and a
     marker hides the versions that remain.
 
-    Returns the ids of freed (now detached) parts for the caller to enqueue
-    for deletion, or ``None`` when the key does not exist (or is already
-    deleted: its latest is a marker).
+    ``None`` when the key does not exist (or is already deleted: its latest
+    is a marker).
     """
     versioned = await _lock_bucket(conn, bucket_id)
     current = await _lock_current(conn, bucket_id, key)
     if current.latest is None or await _is_marker(conn, current.latest):
         return None
+    removed, size = await _version_and_size(conn, current.latest)
     freed = await _make_room(conn, current, versioned)
     remaining = select(objects.c.id).where(objects.c.bucket_id == bucket_id, objects.c.key == key).limit(1)
-    if versioned or (await conn.execute(remaining)).first() is not None:
-        await conn.execute(
-            insert(objects).values(
-                bucket_id=bucket_id,
-                key=key,
-                size=0,
-                etag="",
-                content_type="",
-                created_at=utcnow(),
-                version_id=new_version_id(),
-                is_latest=True,
-                delete_marker=True,
-                versioned=versioned,
-            )
+    if not versioned and (await conn.execute(remaining)).first() is None:
+        return Deletion(freed, removed, delete_marker=False, size=size)
+    marker = await insert_marker(conn, bucket_id, key, versioned)
+    return Deletion(freed, marker, delete_marker=True, latest=marker, size=size)
+
+
+async def insert_marker(conn: AsyncConnection, bucket_id: int, key: str, versioned: bool) -> str:
+    """Add a delete marker as the key's latest version (the caller retired the old latest)."""
+    version_id = new_version_id()
+    await conn.execute(
+        insert(objects).values(
+            bucket_id=bucket_id,
+            key=key,
+            size=0,
+            etag="",
+            content_type="",
+            created_at=utcnow(),
+            version_id=version_id,
+            is_latest=True,
+            delete_marker=True,
+            versioned=versioned,
         )
-    return freed
+    )
+    return version_id
+
+
+async def _version_and_size(conn: AsyncConnection, object_id: int) -> tuple[str, int]:
+    stmt = select(objects.c.version_id, objects.c.size).where(objects.c.id == object_id)
+    row = (await conn.execute(stmt)).one()
+    return str(row.version_id), int(row.size)
 
 
 async def _is_marker(conn: AsyncConnection, object_id: int) -> bool:
