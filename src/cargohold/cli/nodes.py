@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Column, Table
 
 from cargohold.cli.client import (
     KeyOpt,
@@ -13,11 +12,12 @@ from cargohold.cli.client import (
     UrlOpt,
     _esc,
     _gateway,
-    _print_table,
     _size,
     group_options,
+    keep_group_options,
     parse_node_url,
 )
+from cargohold.cli.output import Col, show_rows
 
 nodes_app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
 
@@ -40,43 +40,43 @@ def _fill(n: dict[str, Any]) -> str:
     return f"[{style}]{fill * 100:.1f}%[/]"
 
 
-def _show_nodes(nodes: list[dict[str, Any]], plain: bool) -> None:
-    if plain:
-        for n in nodes:
-            state = " ".join(_node_state(n))
-            fields = (n.get("id"), n.get("url"), n.get("zone"), state, n.get("capacity"),
-                      n.get("used"), n.get("fill"), n.get("shares"))  # fmt: skip
-            typer.echo("\t".join("-" if f is None else str(f) for f in fields))
-        return
-    table = Table(
-        Column("id", overflow="fold"),
-        Column("url", no_wrap=True),
-        Column("zone", overflow="fold"),
-        Column("state", no_wrap=True),
-        *(Column(h, justify="right", no_wrap=True) for h in ("capacity", "used", "fill", "shares")),
-        box=None,
+_NODE_COLUMNS = (
+    Col("id", overflow="fold"),
+    Col("url", no_wrap=True),
+    Col("zone", overflow="fold"),
+    Col("state", no_wrap=True),
+    *(Col(h, justify="right", no_wrap=True) for h in ("capacity", "used", "fill", "shares")),
+)
+
+
+def _node_fields(n: dict[str, Any]) -> tuple[object, ...]:
+    return (n.get("id"), n.get("url"), n.get("zone"), " ".join(_node_state(n)), n.get("capacity"),
+            n.get("used"), n.get("fill"), n.get("shares"))  # fmt: skip
+
+
+def _node_cells(n: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        _esc(str(n.get("id", "-"))),
+        _esc(str(n.get("url", "-"))),
+        _esc(str(n.get("zone") or "-")),
+        " ".join(f"[{_STATE_STYLES[w]}]{w}[/]" if w in _STATE_STYLES else w for w in _node_state(n)),
+        _size(n.get("capacity")),
+        _size(n.get("used")),
+        _fill(n),
+        str(n.get("shares", "-")),
     )
-    for n in nodes:
-        table.add_row(
-            _esc(str(n.get("id", "-"))),
-            _esc(str(n.get("url", "-"))),
-            _esc(str(n.get("zone") or "-")),
-            " ".join(f"[{_STATE_STYLES[w]}]{w}[/]" if w in _STATE_STYLES else w for w in _node_state(n)),
-            _size(n.get("capacity")),
-            _size(n.get("used")),
-            _fill(n),
-            str(n.get("shares", "-")),
-        )
-    _print_table(table)
+
+
+def _show_nodes(nodes: list[dict[str, Any]], plain: bool) -> None:
+    show_rows(_NODE_COLUMNS, nodes, plain=plain, fields=_node_fields, cells=_node_cells)
 
 
 @nodes_app.callback()
 def nodes_main(ctx: typer.Context, plain: PlainOpt = False, url: UrlOpt = None, key: KeyOpt = None) -> None:
     """Show and manage storage nodes. Without a sub-command: the same as `nodes ls`."""
-    ctx.obj = {"url": url, "key": key}
+    keep_group_options(ctx, url, key)
     if ctx.invoked_subcommand is None:
-        with _gateway(url, key) as api:
-            _show_nodes(api.list_nodes(), plain)
+        nodes_ls(ctx, plain, url, key)
 
 
 @nodes_app.command("ls")

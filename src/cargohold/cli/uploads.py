@@ -6,7 +6,6 @@ import contextlib
 from typing import Annotated, Any
 
 import typer
-from rich.table import Column, Table
 
 from cargohold.cli import transfer
 from cargohold.cli.api_client import ClientError, GatewayClient
@@ -16,12 +15,13 @@ from cargohold.cli.client import (
     UrlOpt,
     _esc,
     _gateway,
-    _print_table,
     _size,
     _when,
     group_options,
+    keep_group_options,
     parse_bucket,
 )
+from cargohold.cli.output import Col, show_rows
 
 uploads_app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
 
@@ -35,35 +35,41 @@ def _percent(upload: dict[str, Any]) -> str:
     return f"{value:.1f}%" if isinstance(value, int | float) else "-"
 
 
-def _show_uploads(uploads: list[dict[str, Any]], plain: bool) -> None:
-    if plain:
-        for u in uploads:
-            fields = (u.get("id"), f"{u.get('bucket')}/{u.get('key')}", u.get("status"),
-                      u.get("uploaded_percentage"), u.get("size"), u.get("expires_at"))  # fmt: skip
-            typer.echo("\t".join("-" if f is None else str(f) for f in fields))
-        return
-    if not uploads:
-        typer.echo("no open uploads")
-        return
-    table = Table(
-        Column("id", no_wrap=True),
-        Column("object", overflow="fold"),
-        Column("status", no_wrap=True),
-        Column("progress", justify="right", no_wrap=True),
-        Column("size", justify="right", no_wrap=True),
-        Column("expires", no_wrap=True),
-        box=None,
+_UPLOAD_COLUMNS = (
+    Col("id", no_wrap=True),
+    Col("object", overflow="fold"),
+    Col("status", no_wrap=True),
+    Col("progress", justify="right", no_wrap=True),
+    Col("size", justify="right", no_wrap=True),
+    Col("expires", no_wrap=True),
+)
+
+
+def _upload_fields(u: dict[str, Any]) -> tuple[object, ...]:
+    return (u.get("id"), f"{u.get('bucket')}/{u.get('key')}", u.get("status"),
+            u.get("uploaded_percentage"), u.get("size"), u.get("expires_at"))  # fmt: skip
+
+
+def _upload_cells(u: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        _esc(str(u.get("id", "-"))),
+        _esc(f"{u.get('bucket')}/{u.get('key')}"),
+        _esc(str(u.get("status", "-"))),
+        _percent(u),
+        _size(u.get("size")),
+        _when(u.get("expires_at")),
     )
-    for u in uploads:
-        table.add_row(
-            _esc(str(u.get("id", "-"))),
-            _esc(f"{u.get('bucket')}/{u.get('key')}"),
-            _esc(str(u.get("status", "-"))),
-            _percent(u),
-            _size(u.get("size")),
-            _when(u.get("expires_at")),
-        )
-    _print_table(table)
+
+
+def _show_uploads(uploads: list[dict[str, Any]], plain: bool) -> None:
+    show_rows(
+        _UPLOAD_COLUMNS,
+        uploads,
+        plain=plain,
+        fields=_upload_fields,
+        cells=_upload_cells,
+        empty="no open uploads",
+    )
 
 
 def _show_upload(u: dict[str, Any]) -> None:
@@ -106,10 +112,9 @@ def _with_progress(api: GatewayClient, uploads: list[dict[str, Any]]) -> list[di
 @uploads_app.callback()
 def uploads_main(ctx: typer.Context, plain: PlainOpt = False, url: UrlOpt = None, key: KeyOpt = None) -> None:
     """Open upload sessions (resumable puts). Without a sub-command: the same as `uploads ls`."""
-    ctx.obj = {"url": url, "key": key}
+    keep_group_options(ctx, url, key)
     if ctx.invoked_subcommand is None:
-        with _gateway(url, key) as api:
-            _show_uploads(_with_progress(api, api.list_uploads()), plain)
+        uploads_ls(ctx, None, plain, url, key)
 
 
 @uploads_app.command("ls")
