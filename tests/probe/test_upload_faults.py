@@ -21,7 +21,8 @@ PART = 1024 * 1024 + 333
 
 @pytest.fixture(params=BOTH_STORES)
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    env = {"CARGOHOLD_UPLOAD_TTL": "2", "CARGOHOLD_SWEEP_INTERVAL": "0.3"}
+    # Long enough to outlive a gateway restart under load, short enough to watch expiry.
+    env = {"CARGOHOLD_UPLOAD_TTL": "6", "CARGOHOLD_SWEEP_INTERVAL": "0.3"}
     with (
         store_url(request, request.param) as url,
         Cluster(tmp_path / "c", node_count=7, env=env, db_url=url) as c,
