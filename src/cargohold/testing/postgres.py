@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import glob
 import os
 import pwd
@@ -57,6 +58,9 @@ def find_bin_dir() -> Path | None:
     return None
 
 
+INSTALL_LOCK = "/tmp/cargohold-postgres-install.lock"
+
+
 def install_postgres() -> None:
     """Install Debian's ``postgresql`` package; ``PostgresUnavailable`` if we cannot."""
     if os.geteuid() != 0:
@@ -78,8 +82,14 @@ def ensure_bin_dir(install: bool = True) -> Path:
     """Find the PostgreSQL binaries, installing them first if allowed and needed."""
     found = find_bin_dir()
     if found is None and install:
-        install_postgres()
-        found = find_bin_dir()
+        # Parallel test workers all get here on a fresh machine: one installs, the others
+        # wait on the lock and then find the binaries (apt itself would refuse a second run).
+        with open(INSTALL_LOCK, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            found = find_bin_dir()
+            if found is None:
+                install_postgres()
+                found = find_bin_dir()
     if found is None:
         raise PostgresUnavailable("initdb/pg_ctl not found on PATH or in /usr/lib/postgresql")
     return found
