@@ -82,12 +82,12 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
     cache = settings.auth_cache_seconds
     buckets = BucketService(db, settings.layout, cache_seconds=cache)
     access = AccessService(db, buckets, cache_seconds=cache)
-    quota = QuotaService(db)
-    objects = ObjectService(db, access, quota, nodes, settings)
     signer = TokenSigner(
         signing_key(settings.token_secret, settings.cluster_secret), settings.access_token_ttl
     )
     auth = AuthService(db, cache_seconds=cache, tokens=signer)
+    quota = QuotaService(db, auth.user)
+    objects = ObjectService(db, access, quota, nodes, settings)
     accounts = AccountService(db, auth)
     sessions = SessionService(
         db, auth, Throttle(db, limit=settings.login_max_failures), settings.refresh_token_ttl

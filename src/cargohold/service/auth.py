@@ -145,15 +145,19 @@ class AuthService:
         user = await self.active_user(claims.user_id)
         return Principal(user.id, user.name, user.role, session=claims.session)
 
-    async def active_user(self, user_id: int) -> User:
-        """The user, if it exists and is not disabled (else ``InvalidCredentials``)."""
+    async def user(self, user_id: int) -> User | None:
+        """The user record, cached like keys (a change through this gateway drops it at once)."""
         cached = self._users.get(str(user_id))
         if cached is not None:
-            user = cached[0]
-        else:
-            async with self._db.read() as conn:
-                user = await repo.get_user(conn, user_id)
-            self._users.put(str(user_id), user_id, user)
+            return cached[0]
+        async with self._db.read() as conn:
+            user = await repo.get_user(conn, user_id)
+        self._users.put(str(user_id), user_id, user)
+        return user
+
+    async def active_user(self, user_id: int) -> User:
+        """The user, if it exists and is not disabled (else ``InvalidCredentials``)."""
+        user = await self.user(user_id)
         if user is None or user.disabled:
             raise InvalidCredentials("this user is disabled or no longer exists")
         return user

@@ -14,7 +14,9 @@ together they can pass the quota by at most what they carry.
 
 from __future__ import annotations
 
-from cargohold.domain.model import Bucket
+from collections.abc import Awaitable, Callable
+
+from cargohold.domain.model import Bucket, User
 from cargohold.errors import QuotaExceeded
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
@@ -30,16 +32,30 @@ def quota_exceeded(bucket: Bucket, room: int, size: int | None = None) -> QuotaE
     )
 
 
+UserLookup = Callable[[int], Awaitable[User | None]]
+
+
 class QuotaService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, users: UserLookup | None = None) -> None:
         self._db = db
+        self._users = users
+
+    async def _user(self, user_id: int) -> User | None:
+        if self._users is not None:
+            return await self._users(user_id)
+        async with self._db.read() as conn:
+            return await repo.get_user(conn, user_id)
 
     async def room(self, bucket: Bucket) -> int | None:
-        """Bytes the bucket's owner may still store, or None when they have no quota."""
+        """Bytes the bucket's owner may still store, or None when they have no quota.
+
+        Owners without a quota (most writes) cost no metadata read: their
+        record comes from the user cache when one is given.
+        """
+        owner = await self._user(bucket.owner_id)
+        if owner is None or owner.quota_bytes is None:
+            return None
         async with self._db.read() as conn:
-            owner = await repo.get_user(conn, bucket.owner_id)
-            if owner is None or owner.quota_bytes is None:
-                return None
             used = await repo.bytes_owned(conn, owner.id)
         return max(0, owner.quota_bytes - used)
 
