@@ -80,6 +80,18 @@ def test_grant_replace_and_revoke(as_user: dict[str, httpx.Client]) -> None:
     assert BUCKET not in [b["name"] for b in reader.get("/api/v1/buckets").json()["buckets"]]
 
 
+def test_revoke_on_the_collection_path(as_user: dict[str, httpx.Client]) -> None:
+    """DELETE …/grants names the user by ?user= or a JSON body, as DELETE …/grants/{user} does by path."""
+    owner = as_user["gr-owner"]
+    assert _grant(owner, "gr-writer", "write").status_code == 201
+    assert owner.delete(GRANTS, params={"user": "gr-writer"}).status_code == 204
+    assert _grant(owner, "gr-writer", "read").status_code == 201
+    assert owner.request("DELETE", GRANTS, json={"user": "gr-writer"}).status_code == 204
+    assert "gr-writer" not in [g["user"] for g in owner.get(GRANTS).json()["grants"]]
+    nameless = owner.delete(GRANTS)
+    assert (nameless.status_code, nameless.json()["code"]) == (400, "invalid_argument")
+
+
 def test_what_each_level_may_do(as_user: dict[str, httpx.Client]) -> None:
     owner = as_user["gr-owner"]
     for user, level in (("gr-reader", "read"), ("gr-writer", "write"), ("gr-admin", "admin")):

@@ -73,9 +73,11 @@ async def create_grant(request: web.Request) -> web.Response:
 
 
 async def revoke_grant(request: web.Request) -> web.Response:
-    revoked = await _namespaces(request).revoke(
-        principal(request), request.match_info["bucket"], request.match_info["user"]
-    )
+    """``DELETE …/grants/{user}``, or ``DELETE …/grants`` with ``?user=`` or a JSON ``{"user": …}``."""
+    user = request.match_info.get("user") or request.query.get("user")
+    if user is None:
+        user = (await json_body(request)).get("user")
+    revoked = await _namespaces(request).revoke(principal(request), request.match_info["bucket"], user)
     note(request, detail={"user": revoked.user_name, "level": revoked.level})
     return web.Response(status=204)
 
@@ -110,6 +112,14 @@ ROUTES: tuple[Route, ...] = (
         GRANTS + "/{user}",
         revoke_grant,
         "Revoke a user's grant on the bucket",
+        "grants",
+        action="grant.revoke",
+    ),
+    Route(
+        "DELETE",
+        GRANTS,
+        revoke_grant,
+        "Revoke a user's grant on the bucket, the user named by ?user= or {user}",
         "grants",
         action="grant.revoke",
     ),

@@ -123,9 +123,14 @@ class NamespaceService:
         self._access.forget(bucket_id=bucket.id, user_id=granted.user_id)
         return granted
 
-    async def revoke(self, who: Principal, name: str, user_name: str) -> GrantRecord:
-        """Take ``user_name``'s grant away; ``NoSuchGrant`` when they hold none."""
+    async def revoke(self, who: Principal, name: str, user_name: object) -> GrantRecord:
+        """Take ``user_name``'s grant away; ``NoSuchGrant`` when they hold none.
+
+        The access check comes first, so a stranger learns nothing from a bad argument.
+        """
         bucket = await self._access.bucket(who, name, Level.ADMIN)
+        if not isinstance(user_name, str) or not user_name:
+            raise InvalidArgument("name the user whose grant to revoke", field="user")
 
         async def remove(conn: AsyncConnection) -> GrantRecord:
             user = await repo.get_user_by_name(conn, user_name)
