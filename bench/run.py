@@ -9,7 +9,9 @@ in a directory on the same disk as the baseline, then measures:
 * the gateway's peak RSS during the PUT (VmHWM, reset before each run), and
   with --rss-gib N during an N GiB streamed PUT, to show memory does not grow
   with the size of the file;
-* 4 KiB PUT and GET ops/s at concurrency 16 with p50/p99 latency.
+* 4 KiB PUT and GET ops/s at concurrency 16 with p50/p99 latency, the same
+  GETs by a user who reads through a grant (the cost of the access check),
+  and sign-ins per second (argon2id is slow on purpose).
 
 Every figure is also printed as a ratio to the baseline it compares with.
 Usage: python bench/run.py [--size-mib 1024] [--repeat 3] [--ops 4000] [--dir PATH]
@@ -140,6 +142,40 @@ async def small_ops(url: str, count: int, concurrency: int) -> dict[str, tuple[f
         }
 
 
+READER = {"name": "bench-reader", "password": "bench-reader-password"}
+
+
+async def granted_reads(url: str, count: int, concurrency: int) -> tuple[float, float, float]:
+    """4 KiB GETs of the objects ``small_ops`` wrote, by a user holding a read grant."""
+    async with aiohttp.ClientSession(url, headers=AUTH) as admin:
+        async with admin.post("/api/v1/users", json=READER) as made:
+            assert made.status == 201, await made.text()
+        async with admin.post("/api/v1/keys", json={"user": READER["name"]}) as made:
+            token = (await made.json())["token"]
+        grant = {"user": READER["name"], "level": "read"}
+        async with admin.post("/api/v1/buckets/small/grants", json=grant) as made:
+            assert made.status == 201, await made.text()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(url, connector=connector, headers=headers) as session:
+        return await _timed_ops(session, "GET", count, concurrency, bytes(4096))
+
+
+async def sign_ins(url: str, count: int, concurrency: int) -> float:
+    """Password sign-ins per second (each one hashes with argon2id on the gateway)."""
+    counter = iter(range(count))
+    async with aiohttp.ClientSession(url) as anonymous:
+
+        async def worker() -> None:
+            for _ in counter:
+                async with anonymous.post("/api/v1/auth/login", json=READER) as reply:
+                    assert reply.status == 200, await reply.text()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return count / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -187,6 +223,8 @@ def main() -> None:
                     feed.wait()
                 big_peak = rss.peak
             ops = asyncio.run(small_ops(url, args.ops, args.concurrency))
+            ops["GET, read grant"] = asyncio.run(granted_reads(url, args.ops, args.concurrency))
+            logins = asyncio.run(sign_ins(url, 100, 4))
             sessions: dict[int, float] = {}
             session_peak = 0
             for parallel in (1, 4, 8):
@@ -236,15 +274,17 @@ def main() -> None:
         ("complete an upload of 1000 parts", f"{complete_seconds * 1000:8.0f} ms", ""),
         ("gateway peak RSS, 8 parallel parts", f"{session_peak / 2**20:8.0f} MiB", ""),
     ]
-    for method in ("PUT", "GET"):
+    for method in ("PUT", "GET", "GET, read grant"):
         rate, p50, p99 = ops[method]
+        versus = f", {rate / ops['GET'][0]:.2f} x owner GET" if method != "GET" and "GET" in method else ""
         rows.append(
             (
                 f"4 KiB {method} x{args.concurrency}",
                 f"{rate:8.0f} ops/s",
-                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms",
+                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms{versus}",
             )
         )
+    rows.append(("sign-ins (argon2id), 4 at a time", f"{logins:8.1f} /s", ""))
     print(
         f"\ncargohold bench (median of {args.repeat}; runs: PUT {[round(p) for p in puts]}, "
         f"GET {[round(g) for g in gets]})"
