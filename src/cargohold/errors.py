@@ -69,6 +69,8 @@ class Unauthorized(CargoholdError):
     code = "unauthorized"
     status = 401
     title = "Missing or malformed credentials"
+    #: The credentials the client should offer instead (an HTTP ``WWW-Authenticate`` challenge).
+    challenge: ClassVar[str] = 'Bearer realm="cargohold"'
 
 
 class InvalidCredentials(Unauthorized):

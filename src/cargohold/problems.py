@@ -7,6 +7,7 @@ method, body too large) get the same shape so clients parse one format.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -14,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cargohold.errors import CargoholdError, RangeNotSatisfiable
+from cargohold.errors import CargoholdError, RangeNotSatisfiable, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,8 @@ def from_error(error: CargoholdError) -> web.Response:
     response = problem(error.status, error.code, error.title, error.detail, **extra)
     if isinstance(error, RangeNotSatisfiable) and "size" in error.extra:
         response.headers["Content-Range"] = f"bytes */{error.extra['size']}"
-    if error.status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="cargohold"'
+    if isinstance(error, Unauthorized):
+        response.headers["WWW-Authenticate"] = error.challenge
     if error.status == 429 and "retry_after" in error.extra:
         response.headers["Retry-After"] = str(error.extra["retry_after"])
     if error.extra.get("delete_marker") is True:  # a HEAD has no body to say so
@@ -66,6 +67,28 @@ def from_error(error: CargoholdError) -> web.Response:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Renderer = Callable[[web.Request, CargoholdError], web.StreamResponse]
+
+#: Request key: a surface that answers its errors in its own way (see :func:`renders_errors`).
+RENDERER = "problem_renderer"
+
+
+def renders_errors(renderer: Renderer) -> Callable[[Handler], Handler]:
+    """Have this route's domain errors rendered by ``renderer`` instead of :func:`from_error`.
+
+    The error still travels out through every middleware, so those that
+    record it (the history's error code) see it as they see any other.
+    """
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            request[RENDERER] = renderer
+            return await handler(request)
+
+        return wrapper
+
+    return decorate
 
 
 @web.middleware
@@ -75,7 +98,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except CargoholdError as error:
         if error.status >= 500:
             log.warning("%s %s -> %s %s", request.method, request.path, error.code, error.detail)
-        return from_error(error)
+        render = request.get(RENDERER)
+        return render(request, error) if render is not None else from_error(error)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == PROBLEM_JSON:
             raise

@@ -191,6 +191,7 @@ async def _read_version(request: web.Request) -> ObjectRecord:
 
 
 async def head_object(request: web.Request) -> web.StreamResponse:
+    """HEAD, and GET without ``?versions``: the response streams only when the method is GET."""
     record = await _read_version(request)
     return await stream_object_response(
         request, _services(request).objects, record, {VERSION_HEADER: record.version_id}
@@ -200,10 +201,7 @@ async def head_object(request: web.Request) -> web.StreamResponse:
 async def get_object(request: web.Request) -> web.StreamResponse:
     if "versions" in request.query:
         return await _list_key_versions(request)
-    record = await _read_version(request)
-    return await stream_object_response(
-        request, _services(request).objects, record, {VERSION_HEADER: record.version_id}
-    )
+    return await head_object(request)
 
 
 async def delete_object(request: web.Request) -> web.Response:

@@ -5,12 +5,11 @@ under ``/s/`` carry their own credential (the token, maybe a password) and
 talk to two kinds of client: tools (curl, scripts), which get problem+json
 and a ``Basic`` challenge, and browsers (an ``Accept`` preferring HTML), which
 get small HTML pages: a password form, a folder listing, an error page. That
-choice of rendering is made in one place, :func:`_public_errors`.
+choice of rendering is made in one place, :func:`_render_public_error`.
 """
 
 from __future__ import annotations
 
-import functools
 import html
 import string
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from urllib.parse import quote
 from aiohttp import BasicAuth, web
 
 from cargohold.api.accounts import optional_time
-from cargohold.api.audit import ERROR_CODE, note
+from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
 from cargohold.api.native import API, Route, json_body, json_response
@@ -30,7 +29,7 @@ from cargohold.domain.model import ObjectRecord
 from cargohold.domain.ranges import ByteRange
 from cargohold.errors import CargoholdError, InvalidArgument
 from cargohold.metadata.repositories.share_links import ShareLink
-from cargohold.problems import Handler, from_error
+from cargohold.problems import from_error, renders_errors
 from cargohold.service.share_links import (
     Credentials,
     Opened,
@@ -43,8 +42,7 @@ SHARES = API + "/shares"
 PUBLIC = "/s/{token}"
 COOKIE = "cargohold_share"
 PASSWORD_HEADER = "X-Share-Password"
-#: Tools get a Basic challenge; browsers a scheme they do not know, so they show our form, not theirs.
-BASIC_CHALLENGE = 'Basic realm="share"'
+#: Tools get the errors' Basic challenge; browsers a scheme they do not know, so they show our form.
 FORM_CHALLENGE = 'Form realm="share"'
 MAX_FORM_BYTES = 8 * 1024
 #: Every public answer: never stored by shared caches, never leaks the token in a Referer.
@@ -203,24 +201,16 @@ def credentials(request: web.Request) -> Credentials:
     return Credentials(password, request.cookies.get(COOKIE), request.remote or "unknown")
 
 
-def _public_errors(handler: Handler) -> Handler:
+def _render_public_error(request: web.Request, error: CargoholdError) -> web.Response:
     """Errors on the public surface: problem+json for tools, an HTML page for browsers."""
+    if _wants_page(request):
+        return _error_page(request, error)
+    response = from_error(error)
+    response.headers.update(PUBLIC_HEADERS)
+    return response
 
-    @functools.wraps(handler)
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except CargoholdError as error:
-            request[ERROR_CODE] = error.code  # rendered here, so the history learns the code here
-            if _wants_page(request):
-                return _error_page(request, error)
-            response = from_error(error)
-            if isinstance(error, PasswordRequired | WrongPassword):
-                response.headers["WWW-Authenticate"] = BASIC_CHALLENGE
-            response.headers.update(PUBLIC_HEADERS)
-            return response
 
-    return wrapper
+_public_errors = renders_errors(_render_public_error)
 
 
 async def public_get(request: web.Request) -> web.StreamResponse:

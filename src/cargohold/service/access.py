@@ -57,6 +57,18 @@ class AccessService:
             bucket = await self._buckets.get(name)
         except NoSuchBucket:
             raise NoSuchBucket(f"bucket {name!r} does not exist", bucket=name) from None
+        return await self._check(who, bucket, need)
+
+    async def bucket_by_id(self, who: Principal, bucket_id: int, need: Level) -> Bucket:
+        """Like :meth:`bucket`, for records (uploads, share links) that name a bucket by id."""
+        async with self._db.read() as conn:
+            found = await repo.get_bucket_by_id(conn, bucket_id)
+        if found is None:
+            raise NoSuchBucket(f"bucket {bucket_id} does not exist")
+        return await self._check(who, found, need)
+
+    async def _check(self, who: Principal, bucket: Bucket, need: Level) -> Bucket:
+        name = bucket.name
         held = await self.level(who, bucket)
         if held is None:
             raise NoSuchBucket(f"bucket {name!r} does not exist", bucket=name)
@@ -68,14 +80,6 @@ class AccessService:
                 held=held.label,
             )
         return bucket
-
-    async def bucket_by_id(self, who: Principal, bucket_id: int, need: Level) -> Bucket:
-        """Like :meth:`bucket`, for records (uploads, share links) that name a bucket by id."""
-        async with self._db.read() as conn:
-            found = await repo.get_bucket_by_id(conn, bucket_id)
-        if found is None:
-            raise NoSuchBucket(f"bucket {bucket_id} does not exist")
-        return await self.bucket(who, found.name, need)
 
     async def level(self, who: Principal, bucket: Bucket) -> Level | None:
         """What ``who`` may do to ``bucket``: a level, or None (may not even see it)."""

@@ -278,11 +278,7 @@ class ObjectService:
         async with self._db.read() as conn:
             record = await repo.get_object(conn, bucket.id, key, version_id)
         if record is None and version_id is not None:
-            raise NoSuchVersion(
-                f"object {key!r} in bucket {bucket.name!r} has no version {version_id!r}",
-                key=key,
-                version_id=version_id,
-            )
+            raise _no_such_version(bucket.name, key, version_id)
         if record is None or record.delete_marker:
             which = f"version {version_id!r} of " if version_id else ""
             marker = {"delete_marker": True, "version_id": record.version_id} if record is not None else {}
@@ -372,11 +368,7 @@ class ObjectService:
             else:
                 deleted = await repo.delete_version(conn, bucket.id, key, version_id)
                 if deleted is None:
-                    raise NoSuchVersion(
-                        f"object {key!r} in bucket {bucket_name!r} has no version {version_id!r}",
-                        key=key,
-                        version_id=version_id,
-                    )
+                    raise _no_such_version(bucket_name, key, version_id)
             await _enqueue_deletions(conn, deleted.freed)
             return deleted
 
@@ -419,11 +411,7 @@ class ObjectService:
         async def restore(conn):  # type: ignore[no-untyped-def]
             record = await repo.restore_version(conn, bucket.id, key, version_id)
             if record is None:
-                raise NoSuchVersion(
-                    f"object {key!r} in bucket {bucket_name!r} has no version {version_id!r}",
-                    key=key,
-                    version_id=version_id,
-                )
+                raise _no_such_version(bucket_name, key, version_id)
             return record
 
         restored: ObjectRecord = await self._db.write(restore)
@@ -558,3 +546,11 @@ async def _peek(
 async def _empty() -> AsyncIterator[bytes]:
     return
     yield b""  # pragma: no cover
+
+
+def _no_such_version(bucket_name: str, key: str, version_id: str) -> NoSuchVersion:
+    return NoSuchVersion(
+        f"object {key!r} in bucket {bucket_name!r} has no version {version_id!r}",
+        key=key,
+        version_id=version_id,
+    )

@@ -85,11 +85,13 @@ class LinkRevoked(LinkGone):
 class PasswordRequired(Unauthorized):
     code = "password_required"
     title = "This share link needs a password"
+    challenge = 'Basic realm="share"'  # any user name, the link's password
 
 
 class WrongPassword(Unauthorized):
     code = "wrong_password"
     title = "Wrong password for this share link"
+    challenge = PasswordRequired.challenge
 
 
 _GONE: dict[str, type[LinkGone]] = {
