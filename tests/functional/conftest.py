@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterator
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from cargohold.testing.cluster import Cluster
+from tests.conftest import store_url
 
 #: The shared cluster's object size limit, small enough to test oversize bodies quickly.
 MAX_OBJECT = 16 * 1024 * 1024
@@ -34,3 +36,18 @@ def bucket(api: httpx.Client, request: pytest.FixtureRequest) -> str:
     reply = api.put(f"/api/v1/buckets/{name}")
     assert reply.status_code == 201, reply.text
     return name
+
+
+@contextlib.contextmanager
+def accounts_cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[Cluster]:
+    """One node (mirror:1) on the store ``request.param`` names, caching users, keys and sessions 300 s."""
+    env = {"CARGOHOLD_AUTH_CACHE_SECONDS": "300"}
+    with (
+        store_url(request, request.param) as url,
+        Cluster(
+            tmp_path_factory.mktemp(name), node_count=1, layout="mirror:1", db_url=url, env=env
+        ) as running,
+    ):
+        yield running

@@ -15,20 +15,15 @@ import pytest
 
 from cargohold.testing.accounts import make_user
 from cargohold.testing.cluster import Cluster
-from tests.conftest import BOTH_STORES, store_url
+from tests.conftest import BOTH_STORES
+from tests.functional.conftest import accounts_cluster
 
 PASSWORD = "a fine password"
 
 
 @pytest.fixture(scope="module", params=BOTH_STORES)
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    env = {"CARGOHOLD_AUTH_CACHE_SECONDS": "300"}
-    with (
-        store_url(request, request.param) as url,
-        Cluster(
-            tmp_path_factory.mktemp("accounts"), node_count=1, layout="mirror:1", db_url=url, env=env
-        ) as running,
-    ):
+    with accounts_cluster(request, tmp_path_factory, "accounts") as running:
         yield running
 
 
@@ -79,7 +74,9 @@ def test_users_may_not_manage_users(cluster: Cluster, api: httpx.Client) -> None
             reply = user.request(method, path, json=body)
             assert reply.status_code == 403, (method, path, reply.text)
         assert user.get("/api/v1/users/plain-victim").status_code == 404  # others do not exist for them
+        assert _code(user.get("/api/v1/users/plain-victim")) == (404, "no_such_user")
         assert user.get("/api/v1/users/plain-user").json()["role"] == "user"
+    assert api.get("/api/v1/users/plain-victim").status_code == 200
     assert api.get("/api/v1/users/plain-victim").json()["disabled"] is False
 
 

@@ -18,7 +18,8 @@ import pytest
 
 from cargohold.testing.accounts import make_user
 from cargohold.testing.cluster import Cluster
-from tests.conftest import BOTH_STORES, store_url
+from tests.conftest import BOTH_STORES
+from tests.functional.conftest import accounts_cluster
 
 PASSWORD = "a fine password"
 LOGIN = "/api/v1/auth/login"
@@ -29,12 +30,8 @@ PASSWD = "/api/v1/auth/password"
 
 @pytest.fixture(scope="module", params=BOTH_STORES)
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    env = {"CARGOHOLD_AUTH_CACHE_SECONDS": "300"}
-    with (
-        store_url(request, request.param) as url,
-        Cluster(tmp_path_factory.mktemp("auth"), node_count=1, layout="mirror:1", db_url=url, env=env) as c,
-    ):
-        yield c
+    with accounts_cluster(request, tmp_path_factory, "auth") as running:
+        yield running
 
 
 def _from(cluster: Cluster, address: str, token: str | None = None) -> httpx.Client:

@@ -88,6 +88,7 @@ def test_login_whoami_keys_logout(cli: ConsoleScript, cluster: Cluster) -> None:
     token = next(line.split()[1] for line in made.stdout.splitlines() if line.startswith("token:"))
     key_id = token.split(".")[0]
     assert "cli-carol" in cli.ok("whoami", "--key", token)
+    assert cli.ok("whoami", "--key", token).splitlines()[0].split() == ["user:", "cli-carol"]
     assert f"revoked key {key_id}" in cli("keys", "revoke", key_id, env=NO_KEY).stdout
     _fails(cli("whoami", "--key", token), "invalid_credentials")
 
@@ -107,6 +108,7 @@ def test_logout_keeps_keys_it_did_not_make(cli: ConsoleScript, cluster: Cluster)
     path.write_text(f'url = "{cluster.url}"\nkey = "{cli.env["CARGOHOLD_KEY"]}"\n')
     _fails(cli("logout", env=NO_KEY), "not_a_login_key")
     assert "admin" in cli.ok("whoami")  # the admin key still works
+    assert cli.ok("whoami").splitlines()[0].split() == ["user:", "admin"]
     path.unlink()
 
 

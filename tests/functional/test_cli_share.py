@@ -39,6 +39,7 @@ def test_share_a_folder_with_a_password(cli: ConsoleScript) -> None:
         "share", "--prefix", f"{BUCKET}/pics/", "--password-stdin", input=b"folder password\n"
     ).strip()
     assert _get(url).status_code == 401
+    assert _get(url, **{"X-Share-Password": "not it"}).status_code == 401
     listing = _get(url, **{"X-Share-Password": "folder password"}).json()
     assert [o["name"] for o in listing["objects"]] == ["a.jpg", "b.jpg"]
     assert _get(url + "/b.jpg", **{"X-Share-Password": "folder password"}).content == b"BB"
@@ -51,6 +52,7 @@ def test_ls_and_revoke(cli: ConsoleScript) -> None:
     assert len(mine) == 1 and mine[0][2] == "active"
     link_id = mine[0][0]
     assert url.rsplit("/", 1)[1] not in "".join("".join(r) for r in rows)  # tokens are shown once
+    assert _get(url).content == b"A"  # it works until revoked
     assert f"revoked share link {link_id}" in cli.ok("share", "revoke", link_id)
     assert _get(url).json()["code"] == "link_revoked"
     table = cli.ok("share", "ls")

@@ -118,6 +118,7 @@ def test_users_see_their_own_calls_and_calls_on_their_buckets(cluster: Cluster, 
         assert api.put("/api/v1/buckets/hist-admins").status_code == 201
         assert api.put("/api/v1/buckets/hist-admins/objects/secret", content=b"c").status_code == 201
         assert bob.get("/api/v1/buckets/hist-alices/objects/mine").status_code == 404
+        assert alice.get("/api/v1/buckets/hist-alices/objects/mine").content == b"a"  # it is there
         login = httpx.post(
             cluster.url + "/api/v1/auth/login", json={"name": "hist-alice", "password": "not-hers"}
         )

@@ -279,13 +279,19 @@ def test_listings_and_shares_show_only_what_one_may_see(world: World) -> None:
         assert names == [f"own-{STRANGER}"]
         assert _send(stranger, "GET", f"/api/v1/uploads?bucket={BUCKET}") == (404, "no_such_bucket")
         assert all(u["bucket"] != BUCKET for u in stranger.get("/api/v1/uploads").json()["uploads"])
-        assert _send(stranger, "GET", f"/api/v1/shares?bucket={BUCKET}")[0] == 404
+        assert _send(stranger, "GET", f"/api/v1/shares?bucket={BUCKET}") == (404, "no_such_bucket")
         assert _send(stranger, "POST", "/api/v1/shares", json={"bucket": BUCKET, "key": KEY}) == (
             404,
             "no_such_bucket",
         )
         for method in ("GET", "DELETE"):
-            assert _send(stranger, method, f"/api/v1/shares/{world.values['link_id']}")[0] == 404
+            assert _send(stranger, method, f"/api/v1/shares/{world.values['link_id']}") == (
+                404,
+                "no_such_link",
+            )
+    with world.client(OWNER) as owner:  # the same URLs exist and answer the owner
+        assert _send(owner, "GET", f"/api/v1/shares?bucket={BUCKET}") == (200, None)
+        assert _send(owner, "GET", f"/api/v1/shares/{world.values['link_id']}") == (200, None)
     with world.client(READER) as reader:
         names = [b["name"] for b in reader.get("/api/v1/buckets").json()["buckets"]]
         assert names == [f"own-{READER}", BUCKET]

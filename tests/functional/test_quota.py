@@ -165,9 +165,11 @@ def test_the_bucket_owner_pays(cluster: Cluster, user: Account) -> None:
         refused = helper.put(user.path("from-helper"), content=sample(QUOTA + 1))
         assert (refused.status_code, refused.json()["code"]) == (403, "quota_exceeded")
         assert helper.put(f"/api/v1/buckets/{user.name}-helper", json={}).status_code == 201
-        assert helper.post(
+        granted = helper.post(
             f"/api/v1/buckets/{user.name}-helper/grants", json={"user": user.name, "level": "write"}
-        ).is_success
+        )
+        assert granted.is_success
+        assert granted.status_code == 201 and granted.json()["level"] == "write", granted.text
     # The quota user writes more than their quota into a bucket someone without one owns.
     big = user.client.put(f"/api/v1/buckets/{user.name}-helper/objects/k", content=sample(2 * QUOTA))
     assert big.status_code == 201, big.text

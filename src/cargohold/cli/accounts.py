@@ -11,7 +11,6 @@ import contextlib
 import re
 import socket
 import sys
-from collections.abc import Iterator
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -26,14 +25,14 @@ from cargohold.cli.client import (
     _esc,
     _fail,
     _gateway,
+    _reporting,
     _size,
     _when,
+    group_main,
     group_options,
-    keep_group_options,
 )
 from cargohold.cli.clientconfig import (
     ENV_KEY,
-    ClientConfigError,
     login_config_path,
     read_client_file,
     resolve_client_config,
@@ -106,17 +105,6 @@ def _new_password(from_stdin: bool, lines: list[str] | None = None) -> str:
 # ---------------------------------------------------------------- plumbing
 
 
-@contextlib.contextmanager
-def _reporting() -> Iterator[None]:
-    """Print client failures as one line, for commands that open clients themselves."""
-    try:
-        yield
-    except ClientError as exc:
-        _fail(exc.code, exc.detail)
-    except ClientConfigError as exc:
-        _fail("config", str(exc))
-
-
 def _user_path(name: str) -> str:
     return f"{USERS}/{quote(name, safe='')}"
 
@@ -137,7 +125,8 @@ def login(
 ) -> None:
     """Sign in with a password and save an API key for this machine in the client config."""
     with _reporting():
-        gateway_url = resolve_client_config(url, None).url
+        # With --url nothing is read: the config login writes may not exist yet.
+        gateway_url = url or resolve_client_config(None, None).url
         name = user or str(typer.prompt("user"))
         password = (
             _read_stdin_lines(1)[0] if password_stdin else str(typer.prompt("password", hide_input=True))
@@ -282,9 +271,7 @@ def _show_users(users: list[dict[str, Any]], plain: bool) -> None:
 @users_app.callback()
 def users_main(ctx: typer.Context, plain: PlainOpt = False, url: UrlOpt = None, key: KeyOpt = None) -> None:
     """Manage users (admins). Without a sub-command: the same as `users ls`."""
-    keep_group_options(ctx, url, key)
-    if ctx.invoked_subcommand is None:
-        users_ls(ctx, plain, url, key)
+    group_main(ctx, url, key, lambda: users_ls(ctx, plain, url, key))
 
 
 @users_app.command("ls")

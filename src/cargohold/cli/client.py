@@ -16,11 +16,11 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Annotated, Any, NoReturn
+from typing import IO, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -145,6 +145,13 @@ def keep_group_options(ctx: typer.Context, url: str | None, key: str | None) -> 
     ctx.obj = {"url": url, "key": key}
 
 
+def group_main(ctx: typer.Context, url: str | None, key: str | None, ls: Callable[[], None]) -> None:
+    """A command group's own body: keep its --url/--key, and run ``ls`` if no sub-command was given."""
+    keep_group_options(ctx, url, key)
+    if ctx.invoked_subcommand is None:
+        ls()
+
+
 def group_options(ctx: typer.Context, url: str | None, key: str | None) -> tuple[str | None, str | None]:
     """--url/--key given to a command group (``nodes --url X ls``) count when the command has none."""
     parent = ctx.obj if isinstance(ctx.obj, dict) else {}
@@ -161,16 +168,24 @@ def _fail(code: str, detail: str) -> NoReturn:
 
 
 @contextlib.contextmanager
-def _gateway(url: str | None, key: str | None) -> Iterator[GatewayClient]:
-    """Resolve the configuration, open a client, and print any failure as one line."""
+def _reporting() -> Iterator[None]:
+    """Print a client or configuration failure as one line (and exit 1)."""
     try:
-        config = resolve_client_config(url, key)
-        with GatewayClient(config.url, config.require_key()) as api:
-            yield api
+        yield
     except ClientError as exc:
         _fail(exc.code, exc.detail)
     except ClientConfigError as exc:
         _fail("config", str(exc))
+
+
+@contextlib.contextmanager
+def _gateway(url: str | None, key: str | None) -> Iterator[GatewayClient]:
+    """Resolve the configuration, open a client, and print any failure as one line."""
+    try:
+        with _reporting():
+            config = resolve_client_config(url, key)
+            with GatewayClient(config.url, config.require_key()) as api:
+                yield api
     except BrokenPipeError:
         # The reader of our stdout went away (`| head`): stop quietly, and keep
         # Python from complaining again when it flushes stdout at exit.
@@ -331,23 +346,38 @@ def ls(
             _show_buckets(api.list_buckets(), plain)
             return
         pages = api.list_objects(where.bucket, where.key, None if recursive else "/")
-        show_rows(
-            _ENTRY_COLUMNS,
-            _entries(pages),
-            plain=plain,
-            fields=_entry_fields,
-            cells=_entry_cells,
-            empty=f"nothing under {where}",
-            empty_to_stderr=True,
-            pad_edge=False,
+        show_listing(
+            _ENTRY_COLUMNS, _entries(pages), plain, _entry_fields, _entry_cells, f"nothing under {where}"
         )
 
 
-_ENTRY_COLUMNS = (
-    Col("created", no_wrap=True),
-    Col("size", justify="right", no_wrap=True),
-    Col("key", overflow="fold"),
-)
+T = TypeVar("T")
+
+
+def show_listing(
+    columns: Sequence[Col],
+    items: Iterable[T],
+    plain: bool,
+    fields: Callable[[T], Sequence[object]],
+    cells: Callable[[T], Sequence[str]],
+    empty: str,
+) -> None:
+    """Rows under BUCKET/PREFIX, flush left; ``empty`` goes to stderr, so a script reads nothing."""
+    show_rows(
+        columns,
+        items,
+        plain=plain,
+        fields=fields,
+        cells=cells,
+        empty=empty,
+        empty_to_stderr=True,
+        pad_edge=False,
+    )
+
+
+#: The columns every listing under BUCKET/PREFIX starts with.
+CREATED_SIZE_COLUMNS = (Col("created", no_wrap=True), Col("size", justify="right", no_wrap=True))
+_ENTRY_COLUMNS = (*CREATED_SIZE_COLUMNS, Col("key", overflow="fold"))
 #: A listing entry: a "directory" (common prefix) as (prefix, None), an object as (key, object).
 _Entry = tuple[str, dict[str, Any] | None]
 

@@ -17,8 +17,8 @@ from cargohold.cli.client import (
     _esc,
     _gateway,
     _when,
+    group_main,
     group_options,
-    keep_group_options,
 )
 from cargohold.cli.output import Col, show_rows
 
@@ -89,9 +89,7 @@ ForUserOpt = Annotated[str | None, typer.Option("--user", "-u", help="Another us
 @keys_app.callback()
 def keys_main(ctx: typer.Context, plain: PlainOpt = False, url: UrlOpt = None, key: KeyOpt = None) -> None:
     """Your API keys. Without a sub-command: the same as `keys ls`."""
-    keep_group_options(ctx, url, key)
-    if ctx.invoked_subcommand is None:
-        keys_ls(ctx, None, plain, url, key)
+    group_main(ctx, url, key, lambda: keys_ls(ctx, None, plain, url, key))
 
 
 @keys_app.command("ls")

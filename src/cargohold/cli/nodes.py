@@ -13,8 +13,8 @@ from cargohold.cli.client import (
     _esc,
     _gateway,
     _size,
+    group_main,
     group_options,
-    keep_group_options,
     parse_node_url,
 )
 from cargohold.cli.output import Col, show_rows
@@ -74,9 +74,7 @@ def _show_nodes(nodes: list[dict[str, Any]], plain: bool) -> None:
 @nodes_app.callback()
 def nodes_main(ctx: typer.Context, plain: PlainOpt = False, url: UrlOpt = None, key: KeyOpt = None) -> None:
     """Show and manage storage nodes. Without a sub-command: the same as `nodes ls`."""
-    keep_group_options(ctx, url, key)
-    if ctx.invoked_subcommand is None:
-        nodes_ls(ctx, plain, url, key)
+    group_main(ctx, url, key, lambda: nodes_ls(ctx, plain, url, key))
 
 
 @nodes_app.command("ls")

@@ -17,8 +17,8 @@ from cargohold.cli.client import (
     _gateway,
     _size,
     _when,
+    group_main,
     group_options,
-    keep_group_options,
     parse_bucket,
 )
 from cargohold.cli.output import Col, show_rows
@@ -112,9 +112,7 @@ def _with_progress(api: GatewayClient, uploads: list[dict[str, Any]]) -> list[di
 @uploads_app.callback()
 def uploads_main(ctx: typer.Context, plain: PlainOpt = False, url: UrlOpt = None, key: KeyOpt = None) -> None:
     """Open upload sessions (resumable puts). Without a sub-command: the same as `uploads ls`."""
-    keep_group_options(ctx, url, key)
-    if ctx.invoked_subcommand is None:
-        uploads_ls(ctx, None, plain, url, key)
+    group_main(ctx, url, key, lambda: uploads_ls(ctx, None, plain, url, key))
 
 
 @uploads_app.command("ls")

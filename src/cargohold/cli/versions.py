@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape as _esc
 
 from cargohold.cli.client import (
+    CREATED_SIZE_COLUMNS,
     BucketArg,
     KeyOpt,
     ObjectArg,
@@ -23,8 +24,9 @@ from cargohold.cli.client import (
     _when,
     parse_listing_ref,
     parse_put_target,
+    show_listing,
 )
-from cargohold.cli.output import Col, show_rows
+from cargohold.cli.output import Col
 
 #: What ``versioning`` accepts; the gateway maps on/off to enabled/suspended.
 VERSIONING_WORDS = ("on", "off", "enabled", "suspended")
@@ -85,21 +87,11 @@ def versions(
         pages = api.list_versions(where.bucket, where.key, key=where.key if exact else None)
         for page in pages:
             rows.extend(page.get("versions") or [])
-    show_rows(
-        _VERSION_COLUMNS,
-        rows,
-        plain=plain,
-        fields=_version_fields,
-        cells=_version_cells,
-        empty=f"no versions under {where}",
-        empty_to_stderr=True,
-        pad_edge=False,
-    )
+    show_listing(_VERSION_COLUMNS, rows, plain, _version_fields, _version_cells, f"no versions under {where}")
 
 
 _VERSION_COLUMNS = (
-    Col("created", no_wrap=True),
-    Col("size", justify="right", no_wrap=True),
+    *CREATED_SIZE_COLUMNS,
     Col("version", no_wrap=True),
     Col("", no_wrap=True),
     Col("key", overflow="fold"),
