@@ -128,3 +128,17 @@ def test_passwd(cli: ConsoleScript) -> None:
     assert "password of cli-dan changed" in reset
     assert cli(*login, input=b"set by the admin\n", env=NO_KEY).returncode == 0
     assert cli("logout", env=NO_KEY).returncode == 0
+
+
+def test_login_into_a_new_config_file(cli: ConsoleScript, cluster: Cluster, tmp_path: Path) -> None:
+    """A user with no config yet signs in with --url into the file CARGOHOLD_CLIENT_CONFIG names."""
+    cli.ok("users", "add", "cli-erin", "--password-stdin", input=f"{PASSWORD}\n".encode())
+    target = tmp_path / "erin.toml"
+    env = {**NO_KEY, "CARGOHOLD_CLIENT_CONFIG": str(target)}
+    done = cli("login", "--url", cluster.url, "--user", "cli-erin", "--password-stdin",
+               input=f"{PASSWORD}\n".encode(), env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with target.open("rb") as fh:
+        saved = tomllib.load(fh)
+    assert saved["url"] == cluster.url and saved["key"].startswith("CH")
+    assert cli("whoami", env=env).stdout.splitlines()[0].split() == ["user:", "cli-erin"]

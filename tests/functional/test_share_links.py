@@ -411,3 +411,22 @@ def test_history_records_share_actions(
     download = rows("share.download")[0]
     assert download["key"] == "audited" and download["bucket"] == bucket and download["result"] == "ok"
     assert download["size"] == len(b"audited") and download["user"] is None  # nobody signed in
+
+
+def test_refused_link_attempts_are_recorded_on_the_bucket(
+    cluster: Cluster, api: httpx.Client, public: httpx.Client, bucket: str
+) -> None:
+    """The owner sees wrong passwords and downloads past the limit in the bucket's history."""
+    _put(api, bucket, "guarded", b"guarded")
+    link = _share(api, bucket=bucket, key="guarded", password="right password", max_downloads=1)
+    assert public.get(link["url"], headers={"X-Share-Password": "wrong"}).status_code == 401
+    assert public.get(link["url"], headers={"X-Share-Password": "right password"}).status_code == 200
+    assert public.get(link["url"], headers={"X-Share-Password": "right password"}).status_code == 410
+
+    def results() -> list[tuple[int, str]]:
+        reply = api.get("/api/v1/history", params={"action": "share.download", "bucket": bucket})
+        events = [e for e in reply.json()["events"] if (e.get("detail") or {}).get("link") == link["id"]]
+        return sorted((e["status"], e["result"]) for e in events)
+
+    cluster.wait_for(lambda: len(results()) == 3)
+    assert results() == [(200, "ok"), (401, "wrong_password"), (410, "link_exhausted")]

@@ -34,6 +34,7 @@ from cargohold.service.share_links import (
     Credentials,
     Opened,
     PasswordRequired,
+    Seen,
     ShareLinkService,
     WrongPassword,
 )
@@ -213,12 +214,20 @@ def _render_public_error(request: web.Request, error: CargoholdError) -> web.Res
 _public_errors = renders_errors(_render_public_error)
 
 
+def _noter(request: web.Request) -> Seen:
+    """Puts a link's bucket and target on this call's history row, refused or not."""
+
+    def seen(link: ShareLink) -> None:
+        note(request, bucket=link.bucket_name, key=link.key or link.prefix, detail={"link": link.id})
+
+    return seen
+
+
 async def public_get(request: web.Request) -> web.StreamResponse:
     """GET or HEAD of a link: the object, an object under a prefix, or the prefix's listing."""
     service = _shares(request)
-    opened = await service.open(request.match_info["token"], credentials(request))
+    opened = await service.open(request.match_info["token"], credentials(request), _noter(request))
     link = opened.link
-    note(request, bucket=link.bucket_name, key=link.key or link.prefix, detail={"link": link.id})
     rest = request.match_info.get("rest")
     if link.prefix is not None and rest is None:
         return await _listing(request, opened)
@@ -271,8 +280,8 @@ async def public_unlock(request: web.Request) -> web.Response:
     if not isinstance(password, str) or not password:
         raise PasswordRequired("type the link's password")
     token = request.match_info["token"]
-    link, cookie, max_age = await _shares(request).unlock(token, password, request.remote or "unknown")
-    note(request, bucket=link.bucket_name, key=link.key or link.prefix, detail={"link": link.id})
+    client = request.remote or "unknown"
+    _, cookie, max_age = await _shares(request).unlock(token, password, client, _noter(request))
     response = web.Response(status=303, headers={**PUBLIC_HEADERS, "Location": request.raw_path})
     response.set_cookie(
         COOKIE,

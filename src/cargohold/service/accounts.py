@@ -167,8 +167,8 @@ class AccountService:
             owned = await repo.count_owned(conn, user.id)
             if owned:
                 raise UserOwnsBuckets(
-                    f"user {name!r} owns {owned} bucket(s): delete them or hand them over to another "
-                    "user first",
+                    f"user {name!r} owns {owned} bucket(s): empty and delete them first, or disable "
+                    "the user instead (their buckets and grants stay)",
                     user=name,
                     buckets=owned,
                 )

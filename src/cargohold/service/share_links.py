@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -52,6 +53,10 @@ from cargohold.service.throttle import Throttle
 #: How long the cookie a browser gets for a correct password stays valid (at most).
 COOKIE_SECONDS = 3600
 MAX_TOKEN_LENGTH = 256
+
+
+#: Told of a link once it is found (see ``ShareLinkService.resolve``).
+Seen = Callable[[ShareLink], None]
 
 
 class NoSuchLink(NotFound):
@@ -234,20 +239,27 @@ class ShareLinkService:
 
     # -- for whoever holds the token (public) -----------------------------------------
 
-    async def resolve(self, token: str) -> ShareLink:
-        """The link behind ``token`` if it still serves: ``NoSuchLink`` (404) or a ``LinkGone`` (410)."""
+    async def resolve(self, token: str, seen: Seen | None = None) -> ShareLink:
+        """The link behind ``token`` if it still serves: ``NoSuchLink`` (404) or a ``LinkGone`` (410).
+
+        ``seen`` is told of a link as soon as it is found, before any refusal,
+        so the history can put refused attempts (expired, wrong password) on
+        the link's bucket, where its owner sees them.
+        """
         link = None
         if 0 < len(token) <= MAX_TOKEN_LENGTH:
             async with self._db.read() as conn:
                 link = await repo.get_link_by_token_hash(conn, token_hash(token))
         if link is None:
             raise NoSuchLink("no share link with this token")
+        if seen is not None:
+            seen(link)
         _raise_if_gone(link, datetime.now(UTC))
         return link
 
-    async def open(self, token: str, credentials: Credentials) -> Opened:
+    async def open(self, token: str, credentials: Credentials, seen: Seen | None = None) -> Opened:
         """Everything a public request must pass before it learns anything about the target."""
-        link = await self.resolve(token)
+        link = await self.resolve(token, seen)
         if link.has_password and not self.cookie_valid(link, credentials.cookie):
             if credentials.password is None:
                 raise PasswordRequired("send the link's password (X-Share-Password or Basic auth)")
@@ -264,9 +276,11 @@ class ShareLinkService:
         await self._throttle.failed(*keys)
         raise WrongPassword("wrong password for this share link")
 
-    async def unlock(self, token: str, password: str, client: str) -> tuple[ShareLink, str, int]:
+    async def unlock(
+        self, token: str, password: str, client: str, seen: Seen | None = None
+    ) -> tuple[ShareLink, str, int]:
         """Check a password typed into the browser form: the link, a cookie value and its lifetime."""
-        link = await self.resolve(token)
+        link = await self.resolve(token, seen)
         if link.has_password:
             await self.check_password(link, password, client)
         await self._creator_bucket(link)
