@@ -146,7 +146,7 @@ def test_delete_user(cluster: Cluster, api: httpx.Client) -> None:
         assert user.put("/api/v1/buckets/leavers-bucket").status_code == 201
         refused = api.delete("/api/v1/users/leaving")
         assert _code(refused) == (409, "user_owns_buckets")
-        assert "hand them over" in refused.json()["detail"] and refused.json()["buckets"] == 1
+        assert "empty and delete them first" in refused.json()["detail"] and refused.json()["buckets"] == 1
         assert user.delete("/api/v1/buckets/leavers-bucket").status_code in (200, 204)
         assert api.delete("/api/v1/users/leaving").status_code == 204
         assert user.get("/api/v1/me").status_code == 401
