@@ -161,6 +161,18 @@ class NodeAlreadyExists(Conflict):
     title = "A node with this URL is already registered"
 
 
+class NodeNotEmpty(Conflict):
+    code = "node_not_empty"
+    title = "The node still holds shares"
+
+
+class MovedAway(Conflict):
+    """A share's placement changed while a repair or a move worked on it: start over."""
+
+    code = "placement_changed"
+    title = "The share was moved or repaired meanwhile"
+
+
 class PayloadTooLarge(CargoholdError):
     code = "payload_too_large"
     status = 413

@@ -74,7 +74,7 @@ class Bucket:
 @dataclass(frozen=True, slots=True)
 class ShareRecord:
     index: int
-    node_id: int
+    node_id: int | None  # None: a degraded write found no node for it (state "missing")
     state: str = "ok"  # "ok" | "missing"
 
 
@@ -122,6 +122,24 @@ class NodeRecord:
     free: int
     shares: int
     last_seen: datetime | None = None
+    #: Life state: "normal", "draining", "retired" or "lost" (up/down is ``healthy``).
+    state: str = "normal"
+
+    @property
+    def writable(self) -> bool:
+        """Takes new shares: on, active, up, in normal service and not full."""
+        return self.enabled and self.active and self.healthy and self.state == NODE_NORMAL and self.free > 0
+
+    @property
+    def fill(self) -> float:
+        return self.used / self.capacity if self.capacity > 0 else 0.0
+
+
+NODE_NORMAL = "normal"
+NODE_DRAINING = "draining"
+NODE_RETIRED = "retired"
+NODE_LOST = "lost"
+NODE_STATES = (NODE_NORMAL, NODE_DRAINING, NODE_RETIRED, NODE_LOST)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +148,22 @@ class Job:
     kind: str
     payload: dict
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """A job as the jobs API shows it."""
+
+    id: int
+    kind: str
+    state: str
+    payload: dict
+    attempts: int
+    priority: int
+    progress_bytes: int
+    total_bytes: int | None
+    errors: int
+    last_error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None

@@ -261,7 +261,8 @@ part_shares = Table(
     metadata,
     Column("part_id", String(32), ForeignKey("parts.id", ondelete="CASCADE"), nullable=False),
     Column("share_index", Integer, nullable=False),
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False, index=True),
+    # NULL with state "missing": a degraded write had no node for this share yet.
+    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=True, index=True),
     Column("state", String(16), nullable=False, default="ok"),
     PrimaryKeyConstraint("part_id", "share_index"),
     CheckConstraint("state IN ('ok', 'missing')", name="state"),
@@ -282,7 +283,10 @@ nodes = Table(
     Column("shares", BigInteger, nullable=False, default=0),
     _ts("last_seen", nullable=True),
     _ts("created_at", default=utcnow),
+    # Life state set by admins and workers; up/down is ``healthy``.
+    Column("state", String(16), nullable=False, default="normal", server_default="normal"),
     UniqueConstraint("url"),
+    CheckConstraint("state IN ('normal', 'draining', 'retired', 'lost')", name="state"),
     sqlite_autoincrement=True,
 )
 
@@ -344,7 +348,33 @@ jobs = Table(
     _ts("lease_until", nullable=True),
     Column("last_error", Text, nullable=True),
     _ts("created_at", default=utcnow),
+    # Claimed highest first (repair: parts with the fewest healthy shares).
+    Column("priority", Integer, nullable=False, default=0, server_default="0"),
+    # At most one queued job per dedupe key (see uq_jobs_dedupe_queued).
+    Column("dedupe", String(200), nullable=True),
+    Column("progress_bytes", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("total_bytes", BigInteger, nullable=True),
+    Column("errors", Integer, nullable=False, default=0, server_default="0"),
+    _ts("started_at", nullable=True),
+    _ts("finished_at", nullable=True),
     CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="state"),
     Index("ix_jobs_state_run_after", "state", "run_after"),
+    Index("ix_jobs_kind_state", "kind", "state"),
+    Index(
+        "uq_jobs_dedupe_queued",
+        "dedupe",
+        unique=True,
+        sqlite_where=text("state = 'queued'"),
+        postgresql_where=text("state = 'queued'"),
+    ),
     sqlite_autoincrement=True,
+)
+
+cluster_settings = Table(
+    "cluster_settings",
+    metadata,
+    # e.g. "worker": {"repair_bandwidth": 0, ...}; changed at run time by admins.
+    Column("key", String(64), primary_key=True),
+    Column("value", JsonDoc, nullable=False),
+    _ts("updated_at", default=utcnow),
 )

@@ -20,7 +20,8 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cargohold.domain.model import Job
+from cargohold.domain.model import Job, JobStatus
+from cargohold.metadata.repositories._sql import insert_or_nothing
 from cargohold.metadata.tables import jobs, utcnow
 
 MAX_BACKOFF_SECONDS = 3600.0
@@ -32,22 +33,36 @@ async def enqueue(
     kind: str,
     payload: dict[str, Any],
     run_after: datetime | None = None,
-) -> int:
-    """Queue a job; it becomes claimable at ``run_after`` (default: now)."""
+    *,
+    priority: int = 0,
+    dedupe: str | None = None,
+    total_bytes: int | None = None,
+) -> int | None:
+    """Queue a job; it becomes claimable at ``run_after`` (default: now).
+
+    With ``dedupe``, nothing is queued (None is returned) while another
+    job with that key is still queued: it will do the same work. A job that
+    is already running does not count, since what it read may be stale.
+    """
     now = utcnow()
-    result = await conn.execute(
-        insert(jobs)
-        .values(
-            kind=kind,
-            payload=payload,
-            state="queued",
-            attempts=0,
-            run_after=run_after or now,
-            created_at=now,
-        )
-        .returning(jobs.c.id)
-    )
-    return int(result.scalar_one())
+    values = {
+        "kind": kind,
+        "payload": payload,
+        "state": "queued",
+        "attempts": 0,
+        "run_after": run_after or now,
+        "created_at": now,
+        "priority": priority,
+        "dedupe": dedupe,
+        "total_bytes": total_bytes,
+        "progress_bytes": 0,
+        "errors": 0,
+    }
+    if dedupe is None:
+        result = await conn.execute(insert(jobs).values(**values).returning(jobs.c.id))
+        return int(result.scalar_one())
+    row = (await conn.execute(insert_or_nothing(conn, jobs, values).returning(jobs.c.id))).first()
+    return int(row.id) if row is not None else None
 
 
 async def claim(
@@ -69,7 +84,11 @@ async def claim(
     stmt = select(jobs.c.id, jobs.c.kind, jobs.c.payload, jobs.c.attempts).where(due)
     if kinds is not None:
         stmt = stmt.where(jobs.c.kind.in_(list(kinds)))
-    stmt = stmt.order_by(jobs.c.run_after, jobs.c.id).limit(1).with_for_update(skip_locked=True)
+    stmt = (
+        stmt.order_by(jobs.c.priority.desc(), jobs.c.run_after, jobs.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
     row = (await conn.execute(stmt)).first()
     if row is None:
         return None
@@ -81,6 +100,9 @@ async def claim(
             state="running",
             attempts=attempts,
             lease_until=now + timedelta(seconds=lease_seconds),
+            started_at=now,
+            # Leaving "queued" frees the dedupe key for damage found from now on.
+            dedupe=None,
         )
     )
     return Job(id=row.id, kind=row.kind, payload=row.payload, attempts=attempts)
@@ -99,9 +121,77 @@ async def extend_lease(
     return result.rowcount > 0
 
 
-async def complete(conn: AsyncConnection, job_id: int) -> None:
+async def complete(conn: AsyncConnection, job_id: int, *, now: datetime | None = None) -> None:
     """Mark a job done."""
-    await conn.execute(update(jobs).where(jobs.c.id == job_id).values(state="done", lease_until=None))
+    await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(state="done", lease_until=None, finished_at=now or utcnow())
+    )
+
+
+async def report_progress(
+    conn: AsyncConnection,
+    job_id: int,
+    *,
+    progress_bytes: int,
+    total_bytes: int | None = None,
+    errors: int | None = None,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """Record how far a running job got (and, for resumable jobs, its cursor in ``payload``)."""
+    values: dict[str, Any] = {"progress_bytes": progress_bytes}
+    if total_bytes is not None:
+        values["total_bytes"] = total_bytes
+    if errors is not None:
+        values["errors"] = errors
+    if payload is not None:
+        values["payload"] = payload
+    await conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+
+
+def _status(row: Any) -> JobStatus:
+    return JobStatus(
+        id=row.id,
+        kind=row.kind,
+        state=row.state,
+        payload=row.payload,
+        attempts=row.attempts,
+        priority=row.priority,
+        progress_bytes=row.progress_bytes,
+        total_bytes=row.total_bytes,
+        errors=row.errors,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+async def list_jobs(
+    conn: AsyncConnection,
+    *,
+    kinds: Sequence[str] | None = None,
+    states: Sequence[str] | None = None,
+    before: int | None = None,
+    limit: int = 100,
+) -> list[JobStatus]:
+    """Jobs newest first, filtered by kind and state; ``before`` is an id cursor."""
+    stmt = select(jobs)
+    if kinds:
+        stmt = stmt.where(jobs.c.kind.in_(list(kinds)))
+    if states:
+        stmt = stmt.where(jobs.c.state.in_(list(states)))
+    if before is not None:
+        stmt = stmt.where(jobs.c.id < before)
+    rows = await conn.execute(stmt.order_by(jobs.c.id.desc()).limit(limit))
+    return [_status(row) for row in rows]
+
+
+async def pending_jobs(conn: AsyncConnection, kinds: Sequence[str]) -> int:
+    """Queued or running jobs of these kinds (a worker's --once loop runs until this is 0)."""
+    stmt = select(func.count()).where(jobs.c.kind.in_(list(kinds)), jobs.c.state.in_(("queued", "running")))
+    return int((await conn.execute(stmt)).scalar_one())
 
 
 def backoff_delay(attempts: int, backoff: float) -> float:
@@ -132,6 +222,8 @@ async def fail(
             run_after=now + timedelta(seconds=backoff_delay(attempts, backoff)),
             lease_until=None,
             last_error=error[:_ERROR_CHARS],
+            finished_at=now if final else None,
+            errors=jobs.c.errors + 1,
         )
     )
 

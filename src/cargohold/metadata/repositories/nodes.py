@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.domain.model import NodeRecord
-from cargohold.errors import NodeAlreadyExists, NoSuchNode
+from cargohold.errors import NodeAlreadyExists, NodeNotEmpty, NoSuchNode
 from cargohold.metadata.repositories._sql import insert_or_nothing
-from cargohold.metadata.tables import nodes, utcnow
+from cargohold.metadata.tables import nodes, part_shares, utcnow
 
 
 def _node(row: Row) -> NodeRecord:
@@ -27,6 +27,7 @@ def _node(row: Row) -> NodeRecord:
         free=row.free,
         shares=row.shares,
         last_seen=row.last_seen,
+        state=row.state,
     )
 
 
@@ -47,6 +48,7 @@ async def add_node(conn: AsyncConnection, url: str, zone: str, capacity: int = 0
         "shares": 0,
         "last_seen": None,
         "created_at": utcnow(),
+        "state": "normal",
     }
     row = (await conn.execute(insert_or_nothing(conn, nodes, values).returning(nodes))).first()
     if row is None:
@@ -76,9 +78,12 @@ async def update_node(
     enabled: bool | None = None,
     active: bool | None = None,
     zone: str | None = None,
+    state: str | None = None,
 ) -> NodeRecord:
     """Change admin settings; arguments left as None are unchanged. ``NoSuchNode``."""
     changes: dict[str, object] = {}
+    if state is not None:
+        changes["state"] = state
     if enabled is not None:
         changes["enabled"] = enabled
     if active is not None:
@@ -126,3 +131,29 @@ async def update_node_stats(
     )
     if result.rowcount == 0:
         raise NoSuchNode(f"node {node_id} does not exist", node_id=node_id)
+
+
+async def delete_node(conn: AsyncConnection, node_id: int) -> None:
+    """Forget a node that holds no shares. ``NoSuchNode``; ``NodeNotEmpty`` while shares point at it."""
+    held = (
+        await conn.execute(
+            select(func.count()).select_from(part_shares).where(part_shares.c.node_id == node_id)
+        )
+    ).scalar_one()
+    if held:
+        raise NodeNotEmpty(
+            f"node {node_id} still holds {held} shares: drain it first", node_id=node_id, shares=held
+        )
+    result = await conn.execute(delete(nodes).where(nodes.c.id == node_id))
+    if result.rowcount == 0:
+        raise NoSuchNode(f"node {node_id} does not exist", node_id=node_id)
+
+
+async def shares_per_node(conn: AsyncConnection) -> dict[int, int]:
+    """How many shares the metadata places on each node (nodes with none are absent)."""
+    rows = await conn.execute(
+        select(part_shares.c.node_id, func.count())
+        .where(part_shares.c.node_id.is_not(None))
+        .group_by(part_shares.c.node_id)
+    )
+    return {int(node_id): int(n) for node_id, n in rows}

@@ -13,30 +13,96 @@ from cargohold.metadata.repositories._sql import chunks
 from cargohold.metadata.tables import part_shares, parts
 
 
-async def mark_share_missing(conn: AsyncConnection, part_id: str, index: int) -> bool:
+async def mark_share_missing(
+    conn: AsyncConnection, part_id: str, index: int, node_id: int | None = None
+) -> bool:
     """Record that share ``index`` of a part is lost or corrupt (repair will rebuild it).
 
-    Returns False when the part has no such share.
+    With ``node_id``, only while the share is still placed on that node: a
+    reader that found a share gone from a node it was just moved or repaired
+    away from must not mark the new copy missing. Returns False when nothing
+    changed.
     """
-    result = await conn.execute(
-        update(part_shares)
-        .where(part_shares.c.part_id == part_id, part_shares.c.share_index == index)
-        .values(state="missing")
-    )
+    stmt = update(part_shares).where(part_shares.c.part_id == part_id, part_shares.c.share_index == index)
+    if node_id is not None:
+        stmt = stmt.where(part_shares.c.node_id == node_id)
+    result = await conn.execute(stmt.values(state="missing"))
     return result.rowcount > 0
 
 
-async def set_share(conn: AsyncConnection, part_id: str, index: int, node_id: int, state: str = "ok") -> bool:
+async def set_share(
+    conn: AsyncConnection,
+    part_id: str,
+    index: int,
+    node_id: int,
+    state: str = "ok",
+    *,
+    expected_node: int | object | None = ...,
+) -> bool:
     """Point share ``index`` of a part at ``node_id`` (after a repair or a move).
 
-    Returns False when the part has no such share.
+    ``expected_node`` makes it a compare-and-set: the change happens only if
+    the share is still placed where the caller found it (None: on no node),
+    so two workers, or a worker and gc, can never both win. Returns False when
+    the part has no such share or it moved meanwhile.
     """
-    result = await conn.execute(
-        update(part_shares)
-        .where(part_shares.c.part_id == part_id, part_shares.c.share_index == index)
-        .values(node_id=node_id, state=state)
-    )
+    stmt = update(part_shares).where(part_shares.c.part_id == part_id, part_shares.c.share_index == index)
+    if expected_node is None:
+        stmt = stmt.where(part_shares.c.node_id.is_(None))
+    elif expected_node is not ...:
+        stmt = stmt.where(part_shares.c.node_id == expected_node)
+    result = await conn.execute(stmt.values(node_id=node_id, state=state))
     return result.rowcount > 0
+
+
+async def get_part(conn: AsyncConnection, part_id: str) -> PartRecord | None:
+    """One part with its shares, whether committed, in an open upload or detached."""
+    rows = (
+        await conn.execute(
+            select(*PART_COLUMNS)
+            .select_from(parts.outerjoin(part_shares, part_shares.c.part_id == parts.c.id))
+            .where(parts.c.id == part_id)
+            .order_by(part_shares.c.share_index)
+        )
+    ).all()
+    found = collect_parts(rows)
+    return found[0] if found else None
+
+
+async def parts_on_node(conn: AsyncConnection, node_id: int, after: str = "", limit: int = 500) -> list[str]:
+    """Ids of parts with a share on ``node_id``, in id order after ``after`` (a cursor)."""
+    rows = await conn.execute(
+        select(part_shares.c.part_id)
+        .where(part_shares.c.node_id == node_id, part_shares.c.part_id > after)
+        .order_by(part_shares.c.part_id)
+        .limit(limit)
+    )
+    return [row.part_id for row in rows]
+
+
+async def known_shares(conn: AsyncConnection, node_id: int, part_ids: Sequence[str]) -> set[str]:
+    """Of the given parts, the share ids ``{part}.{index}`` the metadata places on ``node_id``."""
+    found: set[str] = set()
+    for chunk in chunks(list(dict.fromkeys(part_ids))):
+        rows = await conn.execute(
+            select(part_shares.c.part_id, part_shares.c.share_index).where(
+                part_shares.c.part_id.in_(chunk), part_shares.c.node_id == node_id
+            )
+        )
+        found.update(f"{row.part_id}.{row.share_index}" for row in rows)
+    return found
+
+
+async def degraded_parts(conn: AsyncConnection, after: str = "", limit: int = 500) -> list[str]:
+    """Ids of parts with at least one share marked missing, in id order after ``after``."""
+    rows = await conn.execute(
+        select(part_shares.c.part_id)
+        .where(part_shares.c.state == "missing", part_shares.c.part_id > after)
+        .group_by(part_shares.c.part_id)
+        .order_by(part_shares.c.part_id)
+        .limit(limit)
+    )
+    return [row.part_id for row in rows]
 
 
 async def part_share_locations(conn: AsyncConnection, part_ids: Sequence[str]) -> list[tuple[str, int, int]]:
