@@ -98,17 +98,17 @@ def test_put_get_range_head_delete(tmp_path: Path) -> None:
         client = node.client
         third = len(data) // 3
         parts = [data[:third], data[third : 2 * third], data[2 * third :]]
-        assert await client.put_share("obj1.s0", body(parts), len(data)) == len(data)
+        assert await client.put("obj1.s0", body(parts), len(data)) == len(data)
 
-        async with await client.open_share("obj1.s0", 0, None) as stream:
+        async with await client.open("obj1.s0", 0, None) as stream:
             assert stream.length == len(data) and stream.total == len(data)
             assert await stream.readexactly(len(data)) == data
 
-        async with await client.open_share("obj1.s0", 1000, 1999) as stream:
+        async with await client.open("obj1.s0", 1000, 1999) as stream:
             assert stream.length == 1000 and stream.total == len(data)
             assert await stream.readexactly(1000) == data[1000:2000]
 
-        async with await client.open_share("obj1.s0", len(data) - 5) as stream:
+        async with await client.open("obj1.s0", len(data) - 5) as stream:
             assert await stream.readexactly(5) == data[-5:]
             with pytest.raises(NodeUnavailable, match="early"):
                 await stream.readexactly(1)
@@ -134,22 +134,22 @@ def test_put_get_range_head_delete(tmp_path: Path) -> None:
         # Reads are O_DIRECT in aligned 4 MiB pieces: ranges that start and end
         # off the 4 KiB grid, and cross a read boundary, come back exact.
         big = bytes(range(256)) * (5 * 4096 * 4 + 7)
-        await client.put_share("big.s0", _chunks(big))
+        await client.put("big.s0", _chunks(big))
         for start, end in ((4095, 4097), (1, len(big) - 2), (4 * 1024 * 1024 - 3, 4 * 1024 * 1024 + 5000)):
-            async with await client.open_share("big.s0", start, end) as stream:
+            async with await client.open("big.s0", start, end) as stream:
                 assert await stream.readexactly(end - start + 1) == big[start : end + 1]
 
-        assert await client.delete_share("obj1.s0") is True
-        assert await client.delete_share("obj1.s0") is False
+        assert await client.delete("obj1.s0") is True
+        assert await client.delete("obj1.s0") is False
         with pytest.raises(ShareNotFound):
-            await client.open_share("obj1.s0", 0)
+            await client.open("obj1.s0", 0)
 
     run(tmp_path, scenario)
 
 
 def test_chunked_upload_without_size(tmp_path: Path) -> None:
     async def scenario(node: Node) -> None:
-        assert await node.client.put_share("chunky", body([b"ab", b"cd", b"e" * 70000])) == 70004
+        assert await node.client.put("chunky", body([b"ab", b"cd", b"e" * 70000])) == 70004
         assert node.store.path("chunky").read_bytes() == b"abcd" + b"e" * 70000
 
     run(tmp_path, scenario)
@@ -157,7 +157,7 @@ def test_chunked_upload_without_size(tmp_path: Path) -> None:
 
 def test_secret_is_required(tmp_path: Path) -> None:
     async def scenario(node: Node) -> None:
-        await node.client.put_share("private", body([b"secret bytes"]), 12)
+        await node.client.put("private", body([b"secret bytes"]), 12)
         for headers in ({}, {SECRET_HEADER: "wrong"}, {SECRET_HEADER: SECRET + "x"}):
             for method, path in (
                 ("GET", "/v1/shares/private"),
@@ -224,7 +224,7 @@ def test_invalid_share_id_is_a_400_problem(tmp_path: Path) -> None:
             assert resp.status == 400
             assert (await resp.json(content_type=None))["code"] == "invalid_share_id"
         with pytest.raises(InvalidShareId):
-            await node.client.open_share("../etc", 0)
+            await node.client.open("../etc", 0)
 
     run(tmp_path, scenario)
 
@@ -241,8 +241,8 @@ def test_health_figures(tmp_path: Path) -> None:
             "shares": 0,
             "version": __version__,
         }
-        await node.client.put_share("h1", body([b"x" * 1234]), 1234)
-        await node.client.put_share("h2", body([b"y" * 766]))
+        await node.client.put("h1", body([b"x" * 1234]), 1234)
+        await node.client.put("h2", body([b"y" * 766]))
         health = await node.client.health()
         assert (health["used"], health["free"], health["shares"]) == (2000, 8000, 2)
 
@@ -252,9 +252,9 @@ def test_health_figures(tmp_path: Path) -> None:
 def test_full_node_answers_507(tmp_path: Path) -> None:
     async def scenario(node: Node) -> None:
         with pytest.raises(InsufficientStorage):
-            await node.client.put_share("too-big", body([b"z" * 200]), 200)
+            await node.client.put("too-big", body([b"z" * 200]), 200)
         with pytest.raises(InsufficientStorage):
-            await node.client.put_share("too-big", body([b"z" * 60, b"z" * 60]))
+            await node.client.put("too-big", body([b"z" * 60, b"z" * 60]))
         await wait_until(lambda: not os.listdir(tmp_path / "tmp"))
         assert (await node.client.health())["shares"] == 0
 
@@ -268,9 +268,9 @@ def test_failing_upload_body_raises_its_own_error_and_leaves_nothing(tmp_path: P
 
     async def scenario(node: Node) -> None:
         with pytest.raises(ValueError, match="vanished"):
-            await node.client.put_share("half", broken(), 6 * 1024 * 1024)
+            await node.client.put("half", broken(), 6 * 1024 * 1024)
         with pytest.raises(ValueError, match="vanished"):
-            await node.client.put_share("half", broken())
+            await node.client.put("half", broken())
         await wait_until(lambda: not os.listdir(tmp_path / "tmp"))
         with pytest.raises(ShareNotFound):
             node.store.path("half")
@@ -284,15 +284,15 @@ def test_read_frame_verifies_checksums(tmp_path: Path) -> None:
     frame = framing.frame_size(4000)
 
     async def scenario(node: Node) -> None:
-        await node.client.put_share("frames", body([framed(payloads)]))
-        async with await node.client.open_share("frames", 0, None) as stream:
+        await node.client.put("frames", body([framed(payloads)]))
+        async with await node.client.open("frames", 0, None) as stream:
             assert [await stream.read_frame(i) for i in range(4)] == payloads
 
-        async with await node.client.open_share("frames", 2 * frame, 4 * frame - 1) as stream:
+        async with await node.client.open("frames", 2 * frame, 4 * frame - 1) as stream:
             assert await stream.read_frame(2) == payloads[2]
             assert await stream.read_frame(3) == payloads[3]
 
-        async with await node.client.open_share("frames", frame, None) as stream:
+        async with await node.client.open("frames", frame, None) as stream:
             with pytest.raises(ShareCorrupt, match="block 1 found where block 0"):
                 await stream.read_frame(0)
 
@@ -300,14 +300,14 @@ def test_read_frame_verifies_checksums(tmp_path: Path) -> None:
         raw = bytearray(path.read_bytes())
         raw[frame + framing.HEADER_SIZE + 123] ^= 0x40
         path.write_bytes(bytes(raw))
-        async with await node.client.open_share("frames", 0, None) as stream:
+        async with await node.client.open("frames", 0, None) as stream:
             assert await stream.read_frame(0) == payloads[0]
             with pytest.raises(ShareCorrupt, match="checksum"):
                 await stream.read_frame(1)
         assert (await node.client.verify("frames"))["corrupt_blocks"] == [1]
 
         with pytest.raises(ShareCorrupt):  # the share is shorter than the layout says
-            await node.client.open_share("frames", 10 * frame)
+            await node.client.open("frames", 10 * frame)
         with pytest.raises(ShareNotFound):
             await node.client.verify("nope")
 
@@ -316,8 +316,8 @@ def test_read_frame_verifies_checksums(tmp_path: Path) -> None:
 
 def test_compressed_sibling_is_never_served_instead(tmp_path: Path) -> None:
     async def scenario(node: Node) -> None:
-        await node.client.put_share("x", body([b"plain share"]))
-        await node.client.put_share("x.gz", body([b"another share"]))
+        await node.client.put("x", body([b"plain share"]))
+        await node.client.put("x.gz", body([b"another share"]))
         headers = {SECRET_HEADER: SECRET, "Accept-Encoding": "gzip, br"}
         async with node.raw("GET", "/v1/shares/x", headers=headers) as resp:
             assert "Content-Encoding" not in resp.headers
@@ -350,9 +350,9 @@ def test_unreachable_node_is_unavailable(tmp_path: Path) -> None:
             with pytest.raises(NodeUnavailable):
                 await client.health()
             with pytest.raises(NodeUnavailable):
-                await client.open_share("abc", 0)
+                await client.open("abc", 0)
             with pytest.raises(NodeUnavailable):
-                await client.put_share("abc", body([b"x"]), 1)
+                await client.put("abc", body([b"x"]), 1)
 
     asyncio.run(main())
 

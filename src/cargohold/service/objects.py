@@ -175,7 +175,7 @@ class ObjectService:
         per_share = (content_length or layout.block_size) // layout.k
         node_ids = self._nodes.place(layout.width, per_share)
         writers = [
-            functools.partial(self._nodes.client(node_id).put_share, f"{part_id}.{index}")
+            functools.partial(self._nodes.client(node_id).put, f"{part_id}.{index}")
             for index, node_id in enumerate(node_ids)
         ]
         hasher = ContentHasher(md5=md5 or expected.md5 is not None, sha256=expected.sha256 is not None)
@@ -316,7 +316,7 @@ class ObjectService:
 
         async def open_share(index: int, first: int, last: int):  # type: ignore[no-untyped-def]
             client = self._nodes.client(by_index[index].node_id)
-            return await client.open_share(f"{part.id}.{index}", first, last)
+            return await client.open(f"{part.id}.{index}", first, last)
 
         def report(index: int, error: Exception) -> None:
             node_id = by_index[index].node_id
@@ -495,7 +495,7 @@ class ObjectService:
         """Best-effort removal of shares that were never committed."""
         for index, node_id in shares:
             try:
-                await self._nodes.client(node_id).delete_share(f"{part_id}.{index}")
+                await self._nodes.client(node_id).delete(f"{part_id}.{index}")
             except (CargoholdError, OSError) as exc:
                 log.info("left uncommitted share %s.%s for gc: %s", part_id, index, exc)
 

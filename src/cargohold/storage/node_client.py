@@ -158,6 +158,7 @@ class NodeClient:
         self, session: aiohttp.ClientSession, base_url: str, secret: str, timeout: float = 30.0
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.name = self.base_url
         self.timeout = timeout
         self._session = session
         self._headers = {SECRET_HEADER: secret}
@@ -206,7 +207,7 @@ class NodeClient:
             raise cls(f"{where}: {detail}")
         raise NodeUnavailable(f"{where} answered {status}: {detail}")
 
-    async def put_share(self, share_id: str, body: AsyncIterator[bytes], size: int | None = None) -> int:
+    async def put(self, share_id: str, body: AsyncIterator[bytes], size: int | None = None) -> int:
         """Stream a share to the node; returns the size it acknowledged (durable by then)."""
         headers = {"Content-Type": "application/octet-stream"}
         if size is not None:
@@ -226,7 +227,7 @@ class NodeClient:
             raise NodeUnavailable(f"node {self.base_url} stored {stored} of {size} bytes")
         return stored
 
-    async def open_share(self, share_id: str, start: int = 0, end: int | None = None) -> ShareStream:
+    async def open(self, share_id: str, start: int = 0, end: int | None = None) -> ShareStream:
         """Open bytes ``start``..``end`` (inclusive, like HTTP; None = to the end) of a share.
 
         A share shorter than ``start`` answers 416, reported as ShareCorrupt:
@@ -254,7 +255,7 @@ class NodeClient:
             raise
         return ShareStream(response, self.base_url)
 
-    async def delete_share(self, share_id: str) -> bool:
+    async def delete(self, share_id: str) -> bool:
         """Remove a share; False if the node did not have it."""
         with self._transport(f"DELETE share {share_id}"):
             async with self._request("DELETE", self._url(share_id)) as response:

@@ -48,7 +48,7 @@ class GarbageCollector:
         for part, index, node_id in locations:
             if self._nodes.get(node_id) is None:
                 continue
-            await self._nodes.client(node_id).delete_share(f"{part}.{index}")
+            await self._nodes.client(node_id).delete(f"{part}.{index}")
         await self._db.write(lambda conn: repo.delete_parts(conn, [part_id]))
 
 

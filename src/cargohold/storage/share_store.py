@@ -1,0 +1,117 @@
+"""The one interface every share store offers: what repair, rebalance, scrub and gc need.
+
+A *share store* keeps opaque share files by id (``{part_id}.{index}``, see
+docs/share-format.md). Four implementations honour this contract and one
+contract suite (``tests/integration/test_share_store_contract.py``) runs
+against each of them:
+
+* :class:`cargohold.storage.local.LocalShareStore` — share files on a local
+  disk, what a node serves;
+* :class:`cargohold.storage.node_client.NodeClient` — a node over HTTP, what
+  gateways and workers use;
+* :class:`cargohold.testing.memory_store.MemoryShareStore` — an in-memory fake
+  for unit tests;
+* :class:`cargohold.testing.faults.FaultyShareStore` — wraps any store and
+  injects scripted faults (errors, stalls, flipped bytes, short reads).
+
+Errors are domain errors: ``ShareNotFound`` (no such share), ``ShareCorrupt``
+(a frame fails its checksum, or a range starts past the end),
+``InsufficientStorage`` (the share does not fit), ``InvalidShareId``,
+``IncompleteBody`` (a put's stream ended before ``size`` bytes), and
+``NodeUnavailable`` for anything that means "this store cannot help now".
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ShareInfo:
+    """One stored share, as a listing reports it."""
+
+    share_id: str
+    size: int
+    mtime: float  # when it was last written, seconds since the epoch
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What re-reading a share's frames found (on the store itself: no share bytes travel)."""
+
+    share_id: str
+    frames: int
+    corrupt_blocks: tuple[int, ...]
+    bytes: int
+    #: True when the share was corrupt and has been moved aside (never served again).
+    quarantined: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.corrupt_blocks
+
+
+class ShareReader(Protocol):
+    """One open byte range of a share, read as checksummed frames or as raw bytes."""
+
+    #: Bytes in the opened range, and size of the whole share file (None if unknown).
+    length: int | None
+    total: int | None
+
+    async def read_frame(self, expected_index: int) -> bytes:
+        """The payload of the next frame, which must be block ``expected_index``'s.
+
+        ``ShareCorrupt`` for a bad header, a frame of another block or a
+        checksum mismatch: corrupt bytes are never returned as data.
+        """
+        ...
+
+    async def readexactly(self, n: int) -> bytes:
+        """Exactly ``n`` raw bytes; ``NodeUnavailable`` if the range ends or breaks first."""
+        ...
+
+    def iter_raw(self, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        """The rest of the range as raw bytes, unverified (copies verify on the target)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class ShareStore(Protocol):
+    """Put, read, verify, list and delete share files on one store."""
+
+    #: For logs and errors: a node URL or a directory.
+    name: str
+
+    async def put(self, share_id: str, chunks: AsyncIterator[bytes], size: int | None = None) -> int:
+        """Store a share from a stream; returns its size once it is durable.
+
+        ``size`` (when known) is checked: a stream that ends short raises
+        ``IncompleteBody``, one that runs long ``InvalidArgument``, and one
+        that cannot fit ``InsufficientStorage`` (before any byte when
+        ``size`` says so). An existing share of the id is replaced atomically
+        and only by a complete new one.
+        """
+        ...
+
+    async def open(self, share_id: str, start: int = 0, end: int | None = None) -> ShareReader:
+        """Open bytes ``start``..``end`` (inclusive; None = to the end) of a share."""
+        ...
+
+    async def verify(self, share_id: str, *, quarantine: bool = False) -> VerifyReport:
+        """Re-read every frame; with ``quarantine``, move a corrupt share aside.
+
+        A quarantined share is gone for ``open``, ``list`` and ``delete``
+        (``ShareNotFound``) and no longer counts as stored.
+        """
+        ...
+
+    async def list(self, after: str = "", limit: int = 1000) -> list[ShareInfo]:
+        """Up to ``limit`` shares with ids greater than ``after``, in id order (a cursor)."""
+        ...
+
+    async def delete(self, share_id: str) -> bool:
+        """Remove a share; False if it was not there."""
+        ...
