@@ -65,7 +65,7 @@ async def _body(request: web.Request) -> AsyncIterator[bytes]:
     try:
         async for chunk in request.content.iter_any():
             yield chunk
-    except web.RequestPayloadError as exc:
+    except (web.RequestPayloadError, ConnectionResetError) as exc:
         raise IncompleteBody(f"request body could not be read: {exc}") from exc
 
 
