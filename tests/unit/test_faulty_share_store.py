@@ -41,6 +41,7 @@ def test_fail_raises_the_given_error_for_the_given_ids_and_times() -> None:
         for _ in range(2):
             with pytest.raises(NodeUnavailable, match=r"injected fault: open p\.1 on node-7"):
                 await store.open("p.1")
+        assert store.faults == []  # used up
         reader = await store.open("p.1")  # used up
         assert await reader.read_frame(0) == PAYLOADS[0]
         await reader.close()

@@ -158,6 +158,8 @@ class FaultyShareStore:
             if not fault.matches(method, share_id):
                 continue
             fault.take()
+            if fault.times == 0:
+                self.faults.remove(fault)
             if fault.kind == "stall":
                 if fault.until is not None:
                     await fault.until.wait()
@@ -172,7 +174,6 @@ class FaultyShareStore:
                 raise error
             else:
                 read_faults.append(fault)
-        self.faults = [f for f in self.faults if f.times != 0]
         return read_faults
 
     def _check_up(self) -> None:
