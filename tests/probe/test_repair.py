@@ -6,7 +6,6 @@ live nodes, and then survive two *more* lost nodes byte for byte.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from cargohold.domain.layout import Layout
 from cargohold.testing.cluster import Cluster, NodeProc
 from cargohold.testing.data import sample
+from tests.conftest import BOTH_STORES, store_url
 
 BLOCK = Layout.parse("ec:5+2").block_size
 SIZE = 2 * BLOCK + 12345
@@ -34,13 +34,19 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield running
 
 
+@pytest.fixture(params=BOTH_STORES)
+def any_store_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    """The main probe runs on SQLite and on PostgreSQL."""
+    with store_url(request, request.param) as url, Cluster(tmp_path / "c", db_url=url, env=FAST) as running:
+        yield running
+
+
 def _shares(cluster: Cluster) -> dict[str, list[tuple[int, int | None, str]]]:
     """Every committed part's shares as (index, node id, state), from the metadata store."""
-    with sqlite3.connect(cluster.root / "meta.db") as db:
-        rows = db.execute(
-            "SELECT s.part_id, s.share_index, s.node_id, s.state FROM part_shares s "
-            "JOIN parts p ON p.id = s.part_id WHERE p.object_id IS NOT NULL ORDER BY 1, 2"
-        ).fetchall()
+    rows = cluster.query(
+        "SELECT s.part_id, s.share_index, s.node_id, s.state FROM part_shares s "
+        "JOIN parts p ON p.id = s.part_id WHERE p.object_id IS NOT NULL ORDER BY 1, 2"
+    )
     parts: dict[str, list[tuple[int, int | None, str]]] = {}
     for part_id, index, node_id, state in rows:
         parts.setdefault(part_id, []).append((index, node_id, state))
@@ -89,7 +95,8 @@ def _read_all(api: httpx.Client, written: dict[str, bytes]) -> None:
         assert reply.content == data, key
 
 
-def test_lost_node_is_rebuilt_by_worker_once_and_survives_two_more(cluster: Cluster) -> None:
+def test_lost_node_is_rebuilt_by_worker_once_and_survives_two_more(any_store_cluster: Cluster) -> None:
+    cluster = any_store_cluster
     with cluster.client() as api:
         written = _write(api, 6, seed=100)
         holders = Counter(node_id for shares in _shares(cluster).values() for _, node_id, _ in shares)

@@ -7,6 +7,7 @@ prints once its socket is bound (never a sleep).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import signal
@@ -15,10 +16,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 from cargohold.cli.children import die_with_parent, node_command
+from cargohold.metadata.db import make_engine
 
 ADMIN_KEY = "CHTESTADMIN0000000.test-admin-secret-that-is-long-enough"
 ADMIN_PASSWORD = "test-admin-password"
@@ -144,6 +148,19 @@ class Cluster:
     @property
     def db(self) -> str:
         return self.db_url or f"sqlite+aiosqlite:///{self.root / 'meta.db'}"
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of one read-only SQL statement against the cluster's metadata store (either engine)."""
+
+        async def run() -> list[tuple[Any, ...]]:
+            engine = make_engine(self.db)
+            try:
+                async with engine.connect() as conn:
+                    return [tuple(row) for row in await conn.execute(text(sql))]
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(run())
 
     def _worker_command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "cargohold", "worker", "--db", self.db, *args]
