@@ -244,7 +244,7 @@ def test_domain_errors_leave_the_transaction_usable(run_db: RunDb) -> None:
 
 def test_put_get_replace_delete_with_parts_and_shares(run_db: RunDb) -> None:
     async def main(db: Database) -> None:
-        bucket_id, n = await _setup(db)
+        bucket_id, n = await _setup(db, nodes=4)
         v1_parts = [
             _part("p2", 2, 100, 50, [n[2], n[0], n[1]]),
             _part("p1", 1, 0, 100, [n[0], n[1], n[2]]),
@@ -301,14 +301,18 @@ def test_put_get_replace_delete_with_parts_and_shares(run_db: RunDb) -> None:
 
         assert await db.write(lambda c: repo.mark_share_missing(c, "p3", 1))
         assert not await db.write(lambda c: repo.mark_share_missing(c, "p3", 9))
-        assert await db.write(lambda c: repo.set_share(c, "p3", 2, n[1]))
+        # A node never holds two shares of one part; a compare-and-set needs the expected node.
+        assert not await db.write(lambda c: repo.set_share(c, "p3", 2, n[1]))
+        assert not await db.write(lambda c: repo.set_share(c, "p3", 2, n[3], expected_node=n[1]))
+        assert await db.write(lambda c: repo.set_share(c, "p3", 2, n[3], expected_node=n[0]))
+        assert not await db.write(lambda c: repo.mark_share_missing(c, "p3", 2, n[0]))
         async with db.read() as conn:
             got = await repo.get_object(conn, bucket_id, "dir/file")
         assert got is not None
         assert [(s.state, s.node_id) for s in got.parts[0].shares] == [
             ("ok", n[1]),
             ("missing", n[2]),
-            ("ok", n[1]),
+            ("ok", n[3]),
         ]
 
         # gc: deleting parts removes shares by cascade and never touches live parts.

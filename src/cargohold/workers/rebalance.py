@@ -146,12 +146,15 @@ class Rebalancer:
                 part_ids = await repo.parts_on_node(
                     conn, source.node_id, cursors.get(source.node_id, ""), PAGE
                 )
-                parts = [await repo.get_part(conn, part_id) for part_id in part_ids if part_id not in busy]
+                parts = [await repo.get_part(conn, part_id) for part_id in part_ids]
             if not part_ids:
                 return None
-            cursors[source.node_id] = part_ids[-1]
-            for part in parts:
-                move = self._fit(part, source, targets) if part is not None else None
+            for part_id, part in zip(part_ids, parts, strict=True):
+                # The cursor moves past every part looked at, movable or not: each is tried once.
+                cursors[source.node_id] = part_id
+                if part is None or part_id in busy:
+                    continue
+                move = self._fit(part, source, targets)
                 if move is not None:
                     return move
 

@@ -41,12 +41,28 @@ async def set_share(
 ) -> bool:
     """Point share ``index`` of a part at ``node_id`` (after a repair or a move).
 
-    ``expected_node`` makes it a compare-and-set: the change happens only if
-    the share is still placed where the caller found it (None: on no node),
-    so two workers, or a worker and gc, can never both win. Returns False when
-    the part has no such share or it moved meanwhile.
+    Never makes a node hold two shares of one part: the change is refused
+    when another share of the part is already there (one node lost would
+    then cost two shares). ``expected_node`` makes it a compare-and-set: the
+    change happens only if the share is still placed where the caller found
+    it (None: on no node), so two workers, or a worker and gc, can never both
+    win. Returns False when the part has no such share, it moved meanwhile,
+    or the node holds another of its shares.
     """
-    stmt = update(part_shares).where(part_shares.c.part_id == part_id, part_shares.c.share_index == index)
+    # Lock the part's shares first (PostgreSQL), so two concurrent switches of one
+    # part see each other; SQLite's single writer already serialises them.
+    await conn.execute(
+        select(part_shares.c.share_index).where(part_shares.c.part_id == part_id).with_for_update()
+    )
+    sibling = part_shares.alias("sibling")
+    taken = (
+        select(sibling.c.share_index)
+        .where(sibling.c.part_id == part_id, sibling.c.node_id == node_id, sibling.c.share_index != index)
+        .exists()
+    )
+    stmt = update(part_shares).where(
+        part_shares.c.part_id == part_id, part_shares.c.share_index == index, ~taken
+    )
     if expected_node is None:
         stmt = stmt.where(part_shares.c.node_id.is_(None))
     elif expected_node is not ...:
