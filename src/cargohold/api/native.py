@@ -1,4 +1,4 @@
-"""Native HTTP API (``/api/v1``): buckets, objects, nodes.
+"""Native HTTP API (``/api/v1``): buckets and objects.
 
 Handlers only translate HTTP to service calls and back; validation and
 decisions live in the services. Bodies stream in and out: nothing here reads a
@@ -15,12 +15,12 @@ from typing import Any
 from aiohttp import web
 
 from cargohold.api.audit import note
-from cargohold.api.auth import principal, require_admin
+from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES, Services
 from cargohold.api.object_responses import stream_object_response
-from cargohold.domain.model import Bucket, NodeRecord, ObjectRecord
+from cargohold.domain.model import Bucket, ObjectRecord
 from cargohold.domain.names import validate_bucket
-from cargohold.errors import InvalidArgument, NoSuchNode
+from cargohold.errors import InvalidArgument
 from cargohold.service.checksums import ExpectedDigests
 from cargohold.service.objects import VersionListing
 
@@ -88,23 +88,6 @@ def version_json(record: ObjectRecord) -> dict[str, Any]:
         "created_at": record.created_at.isoformat(),
         "is_latest": record.is_latest,
         "delete_marker": record.delete_marker,
-    }
-
-
-def node_json(node: NodeRecord) -> dict[str, Any]:
-    return {
-        "id": node.id,
-        "url": node.url,
-        "zone": node.zone,
-        "enabled": node.enabled,
-        "active": node.active,
-        "healthy": node.healthy,
-        "capacity": node.capacity,
-        "used": node.used,
-        "free": node.free,
-        "fill": round(node.used / node.capacity, 6) if node.capacity else 0.0,
-        "shares": node.shares,
-        "last_seen": node.last_seen.isoformat() if node.last_seen else None,
     }
 
 
@@ -335,44 +318,6 @@ async def list_objects(request: web.Request) -> web.Response:
     )
 
 
-# -- nodes --------------------------------------------------------------------
-
-
-async def list_nodes(request: web.Request) -> web.Response:
-    return json_response({"nodes": [node_json(n) for n in _services(request).nodes.nodes()]})
-
-
-async def add_node(request: web.Request) -> web.Response:
-    require_admin(request)
-    body = await json_body(request)
-    url, zone = body.get("url"), body.get("zone", "default")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise InvalidArgument("url must be an http(s) URL of a running node")
-    if not isinstance(zone, str) or not zone:
-        raise InvalidArgument("zone must be a non-empty string")
-    node = await _services(request).nodes.add(url, zone)
-    return json_response(node_json(node), status=201)
-
-
-async def update_node(request: web.Request) -> web.Response:
-    require_admin(request)
-    try:
-        node_id = int(request.match_info["node_id"])
-    except ValueError as exc:
-        raise NoSuchNode("node ids are integers") from exc
-    body = await json_body(request)
-    changes: dict[str, Any] = {}
-    for field, kind in (("enabled", bool), ("active", bool), ("zone", str)):
-        if field in body:
-            if not isinstance(body[field], kind):
-                raise InvalidArgument(f"{field} must be a {kind.__name__}")
-            changes[field] = body[field]
-    if not changes:
-        raise InvalidArgument("nothing to change: send enabled, active and/or zone")
-    node = await _services(request).nodes.update(node_id, **changes)
-    return json_response(node_json(node))
-
-
 async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
@@ -485,15 +430,5 @@ ROUTES: tuple[Route, ...] = (
         "Make an earlier version the latest again: {version_id}",
         "objects",
         action="object.restore",
-    ),
-    Route("GET", API + "/nodes", list_nodes, "List storage nodes", "nodes", action="node.list"),
-    Route("POST", API + "/nodes", add_node, "Register a running storage node", "nodes", action="node.add"),
-    Route(
-        "PATCH",
-        API + "/nodes/{node_id}",
-        update_node,
-        "Switch a node on/off, active/inactive, or change its zone",
-        "nodes",
-        action="node.update",
     ),
 )

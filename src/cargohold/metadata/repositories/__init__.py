@@ -31,6 +31,7 @@ from cargohold.metadata.repositories.jobs import (
     claim,
     complete,
     enqueue,
+    enqueue_repair,
     extend_lease,
     fail,
     job_counts,
@@ -72,6 +73,7 @@ from cargohold.metadata.repositories.parts import (
     part_share_locations,
     parts_on_node,
     set_share,
+    shares_of_parts,
 )
 from cargohold.metadata.repositories.settings import get_setting, put_setting
 from cargohold.metadata.repositories.uploads import (
@@ -130,6 +132,7 @@ __all__ = [
     "delete_user",
     "delete_version",
     "enqueue",
+    "enqueue_repair",
     "expired_uploads",
     "extend_lease",
     "fail",
@@ -174,6 +177,7 @@ __all__ = [
     "set_grant",
     "set_share",
     "set_versioning",
+    "shares_of_parts",
     "shares_per_node",
     "update_node",
     "update_node_stats",
