@@ -1,4 +1,4 @@
-"""``cargohold up`` as an operator runs it: a node killed under it comes back on its port.
+"""``cargohold up`` as an operator runs it: a node or worker killed under it comes back.
 
 Three nodes with ``--layout mirror:3`` so every object has a copy on every
 node: a write that succeeds after the restart proves the restarted node
@@ -107,6 +107,8 @@ def test_up_restarts_a_killed_node_on_its_port(
     _, key = out.wait(r"^admin key: (\S+)$")
     started = {int(m[1]): (int(m[2]), m[3]) for line in out.lines[:ready] if (m := NODE_LINE.match(line))}
     assert sorted(started) == [1, 2, 3]
+    _, worker = out.wait(r"^worker pid (\d+)$")
+    assert worker.string in out.lines[:ready]
     old_pid, url = started[2]
     assert (tmp_path / "home" / ".config" / "cargohold" / "client.toml").exists()
 
@@ -134,7 +136,12 @@ def test_up_restarts_a_killed_node_on_its_port(
         _poll(lambda: _all_healthy(api))
         assert api.get("/api/v1/buckets/restarts/objects/after-restart").content == data
 
+        os.kill(int(worker[1]), signal.SIGKILL)
+        err.wait(r"^worker exited with code -9; restarting in 1 s$")
+        _, new_worker = out.wait(r"^worker pid (\d+)$", after=ready)
+        assert new_worker[1] != worker[1] and _alive(int(new_worker[1]))
+
     process.send_signal(signal.SIGINT)
     assert process.wait(30) == 0
-    pids = [pid for pid, _ in started.values()] + [int(third[1])]
+    pids = [pid for pid, _ in started.values()] + [int(third[1]), int(new_worker[1])]
     _poll(lambda: not any(_alive(pid) for pid in pids), timeout=10)

@@ -5,15 +5,18 @@ work beside the gateway and a dying node cannot take the gateway with it),
 waits for each to announce its port, then runs the gateway in this process,
 registers any node it does not know yet, and prints the URL and, on first
 start, the admin key. Node ports are remembered so a restart finds every node
-at the address the metadata store has for it. The children are supervised
-(``cli/supervisor.py``): one that dies is started again on the same port,
-with backoff, and ``up`` says so on stderr.
+at the address the metadata store has for it. Once the gateway is up, one
+worker process (``cargohold worker``) repairs, scrubs, rebalances and drains.
+The children are supervised (``cli/supervisor.py``): one that dies is
+started again (a node on the same port), with backoff, and ``up`` says so on
+stderr.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from pathlib import Path
 
 from cargohold.api.app import BOOTSTRAP, build_gateway
@@ -51,6 +54,20 @@ def node_spec(number: int, data: Path, secret: str, zone: str = "default") -> Ch
     )
 
 
+def worker_spec(settings: Settings, secret: str) -> ChildSpec:
+    """The worker that repairs, scrubs, rebalances and drains for this cluster.
+
+    It reads everything else as ``up`` did: the CARGOHOLD_* environment and
+    the --config file (``load_settings`` leaves its path in CARGOHOLD_CONFIG).
+    """
+    return ChildSpec(
+        "worker",
+        lambda: [sys.executable, "-m", "cargohold", "worker", "--db", settings.db_url],
+        "worker running",
+        env={**os.environ, "CARGOHOLD_CLUSTER_SECRET": secret},
+    )
+
+
 async def run_up(settings: Settings) -> None:
     data_dir = settings.data_dir.resolve()
     secret = settings.cluster_secret or ""
@@ -73,10 +90,12 @@ async def run_up(settings: Settings) -> None:
         for node in nodes:
             if node.address not in known:
                 await registry.add(node.address or "", "default")
+        # After the gateway: the metadata store is migrated and the nodes are registered.
+        await supervisor.start(worker_spec(settings, secret))
         config_paths = [data_dir / "client.toml"]
         bootstrap = app[BOOTSTRAP]
         token = bootstrap.token
-        print(f"cargohold is up: {url}  ({len(nodes)} nodes, layout {settings.layout})")
+        print(f"cargohold is up: {url}  ({len(nodes)} nodes, a worker, layout {settings.layout})")
         if bootstrap.password:
             print(
                 f"admin user: admin  password: {bootstrap.password}  (shown once; change it with"
