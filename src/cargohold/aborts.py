@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: Request key: the response this request has already started (see :func:`begin`).
 STARTED = web.RequestKey("started_response", web.StreamResponse)
+#: Request key: set when that response was aborted (the history records the error, not a 2xx).
+ABORTED = web.RequestKey("response_aborted", bool)
 
 
 class AbortCounter:
@@ -67,6 +69,11 @@ def loggable_path(request: web.Request) -> str:
     return request.path.replace(token, "{token}") if token else request.path
 
 
+def aborted(request: web.Request) -> bool:
+    """Whether this request's response was cut short by :func:`abort`."""
+    return request.get(ABORTED, False)
+
+
 def error_code(error: BaseException) -> str:
     """A short, stable name for what broke a started response."""
     return error.code if isinstance(error, CargoholdError) else type(error).__name__
@@ -92,6 +99,7 @@ def abort(request: web.Request, response: web.StreamResponse, error: BaseExcepti
         " ".join(detail.split()),  # one line, whatever the message holds
     )
     ABORTS.add(code)
+    request[ABORTED] = True
     transport = request.transport
     if transport is not None:
         transport.abort()

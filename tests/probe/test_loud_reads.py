@@ -132,6 +132,16 @@ def test_httpx_get_sees_an_incomplete_body(cluster: Cluster, api: httpx.Client) 
     assert time.monotonic() - started < PROMPT
     assert 0 < len(got) < SIZE and got == data[: len(got)]
     log.assert_one_abort("/api/v1/buckets/probe/objects/late-httpx", 200)
+    # The history keeps the status that started and names the failure as the result.
+    events: list[dict[str, object]] = []
+
+    def recorded() -> bool:
+        reply = api.get("/api/v1/history", params={"action": "object.read", "bucket": "probe"})
+        events[:] = [e for e in reply.json()["events"] if e["key"] == "late-httpx"]
+        return bool(events)
+
+    cluster.wait_for(recorded)
+    assert [(e["status"], e["result"]) for e in events] == [(200, "read_unavailable")]
 
 
 def test_range_get_sees_an_incomplete_body(cluster: Cluster, api: httpx.Client) -> None:
