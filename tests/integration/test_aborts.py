@@ -19,7 +19,7 @@ from aiohttp import web
 from cargohold.aborts import ABORTS, begin
 from cargohold.errors import ReadUnavailable
 from cargohold.problems import problem_middleware
-from cargohold.storage import node_app
+from cargohold.storage import direct_read, node_app
 from cargohold.storage.local import LocalShareStore
 
 LENGTH = 1_000_000
@@ -140,15 +140,18 @@ def test_failure_before_the_first_byte_is_a_problem(abort_log: pytest.LogCapture
 def test_node_disk_error_mid_share_aborts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, abort_log: pytest.LogCaptureFixture
 ) -> None:
-    async def failing_read(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
-        yield b"s" * 4096
-        raise OSError(5, "Input/output error")
+    async def failing_read(handle: direct_read.DirectFile, start: int, end: int) -> AsyncIterator[bytes]:
+        try:
+            yield b"s" * 4096
+            raise OSError(5, "Input/output error")
+        finally:
+            handle.close()
 
     monkeypatch.setattr(node_app.direct_read, "read_range", failing_read)
 
     async def main() -> bytes:
         store = LocalShareStore(tmp_path, None)
-        await store.open()
+        await store.start()
         await store.put("part.0", _one(b"s" * LENGTH), LENGTH)
         async with serving(node_app.build_node_app(store, SECRET, "zone-a")) as port:
             return await raw_get(port, "/v1/shares/part.0", f"{node_app.SECRET_HEADER}: {SECRET}\r\n")

@@ -68,7 +68,9 @@ class LimitsStore:
 
     async def get(self) -> WorkerLimits:
         async with self._db.read() as conn:
-            stored = await repo.get_setting(conn, SETTINGS_KEY)
+            return self._apply(await repo.get_setting(conn, SETTINGS_KEY))
+
+    def _apply(self, stored: dict[str, Any] | None) -> WorkerLimits:
         if not stored:
             return self._defaults
         # A value written by an older or newer version is ignored rather than trusted.
@@ -79,13 +81,18 @@ class LimitsStore:
             return self._defaults
 
     async def update(self, changes: dict[str, Any]) -> WorkerLimits:
+        """Apply ``changes`` to what is stored, atomically (parallel changes all land)."""
         if not changes:
-            raise InvalidArgument(
-                "nothing to change: send one or more of " + ", ".join(self._defaults.to_json())
-            )
-        limits = (await self.get()).merged(changes)
-        await self._db.write(lambda conn: repo.put_setting(conn, SETTINGS_KEY, limits.to_json()))
-        return limits
+            names = ", ".join(self._defaults.to_json())
+            raise InvalidArgument(f"nothing to change: send one or more of {names}")
+        self._defaults.merged(changes)  # refuse bad input before touching the store
+
+        def change(stored: dict[str, Any]) -> dict[str, Any]:
+            # Only what an admin set is stored: the rest keeps following the settings.
+            return {**stored, **changes}
+
+        stored = await self._db.write(lambda conn: repo.update_setting(conn, SETTINGS_KEY, change))
+        return self._apply(stored)
 
 
 class Bandwidth:

@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 SCHEDULE_KEY = "schedule"  # cluster_settings: when scrub and the orphan sweep last started
 PAGE = 500
+#: Seconds between reads of the throttles an admin may have changed.
+LIMITS_REFRESH = 3.0
 
 
 class HealingWorker:
@@ -110,13 +112,18 @@ class HealingWorker:
             await self.runner.stop()
 
     async def _check_loop(self) -> None:
+        """Follow throttle changes every few seconds; look for unqueued work every check_interval."""
+        next_check = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 await self.refresh_limits()
-                await self.check()
+                if loop.time() >= next_check:
+                    next_check = loop.time() + self.core.settings.check_interval
+                    await self.check()
             except Exception:  # a bad round must not end the worker
                 log.exception("worker checks failed")
-            await asyncio.sleep(self.core.settings.check_interval)
+            await asyncio.sleep(min(LIMITS_REFRESH, self.core.settings.check_interval))
 
     # -- finding work ---------------------------------------------------------------------
 

@@ -75,7 +75,7 @@ from cargohold.metadata.repositories.parts import (
     set_share,
     shares_of_parts,
 )
-from cargohold.metadata.repositories.settings import get_setting, put_setting
+from cargohold.metadata.repositories.settings import get_setting, put_setting, update_setting
 from cargohold.metadata.repositories.uploads import (
     add_part,
     create_upload,
@@ -181,6 +181,7 @@ __all__ = [
     "shares_per_node",
     "update_node",
     "update_node_stats",
+    "update_setting",
     "update_upload",
     "update_user",
 ]
