@@ -3,6 +3,10 @@
 Domain errors carry their own status and stable code; this middleware renders
 them as RFC 9457 problem+json. aiohttp's own HTTP errors (unknown route, wrong
 method, body too large) get the same shape so clients parse one format.
+
+An error raised after a response has started (see :mod:`cargohold.aborts`)
+gets no problem at all: its connection is aborted, because anything written
+now would land inside the body the client is already reading.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from aiohttp import web
 
+from cargohold.aborts import abort, loggable_path, started
 from cargohold.errors import CargoholdError, RangeNotSatisfiable, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -70,7 +75,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Renderer = Callable[[web.Request, CargoholdError], web.StreamResponse]
 
 #: Request key: a surface that answers its errors in its own way (see :func:`renders_errors`).
-RENDERER = "problem_renderer"
+RENDERER = web.RequestKey[Renderer]("problem_renderer")
 
 
 def renders_errors(renderer: Renderer) -> Callable[[Handler], Handler]:
@@ -95,15 +100,34 @@ def renders_errors(renderer: Renderer) -> Callable[[Handler], Handler]:
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except CargoholdError as error:
-        if error.status >= 500:
-            log.warning("%s %s -> %s %s", request.method, request.path, error.code, error.detail)
-        render = request.get(RENDERER)
-        return render(request, error) if render is not None else from_error(error)
-    except web.HTTPException as exc:
-        if exc.status < 400 or exc.content_type == PROBLEM_JSON:
-            raise
-        response = problem(exc.status, http_error_code(exc.status), exc.reason, exc.text or exc.reason)
-        if "Allow" in exc.headers:  # 405 must say which methods the resource answers
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
+    except ConnectionResetError:
+        raise  # the client went away: nobody is left to answer
+    except Exception as error:
+        response = started(request)
+        if response is not None:
+            abort(request, response, error)
+            return response  # aiohttp's closing write then fails quietly on the closed transport
+        if isinstance(error, CargoholdError):
+            return _domain_problem(request, error)
+        if _needs_problem(error):
+            return _http_problem(error)
+        raise
+
+
+def _domain_problem(request: web.Request, error: CargoholdError) -> web.StreamResponse:
+    if error.status >= 500:
+        log.warning("%s %s -> %s %s", request.method, loggable_path(request), error.code, error.detail)
+    render = request.get(RENDERER)
+    return render(request, error) if render is not None else from_error(error)
+
+
+def _needs_problem(error: Exception) -> TypeGuard[web.HTTPException]:
+    """aiohttp's own 4xx/5xx that are not problem+json yet (redirects stay as they are)."""
+    return isinstance(error, web.HTTPException) and error.status >= 400 and error.content_type != PROBLEM_JSON
+
+
+def _http_problem(exc: web.HTTPException) -> web.Response:
+    response = problem(exc.status, http_error_code(exc.status), exc.reason, exc.text or exc.reason)
+    if "Allow" in exc.headers:  # 405 must say which methods the resource answers
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response

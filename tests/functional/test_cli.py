@@ -106,14 +106,14 @@ def test_nodes_list_and_set(cli: ConsoleScript, cluster: Cluster) -> None:
     assert all(node.url in table for node in cluster.nodes)
     plain = [line.split("\t") for line in cli.ok("nodes", "ls", "--plain").splitlines()]
     assert len(plain) == 8
-    assert all(row[3] == "up on active" for row in plain)
+    assert all(row[3:7] == ["up", "normal", "on", "active"] for row in plain)
     node_id = plain[0][0]
     try:
         off = cli.ok("nodes", "set", node_id, "--inactive")
-        assert "up on inactive" in off and plain[0][1] in off
+        assert " up normal inactive " in " ".join(off.split()) and plain[0][1] in off
     finally:
         on = cli.ok("nodes", "set", node_id, "--active")
-    assert "up on active" in on
+    assert " up normal " in " ".join(on.split()) and "inactive" not in on
 
 
 def test_wrong_key(cli: ConsoleScript) -> None:

@@ -42,6 +42,14 @@ CLIENT_COMMANDS = {
     ("nodes", "ls"),
     ("nodes", "add"),
     ("nodes", "set"),
+    ("nodes", "drain"),
+    ("nodes", "lost"),
+    ("nodes", "rm"),
+    ("jobs",),
+    ("health",),
+    ("scrub",),
+    ("rebalance",),
+    ("worker-settings",),
 }
 
 runner = CliRunner()

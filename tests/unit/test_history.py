@@ -93,6 +93,9 @@ def test_results_name_the_error() -> None:
     assert _result(413, None) == "payload_too_large"
     assert _result(500, None) == "internal_error"
     assert _result(499, None) == "client_closed"
+    # Aborted after the first byte: the status is the 200 that started, the result the failure.
+    assert _result(200, "read_unavailable", aborted=True) == "read_unavailable"
+    assert _result(206, None, aborted=True) == "internal_error"
 
 
 def test_every_call_that_needs_a_key_has_an_action_that_fits_the_table() -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from cargohold.aborts import aborted
 from cargohold.api.audit import error_code, noted
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
@@ -86,14 +87,20 @@ def history_middleware(routes: Iterable[Route]) -> Middleware:
             status = CLIENT_CLOSED
             raise
         finally:
-            result = _result(status, error_code(request))
+            result = _result(status, error_code(request), aborted(request))
             _record(request, _event(request, action, at, status, result, response))
 
     return record_history
 
 
-def _result(status: int, raised: str | None) -> str:
-    """OK, or the code of the error the call failed with (also for errors nobody raised as ours)."""
+def _result(status: int, raised: str | None, aborted: bool = False) -> str:
+    """OK, or the code of the error the call failed with (also for errors nobody raised as ours).
+
+    A response aborted after its first byte keeps its 2xx status (that is what
+    the client saw start) but is no success: its result is the error's code.
+    """
+    if aborted:
+        return raised or "internal_error"
     if status < 400:
         return OK
     if status == CLIENT_CLOSED:

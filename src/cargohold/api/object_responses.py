@@ -2,9 +2,14 @@
 
 One function answers GET and HEAD alike: validators (ETag, Last-Modified),
 ``If-None-Match`` → 304, ``Range`` → 206 or 416, small inline objects in one
-piece, large ones streamed from the nodes with bounded memory. Errors are
-decided before the first byte (the first block is fetched before the status
-line goes out); after it, a failure can only abort the connection.
+piece, large ones streamed from the nodes with bounded memory.
+
+Errors are decided before the first byte where they can be: the first block
+is fetched before the status line goes out, so a missing object or an
+unreadable first block is an ordinary problem answer. A failure after that
+(a later block that cannot be decoded) aborts the connection through
+:mod:`cargohold.aborts`: the client sees a body shorter than its
+Content-Length at once, and never bytes that are not the object's.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from cargohold.aborts import begin
 from cargohold.domain.model import ObjectRecord
 from cargohold.domain.ranges import ByteRange, parse_range
 from cargohold.service.objects import Chunk, ObjectService
@@ -92,11 +98,14 @@ async def stream_object_response(
         raise
     response = web.StreamResponse(status=status, headers=out)
     response.content_length = length
-    await response.prepare(request)
-    if first is not None:
-        await response.write(first)
-        async for chunk in chunks:
-            await response.write(chunk)
+    try:
+        await begin(request, response)
+        if first is not None:
+            await response.write(first)
+            async for chunk in chunks:
+                await response.write(chunk)
+    finally:  # a client that went away leaves the read suspended mid-part
+        await _close(chunks)
     await response.write_eof()
     return response
 

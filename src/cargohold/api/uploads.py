@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cargohold.aborts import begin
 from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
@@ -196,7 +197,7 @@ async def upload_events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
-    await response.prepare(request)
+    await begin(request, response)  # a later failure aborts, never answers twice
     last: dict[str, Any] | None = None
     quiet = 0
     while True:

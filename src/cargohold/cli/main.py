@@ -1,10 +1,10 @@
-"""The ``cargohold`` command: run roles (up, gateway, node) and act as a client."""
+"""The ``cargohold`` command: run roles (up, gateway, node, worker) and act as a client."""
 
 from __future__ import annotations
 
 import typer
 
-from cargohold.cli import accounts, client, grants, history, nodes, run, share, uploads
+from cargohold.cli import accounts, client, grants, healing, history, jobs, nodes, run, share, uploads
 
 app = typer.Typer(
     name="cargohold",
@@ -15,6 +15,8 @@ app = typer.Typer(
 run.register(app)
 client.register(app)
 nodes.register(app)
+jobs.register(app)
+healing.register(app)
 uploads.register(app)
 history.register(app)
 grants.register(app)

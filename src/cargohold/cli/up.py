@@ -5,33 +5,27 @@ work beside the gateway and a dying node cannot take the gateway with it),
 waits for each to announce its port, then runs the gateway in this process,
 registers any node it does not know yet, and prints the URL and, on first
 start, the admin key. Node ports are remembered so a restart finds every node
-at the address the metadata store has for it.
+at the address the metadata store has for it. Once the gateway is up, one
+worker process (``cargohold worker``) repairs, scrubs, rebalances and drains.
+The children are supervised (``cli/supervisor.py``): one that dies is
+started again (a node on the same port), with backoff, and ``up`` says so on
+stderr.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 
 from cargohold.api.app import BOOTSTRAP, build_gateway
 from cargohold.api.context import SERVICES
-from cargohold.cli.children import die_with_parent, node_command
+from cargohold.cli.children import node_command
 from cargohold.cli.clientconfig import write_client_config
+from cargohold.cli.supervisor import ChildSpec, Supervisor
 from cargohold.config import Settings
 from cargohold.serving import serve_until_stopped
-
-READY_TIMEOUT = 30.0
-
-
-@dataclass
-class NodeProcess:
-    number: int
-    data: Path
-    process: asyncio.subprocess.Process
-    url: str
 
 
 def _remembered_port(data: Path) -> int:
@@ -39,55 +33,69 @@ def _remembered_port(data: Path) -> int:
     return int(path.read_text()) if path.exists() else 0
 
 
-async def start_node(number: int, data: Path, secret: str, zone: str = "default") -> NodeProcess:
-    data.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "CARGOHOLD_CLUSTER_SECRET": secret}
-    process = await asyncio.create_subprocess_exec(
-        *node_command(data, _remembered_port(data), zone),
-        stdout=asyncio.subprocess.PIPE,
-        env=env,
-        preexec_fn=die_with_parent,
+def node_spec(number: int, data: Path, secret: str, zone: str = "default") -> ChildSpec:
+    """Node ``number`` under ``data``: started on its remembered port, which it keeps across restarts."""
+
+    def command() -> list[str]:
+        data.mkdir(parents=True, exist_ok=True)
+        return node_command(data, _remembered_port(data), zone)
+
+    def ready(line: str) -> str:
+        url = line.rsplit(" ", 1)[1]
+        (data / "port").write_text(url.rsplit(":", 1)[1])
+        return url
+
+    return ChildSpec(
+        f"node {number}",
+        command,
+        " listening on ",
+        env={**os.environ, "CARGOHOLD_CLUSTER_SECRET": secret},
+        on_ready=ready,
     )
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), READY_TIMEOUT)
-    text = line.decode().strip()
-    if " listening on " not in text:
-        process.kill()
-        raise RuntimeError(f"node {number} did not start: {text or 'no output'}")
-    url = text.rsplit(" ", 1)[1]
-    (data / "port").write_text(url.rsplit(":", 1)[1])
-    return NodeProcess(number, data, process, url)
 
 
-async def stop_nodes(nodes: list[NodeProcess]) -> None:
-    for node in nodes:
-        if node.process.returncode is None:
-            node.process.terminate()
-    for node in nodes:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(node.process.wait(), 10)
-        if node.process.returncode is None:
-            node.process.kill()
+def worker_spec(settings: Settings, secret: str) -> ChildSpec:
+    """The worker that repairs, scrubs, rebalances and drains for this cluster.
+
+    It reads everything else as ``up`` did: the CARGOHOLD_* environment and
+    the --config file (``load_settings`` leaves its path in CARGOHOLD_CONFIG).
+    """
+    return ChildSpec(
+        "worker",
+        lambda: [sys.executable, "-m", "cargohold", "worker", "--db", settings.db_url],
+        "worker running",
+        env={**os.environ, "CARGOHOLD_CLUSTER_SECRET": secret},
+    )
 
 
 async def run_up(settings: Settings) -> None:
     data_dir = settings.data_dir.resolve()
     secret = settings.cluster_secret or ""
-    nodes = await asyncio.gather(
-        *(start_node(n, data_dir / "nodes" / str(n), secret) for n in range(1, settings.nodes + 1))
-    )
-    app = build_gateway(settings)
+    supervisor = Supervisor()
+    try:
+        nodes = await asyncio.gather(
+            *(
+                supervisor.start(node_spec(n, data_dir / "nodes" / str(n), secret))
+                for n in range(1, settings.nodes + 1)
+            )
+        )
+        app = build_gateway(settings)
+    except BaseException:
+        await supervisor.stop()
+        raise
 
     async def ready(url: str) -> None:
         registry = app[SERVICES].nodes
         known = {n.url for n in registry.nodes()}
         for node in nodes:
-            if node.url not in known:
-                await registry.add(node.url, "default")
+            if node.address not in known:
+                await registry.add(node.address or "", "default")
+        # After the gateway: the metadata store is migrated and the nodes are registered.
+        await supervisor.start(worker_spec(settings, secret))
         config_paths = [data_dir / "client.toml"]
         bootstrap = app[BOOTSTRAP]
         token = bootstrap.token
-        print(f"cargohold is up: {url}  ({len(nodes)} nodes, layout {settings.layout})")
+        print(f"cargohold is up: {url}  ({len(nodes)} nodes, a worker, layout {settings.layout})")
         if bootstrap.password:
             print(
                 f"admin user: admin  password: {bootstrap.password}  (shown once; change it with"
@@ -106,4 +114,4 @@ async def run_up(settings: Settings) -> None:
     try:
         await serve_until_stopped(app, settings.host, settings.port, "gateway", ready)
     finally:
-        await stop_nodes(list(nodes))
+        await supervisor.stop()

@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from cargohold import __version__
+from cargohold.aborts import begin
 from cargohold.concurrency import install_event_loop_policy, run_io, tune_malloc
 from cargohold.domain.ranges import parse_range
 from cargohold.errors import (
@@ -103,7 +104,7 @@ async def get_share(request: web.Request) -> web.StreamResponse:
             headers["Content-Range"] = wanted.content_range(size)
         response = web.StreamResponse(status=206 if wanted else 200, headers=headers)
         response.content_length = end - start + 1
-        await response.prepare(request)
+        await begin(request, response)  # a later failure aborts, never answers twice
     except BaseException:
         await run_io(handle.close)
         raise

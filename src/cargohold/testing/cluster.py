@@ -8,6 +8,7 @@ prints once its socket is bound (never a sleep).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import select
 import signal
@@ -77,6 +78,8 @@ class Cluster:
     gateway: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
     url: str = ""
+    #: When set, the gateway's stderr (its log) is appended to this file for tests to read.
+    gateway_log: Path | None = None
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CARGOHOLD_")}
@@ -137,9 +140,11 @@ class Cluster:
             "--layout",
             self.layout,
         ]
-        self.gateway = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, env=self._env(), preexec_fn=die_with_parent
-        )
+        with contextlib.ExitStack() as files:
+            stderr = files.enter_context(self.gateway_log.open("ab")) if self.gateway_log else None
+            self.gateway = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=stderr, env=self._env(), preexec_fn=die_with_parent
+            )
         line = _wait_for_line(self.gateway, "gateway listening on")
         self.url = line.rsplit(" ", 1)[1]
 

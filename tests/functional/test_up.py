@@ -1,0 +1,147 @@
+"""``cargohold up`` as an operator runs it: a node or worker killed under it comes back.
+
+Three nodes with ``--layout mirror:3`` so every object has a copy on every
+node: a write that succeeds after the restart proves the restarted node
+stores shares again. HOME points at a temporary folder so the client
+config ``up`` writes never reaches the real one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import httpx
+import pytest
+
+from cargohold.cli.children import die_with_parent
+from cargohold.testing.data import sample
+
+NODE_LINE = re.compile(r"^node (\d+) pid (\d+) on (\S+)$")
+
+
+class Lines:
+    """Lines of one output stream of a child, read by a thread so the pipe never fills."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def wait(self, pattern: str, after: int = 0, timeout: float = 60.0) -> tuple[int, re.Match[str]]:
+        """The first line from index ``after`` on that matches ``pattern`` (polled)."""
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        while time.monotonic() < deadline:
+            for index in range(after, len(self.lines)):
+                found = regex.search(self.lines[index])
+                if found:
+                    return index, found
+            time.sleep(0.05)
+        raise AssertionError(f"no line matching {pattern!r} in {self.lines!r}")
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Lines, Lines]]:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARGOHOLD_")}
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        PYTHONUNBUFFERED="1",
+        CARGOHOLD_HEALTH_INTERVAL="0.5",
+    )
+    command = [sys.executable, "-m", "cargohold", "up", "--data-dir", str(tmp_path / "data")]
+    command += ["--port", "0", "--nodes", "3", "--layout", "mirror:3"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=die_with_parent
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        yield process, Lines(process.stdout), Lines(process.stderr)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(30)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _all_healthy(api: httpx.Client) -> bool:
+    nodes = api.get("/api/v1/nodes").json()["nodes"]
+    return len(nodes) == 3 and all(node["healthy"] for node in nodes)
+
+
+def _poll(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+def test_up_restarts_a_killed_node_on_its_port(
+    up: tuple[subprocess.Popen[bytes], Lines, Lines], tmp_path: Path
+) -> None:
+    process, out, err = up
+    ready, _ = out.wait(r"^API docs: ")
+    _, is_up = out.wait(r"^cargohold is up: (\S+)")
+    _, key = out.wait(r"^admin key: (\S+)$")
+    started = {int(m[1]): (int(m[2]), m[3]) for line in out.lines[:ready] if (m := NODE_LINE.match(line))}
+    assert sorted(started) == [1, 2, 3]
+    _, worker = out.wait(r"^worker pid (\d+)$")
+    assert worker.string in out.lines[:ready]
+    old_pid, url = started[2]
+    assert (tmp_path / "home" / ".config" / "cargohold" / "client.toml").exists()
+
+    with httpx.Client(base_url=is_up[1], headers={"Authorization": f"Bearer {key[1]}"}, timeout=30) as api:
+        _poll(lambda: _all_healthy(api))
+        os.kill(old_pid, signal.SIGKILL)
+        said, _ = err.wait(r"^node 2 exited with code -9; restarting in 1 s$")
+        index, again = out.wait(r"^node 2 pid (\d+) on (\S+)$", after=ready)
+        new_pid = int(again[1])
+        assert new_pid != old_pid and again[2] == url  # same port: the registry's address still holds
+        _poll(lambda: _all_healthy(api))
+
+        assert api.put("/api/v1/buckets/restarts").status_code == 201
+        data = sample(200_000, seed=31)
+        put = api.put("/api/v1/buckets/restarts/objects/after-restart", content=data)
+        assert put.status_code == 201, put.text
+        assert api.get("/api/v1/buckets/restarts/objects/after-restart").content == data
+        restarted = [p for p in (tmp_path / "data" / "nodes" / "2" / "shares").rglob("*") if p.is_file()]
+        assert len(restarted) == 1  # mirror:3 put a copy on the restarted node too
+
+        # Dying again soon after a restart: the delay doubles.
+        os.kill(new_pid, signal.SIGKILL)
+        err.wait(r"^node 2 exited with code -9; restarting in 2 s$", after=said + 1)
+        _, third = out.wait(r"^node 2 pid (\d+) on (\S+)$", after=index + 1)
+        _poll(lambda: _all_healthy(api))
+        assert api.get("/api/v1/buckets/restarts/objects/after-restart").content == data
+
+        os.kill(int(worker[1]), signal.SIGKILL)
+        err.wait(r"^worker exited with code -9; restarting in 1 s$")
+        _, new_worker = out.wait(r"^worker pid (\d+)$", after=ready)
+        assert new_worker[1] != worker[1] and _alive(int(new_worker[1]))
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(30) == 0
+    pids = [pid for pid, _ in started.values()] + [int(third[1]), int(new_worker[1])]
+    _poll(lambda: not any(_alive(pid) for pid in pids), timeout=10)
