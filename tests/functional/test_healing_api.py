@@ -109,3 +109,14 @@ def test_node_state_and_removal_rules(cluster: Cluster, api: httpx.Client, bucke
         assert reply.status_code == 404 and reply.json()["code"] == "no_such_node", raw
     assert api.delete("/api/v1/nodes/4242").json()["code"] == "no_such_node"
     assert {n["state"] for n in nodes} == {"normal"} and {n["status"] for n in nodes} == {"up"}
+    # Declared lost: its parts count as degraded at once, and come back when it returns to service.
+    lost = api.patch(f"/api/v1/nodes/{holder['id']}", json={"state": "lost"})
+    assert lost.status_code == 200 and lost.json()["state"] == "lost"
+    health = api.get("/api/v1/health").json()
+    assert health["nodes"]["lost"] == 1 and health["parts"]["degraded"].get("1", 0) >= 1
+    assert health["objects"]["degraded"] >= 1
+    queued = api.get("/api/v1/jobs", params={"kind": "lost_node"}).json()["jobs"]
+    assert [j["payload"] for j in queued][:1] == [{"node_id": holder["id"]}]
+    assert api.patch(f"/api/v1/nodes/{holder['id']}", json={"state": "normal"}).json()["state"] == "normal"
+    health = api.get("/api/v1/health").json()
+    assert health["nodes"]["lost"] == 0 and health["parts"]["degraded"] == {}
