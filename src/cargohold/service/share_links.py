@@ -8,11 +8,12 @@ holds the token may download, unless the link
 * its creator was disabled or can no longer read the bucket: the link never
   grants more than its creator holds now, so it is treated as revoked (410).
 
-A password, if set, is checked with argon2id; wrong guesses are throttled per
-link and client address. A browser that typed the password once gets a
-cookie instead of sending the password on every request: an HMAC of the link
-id and an expiry of at most an hour, keyed by a secret derived from the
-cluster's secret, so any gateway can check it without state.
+A password, if set, is checked with argon2id; guesses are throttled per link
+from one client address and per link from anywhere (``service/throttle.py``).
+A browser that typed the password once gets a cookie instead of sending the
+password on every request: an HMAC of the link id and an expiry of at most
+an hour, keyed by a secret derived from the cluster's secret, so any gateway
+can check it without state.
 
 A download is counted when a GET starts at byte 0 (a resumed range is the
 same download continuing); the count is one conditional UPDATE, so a link
@@ -268,13 +269,10 @@ class ShareLinkService:
 
     async def check_password(self, link: ShareLink, password: str, client: str) -> None:
         """``WrongPassword`` (401) or, after repeated failures, ``TooManyAttempts`` (429)."""
-        keys = (f"share:{link.id}@{client}",)
-        await self._throttle.check(*keys)
-        if await verify_password(link.password_hash, password):
-            await self._throttle.succeeded(*keys)
-            return
-        await self._throttle.failed(*keys)
-        raise WrongPassword("wrong password for this share link")
+        attempt = await self._throttle.admit(*self._throttle.share_link(link.id, client))
+        if not await verify_password(link.password_hash, password):
+            raise WrongPassword("wrong password for this share link")  # admit() counted it already
+        await self._throttle.passed(attempt)
 
     async def unlock(
         self, token: str, password: str, client: str, seen: Seen | None = None
