@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -54,6 +55,7 @@ from cargohold.service.throttle import Throttle
 #: How long the cookie a browser gets for a correct password stays valid (at most).
 COOKIE_SECONDS = 3600
 MAX_TOKEN_LENGTH = 256
+_COOKIE_EXPIRY = re.compile(r"[0-9]{1,12}")
 
 
 #: Told of a link once it is found (see ``ShareLinkService.resolve``).
@@ -293,7 +295,7 @@ class ShareLinkService:
         if not value:
             return False
         expires_text, _, _ = value.partition(".")
-        if not expires_text.isdigit():
+        if not _COOKIE_EXPIRY.fullmatch(expires_text):  # a client's cookie: ASCII, bounded
             return False
         expires = int(expires_text)
         now = time.time()
