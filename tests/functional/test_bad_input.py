@@ -52,6 +52,12 @@ def test_bucket_names_must_match_entirely(api: httpx.Client) -> None:
     )
 
 
+def test_user_names_must_match_entirely(api: httpx.Client) -> None:
+    created = api.post(f"{API}/users", json={"name": "bob\n", "password": "a fine password"})
+    assert _problem(created) == (400, "invalid_argument")
+    assert _problem(_raw(api, "GET", f"{API}/users/bob%0A")) == (404, "no_such_user")
+
+
 @pytest.mark.parametrize(
     "escaped",
     [

@@ -17,7 +17,7 @@ from cargohold.api.inputs import (
     time_field,
 )
 from cargohold.cli.api_client import object_path
-from cargohold.domain.names import validate_bucket, validate_key
+from cargohold.domain.names import validate_bucket, validate_key, validate_user_name
 from cargohold.errors import InvalidArgument, InvalidBucketName, InvalidKey
 
 
@@ -70,6 +70,12 @@ def test_times_need_a_zone_and_lie_within_a_century() -> None:
 def test_bucket_names_must_match_entirely(name: str) -> None:
     with pytest.raises(InvalidBucketName):
         validate_bucket(name)
+
+
+@pytest.mark.parametrize("name", ["bob\n", "bob\r\n", "\nbob", "", "-bob", "b" * 65, "b o b", None, 5])
+def test_user_names_must_match_entirely(name: object) -> None:
+    with pytest.raises(InvalidArgument):
+        validate_user_name(name)
 
 
 @pytest.mark.parametrize(

@@ -1,17 +1,31 @@
-"""Validation of bucket names and object keys (pure)."""
+"""Validation of user names, bucket names and object keys (pure).
+
+Patterns are applied with ``fullmatch``: ``re.match`` with a ``$`` anchor
+would also accept a name followed by a newline.
+"""
 
 from __future__ import annotations
 
 import re
 
-from cargohold.errors import InvalidBucketName, InvalidKey
+from cargohold.errors import InvalidArgument, InvalidBucketName, InvalidKey
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 MAX_KEY_BYTES = 1024
 #: What no key may hold: C0 controls and DEL, C1 controls, the bidirectional
 #: embeddings, overrides and isolates (they make a listing show another name
 #: than the one stored), and lone surrogates (not UTF-8 at all).
 _FORBIDDEN_IN_KEY = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def validate_user_name(name: object) -> str:
+    """User names: 1-64 of letters, digits, '.', '_', '-', '@'; they appear in URLs and history."""
+    if not isinstance(name, str) or not _USER_NAME.fullmatch(name):
+        raise InvalidArgument(
+            "user name must be 1-64 characters of letters, digits, '.', '_', '-', '@'", field="name"
+        )
+    return name
 
 
 def validate_bucket(name: str) -> str:
