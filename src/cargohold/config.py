@@ -63,6 +63,37 @@ class Settings(BaseSettings):
     sweep_interval: float = Field(60.0, gt=0, description="Seconds between sweeps for expired uploads")
     max_part_size: int = Field(5 * 1024**3, gt=0, description="Largest part of an upload session, in bytes")
     blocks_in_flight: int = Field(4, ge=1, le=64, description="Blocks buffered per transfer")
+    # -- healing (the worker role) --------------------------------------------
+    node_lost_after: float = Field(
+        900.0, gt=0, description="Seconds a node may stay down before its shares are rebuilt elsewhere"
+    )
+    scrub_interval: float = Field(
+        7 * 24 * 3600.0, gt=0, description="Seconds between full scrub passes over every share"
+    )
+    rebalance_threshold: float = Field(
+        5.0, ge=0, le=100, description="Fill spread (percentage points) above which shares move"
+    )
+    orphan_grace: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds an unreferenced share may live (a write in flight) before removal",
+    )
+    repair_bandwidth: int = Field(
+        128 * 1024 * 1024, ge=0, description="Bytes/s repair may write (0: unlimited); changeable at run time"
+    )
+    rebalance_bandwidth: int = Field(
+        100 * 1024 * 1024, ge=0, description="Bytes/s rebalance and drain may move (0: unlimited)"
+    )
+    scrub_bandwidth: int = Field(
+        50 * 1024 * 1024, ge=0, description="Bytes/s of shares scrub verifies per node (0: unlimited)"
+    )
+    worker_concurrency: int = Field(4, ge=1, le=256, description="Jobs a worker runs at once")
+    worker_poll_interval: float = Field(1.0, gt=0, description="Seconds between looks for new jobs")
+    check_interval: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds between checks for lost nodes, fill spread and scrubs due",
+    )
 
     @classmethod
     def settings_customise_sources(

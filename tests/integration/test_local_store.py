@@ -19,7 +19,9 @@ from cargohold.errors import (
     InvalidShareId,
     ShareNotFound,
 )
+from cargohold.storage import local
 from cargohold.storage.local import FLUSH_SIZE, LocalShareStore
+from cargohold.storage.share_store import VerifyReport
 
 
 async def chunks(parts: Iterable[bytes]) -> AsyncIterator[bytes]:
@@ -45,7 +47,7 @@ def flip(path: Path, offset: int) -> None:
 
 async def opened(root: Path, capacity: int | None = None) -> LocalShareStore:
     store = LocalShareStore(root, capacity)
-    await store.open()
+    await store.start()
     return store
 
 
@@ -175,7 +177,7 @@ def test_insufficient_storage(tmp_path: Path) -> None:
         assert store.stats()["free"] == 40
         with pytest.raises(InsufficientStorage):
             await store.put("second", chunks([b"x" * 41]), 41)
-        assert store.stats() == {"capacity": 100, "used": 60, "free": 40, "shares": 1}
+        assert store.stats() == {"capacity": 100, "used": 60, "free": 40, "shares": 1, "quarantined": 0}
 
     asyncio.run(scenario())
 
@@ -215,11 +217,12 @@ def test_verify_clean_and_flipped_payload(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = await opened(tmp_path)
         size = await store.put("scrub", chunks([framed(payloads)]), None)
-        assert await store.verify("scrub") == {"frames": 4, "corrupt_blocks": [], "bytes": size}
+        assert await store.verify("scrub") == VerifyReport("scrub", 4, (), size)
         flip(store.path("scrub"), frame + framing.HEADER_SIZE + 500)  # payload of block 1
-        assert (await store.verify("scrub"))["corrupt_blocks"] == [1]
+        assert (await store.verify("scrub")).corrupt_blocks == (1,)
         flip(store.path("scrub"), 3 * frame + framing.HEADER_SIZE + 299)  # last, short frame
-        assert (await store.verify("scrub"))["corrupt_blocks"] == [1, 3]
+        assert await store.verify("scrub") == VerifyReport("scrub", 4, (1, 3), size, quarantined=False)
+        assert store.path("scrub").is_file()  # a plain verify changes nothing
 
     asyncio.run(scenario())
 
@@ -232,13 +235,9 @@ def test_verify_skips_a_frame_with_a_broken_header(tmp_path: Path) -> None:
         store = await opened(tmp_path)
         await store.put("hdr", chunks([framed(payloads)]), None)
         flip(store.path("hdr"), frame)  # magic of block 1
-        assert await store.verify("hdr") == {
-            "frames": 3,
-            "corrupt_blocks": [1],
-            "bytes": 3 * frame,
-        }
+        assert await store.verify("hdr") == VerifyReport("hdr", 3, (1,), 3 * frame)
         flip(store.path("hdr"), 0)  # magic of block 0: nothing after it can be located
-        assert (await store.verify("hdr"))["corrupt_blocks"] == [0]
+        assert await store.verify("hdr") == VerifyReport("hdr", 1, (0,), 3 * frame)
         with pytest.raises(ShareNotFound):
             await store.verify("missing")
 
@@ -252,7 +251,7 @@ def test_verify_reports_a_truncated_share(tmp_path: Path) -> None:
         store = await opened(tmp_path)
         await store.put("cut", chunks([framed(payloads)[:-10]]), None)
         result = await store.verify("cut")
-        assert result["frames"] == 3 and result["corrupt_blocks"] == [2]
+        assert (result.frames, result.corrupt_blocks) == (3, (2,))
 
     asyncio.run(scenario())
 
@@ -310,3 +309,96 @@ def test_file_systems_without_o_direct_still_store_durably(tmp_path: Path) -> No
         asyncio.run(scenario())
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_quarantine_moves_the_file_aside_and_is_counted_across_restarts(tmp_path: Path) -> None:
+    payloads = [os.urandom(700) for _ in range(3)]
+    frame = framing.frame_size(700)
+
+    async def scenario() -> None:
+        store = await opened(tmp_path, capacity=100_000)
+        size = await store.put("bad.s1", chunks([framed(payloads)]), None)
+        await store.put("good.s1", chunks([framed(payloads)]), None)
+        original = store.path("bad.s1").read_bytes()
+        flip(store.path("bad.s1"), 2 * frame + framing.HEADER_SIZE + 9)
+        assert await store.verify("good.s1", quarantine=True) == VerifyReport("good.s1", 3, (), size)
+        report = await store.verify("bad.s1", quarantine=True)
+        assert report == VerifyReport("bad.s1", 3, (2,), size, quarantined=True)
+        (moved,) = (tmp_path / "quarantine").iterdir()
+        assert moved.name.startswith("bad.s1.") and moved.name.removeprefix("bad.s1.").isdigit()
+        assert moved.read_bytes()[: 2 * frame] == original[: 2 * frame]
+        with pytest.raises(ShareNotFound):
+            store.path("bad.s1")
+        assert store.stats() == {
+            "capacity": 100_000,
+            "used": size,
+            "free": 100_000 - size,
+            "shares": 1,
+            "quarantined": 1,
+        }
+        again = await opened(tmp_path, capacity=100_000)
+        assert (again.stats()["used"], again.stats()["shares"], again.stats()["quarantined"]) == (size, 1, 1)
+        assert [info.share_id for info in await again.list()] == ["good.s1"]
+
+    asyncio.run(scenario())
+
+
+def test_quarantine_spares_a_share_replaced_while_it_was_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payloads = [os.urandom(300) for _ in range(2)]
+    clean = framed(payloads)
+
+    async def scenario() -> None:
+        store = await opened(tmp_path)
+        await store.put("race", chunks([clean]), None)
+        flip(store.path("race"), framing.HEADER_SIZE + 5)
+        walk = local.frames.walk_frames
+        calls = []
+
+        def walk_then_replace(pread, size):  # type: ignore[no-untyped-def]
+            result = walk(pread, size)
+            calls.append(result)
+            if len(calls) == 1:  # a put lands between the walk and the quarantine
+                fresh = tmp_path / "fresh"
+                fresh.write_bytes(clean)
+                os.replace(fresh, store.path("race"))
+            return result
+
+        monkeypatch.setattr(local.frames, "walk_frames", walk_then_replace)
+        report = await store.verify("race", quarantine=True)
+        assert calls == [(2, [0]), (2, [])]  # the new file was verified in turn
+        assert report == VerifyReport("race", 2, (), len(clean), quarantined=False)
+        assert store.path("race").read_bytes() == clean
+        assert list((tmp_path / "quarantine").iterdir()) == []
+
+    asyncio.run(scenario())
+
+
+def test_parallel_unsized_puts_share_the_capacity(tmp_path: Path) -> None:
+    """Unsized puts reserve as their bytes arrive: together they never pass the capacity."""
+
+    async def scenario() -> None:
+        store = await opened(tmp_path, capacity=100_000)
+        await store.put("prefill", chunks([b"p" * 40_000]), None)
+        first_halves = asyncio.Barrier(4)
+
+        async def body(fill: bytes) -> AsyncIterator[bytes]:
+            yield fill * 12_500
+            await first_halves.wait()  # all four hold 12,500 bytes before any goes on
+            yield fill * 12_500
+
+        results = await asyncio.gather(
+            *(store.put(f"par{i}", body(bytes([65 + i])), None) for i in range(4)),
+            return_exceptions=True,
+        )
+        stored = [i for i, r in enumerate(results) if r == 25_000]
+        refused = [i for i, r in enumerate(results) if isinstance(r, InsufficientStorage)]
+        # 40,000 + 4 x 12,500 fit; of the second halves exactly two fit.
+        assert (len(stored), len(refused)) == (2, 2)
+        for i in stored:
+            assert store.path(f"par{i}").read_bytes() == bytes([65 + i]) * 25_000
+        assert store.stats()["used"] == 90_000
+        assert tmp_files(tmp_path) == []
+
+    asyncio.run(scenario())

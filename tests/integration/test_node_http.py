@@ -20,7 +20,9 @@ from yarl import URL
 from cargohold import __version__
 from cargohold.erasure import framing
 from cargohold.errors import (
+    IncompleteBody,
     InsufficientStorage,
+    InvalidArgument,
     InvalidShareId,
     NodeUnavailable,
     ShareCorrupt,
@@ -29,6 +31,7 @@ from cargohold.errors import (
 from cargohold.storage.local import LocalShareStore
 from cargohold.storage.node_app import SECRET_HEADER, build_node_app
 from cargohold.storage.node_client import NodeClient
+from cargohold.storage.share_store import ShareInfo, VerifyReport
 
 SECRET = "test-secret"
 
@@ -48,7 +51,7 @@ class Node:
 @contextlib.asynccontextmanager
 async def running_node(root: Path, capacity: int | None = None) -> AsyncIterator[Node]:
     store = LocalShareStore(root, capacity)
-    await store.open()
+    await store.start()
     runner = web.AppRunner(build_node_app(store, SECRET, "zone-a"))
     await runner.setup()
     try:
@@ -239,6 +242,7 @@ def test_health_figures(tmp_path: Path) -> None:
             "used": 0,
             "free": 10_000,
             "shares": 0,
+            "quarantined": 0,
             "version": __version__,
         }
         await node.client.put("h1", body([b"x" * 1234]), 1234)
@@ -304,7 +308,7 @@ def test_read_frame_verifies_checksums(tmp_path: Path) -> None:
             assert await stream.read_frame(0) == payloads[0]
             with pytest.raises(ShareCorrupt, match="checksum"):
                 await stream.read_frame(1)
-        assert (await node.client.verify("frames"))["corrupt_blocks"] == [1]
+        assert await node.client.verify("frames") == VerifyReport("frames", 4, (1,), 4 * frame)
 
         with pytest.raises(ShareCorrupt):  # the share is shorter than the layout says
             await node.client.open("frames", 10 * frame)
@@ -384,3 +388,139 @@ def test_serve_node_prints_its_port_and_stops_on_sigterm(tmp_path: Path) -> None
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_listing_pages_through_shares_in_id_order(tmp_path: Path) -> None:
+    ids = ["b.s1", "a", "ab.s0", "ab.s2", "Zz.s3", "00.s1", "ab-1", "b.s10", "zz_9"]
+
+    async def scenario(node: Node) -> None:
+        for n, share_id in enumerate(ids):
+            await node.client.put(share_id, body([b"x" * (n + 1)]), n + 1)
+        headers = {SECRET_HEADER: SECRET}
+        async with node.raw("GET", "/v1/shares?limit=4", headers=headers) as resp:
+            assert resp.status == 200
+            page = await resp.json()
+        assert [s["share_id"] for s in page["shares"]] == sorted(ids)[:4]
+        assert page["next"] == sorted(ids)[3]
+        first = page["shares"][0]
+        assert set(first) == {"share_id", "size", "mtime"}
+        assert first["size"] == ids.index(first["share_id"]) + 1
+        assert abs(first["mtime"] - node.store.path(first["share_id"]).stat().st_mtime) < 1e-3
+        async with node.raw("GET", f"/v1/shares?after={page['next']}&limit=4", headers=headers) as resp:
+            page = await resp.json()
+        assert [s["share_id"] for s in page["shares"]] == sorted(ids)[4:8] and page["next"] == sorted(ids)[7]
+        async with node.raw("GET", f"/v1/shares?after={page['next']}", headers=headers) as resp:
+            page = await resp.json()
+        assert [s["share_id"] for s in page["shares"]] == sorted(ids)[8:] and page["next"] is None
+
+        listed: list[ShareInfo] = []
+        after = ""
+        while batch := await node.client.list(after, limit=2):
+            listed += batch
+            after = batch[-1].share_id
+        assert [info.share_id for info in listed] == sorted(ids)
+        assert sorted(ids)[3:5] == ["ab-1", "ab.s0"]  # '-' sorts before '.'
+        assert await node.client.list("ab.s0", 2) == listed[5:7]
+        assert await node.client.list("ab.s1", 2) == listed[5:7]  # a cursor need not be a stored id
+
+    run(tmp_path, scenario)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=10001",
+        "limit=-1",
+        "limit=abc",
+        "limit=",
+        "limit=1.5",
+        "limit=%2B5",
+        "limit=1&limit=2",
+        "after=" + "a" * 161,
+        "cursor=x",
+    ],
+)
+def test_listing_refuses_bad_arguments(tmp_path: Path, query: str) -> None:
+    async def scenario(node: Node) -> None:
+        async with node.raw("GET", f"/v1/shares?{query}", headers={SECRET_HEADER: SECRET}) as resp:
+            assert resp.status == 400
+            assert resp.content_type == "application/problem+json"
+            assert (await resp.json(content_type=None))["code"] == "invalid_argument"
+
+    run(tmp_path, scenario)
+
+
+def test_listing_limit_bounds_are_inclusive(tmp_path: Path) -> None:
+    async def scenario(node: Node) -> None:
+        await node.client.put("one", body([b"1"]), 1)
+        assert [i.share_id for i in await node.client.list(limit=1)] == ["one"]
+        assert [i.share_id for i in await node.client.list(limit=10_000)] == ["one"]
+        with pytest.raises(InvalidArgument):
+            await node.client.list(limit=10_001)
+
+    run(tmp_path, scenario)
+
+
+def test_get_verify_is_read_only_and_post_quarantines(tmp_path: Path) -> None:
+    payloads = [os.urandom(900) for _ in range(3)]
+    frame = framing.frame_size(900)
+
+    async def scenario(node: Node) -> None:
+        await node.client.put("q.s0", body([framed(payloads)]))
+        path = node.store.path("q.s0")
+        raw = bytearray(path.read_bytes())
+        raw[2 * frame + framing.HEADER_SIZE] ^= 1
+        path.write_bytes(bytes(raw))
+        headers = {SECRET_HEADER: SECRET}
+        async with node.raw("GET", "/v1/shares/q.s0/verify", headers=headers) as resp:
+            assert resp.status == 200
+            assert await resp.json() == {
+                "share_id": "q.s0",
+                "frames": 3,
+                "corrupt_blocks": [2],
+                "bytes": 3 * frame,
+                "quarantined": False,
+            }
+        assert path.is_file() and node.store.stats()["quarantined"] == 0
+        async with node.raw("POST", "/v1/shares/q.s0/verify", headers=headers) as resp:
+            assert resp.status == 200
+            assert (await resp.json())["quarantined"] is True
+        health = await node.client.health()
+        assert (health["shares"], health["used"], health["quarantined"]) == (0, 0, 1)
+        with pytest.raises(ShareNotFound):
+            await node.client.open("q.s0")
+        with pytest.raises(ShareNotFound):
+            await node.client.verify("q.s0", quarantine=True)
+        assert await node.client.list() == []
+        assert await node.client.delete("q.s0") is False
+        async with node.raw("GET", "/v1/shares/q.s0", headers=headers) as resp:
+            assert resp.status == 404
+
+    run(tmp_path, scenario)
+
+
+def test_client_holds_a_sized_body_to_its_size(tmp_path: Path) -> None:
+    async def scenario(node: Node) -> None:
+        await node.client.put("kept", body([b"old"]), 3)
+        with pytest.raises(IncompleteBody):
+            await node.client.put("kept", body([b"12345"]), 10)
+        with pytest.raises(InvalidArgument):
+            await node.client.put("kept", body([b"12345", b"678"]), 6)
+        await wait_until(lambda: not os.listdir(tmp_path / "tmp"))
+        assert node.store.path("kept").read_bytes() == b"old"
+
+    run(tmp_path, scenario)
+
+
+def test_iter_raw_streams_a_range_in_bounded_chunks(tmp_path: Path) -> None:
+    data = os.urandom(300_000)
+
+    async def scenario(node: Node) -> None:
+        await node.client.put("raw", body([data]))
+        async with await node.client.open("raw", 1000, 250_999) as stream:
+            pieces = [piece async for piece in stream.iter_raw(64 * 1024)]
+        assert b"".join(pieces) == data[1000:251_000]
+        assert max(len(p) for p in pieces) <= 64 * 1024
+
+    run(tmp_path, scenario)

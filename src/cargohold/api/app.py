@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
 from cargohold.api import tus
@@ -15,28 +15,21 @@ from cargohold.api.context import SERVICES, Services
 from cargohold.api.history import history_middleware
 from cargohold.api.inputs import path_middleware
 from cargohold.api.routes import ALL_ROUTES
+from cargohold.bootstrap import open_core
 from cargohold.concurrency import tune_malloc
 from cargohold.config import Settings
-from cargohold.domain.layout import Layout
-from cargohold.erasure.codec import codec_for
-from cargohold.metadata.db import Database
+from cargohold.domain.jobs import DELETE_PART
 from cargohold.problems import problem_middleware
-from cargohold.service.access import AccessService
 from cargohold.service.accounts import AccountService, Bootstrap
-from cargohold.service.auth import AuthService
-from cargohold.service.buckets import BucketService
+from cargohold.service.healing import HealingService
 from cargohold.service.history import HistoryService
 from cargohold.service.namespaces import NamespaceService
-from cargohold.service.nodes import NodeRegistry
-from cargohold.service.objects import ObjectService
-from cargohold.service.quota import QuotaService
 from cargohold.service.sessions import SessionService
 from cargohold.service.share_links import ShareLinkService, cookie_key
 from cargohold.service.throttle import Throttle
-from cargohold.service.tokens import TokenSigner, signing_key
-from cargohold.service.uploads import UploadService
 from cargohold.workers.base import Periodic
 from cargohold.workers.gc import GarbageCollector
+from cargohold.workers.jobs import JobRunner
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +41,6 @@ def build_gateway(settings: Settings) -> web.Application:
     if not settings.cluster_secret:
         raise ValueError("the gateway needs the cluster secret nodes were started with")
     tune_malloc()
-    codec_for(Layout.parse(settings.layout))  # self-test the default codec before serving
     # History outermost: it records the status clients got, 401s and problem bodies included.
     app = web.Application(
         middlewares=[
@@ -67,74 +59,51 @@ def build_gateway(settings: Settings) -> web.Application:
 
 
 async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[None]:
-    db = await Database.open(settings.db_url)
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=60)
-    session = aiohttp.ClientSession(
-        connector=connector,
-        read_bufsize=4 << 20,
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=settings.node_timeout),
-    )
-    nodes = NodeRegistry(
-        db,
-        session,
-        settings.cluster_secret or "",
-        timeout=settings.node_timeout,
-        probe_interval=settings.health_interval,
-    )
-    cache = settings.auth_cache_seconds
-    buckets = BucketService(db, settings.layout, cache_seconds=cache)
-    access = AccessService(db, buckets, cache_seconds=cache)
-    signer = TokenSigner(
-        signing_key(settings.token_secret, settings.cluster_secret), settings.access_token_ttl
-    )
-    auth = AuthService(db, cache_seconds=cache, tokens=signer)
-    quota = QuotaService(db, auth.user)
-    objects = ObjectService(db, access, quota, nodes, settings)
-    accounts = AccountService(db, auth)
-    sessions = SessionService(
-        db, auth, Throttle(db, limit=settings.login_max_failures), settings.refresh_token_ttl
-    )
-    upload_service = UploadService(db, buckets, access, quota, objects, settings)
-    history = HistoryService(db)
-    workers = [
-        Periodic("gc", GarbageCollector(db, nodes).run_once, 5.0, objects.gc_wakeup),
-        Periodic("upload-expiry", upload_service.sweep, settings.sweep_interval),
-    ]
-    try:
-        history.start()
-        app[BOOTSTRAP] = await accounts.bootstrap(settings.admin_password, settings.admin_key)
-        await nodes.probe_all()
-        nodes.start_monitor()
-        for worker in workers:
-            worker.start()
-        app[SERVICES] = Services(
-            buckets=buckets,
-            access=access,
-            namespaces=NamespaceService(db, buckets, access),
-            quota=quota,
-            auth=auth,
-            accounts=accounts,
-            objects=objects,
-            nodes=nodes,
-            uploads=upload_service,
-            sessions=sessions,
-            history=history,
-            share_links=ShareLinkService(
-                db,
-                access,
-                objects,
-                auth,
-                Throttle(db),
-                cookie_key(settings.token_secret or settings.cluster_secret or ""),
-            ),
+    async with open_core(settings) as core:
+        db = core.db
+        accounts = AccountService(db, core.auth)
+        sessions = SessionService(
+            db, core.auth, Throttle(db, limit=settings.login_max_failures), settings.refresh_token_ttl
         )
-        app[AUTH] = auth
-        yield
-    finally:
-        await history.stop()  # stores what is queued while the database is open
-        for worker in workers:
-            await worker.stop()
-        await nodes.stop()
-        await objects.drain()
-        await session.close()
-        await db.close()
+        history = HistoryService(db)
+        # Workers collect garbage too; the gateway also does it at once after a
+        # delete, so freed space shows without waiting for a worker's poll.
+        gc = JobRunner(db, {DELETE_PART: GarbageCollector(db, core.nodes).handle}, lambda: 4)
+        workers = [
+            Periodic("gc", functools.partial(gc.run_due, [DELETE_PART]), 5.0, core.objects.gc_wakeup),
+            Periodic("upload-expiry", core.uploads.sweep, settings.sweep_interval),
+        ]
+        try:
+            history.start()
+            app[BOOTSTRAP] = await accounts.bootstrap(settings.admin_password, settings.admin_key)
+            for worker in workers:
+                worker.start()
+            app[SERVICES] = Services(
+                buckets=core.buckets,
+                access=core.access,
+                namespaces=NamespaceService(db, core.buckets, core.access),
+                quota=core.quota,
+                auth=core.auth,
+                accounts=accounts,
+                objects=core.objects,
+                nodes=core.nodes,
+                uploads=core.uploads,
+                sessions=sessions,
+                history=history,
+                share_links=ShareLinkService(
+                    db,
+                    core.access,
+                    core.objects,
+                    core.auth,
+                    Throttle(db),
+                    cookie_key(settings.token_secret or settings.cluster_secret or ""),
+                ),
+                healing=HealingService(db, core.nodes, core.limits, settings),
+            )
+            app[AUTH] = core.auth
+            yield
+        finally:
+            await history.stop()  # stores what is queued while the database is open
+            for worker in workers:
+                await worker.stop()
+            await gc.stop()

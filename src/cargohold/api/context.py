@@ -10,6 +10,7 @@ from cargohold.service.access import AccessService
 from cargohold.service.accounts import AccountService
 from cargohold.service.auth import AuthService
 from cargohold.service.buckets import BucketService
+from cargohold.service.healing import HealingService
 from cargohold.service.history import HistoryService
 from cargohold.service.namespaces import NamespaceService
 from cargohold.service.nodes import NodeRegistry
@@ -34,6 +35,7 @@ class Services:
     sessions: SessionService
     history: HistoryService
     share_links: ShareLinkService
+    healing: HealingService
 
 
 SERVICES = web.AppKey("services", Services)

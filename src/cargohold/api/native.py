@@ -1,4 +1,4 @@
-"""Native HTTP API (``/api/v1``): buckets, objects, nodes.
+"""Native HTTP API (``/api/v1``): buckets and objects.
 
 Handlers only translate HTTP to service calls and back; validation and
 decisions live in the services. Bodies stream in and out: nothing here reads a
@@ -15,11 +15,11 @@ from typing import Any
 from aiohttp import web
 
 from cargohold.api.audit import note
-from cargohold.api.auth import principal, require_admin
+from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES, Services
-from cargohold.api.inputs import bool_field, int_path, int_query, json_body, string_field
+from cargohold.api.inputs import bool_field, int_query, json_body, string_field
 from cargohold.api.object_responses import stream_object_response
-from cargohold.domain.model import Bucket, NodeRecord, ObjectRecord
+from cargohold.domain.model import Bucket, ObjectRecord
 from cargohold.domain.names import validate_bucket
 from cargohold.errors import InvalidArgument
 from cargohold.service.checksums import ExpectedDigests
@@ -28,9 +28,7 @@ from cargohold.service.objects import VersionListing
 API = "/api/v1"
 #: The version a write made or a read served; on a delete, the version removed or the marker added.
 VERSION_HEADER = "x-version-id"
-MAX_NODE_URL = 255  # the widths of the columns that hold them
-MAX_ZONE = 64
-MAX_CONTENT_TYPE = 255
+MAX_CONTENT_TYPE = 255  # the width of the column that holds it
 DELETE_MARKER_HEADER = "x-delete-marker"
 
 
@@ -78,23 +76,6 @@ def version_json(record: ObjectRecord) -> dict[str, Any]:
         "created_at": record.created_at.isoformat(),
         "is_latest": record.is_latest,
         "delete_marker": record.delete_marker,
-    }
-
-
-def node_json(node: NodeRecord) -> dict[str, Any]:
-    return {
-        "id": node.id,
-        "url": node.url,
-        "zone": node.zone,
-        "enabled": node.enabled,
-        "active": node.active,
-        "healthy": node.healthy,
-        "capacity": node.capacity,
-        "used": node.used,
-        "free": node.free,
-        "fill": round(node.used / node.capacity, 6) if node.capacity else 0.0,
-        "shares": node.shares,
-        "last_seen": node.last_seen.isoformat() if node.last_seen else None,
     }
 
 
@@ -316,40 +297,6 @@ async def list_objects(request: web.Request) -> web.Response:
     )
 
 
-# -- nodes --------------------------------------------------------------------
-
-
-async def list_nodes(request: web.Request) -> web.Response:
-    return json_response({"nodes": [node_json(n) for n in _services(request).nodes.nodes()]})
-
-
-async def add_node(request: web.Request) -> web.Response:
-    require_admin(request)
-    body = await json_body(request)
-    url = string_field(body, "url", required=True, max_length=MAX_NODE_URL) or ""
-    zone = string_field(body, "zone", max_length=MAX_ZONE) or "default"
-    if not url.startswith(("http://", "https://")):
-        raise InvalidArgument("url must be an http(s) URL of a running node", field="url")
-    node = await _services(request).nodes.add(url, zone)
-    return json_response(node_json(node), status=201)
-
-
-async def update_node(request: web.Request) -> web.Response:
-    require_admin(request)
-    node_id = int_path(request, "node_id")
-    body = await json_body(request)
-    changes: dict[str, Any] = {}
-    for field in ("enabled", "active"):
-        if field in body:
-            changes[field] = bool_field(body, field)
-    if "zone" in body:
-        changes["zone"] = string_field(body, "zone", required=True, max_length=MAX_ZONE)
-    if not changes:
-        raise InvalidArgument("nothing to change: send enabled, active and/or zone")
-    node = await _services(request).nodes.update(node_id, **changes)
-    return json_response(node_json(node))
-
-
 async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
@@ -468,15 +415,5 @@ ROUTES: tuple[Route, ...] = (
         "Make an earlier version the latest again: {version_id}",
         "objects",
         action="object.restore",
-    ),
-    Route("GET", API + "/nodes", list_nodes, "List storage nodes", "nodes", action="node.list"),
-    Route("POST", API + "/nodes", add_node, "Register a running storage node", "nodes", action="node.add"),
-    Route(
-        "PATCH",
-        API + "/nodes/{node_id}",
-        update_node,
-        "Switch a node on/off, active/inactive, or change its zone",
-        "nodes",
-        action="node.update",
     ),
 )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from cargohold.api import accounts, history, namespaces, native, openapi, share_links, tus, uploads
+from cargohold.api import accounts, history, namespaces, native, nodes, openapi, share_links, tus, uploads
 
 ALL_ROUTES = (
     *native.ROUTES,
+    *nodes.ROUTES,
     *namespaces.ROUTES,
     *uploads.ROUTES,
     *accounts.ROUTES,

@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
     app.command(help="Start a whole local cluster: metadata store, N nodes and the gateway.")(up)
     app.command(help="Run a gateway against an existing metadata store and nodes.")(gateway)
     app.command(help="Run one storage node that keeps share files under --data.")(node)
+    app.command(help="Run background work: repair, scrub, rebalance, drain and garbage collection.")(worker)
 
 
 def cluster_secret(data_dir: Path, given: str | None) -> str:
@@ -108,6 +109,45 @@ def node(
         raise typer.BadParameter("give --secret or CARGOHOLD_CLUSTER_SECRET", param_hint="--secret")
     with contextlib.suppress(KeyboardInterrupt):
         run_node(data, host, port, zone, capacity, secret)
+
+
+WORK_KINDS = ("repair", "scrub", "rebalance", "drain", "gc")
+
+
+def worker(
+    db: Annotated[
+        str | None,
+        typer.Option(help="Metadata store URL (sqlite+aiosqlite:///… or postgresql+asyncpg://…)"),
+    ] = None,
+    secret: Annotated[str | None, typer.Option(help="Cluster secret (or CARGOHOLD_CLUSTER_SECRET)")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Directory for the default SQLite store")] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Do the chosen work now, until none is left, then exit.")
+    ] = False,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--kind",
+            help="With --once: only this kind of work (repeatable): " + ", ".join(WORK_KINDS),
+            metavar="KIND",
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Any number of workers may run beside any number of gateways; each job runs once."""
+    for name in kind or ():
+        if name not in WORK_KINDS:
+            raise typer.BadParameter(f"{name!r} is not one of {', '.join(WORK_KINDS)}", param_hint="--kind")
+    if kind and not once:
+        raise typer.BadParameter(
+            "--kind needs --once (a running worker does every kind)", param_hint="--kind"
+        )
+    settings = load_settings(config, db=db, cluster_secret=secret, data_dir=data_dir)
+    if not settings.cluster_secret:
+        raise typer.BadParameter("give --secret or CARGOHOLD_CLUSTER_SECRET", param_hint="--secret")
+    from cargohold.workers.main import run_worker
+
+    _run(run_worker(settings, once=once, kinds=tuple(kind or WORK_KINDS)))
 
 
 def _run(main) -> None:  # type: ignore[no-untyped-def]

@@ -34,18 +34,35 @@ class Candidate:
         return self.used / self.capacity
 
 
-def choose_nodes(candidates: Sequence[Candidate], width: int, rng: random.Random | None = None) -> list[int]:
-    """Return ``width`` node ids for shares 0..width-1 of a new part."""
-    if len(candidates) < width:
+def choose_nodes(
+    candidates: Sequence[Candidate],
+    width: int,
+    rng: random.Random | None = None,
+    *,
+    minimum: int | None = None,
+    zones_used: dict[str, int] | None = None,
+    shuffle: bool = True,
+) -> list[int]:
+    """Return node ids for shares 0..width-1 of a new part.
+
+    With ``minimum``, fewer than ``width`` candidates are accepted down to
+    ``minimum``: the list is then shorter than ``width`` (a degraded write,
+    completed later by repair). ``zones_used`` counts shares the part already
+    holds per zone, so nodes chosen to rebuild or move a share keep the
+    spread.
+    """
+    needed = width if minimum is None else min(width, minimum)
+    if len(candidates) < needed:
         raise InsufficientNodes(
-            f"layout needs {width} writable nodes, {len(candidates)} available",
-            needed=width,
+            f"layout needs {needed} writable nodes, {len(candidates)} available",
+            needed=needed,
             available=len(candidates),
         )
+    width = min(width, len(candidates))
     rng = rng or random.Random()
     ranked = sorted(candidates, key=lambda c: (c.fill, rng.random()))
     chosen: list[Candidate] = []
-    zones_used: dict[str, int] = {}
+    zones_used = dict(zones_used or {})
     while len(chosen) < width:
         # Among nodes not yet chosen, prefer the least used zone, then the emptiest node.
         best = min(
@@ -57,5 +74,6 @@ def choose_nodes(candidates: Sequence[Candidate], width: int, rng: random.Random
     # Shuffle which node gets which share index so data shares (read on every GET)
     # do not always land on the emptiest nodes.
     ids = [c.node_id for c in chosen]
-    rng.shuffle(ids)
+    if shuffle:
+        rng.shuffle(ids)
     return ids

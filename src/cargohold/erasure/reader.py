@@ -99,6 +99,10 @@ class _PartReader:
             await stream.close()
 
     async def read_block(self, block: int) -> list[memoryview]:
+        return await self._assemble(block, await self.read_frames(block))
+
+    async def read_frames(self, block: int) -> dict[int, bytes]:
+        """k verified frame payloads of ``block``, by share index (parity where needed)."""
         while True:
             await self.fill(block)
             frames: dict[int, bytes] = {}
@@ -112,7 +116,7 @@ class _PartReader:
                     await self._drop(index)
                     failed = True
             if not failed:
-                return await self._assemble(block, frames)
+                return frames
             # Streams that answered are one frame ahead of the replacements:
             # reopen them at this block so every source stays aligned.
             for index in list(self.sources):
@@ -131,6 +135,31 @@ class _PartReader:
     async def close(self) -> None:
         for index in list(self.sources):
             await self._drop(index)
+
+
+async def read_part_frames(
+    codec: Codec,
+    part_size: int,
+    candidates: Sequence[int],
+    open_share: OpenShare,
+    report: ReportBadShare,
+    stall_timeout: float,
+) -> AsyncIterator[tuple[int, dict[int, bytes]]]:
+    """Yield ``(block, {share index: frame payload})`` with k verified frames per block.
+
+    What repair reads: any k shares of each block are enough to rebuild the
+    others, and a share that fails part-way is replaced by a spare from the
+    block where it failed, exactly as for a ranged read.
+    """
+    span = block_span(codec.layout, part_size, 0, part_size)
+    if span is None:
+        return
+    reader = _PartReader(codec, part_size, span, candidates, open_share, report, stall_timeout)
+    try:
+        for block in range(span.first_block, span.last_block + 1):
+            yield block, await reader.read_frames(block)
+    finally:
+        await reader.close()
 
 
 async def read_range(

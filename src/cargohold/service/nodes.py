@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -92,12 +93,21 @@ class NodeRegistry:
         enabled: bool | None = None,
         active: bool | None = None,
         zone: str | None = None,
+        state: str | None = None,
     ) -> NodeRecord:
         node = await self._db.write(
-            lambda conn: repo.update_node(conn, node_id, enabled=enabled, active=active, zone=zone)
+            lambda conn: repo.update_node(
+                conn, node_id, enabled=enabled, active=active, zone=zone, state=state
+            )
         )
         self._nodes[node.id] = node
         return node
+
+    async def remove(self, node_id: int) -> None:
+        """Forget a node that holds no shares (``NodeNotEmpty`` otherwise)."""
+        await self._db.write(lambda conn: repo.delete_node(conn, node_id))
+        self._nodes.pop(node_id, None)
+        self._clients.pop(node_id, None)
 
     # -- health -------------------------------------------------------------
 
@@ -176,21 +186,65 @@ class NodeRegistry:
 
     # -- placement ----------------------------------------------------------
 
-    def readable(self, node_id: int) -> bool:
-        node = self._nodes.get(node_id)
+    def readable(self, node_id: int | None) -> bool:
+        node = self._nodes.get(node_id) if node_id is not None else None
         return node is not None and node.enabled and node.healthy
 
-    def place(self, width: int, expected_bytes_per_share: int) -> list[int]:
-        """Choose nodes for a new part and reserve the space it is expected to take."""
-        candidates = [
+    def _candidates(self, exclude: Collection[int] = ()) -> list[Candidate]:
+        return [
             Candidate(n.id, n.zone, n.capacity, n.used + self._reserved.get(n.id, 0))
             for n in self._nodes.values()
-            if n.enabled and n.active and n.healthy and n.free > 0
+            if n.writable and n.id not in exclude
         ]
-        chosen = choose_nodes(candidates, width, self._rng)
-        for node_id in chosen:
+
+    def _reserve(self, node_ids: list[int], expected_bytes_per_share: int) -> None:
+        for node_id in node_ids:
             self._reserved[node_id] = self._reserved.get(node_id, 0) + expected_bytes_per_share
+
+    def place(
+        self, width: int, expected_bytes_per_share: int, *, minimum: int | None = None
+    ) -> list[int | None]:
+        """Choose nodes for a new part and reserve the space it is expected to take.
+
+        With ``minimum`` (the write quorum), fewer writable nodes than
+        ``width`` still place the part: the shares left without a node are
+        None, recorded missing, and repair places them when nodes return.
+        """
+        chosen = choose_nodes(self._candidates(), width, self._rng, minimum=minimum)
+        self._reserve(chosen, expected_bytes_per_share)
+        placed: list[int | None] = list(chosen)
+        if len(placed) < width:
+            # Which share indexes go without a node does not matter: spread them at random.
+            slots = list(range(width))
+            self._rng.shuffle(slots)
+            filled: list[int | None] = [None] * width
+            for slot, node_id in zip(sorted(slots[: len(placed)]), placed, strict=True):
+                filled[slot] = node_id
+            placed = filled
+        return placed
+
+    def place_more(
+        self, count: int, expected_bytes_per_share: int, *, exclude: set[int], zones_used: dict[str, int]
+    ) -> list[int]:
+        """Up to ``count`` writable nodes outside ``exclude`` for shares of an existing part.
+
+        Repair, rebalance and drain use it: the nodes keep the part's shares
+        on distinct nodes and its zone spread (``zones_used`` counts the
+        shares it keeps per zone). Fewer (possibly none) when too few nodes
+        qualify.
+        """
+        candidates = self._candidates(exclude)
+        if not candidates or count <= 0:
+            return []
+        chosen = choose_nodes(
+            candidates, min(count, len(candidates)), self._rng, zones_used=zones_used, shuffle=False
+        )
+        self._reserve(chosen, expected_bytes_per_share)
         return chosen
+
+    def zone_of(self, node_id: int | None) -> str | None:
+        node = self._nodes.get(node_id) if node_id is not None else None
+        return node.zone if node is not None else None
 
 
 def _stale(last_seen: datetime | None, now: datetime) -> bool:

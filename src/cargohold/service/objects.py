@@ -17,13 +17,14 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from cargohold.config import Settings
+from cargohold.domain.jobs import DELETE_PART
 from cargohold.domain.layout import Layout
 from cargohold.domain.model import Bucket, ObjectRecord, PartRecord, Principal, ShareRecord
 from cargohold.domain.names import validate_key
 from cargohold.domain.ranges import ByteRange
 from cargohold.domain.versions import LayoutMismatch, NoSuchVersion, VersionCursor, validate_version_id
 from cargohold.erasure.codec import codec_for
-from cargohold.erasure.reader import full_frame_size, read_range
+from cargohold.erasure.reader import FrameStream, OpenShare, full_frame_size, read_range
 from cargohold.erasure.writer import ContentHasher, PartWriteResult, write_part
 from cargohold.errors import (
     CargoholdError,
@@ -46,9 +47,6 @@ log = logging.getLogger(__name__)
 
 #: What reads yield: bytes, or views into verified share frames (no copy).
 Chunk = bytes | memoryview
-
-DELETE_PART = "delete_part"
-REPAIR_PART = "repair_part"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +168,16 @@ class ObjectService:
         *,
         md5: bool,
         max_size: int | None,
-    ) -> tuple[PartWriteResult, list[int]]:
+    ) -> tuple[PartWriteResult, list[int | None]]:
         codec = codec_for(layout)
         per_share = (content_length or layout.block_size) // layout.k
-        node_ids = self._nodes.place(layout.width, per_share)
+        # Fewer writable nodes than shares (but at least the quorum): the
+        # shares without a node are recorded missing and repair places them.
+        node_ids = self._nodes.place(layout.width, per_share, minimum=layout.write_quorum)
         writers = [
             functools.partial(self._nodes.client(node_id).put, f"{part_id}.{index}")
+            if node_id is not None
+            else functools.partial(_no_node, f"{part_id}.{index}")
             for index, node_id in enumerate(node_ids)
         ]
         hasher = ContentHasher(md5=md5 or expected.md5 is not None, sha256=expected.sha256 is not None)
@@ -195,9 +197,10 @@ class ObjectService:
             self._spawn(self._delete_shares(part_id, list(enumerate(node_ids))))
             raise
         for outcome in result.outcomes:
-            if not outcome.stored:
+            node_id = node_ids[outcome.index]
+            if not outcome.stored and node_id is not None:
                 log.warning("share %s.%s not stored: %s", part_id, outcome.index, outcome.error)
-                self._nodes.mark_down(node_ids[outcome.index])
+                self._nodes.mark_down(node_id)
         return result, node_ids
 
     async def _put_inline(
@@ -244,7 +247,7 @@ class ObjectService:
             await _enqueue_deletions(conn, replaced)
             for part in parts:
                 if any(s.state != "ok" for s in part.shares):
-                    await repo.enqueue(conn, REPAIR_PART, {"part_id": part.id})
+                    await repo.enqueue_repair(conn, part.id)
             return record, bool(replaced)
 
         try:
@@ -308,40 +311,37 @@ class ObjectService:
     def _read_part(self, part: PartRecord, start: int, length: int) -> AsyncIterator[Chunk]:
         layout = Layout.parse(part.layout, part.block_size)
         codec = codec_for(layout)
-        by_index = {s.index: s for s in part.shares}
-        candidates = sorted(
-            (s.index for s in part.shares if s.state == "ok"),
-            key=lambda i: (not self._nodes.readable(by_index[i].node_id), i),
-        )
-
-        async def open_share(index: int, first: int, last: int):  # type: ignore[no-untyped-def]
-            client = self._nodes.client(by_index[index].node_id)
-            return await client.open(f"{part.id}.{index}", first, last)
-
-        def report(index: int, error: Exception) -> None:
-            node_id = by_index[index].node_id
-            log.warning("share %s.%s on node %s failed: %s", part.id, index, node_id, error)
-            if isinstance(error, ShareCorrupt | ShareNotFound):
-                self._spawn(self._record_missing(part.id, index))
-            elif isinstance(error, NodeUnavailable | OSError | TimeoutError):
-                self._nodes.mark_down(node_id)
-
         full_frame_size(codec)  # warm the cache outside the hot loop
         return read_range(
             codec,
             part.size,
             start,
             length,
-            candidates,
-            open_share,
-            report,
+            share_candidates(part, self._nodes),
+            share_opener(part, self._nodes),
+            functools.partial(self.report_bad_share, part),
             self._settings.node_timeout,
         )
 
-    async def _record_missing(self, part_id: str, index: int) -> None:
+    def report_bad_share(self, part: PartRecord, index: int, error: Exception) -> None:
+        """A read had to do without share ``index``: queue a repair if the share itself is bad.
+
+        A missing or corrupt share is recorded (only while it is still placed
+        on the node that failed: it may have just been moved) and its part
+        queued for repair; a node that does not answer is only marked down,
+        since it may come back, and becomes a repair source only once lost.
+        """
+        node_id = next(s.node_id for s in part.shares if s.index == index)
+        log.warning("share %s.%s on node %s failed: %s", part.id, index, node_id, error)
+        if isinstance(error, ShareCorrupt | ShareNotFound):
+            self._spawn(self._record_missing(part.id, index, node_id))
+        elif isinstance(error, NodeUnavailable | OSError | TimeoutError) and node_id is not None:
+            self._nodes.mark_down(node_id)
+
+    async def _record_missing(self, part_id: str, index: int, node_id: int | None) -> None:
         async def mark(conn):  # type: ignore[no-untyped-def]
-            await repo.mark_share_missing(conn, part_id, index)
-            await repo.enqueue(conn, REPAIR_PART, {"part_id": part_id})
+            if await repo.mark_share_missing(conn, part_id, index, node_id):
+                await repo.enqueue_repair(conn, part_id, priority=1)
 
         await self._db.write(mark)
 
@@ -491,9 +491,11 @@ class ObjectService:
         """Ask the gc worker to run soon (it also runs on its own timer)."""
         self.gc_wakeup.set()
 
-    async def _delete_shares(self, part_id: str, shares: list[tuple[int, int]]) -> None:
+    async def _delete_shares(self, part_id: str, shares: Sequence[tuple[int, int | None]]) -> None:
         """Best-effort removal of shares that were never committed."""
         for index, node_id in shares:
+            if node_id is None:
+                continue
             try:
                 await self._nodes.client(node_id).delete(f"{part_id}.{index}")
             except (CargoholdError, OSError) as exc:
@@ -507,6 +509,30 @@ class ObjectService:
     async def drain(self) -> None:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+async def _no_node(share_id: str, body: AsyncIterator[bytes]) -> int:
+    """The writer of a share that found no writable node: fails at once, so the quorum decides."""
+    raise NodeUnavailable(f"no writable node for share {share_id}")
+
+
+def share_candidates(part: PartRecord, nodes: NodeRegistry) -> list[int]:
+    """Indexes of the part's shares worth trying, best first: readable nodes, then data before parity."""
+    usable = [s for s in part.shares if s.state == "ok" and s.node_id is not None]
+    return [s.index for s in sorted(usable, key=lambda s: (not nodes.readable(s.node_id), s.index))]
+
+
+def share_opener(part: PartRecord, nodes: NodeRegistry) -> OpenShare:
+    """Opens share ``index`` of ``part`` for a byte range, on whichever node holds it."""
+    by_index = {s.index: s.node_id for s in part.shares}
+
+    async def open_share(index: int, first: int, last: int) -> FrameStream:
+        node_id = by_index[index]
+        if node_id is None:
+            raise NodeUnavailable(f"share {part.id}.{index} has no node")
+        return await nodes.client(node_id).open(f"{part.id}.{index}", first, last)
+
+    return open_share
 
 
 async def _enqueue_deletions(conn, part_ids: list[str]) -> None:  # type: ignore[no-untyped-def]

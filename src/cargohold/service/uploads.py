@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cargohold.concurrency import run_cpu
 from cargohold.config import Settings
 from cargohold.domain import uploads as sm
+from cargohold.domain.jobs import DELETE_PART
 from cargohold.domain.layout import Layout
 from cargohold.domain.model import ObjectRecord, PartRecord, Principal
 from cargohold.domain.names import validate_key
@@ -38,7 +39,7 @@ from cargohold.metadata.db import Database
 from cargohold.service.access import AccessService, Level
 from cargohold.service.buckets import BucketService
 from cargohold.service.checksums import ExpectedDigests
-from cargohold.service.objects import DELETE_PART, REPAIR_PART, Chunk, ObjectService
+from cargohold.service.objects import Chunk, ObjectService
 from cargohold.service.quota import QuotaService, quota_exceeded
 
 log = logging.getLogger(__name__)
@@ -299,7 +300,7 @@ class UploadService:
             for part_id in replaced:
                 await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})
             if any(s.state != "ok" for s in part.shares):
-                await repo.enqueue(conn, REPAIR_PART, {"part_id": part.id})
+                await repo.enqueue_repair(conn, part.id)
             await repo.update_upload(conn, upload.id, status=sm.LOADING, expires_at=now + self._ttl)
             parts = [p for p in current.parts if p.part_number != part.part_number] + [part]
             return replace(

@@ -11,7 +11,9 @@ device's speed without blocking the loop.
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import functools
 import mmap
 import os
 from collections.abc import AsyncIterator
@@ -23,15 +25,18 @@ ALIGN = 4096
 READ_SIZE = 4 * 1024 * 1024
 
 
-class _DirectFile:
-    def __init__(self, path: Path, buffer_size: int) -> None:
+class DirectFile:
+    """An open share file: opened before any response byte, so a missing share is a clean 404."""
+
+    def __init__(self, path: Path) -> None:
         try:
             self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECT", 0))
         except OSError as exc:
             if exc.errno != errno.EINVAL:  # tmpfs and others refuse O_DIRECT
                 raise
             self.fd = os.open(path, os.O_RDONLY)
-        self.buffers = [mmap.mmap(-1, buffer_size), mmap.mmap(-1, buffer_size)]
+        self.size = os.fstat(self.fd).st_size
+        self.buffers: list[mmap.mmap] = []
 
     def read(self, which: int, offset: int, length: int) -> bytes:
         """Read ``length`` (aligned) bytes at an aligned ``offset`` into buffer ``which``; a copy."""
@@ -40,14 +45,22 @@ class _DirectFile:
             got = os.preadv(self.fd, [view[:length]], offset)
         return buffer[:got]
 
+    def allocate(self, buffer_size: int) -> None:
+        self.buffers = [mmap.mmap(-1, buffer_size), mmap.mmap(-1, buffer_size)]
+
     def close(self) -> None:
         os.close(self.fd)
         for buffer in self.buffers:
             buffer.close()
 
 
-async def read_range(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
-    """Yield bytes [start, end] (inclusive) of ``path``, reading ahead one chunk.
+async def open_file(path: Path) -> DirectFile:
+    """Open a share file for :func:`read_range` (FileNotFoundError if it is gone)."""
+    return await run_io(DirectFile, path)
+
+
+async def read_range(handle: DirectFile, start: int, end: int) -> AsyncIterator[bytes]:
+    """Yield bytes [start, end] (inclusive) of an open file, reading ahead one chunk; closes it.
 
     Reads cover only the aligned blocks around the range, so a small range
     costs a few KiB of disk, not a whole read buffer.
@@ -58,28 +71,41 @@ async def read_range(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
     def next_length(at: int) -> int:
         return min(READ_SIZE, stop - at)
 
-    handle = await run_io(_DirectFile, path, next_length(offset))
+    pending: asyncio.Future[bytes] | None = None
     try:
+        await run_io(handle.allocate, next_length(offset))
         skip = start - offset
         remaining = end - start + 1
         which = 0
-        pending = run_io(handle.read, which, offset, next_length(offset))
+        # A task, not a bare coroutine: the next read must start now, in a
+        # thread, while this one is being written to the socket.
+        reading = asyncio.ensure_future(run_io(handle.read, which, offset, next_length(offset)))
+        pending = reading
         while remaining > 0:
-            data = await pending
+            data = await reading
+            pending = None
             if not data:
                 return
             offset += len(data)
             which ^= 1
             more = offset < stop and len(data) == READ_SIZE
-            pending = run_io(handle.read, which, offset, next_length(offset)) if more else _nothing()
+            if more:
+                reading = asyncio.ensure_future(run_io(handle.read, which, offset, next_length(offset)))
+                pending = reading
             piece = data[skip : skip + remaining]
             skip = 0
             remaining -= len(piece)
             yield piece
-        await pending
+            if not more:
+                return
     finally:
-        await run_io(handle.close)
+        if pending is None:
+            await run_io(handle.close)
+        else:  # abandoned mid-range: never close the file under a running read
+            pending.add_done_callback(functools.partial(_close_after, handle))
 
 
-async def _nothing() -> bytes:
-    return b""
+def _close_after(handle: DirectFile, read: asyncio.Future[bytes]) -> None:
+    if not read.cancelled():
+        read.exception()  # retrieved: an abandoned read's failure is of no interest
+    handle.close()

@@ -3,34 +3,33 @@
 A share is acknowledged only once it is durable: bytes go to a temp file under
 ``root/tmp``, the file is fsynced, renamed over ``root/shares/<id[:2]>/<id>``
 in one step and the directory is fsynced. A crash therefore leaves either the
-old share, the new share or a stray temp file (removed at the next open),
-never a torn share. See docs/share-format.md.
+old share, the new share or a stray temp file (removed at the next start),
+never a torn share. A share found corrupt by ``verify(quarantine=True)`` is
+renamed to ``root/quarantine/<id>.<time_ns>``: kept for inspection, never
+served, listed or counted again. See docs/share-format.md.
 
-All blocking file-system calls go through :func:`run_io`; the used-bytes and
-share counters are computed once at :meth:`LocalShareStore.open` and then kept
-in memory, so health probes never walk the disk.
+All blocking file-system calls go through :func:`run_io`; the used-bytes,
+share and quarantine counters are computed once at
+:meth:`LocalShareStore.start` and then kept in memory, so health probes never
+walk the disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
-import ctypes
-import ctypes.util
-import errno
-import fcntl
 import functools
-import mmap
 import os
 import re
 import secrets
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cargohold.concurrency import run_io
-from cargohold.erasure import framing
 from cargohold.errors import (
     IncompleteBody,
     InsufficientStorage,
@@ -39,6 +38,18 @@ from cargohold.errors import (
     ShareCorrupt,
     ShareNotFound,
 )
+from cargohold.storage import frames
+from cargohold.storage.local_reader import LocalShareReader
+from cargohold.storage.share_store import (
+    DEFAULT_LIST_LIMIT,
+    ShareInfo,
+    VerifyReport,
+    check_listing,
+)
+from cargohold.storage.temp_file import TempShare, discard_after
+
+if TYPE_CHECKING:
+    from cargohold.storage.share_store import ShareReader, ShareStore
 
 #: Incoming chunks are gathered to this size before one thread hop writes them.
 FLUSH_SIZE = 2 * 1024 * 1024
@@ -65,31 +76,46 @@ class LocalShareStore:
     """Share files under one root directory, with a capacity the node advertises.
 
     ``capacity`` (bytes) caps what the node accepts even when the disk has
-    more room; without it the disk's free space is the only limit.
+    more room; without it the disk's free space is the only limit. Call
+    :meth:`start` once before anything else.
     """
 
     def __init__(self, root: Path, capacity: int | None = None) -> None:
         self.root = Path(root)
+        self.name = str(self.root)
         self.capacity = capacity
         self._shares_dir = self.root / "shares"
         self._tmp_dir = self.root / "tmp"
+        self._quarantine_dir = self.root / "quarantine"
         self._used = 0
         self._count = 0
-        self._reserved = 0  # bytes promised to puts still streaming
+        self._quarantined = 0
+        # Bytes promised to puts still streaming: a sized put's whole size from
+        # its start, an unsized put's bytes as they arrive.
+        self._reserved = 0
         # Held (in I/O threads) around stat + rename/unlink + counter update so
-        # concurrent puts and deletes of one id keep the counters exact.
+        # concurrent puts, deletes and quarantines of one id keep the counters exact.
         self._commit_lock = threading.Lock()
+        # Held for nanoseconds, never across I/O: _used and _reserved change
+        # together under it (a commit turns a reservation into used bytes in
+        # one step), so admission on the loop never counts a share twice.
+        self._space_lock = threading.Lock()
         self._cleanups: set[asyncio.Task[None]] = set()
 
     # -- life cycle ---------------------------------------------------------
 
-    async def open(self) -> None:
-        """Create the directories, drop stale temp files and count what is stored."""
-        self._used, self._count = await run_io(self._open_sync)
+    async def start(self) -> None:
+        """Create the directories, drop stale temp files and count what is stored.
 
-    def _open_sync(self) -> tuple[int, int]:
-        self._shares_dir.mkdir(parents=True, exist_ok=True)
-        self._tmp_dir.mkdir(parents=True, exist_ok=True)
+        Only one process may do this for a root at a time (stale temp files
+        of a running node would be deleted under it): nodes hold the lock of
+        :mod:`cargohold.storage.node_lock` first.
+        """
+        self._used, self._count, self._quarantined = await run_io(self._start_sync)
+
+    def _start_sync(self) -> tuple[int, int, int]:
+        for directory in (self._shares_dir, self._tmp_dir, self._quarantine_dir):
+            directory.mkdir(parents=True, exist_ok=True)
         for stale in self._tmp_dir.iterdir():
             with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                 stale.unlink()
@@ -98,18 +124,20 @@ class LocalShareStore:
             if not shard.is_dir():
                 continue
             for entry in os.scandir(shard):
-                if entry.is_file(follow_symlinks=False) and self._is_share_name(shard, entry.name):
+                if entry.is_file(follow_symlinks=False) and self._is_share_name(shard.name, entry.name):
                     used += entry.stat(follow_symlinks=False).st_size
                     count += 1
-        return used, count
+        with os.scandir(self._quarantine_dir) as entries:
+            quarantined = sum(1 for entry in entries if entry.is_file(follow_symlinks=False))
+        return used, count, quarantined
 
     @staticmethod
-    def _is_share_name(shard: Path, name: str) -> bool:
+    def _is_share_name(shard: str, name: str) -> bool:
         try:
             validate_share_id(name)
         except InvalidShareId:
             return False
-        return name[:2] == shard.name
+        return name[:2] == shard
 
     # -- paths and figures --------------------------------------------------
 
@@ -148,30 +176,36 @@ class LocalShareStore:
             "used": self._used,
             "free": free,
             "shares": self._count,
+            "quarantined": self._quarantined,
         }
 
     # -- writes -------------------------------------------------------------
 
-    async def put(self, share_id: str, chunks: AsyncIterator[bytes], expected_size: int | None = None) -> int:
+    async def put(self, share_id: str, chunks: AsyncIterator[bytes], size: int | None = None) -> int:
         """Store a share from a byte stream and return its size once it is durable.
 
         Memory stays at about two flush buffers: one being written by a thread
         while the next fills. Any error or cancellation (a client that hung
         up) removes the temp file; an existing share of the same id is only
-        replaced, atomically, when the new one is complete.
+        replaced, atomically, when the new one is complete. Space is reserved
+        as described in :mod:`cargohold.storage.share_store`, so parallel puts
+        of unknown size cannot together overrun the capacity.
         """
         final = self._final_path(share_id)
-        if expected_size is not None:
-            if expected_size < 0:
-                raise InvalidArgument(f"expected size {expected_size} is negative")
-            room = self.free() - self._reserved
-            if expected_size > room:
-                raise InsufficientStorage(
-                    f"share of {expected_size} bytes does not fit in {max(0, room)} free bytes"
-                )
-        reservation = expected_size or 0
-        self._reserved += reservation
-        tmp = _TempShare(self._tmp_dir / f"{final.name}.{secrets.token_hex(8)}.tmp")
+        ticket = _Reservation()
+        if size is not None:
+            if size < 0:
+                raise InvalidArgument(f"share size {size} is negative")
+            disk = self._disk_free()
+            with self._space_lock:
+                room = self._room(disk)
+                if size > room:
+                    raise InsufficientStorage(
+                        f"share of {size} bytes does not fit in {max(0, room)} free bytes"
+                    )
+                self._reserved += size
+                ticket.bytes = size
+        tmp = TempShare(self._tmp_dir / f"{final.name}.{secrets.token_hex(8)}.tmp")
         # The one thread job that may still be using the temp file. It is
         # shielded so a cancelled put never closes or unlinks it under a
         # running write or rename; cleanup waits for it instead.
@@ -180,55 +214,81 @@ class LocalShareStore:
         pending: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         pending.set_result(None)
         written = 0
+        handed = 0  # bytes given to a thread to write: maybe on disk already
         try:
             # Chunks are collected, not joined: the worker thread copies them
             # straight into the aligned write buffer, once and off the loop.
             buf: list[bytes] = []
             buffered = 0
             async for chunk in chunks:
+                if size is None:
+                    self._reserve(share_id, ticket, len(chunk))
+                elif written + len(chunk) > size:
+                    raise InvalidArgument(f"share body exceeds the {size} bytes that were announced")
                 buf.append(chunk)
                 buffered += len(chunk)
                 written += len(chunk)
-                self._check_growth(share_id, written, expected_size)
                 if buffered >= FLUSH_SIZE:
                     await asyncio.shield(pending)
                     pending = asyncio.ensure_future(run_io(tmp.write, buf))
+                    handed = written
                     buf, buffered = [], 0
             await asyncio.shield(pending)
-            if expected_size is not None and written < expected_size:
-                raise IncompleteBody(f"share body has {written} bytes, {expected_size} were announced")
-            pending = asyncio.ensure_future(run_io(self._finish_sync, tmp, buf, final, written))
+            if size is not None and written < size:
+                raise IncompleteBody(f"share body has {written} bytes, {size} were announced")
+            pending = asyncio.ensure_future(run_io(self._finish_sync, tmp, buf, final, written, ticket))
+            handed = written
             await asyncio.shield(pending)
         except BaseException:
-            cleanup = asyncio.ensure_future(_discard(pending, tmp))
+            # Bytes that never reached the disk are free for other puts at
+            # once; the rest stay reserved until the temp file is gone, so
+            # stored plus temp bytes never pass the capacity.
+            self._release(ticket, keep=handed)
+            cleanup = asyncio.ensure_future(discard_after(pending, tmp))
             self._cleanups.add(cleanup)
             cleanup.add_done_callback(self._cleanups.discard)
             await asyncio.shield(cleanup)  # if cancelled here, cleanup still runs
             raise
         finally:
-            self._reserved -= reservation
+            self._release(ticket)  # what the commit did not turn into used bytes
         return written
 
-    def _check_growth(self, share_id: str, written: int, expected_size: int | None) -> None:
-        """Stop a stream as soon as it outgrows what was announced or what is left.
+    def _release(self, ticket: _Reservation, keep: int = 0) -> None:
+        with self._space_lock:
+            freed = max(0, ticket.bytes - keep)
+            self._reserved -= freed
+            ticket.bytes -= freed
 
-        Disk exhaustion itself surfaces as ENOSPC from the write; this only
-        enforces the announced size and the configured capacity.
+    def _room(self, disk_free: int) -> int:
+        """Bytes not yet stored or promised (call holding _space_lock)."""
+        room = disk_free - self._reserved
+        if self.capacity is not None:
+            room = min(room, self.capacity - self._used - self._reserved)
+        return room
+
+    def _reserve(self, share_id: str, ticket: _Reservation, more: int) -> None:
+        """Reserve the next chunk of an unsized put, or refuse it if it does not fit.
+
+        Stored bytes plus every reservation (sized puts' whole sizes, unsized
+        puts' bytes so far) are compared with the capacity in one step, so
+        parallel puts see each other. Without a capacity only the disk limits
+        a put, and its exhaustion surfaces as ENOSPC from the write.
         """
-        if expected_size is not None and written > expected_size:
-            raise InvalidArgument(f"share body exceeds the {expected_size} bytes that were announced")
-        if (
-            expected_size is None
-            and self.capacity is not None
-            and self._used + self._reserved + written > self.capacity
-        ):
-            raise InsufficientStorage(f"share {share_id!r} outgrew the node's capacity")
+        if self.capacity is None:
+            return
+        with self._space_lock:
+            if self._used + self._reserved + more > self.capacity:
+                raise InsufficientStorage(f"share {share_id!r} outgrew the node's capacity")
+            self._reserved += more
+            ticket.bytes += more
 
-    def _finish_sync(self, tmp: _TempShare, tail: list[bytes], final: Path, size: int) -> None:
+    def _finish_sync(
+        self, tmp: TempShare, tail: list[bytes], final: Path, size: int, ticket: _Reservation
+    ) -> None:
         tmp.write(tail, finish=True)
-        self._commit_sync(tmp.path, final, size)
+        self._commit_sync(tmp.path, final, size, ticket)
 
-    def _commit_sync(self, tmp: Path, final: Path, size: int) -> None:
+    def _commit_sync(self, tmp: Path, final: Path, size: int, ticket: _Reservation) -> None:
         """Rename the synced temp file into place, count it, fsync the directory.
 
         The counters change under the lock together with the rename, so they
@@ -247,7 +307,10 @@ class LocalShareStore:
             except FileNotFoundError:
                 old_size = None
             os.replace(tmp, final)
-            self._used += size - (old_size or 0)
+            with self._space_lock:
+                self._used += size - (old_size or 0)
+                self._reserved -= ticket.bytes
+                ticket.bytes = 0
             self._count += old_size is None
         _fsync_dir(shard)
 
@@ -266,241 +329,126 @@ class LocalShareStore:
                 os.unlink(final)
             except FileNotFoundError:
                 return False
-            self._used -= size
+            with self._space_lock:
+                self._used -= size
             self._count -= 1
         return True
 
-    # -- scrub --------------------------------------------------------------
+    # -- reads ----------------------------------------------------------------
 
-    async def verify(self, share_id: str) -> dict[str, Any]:
-        """Re-read a share frame by frame and report blocks whose checksum fails."""
-        final = self.path(share_id)
+    async def open(self, share_id: str, start: int = 0, end: int | None = None) -> LocalShareReader:
+        """Open bytes ``start``..``end`` (inclusive; None = to the end) of a share.
+
+        The reader holds its own file descriptor, so it keeps reading the file
+        it opened even if a put replaces the share or a delete removes it.
+        """
+        final = self._final_path(share_id)
+        if start < 0 or (end is not None and end < start):
+            raise InvalidArgument(f"bad share range {start}-{end}")
+        fd, size = await run_io(self._open_sync, share_id, final)
+        if start >= size and not start == size == 0:
+            os.close(fd)
+            raise ShareCorrupt(f"share {share_id} in {self.name} is shorter than byte {start}")
+        last = size - 1 if end is None else min(end, size - 1)
+        return LocalShareReader(fd, start, last - start + 1, size, f"share {share_id} in {self.name}")
+
+    def _open_sync(self, share_id: str, final: Path) -> tuple[int, int]:
         try:
-            return await run_io(verify_share_file, final)
+            fd = os.open(final, os.O_RDONLY)
         except FileNotFoundError:
             raise ShareNotFound(f"share {share_id!r} is not stored on this node") from None
+        return fd, os.fstat(fd).st_size
 
+    async def list(self, after: str = "", limit: int = DEFAULT_LIST_LIMIT) -> list[ShareInfo]:
+        """Up to ``limit`` shares with ids greater than ``after``, in id order.
 
-def verify_share_file(path: Path) -> dict[str, Any]:
-    """Walk a share file's frames (blocking; call through run_io).
+        Ids sort like their first two characters, the shard directory names,
+        so shards before ``after``'s are skipped unread and the walk stops at
+        the shard that fills the page: one call reads the (small) top
+        directory, a few shards, and stats only the shares it returns.
+        """
+        after, limit = check_listing(after, limit)
+        return await run_io(self._list_sync, after, limit)
 
-    A frame whose header cannot be trusted is reported corrupt and skipped
-    using the size of the first frame, since every full block of a part has
-    frames of one size; if the very first header is bad there is no way to
-    find the next frame, so the walk stops there.
-    """
-    corrupt: list[int] = []
-    frames = offset = 0
-    stride: int | None = None
-    with open(path, "rb", buffering=0) as f:
-        size = os.fstat(f.fileno()).st_size
-        while offset < size:
-            index = frames
-            frames += 1
+    def _list_sync(self, after: str, limit: int) -> builtins.list[ShareInfo]:
+        page: list[ShareInfo] = []
+        with os.scandir(self._shares_dir) as top:
+            shards = sorted(e.name for e in top if e.name >= after[:2] and e.is_dir(follow_symlinks=False))
+        for shard in shards:
             try:
-                length, intact = _read_frame_at(f.fileno(), offset, index, size, stride)
-            except ShareCorrupt:
-                corrupt.append(index)
-                if stride is None:
-                    break
-                offset += stride
+                with os.scandir(self._shares_dir / shard) as entries:
+                    names = sorted(
+                        e.name
+                        for e in entries
+                        if e.name > after
+                        and self._is_share_name(shard, e.name)
+                        and e.is_file(follow_symlinks=False)
+                    )
+            except FileNotFoundError:
                 continue
-            if not intact:
-                corrupt.append(index)
-            stride = stride or framing.frame_size(length)
-            offset += framing.frame_size(length)
-    return {"frames": frames, "corrupt_blocks": corrupt, "bytes": size}
+            for name in names:
+                try:
+                    st = os.stat(self._shares_dir / shard / name)
+                except FileNotFoundError:  # deleted or quarantined since the scan
+                    continue
+                page.append(ShareInfo(name, st.st_size, st.st_mtime))
+                if len(page) == limit:
+                    return page
+        return page
 
+    # -- scrub ----------------------------------------------------------------
 
-def _read_frame_at(fd: int, offset: int, index: int, size: int, stride: int | None) -> tuple[int, bool]:
-    """(payload length, checksum ok) of the frame at ``offset``.
+    async def verify(self, share_id: str, *, quarantine: bool = False) -> VerifyReport:
+        """Re-read a share frame by frame; with ``quarantine``, move it aside if corrupt."""
+        return await run_io(self._verify_sync, share_id, self._final_path(share_id), quarantine)
 
-    Raises ShareCorrupt when the header itself cannot be trusted to say where
-    the frame ends.
-    """
-    header = os.pread(fd, framing.HEADER_SIZE, offset)
-    _, length, digest = framing.parse_header(header, expected_index=index)
-    end = offset + framing.frame_size(length)
-    if end > size:
-        raise ShareCorrupt(f"frame {index} runs past the end of the file")
-    if stride is not None and framing.frame_size(length) != stride and end != size:
-        raise ShareCorrupt(f"frame {index} has a different size than its neighbours")
-    payload = os.pread(fd, length, offset + framing.HEADER_SIZE)
-    try:
-        framing.verify_payload(index, payload, digest)
-    except ShareCorrupt:
-        return length, False
-    return length, True
+    def _verify_sync(self, share_id: str, final: Path, quarantine: bool) -> VerifyReport:
+        """Verify, then quarantine exactly the file that was verified.
 
-
-_ALIGN = 4096
-_DIRECT_BUFFER = 4 * 1024 * 1024
-
-
-class _AlignedBuffers:
-    """Page-aligned buffers for O_DIRECT writes, reused so their pages are touched once."""
-
-    def __init__(self, keep: int = 64) -> None:
-        self._free: list[mmap.mmap] = []
-        self._keep = keep
-        self._lock = threading.Lock()
-
-    def take(self) -> mmap.mmap:
-        with self._lock:
-            if self._free:
-                return self._free.pop()
-        return mmap.mmap(-1, _DIRECT_BUFFER)
-
-    def give(self, buffer: mmap.mmap) -> None:
-        with self._lock:
-            if len(self._free) < self._keep:
-                self._free.append(buffer)
-                return
-        buffer.close()
-
-
-_BUFFERS = _AlignedBuffers()
-
-
-def _write_all(fd: int, view: memoryview) -> None:
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-class _TempShare:
-    """A temp file being filled; its fd is used by one thread job at a time.
-
-    Shares are written with O_DIRECT where the file system allows it: the
-    bytes go from one reused aligned buffer to the disk, not through the page
-    cache. Copying into never-used page-cache pages was measured as the
-    largest cost of a node (over half its CPU time during a 1 GiB PUT), and
-    a share just written is rarely read back at once. O_DIRECT needs whole
-    4 KiB blocks, so a tail of under 4 KiB waits for the next write, and the
-    very last one is written through the page cache.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd = -1
-        self.offset = 0
-        self.direct = False
-        self._buffer: mmap.mmap | None = None
-        self._held = 0  # bytes at the start of the buffer not yet written
-
-    def create(self) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        direct = getattr(os, "O_DIRECT", 0)
-        try:
-            self.fd = os.open(self.path, flags | direct, 0o644)
-            self.direct = bool(direct)
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:  # tmpfs and some others refuse O_DIRECT
-                raise
-            self.fd = os.open(self.path, flags, 0o644)
-
-    def write(self, pieces: list[bytes], finish: bool = False) -> None:
-        """Write every byte of ``pieces``; ``finish`` writes the tail, fsyncs and closes."""
-        try:
-            if self.fd < 0:
-                self.create()
-            for piece in pieces:
-                if self.direct:
-                    self._write_direct(memoryview(piece))
-                else:
-                    _write_all(self.fd, memoryview(piece))
-            if self.direct:
-                self._flush_whole_blocks()
-                if finish:
-                    self._write_tail()
-            if not self.direct:
-                size = sum(len(p) for p in pieces)
-                if size and not finish:
-                    # Start writeback now so the final fsync has little left to do.
-                    start_writeback(self.fd, self.offset, size)
-                self.offset += size
-            if finish:
-                os.fsync(self.fd)
-                fd, self.fd = self.fd, -1
+        A put may replace the share between the walk and the rename; the
+        rename happens only if the path still names the verified inode, and
+        otherwise the new file is verified in turn.
+        """
+        while True:
+            fd, size = self._open_sync(share_id, final)
+            try:
+                found, corrupt = frames.walk_frames(functools.partial(os.pread, fd), size)
+                verified = os.fstat(fd)
+            finally:
                 os.close(fd)
-                self._release()
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise InsufficientStorage("the node's disk is full") from exc
-            raise
+            report = VerifyReport(share_id, found, tuple(corrupt), size)
+            if not corrupt or not quarantine:
+                return report
+            if self._quarantine_sync(share_id, final, (verified.st_dev, verified.st_ino)):
+                return VerifyReport(share_id, found, tuple(corrupt), size, quarantined=True)
 
-    def _write_direct(self, view: memoryview) -> None:
-        if self._buffer is None:
-            self._buffer = _BUFFERS.take()
-        buffer = self._buffer
-        while view:
-            taken = min(len(buffer) - self._held, len(view))
-            buffer[self._held : self._held + taken] = view[:taken]
-            self._held += taken
-            view = view[taken:]
-            if self._held == len(buffer):
-                self._flush_whole_blocks()
-
-    def _flush_whole_blocks(self) -> None:
-        """Write the whole 4 KiB blocks held; keep the remainder for the next write."""
-        buffer = self._buffer
-        whole = self._held - self._held % _ALIGN
-        if buffer is None or not whole:
-            return
-        with memoryview(buffer) as aligned:
-            _write_all(self.fd, aligned[:whole])
-        rest = self._held - whole
-        if rest:
-            buffer[:rest] = buffer[whole : self._held]
-        self._held = rest
-
-    def _write_tail(self) -> None:
-        """O_DIRECT takes whole blocks only: the last partial one goes through the page cache."""
-        buffer = self._buffer
-        if buffer is not None and self._held:
-            flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
-            fcntl.fcntl(self.fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
-            with memoryview(buffer) as tail:
-                _write_all(self.fd, tail[: self._held])
-            self._held = 0
-
-    def _release(self) -> None:
-        if self._buffer is not None:
-            buffer, self._buffer = self._buffer, None
-            _BUFFERS.give(buffer)
-
-    def discard(self) -> None:
-        if self.fd >= 0:
-            fd, self.fd = self.fd, -1
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._release()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+    def _quarantine_sync(self, share_id: str, final: Path, inode: tuple[int, int]) -> bool:
+        """Move the verified file aside; False if the path now names another file."""
+        target = self._quarantine_dir / f"{share_id}.{time.time_ns()}"
+        with self._commit_lock:
+            try:
+                st = os.stat(final)
+            except FileNotFoundError:
+                raise ShareNotFound(f"share {share_id!r} was deleted while it was verified") from None
+            if (st.st_dev, st.st_ino) != inode:
+                return False
+            os.rename(final, target)
+            with self._space_lock:
+                self._used -= st.st_size
+            self._count -= 1
+            self._quarantined += 1
+        _fsync_dir(self._quarantine_dir)
+        _fsync_dir(final.parent)
+        return True
 
 
-_SYNC_FILE_RANGE_WRITE = 2
+class _Reservation:
+    """Bytes one put holds in ``_reserved``; whoever releases them zeroes this."""
 
+    __slots__ = ("bytes",)
 
-@functools.cache
-def _sync_file_range() -> Any:
-    libc_name = ctypes.util.find_library("c")
-    fn = getattr(ctypes.CDLL(libc_name, use_errno=True), "sync_file_range", None) if libc_name else None
-    if fn is not None:
-        fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    return fn
-
-
-def start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing a range to disk now, without waiting for it.
-
-    Linux otherwise keeps up to ~10% of RAM dirty before writing back, so a
-    large share would sit in the page cache until the final fsync and the
-    disk would idle while the network is busy. Python's os module has no
-    sync_file_range, hence ctypes; elsewhere this is a no-op.
-    """
-    fn = _sync_file_range()
-    if fn is not None:
-        fn(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+    def __init__(self) -> None:
+        self.bytes = 0
 
 
 def _fsync_dir(path: Path) -> None:
@@ -511,8 +459,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-async def _discard(pending: asyncio.Future[None], tmp: _TempShare) -> None:
-    """Remove a failed put's temp file, after the write that may still use its fd ends."""
-    with contextlib.suppress(BaseException):
-        await pending
-    await run_io(tmp.discard)
+if TYPE_CHECKING:
+
+    def _conforms(store: LocalShareStore, reader: LocalShareReader) -> tuple[ShareStore, ShareReader]:
+        return store, reader

@@ -10,6 +10,7 @@ domain error classes in one middleware.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import logging
 import os
@@ -24,6 +25,7 @@ from cargohold.concurrency import install_event_loop_policy, run_io, tune_malloc
 from cargohold.domain.ranges import parse_range
 from cargohold.errors import (
     IncompleteBody,
+    InvalidArgument,
     ShareNotFound,
     Unauthorized,
 )
@@ -31,6 +33,8 @@ from cargohold.problems import problem_middleware
 from cargohold.serving import serve_until_stopped
 from cargohold.storage import direct_read
 from cargohold.storage.local import LocalShareStore, validate_share_id
+from cargohold.storage.node_lock import DataDirInUse, lock_data_dir
+from cargohold.storage.share_store import DEFAULT_LIST_LIMIT, VerifyReport
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ async def _body(request: web.Request) -> AsyncIterator[bytes]:
     try:
         async for chunk in request.content.iter_any():
             yield chunk
-    except web.RequestPayloadError as exc:
+    except (web.RequestPayloadError, ConnectionResetError) as exc:
         raise IncompleteBody(f"request body could not be read: {exc}") from exc
 
 
@@ -79,21 +83,35 @@ async def put_share(request: web.Request) -> web.Response:
 async def get_share(request: web.Request) -> web.StreamResponse:
     """GET and HEAD with one optional Range (206/416).
 
-    Bodies are read with O_DIRECT (see ``direct_read``); HEAD needs no bytes.
+    The file is opened before the status line is decided, so a share deleted
+    or quarantined meanwhile is a clean 404, and the open descriptor keeps
+    serving the file it found. Bodies are read with O_DIRECT (see
+    ``direct_read``); HEAD needs no bytes.
     """
-    path = request.app[STORE].path(_share_id(request))
-    size = (await run_io(os.stat, path)).st_size
-    wanted = parse_range(request.headers.get("Range"), size)
-    headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
-    start, end = (wanted.start, wanted.end) if wanted else (0, size - 1)
-    if wanted is not None:
-        headers["Content-Range"] = wanted.content_range(size)
-    response = web.StreamResponse(status=206 if wanted else 200, headers=headers)
-    response.content_length = end - start + 1
-    await response.prepare(request)
+    share_id = _share_id(request)
+    path = request.app[STORE].path(share_id)
+    try:
+        handle = await direct_read.open_file(path)
+    except FileNotFoundError:
+        raise ShareNotFound(f"share {share_id!r} is not stored on this node") from None
+    try:
+        size = handle.size
+        wanted = parse_range(request.headers.get("Range"), size)
+        headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+        start, end = (wanted.start, wanted.end) if wanted else (0, size - 1)
+        if wanted is not None:
+            headers["Content-Range"] = wanted.content_range(size)
+        response = web.StreamResponse(status=206 if wanted else 200, headers=headers)
+        response.content_length = end - start + 1
+        await response.prepare(request)
+    except BaseException:
+        await run_io(handle.close)
+        raise
     if request.method == "GET" and size:
-        async for chunk in direct_read.read_range(path, start, end):
+        async for chunk in direct_read.read_range(handle, start, end):
             await response.write(chunk)
+    else:
+        await run_io(handle.close)
     await response.write_eof()
     return response
 
@@ -106,8 +124,41 @@ async def delete_share(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _report(report: VerifyReport) -> web.Response:
+    return web.json_response({**dataclasses.asdict(report), "corrupt_blocks": list(report.corrupt_blocks)})
+
+
 async def verify_share(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[STORE].verify(_share_id(request)))
+    """GET: re-read a share's frames and report; nothing changes on the node."""
+    return _report(await request.app[STORE].verify(_share_id(request)))
+
+
+async def verify_and_quarantine(request: web.Request) -> web.Response:
+    """POST: the same walk, and a corrupt share is moved to quarantine before the answer."""
+    return _report(await request.app[STORE].verify(_share_id(request), quarantine=True))
+
+
+def _limit(raw: str) -> int:
+    # Digits only: int() would also take " 12", "+12", "1_000" and "١٢".
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
+        raise InvalidArgument(f"'limit' must be an integer from 1 to 10000, not {raw[:20]!r}")
+    return int(raw)
+
+
+async def list_shares(request: web.Request) -> web.Response:
+    """One page of share ids in id order, with size and mtime; ``next`` is the cursor or null."""
+    query = request.query
+    for name in query:
+        if name not in ("after", "limit") or len(query.getall(name)) > 1:
+            raise InvalidArgument(f"unknown or repeated query parameter {name[:40]!r}")
+    limit = _limit(query.get("limit", str(DEFAULT_LIST_LIMIT)))
+    page = await request.app[STORE].list(query.get("after", ""), limit)
+    return web.json_response(
+        {
+            "shares": [dataclasses.asdict(info) for info in page],
+            "next": page[-1].share_id if len(page) == limit else None,
+        }
+    )
 
 
 async def health(request: web.Request) -> web.Response:
@@ -135,7 +186,9 @@ def build_node_app(store: LocalShareStore, secret: str, zone: str) -> web.Applic
     app.router.add_put("/v1/shares/{share_id}", put_share)
     app.router.add_get("/v1/shares/{share_id}", get_share)  # HEAD too
     app.router.add_delete("/v1/shares/{share_id}", delete_share)
+    app.router.add_get("/v1/shares", list_shares, allow_head=False)
     app.router.add_get("/v1/shares/{share_id}/verify", verify_share, allow_head=False)
+    app.router.add_post("/v1/shares/{share_id}/verify", verify_and_quarantine)
     app.router.add_get("/v1/health", health, allow_head=False)
     return app
 
@@ -151,11 +204,17 @@ async def serve_node(
     """Run a node until SIGTERM or SIGINT, then finish in-flight requests and return.
 
     Prints ``node listening on http://HOST:PORT`` once the socket is bound,
-    with the real port when ``port`` is 0.
+    with the real port when ``port`` is 0. Holds the data directory's lock
+    (``node_lock``) from before the store starts until it returns; raises
+    :class:`DataDirInUse` at once if another node holds it.
     """
-    store = LocalShareStore(data_dir, capacity)
-    await store.open()
-    await serve_until_stopped(build_node_app(store, secret, zone), host, port, "node")
+    lock = lock_data_dir(data_dir)
+    try:
+        store = LocalShareStore(data_dir, capacity)
+        await store.start()
+        await serve_until_stopped(build_node_app(store, secret, zone), host, port, "node")
+    finally:
+        os.close(lock)
 
 
 def run_node(
@@ -170,8 +229,12 @@ def run_node(
 
     (Nodes ran on the stock loop while they served reads with sendfile, which
     uvloop lacks; reads are O_DIRECT now.) glibc is tuned so per-request
-    buffers are not mapped and unmapped.
+    buffers are not mapped and unmapped. A second node on the same data directory exits with status 1 and one
+    line on stderr naming the directory.
     """
     tune_malloc()
     install_event_loop_policy()
-    asyncio.run(serve_node(data_dir, host, port, zone, capacity, secret))
+    try:
+        asyncio.run(serve_node(data_dir, host, port, zone, capacity, secret))
+    except DataDirInUse as exc:
+        raise SystemExit(f"cargohold node: {exc}") from None

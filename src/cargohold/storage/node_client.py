@@ -15,26 +15,27 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import aiohttp
 
-from cargohold.concurrency import run_cpu
-from cargohold.erasure import framing
 from cargohold.errors import (
     CargoholdError,
+    IncompleteBody,
     InsufficientStorage,
+    InvalidArgument,
     NodeUnavailable,
     ShareCorrupt,
     ShareNotFound,
 )
 from cargohold.problems import PROBLEM_JSON
+from cargohold.storage import frames
 from cargohold.storage.local import validate_share_id
 from cargohold.storage.node_app import SECRET_HEADER
+from cargohold.storage.share_store import DEFAULT_LIST_LIMIT, ShareInfo, VerifyReport, check_listing
 
-#: Payloads at least this big are checksummed on the CPU pool. Below it xxh3
-#: (~60 GB/s) costs less than the thread hop would.
-OFFLOAD_CHECKSUM_BYTES = 4 * 1024 * 1024
+if TYPE_CHECKING:
+    from cargohold.storage.share_store import ShareReader, ShareStore
 
 #: Socket buffer per download (aiohttp holds up to twice this). The 64 KiB
 #: default halves throughput: 1.3 vs 2.7 GB/s reading 256 KiB frames on loopback.
@@ -57,11 +58,11 @@ def _error_classes() -> dict[str, type[CargoholdError]]:
 class ShareStream:
     """One ranged download of a share file, read as raw bytes or as verified frames."""
 
-    def __init__(self, response: aiohttp.ClientResponse, node: str) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, node: str, empty: bool = False) -> None:
         self._response = response
         self._node = node
         #: Bytes in this response (the range served), if the node said.
-        self.length: int | None = response.content_length
+        self.length: int | None = 0 if empty else response.content_length
         #: Size of the whole share file, from Content-Range (or the body for a 200).
         self.total: int | None = self.length
         content_range = response.headers.get("Content-Range", "")
@@ -71,6 +72,8 @@ class ShareStream:
 
     async def readexactly(self, n: int) -> bytes:
         """Exactly ``n`` bytes; NodeUnavailable if the stream breaks or ends first."""
+        if self._remaining is not None and n > self._remaining:
+            raise NodeUnavailable(f"share stream from {self._node} ended {n - self._remaining} bytes early")
         try:
             data = await self._response.content.readexactly(n)
         except asyncio.IncompleteReadError as exc:
@@ -90,19 +93,28 @@ class ShareStream:
         length that runs past the served range, or a checksum mismatch, so
         corrupt bytes are never returned as data.
         """
-        header = await self.readexactly(framing.HEADER_SIZE)
-        index, length, digest = framing.parse_header(header, expected_index)
-        if self._remaining is not None and length > self._remaining:
-            raise ShareCorrupt(
-                f"frame {index} from {self._node} claims {length} bytes, "
-                f"only {self._remaining} remain in the range"
-            )
-        payload = await self.readexactly(length)
-        if length >= OFFLOAD_CHECKSUM_BYTES:
-            await run_cpu(framing.verify_payload, index, payload, digest)
-        else:
-            framing.verify_payload(index, payload, digest)
-        return payload
+        return await frames.read_frame(self.readexactly, self._remaining, expected_index, self._node)
+
+    async def iter_raw(self, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        """The rest of the range as raw bytes, in chunks of at most ``chunk_size``.
+
+        A body that ends before the announced length raises NodeUnavailable.
+        """
+        if chunk_size < 1:
+            raise InvalidArgument(f"chunk size {chunk_size} must be positive")
+        while self._remaining is None or self._remaining > 0:
+            want = chunk_size if self._remaining is None else min(chunk_size, self._remaining)
+            try:
+                chunk = await self._response.content.read(want)
+            except _TRANSPORT_ERRORS as exc:
+                raise NodeUnavailable(f"share stream from {self._node} broke: {exc!r}") from exc
+            if not chunk:
+                if self._remaining is None:
+                    return
+                raise NodeUnavailable(f"share stream from {self._node} ended {self._remaining} bytes early")
+            if self._remaining is not None:
+                self._remaining -= len(chunk)
+            yield chunk
 
     async def close(self) -> None:
         """Give the connection back for reuse if fully read, else drop it."""
@@ -124,21 +136,31 @@ class ShareStream:
 
 
 class _TrackedBody:
-    """Wraps an upload body to remember why it failed.
+    """Wraps an upload body to remember why it failed, and to hold it to its size.
 
     aiohttp reports a failing body as a connection error; the caller should
     see the body's own error (a client that stopped sending, a bad digest),
-    not a node outage.
+    not a node outage. With a ``size``, a body that runs long fails before
+    the extra bytes are sent and one that ends short fails instead of leaving
+    the node waiting for bytes that never come; either way the connection is
+    dropped and the node stores nothing.
     """
 
-    def __init__(self, body: AsyncIterator[bytes]) -> None:
+    def __init__(self, body: AsyncIterator[bytes], size: int | None) -> None:
         self._body = body
+        self._size = size
         self.error: Exception | None = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        sent = 0
         try:
             async for chunk in self._body:
+                sent += len(chunk)
+                if self._size is not None and sent > self._size:
+                    raise InvalidArgument(f"share body exceeds the {self._size} bytes that were announced")
                 yield chunk
+            if self._size is not None and sent < self._size:
+                raise IncompleteBody(f"share body has {sent} bytes, {self._size} were announced")
         except Exception as exc:
             self.error = exc
             raise
@@ -211,8 +233,10 @@ class NodeClient:
         """Stream a share to the node; returns the size it acknowledged (durable by then)."""
         headers = {"Content-Type": "application/octet-stream"}
         if size is not None:
+            if size < 0:
+                raise InvalidArgument(f"share size {size} is negative")
             headers["Content-Length"] = str(size)
-        tracked = _TrackedBody(body)
+        tracked = _TrackedBody(body, size)
         try:
             async with self._request("PUT", self._url(share_id), data=tracked, headers=headers) as response:
                 if response.status != 201:
@@ -231,10 +255,12 @@ class NodeClient:
         """Open bytes ``start``..``end`` (inclusive, like HTTP; None = to the end) of a share.
 
         A share shorter than ``start`` answers 416, reported as ShareCorrupt:
-        the caller asked for bytes its layout says must be there.
+        the caller asked for bytes its layout says must be there. The one
+        exception is ``start == 0`` on an empty share (416 with ``*/0``),
+        which opens an empty range, as every share store does.
         """
         if start < 0 or (end is not None and end < start):
-            raise ValueError(f"bad share range {start}-{end}")
+            raise InvalidArgument(f"bad share range {start}-{end}")
         headers = {
             "Range": f"bytes={start}-{'' if end is None else end}",
             "Accept-Encoding": "identity",
@@ -244,6 +270,8 @@ class NodeClient:
                 "GET", self._url(share_id), headers=headers, read_bufsize=DOWNLOAD_BUFSIZE
             )
         try:
+            if response.status == 416 and start == 0 and response.headers.get("Content-Range") == "bytes */0":
+                return ShareStream(response, self.base_url, empty=True)
             if response.status == 416:
                 raise ShareCorrupt(f"share {share_id} on node {self.base_url} is shorter than byte {start}")
             if response.status not in (200, 206):
@@ -277,6 +305,42 @@ class NodeClient:
         """status, zone, capacity, used, free, shares, version."""
         return await self._get_json(f"{self.base_url}/v1/health", "health check")
 
-    async def verify(self, share_id: str) -> dict[str, Any]:
-        """Ask the node to re-read a share: frames, corrupt_blocks, bytes."""
-        return await self._get_json(self._url(share_id, "/verify"), f"verify share {share_id}")
+    async def verify(self, share_id: str, *, quarantine: bool = False) -> VerifyReport:
+        """Have the node re-read a share's frames (GET); with ``quarantine`` (POST) a
+        corrupt share is moved aside on the node before it answers."""
+        url, what = self._url(share_id, "/verify"), f"verify share {share_id}"
+        with self._transport(what):
+            async with self._request("POST" if quarantine else "GET", url) as response:
+                if response.status != 200:
+                    await self._raise_for(response)
+                body = await response.json()
+        try:
+            return VerifyReport(
+                share_id=str(body["share_id"]),
+                frames=int(body["frames"]),
+                corrupt_blocks=tuple(int(i) for i in body["corrupt_blocks"]),
+                bytes=int(body["bytes"]),
+                quarantined=bool(body["quarantined"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NodeUnavailable(f"node {self.base_url} sent a malformed verify report: {exc!r}") from exc
+
+    async def list(self, after: str = "", limit: int = DEFAULT_LIST_LIMIT) -> list[ShareInfo]:
+        """Up to ``limit`` shares with ids greater than ``after``, in id order (one request)."""
+        after, limit = check_listing(after, limit)
+        url = f"{self.base_url}/v1/shares"
+        with self._transport("list shares"):
+            async with self._request("GET", url, params={"after": after, "limit": str(limit)}) as response:
+                if response.status != 200:
+                    await self._raise_for(response)
+                body = await response.json()
+        try:
+            return [ShareInfo(str(s["share_id"]), int(s["size"]), float(s["mtime"])) for s in body["shares"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NodeUnavailable(f"node {self.base_url} sent a malformed listing: {exc!r}") from exc
+
+
+if TYPE_CHECKING:
+
+    def _conforms(client: NodeClient, stream: ShareStream) -> tuple[ShareStore, ShareReader]:
+        return client, stream

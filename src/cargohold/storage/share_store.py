@@ -19,6 +19,13 @@ Errors are domain errors: ``ShareNotFound`` (no such share), ``ShareCorrupt``
 ``InsufficientStorage`` (the share does not fit), ``InvalidShareId``,
 ``IncompleteBody`` (a put's stream ended before ``size`` bytes), and
 ``NodeUnavailable`` for anything that means "this store cannot help now".
+Bad arguments (a negative size or range start, a range that ends before it
+starts, a listing ``limit`` outside 1..10000) raise ``InvalidArgument``.
+
+Capacity: a store with a capacity never lets stored bytes plus the bytes
+promised to puts still streaming exceed it. A put with ``size`` reserves it
+up front; a put without reserves its bytes as they arrive and fails with
+``InsufficientStorage`` as soon as the next chunk would not fit.
 """
 
 from __future__ import annotations
@@ -26,6 +33,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
+
+from cargohold.errors import InvalidArgument
+
+#: Listing page sizes: the default, and the most one call may ask for.
+DEFAULT_LIST_LIMIT = 1000
+MAX_LIST_LIMIT = 10_000
+#: Longest cursor a listing accepts (share ids are at most 160 characters).
+MAX_CURSOR = 160
+
+
+def check_listing(after: object, limit: object) -> tuple[str, int]:
+    """The one rule for listing arguments, so every store refuses the same values."""
+    if not isinstance(after, str) or len(after) > MAX_CURSOR:
+        raise InvalidArgument(f"'after' must be a string of at most {MAX_CURSOR} characters")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
+        raise InvalidArgument(f"'limit' must be an integer from 1 to {MAX_LIST_LIMIT}, not {limit!r}")
+    return after, limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +97,11 @@ class ShareReader(Protocol):
         ...
 
     def iter_raw(self, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
-        """The rest of the range as raw bytes, unverified (copies verify on the target)."""
+        """The rest of the range as raw bytes, unverified (copies verify on the target).
+
+        Chunks are at most ``chunk_size`` bytes; a range that breaks off before
+        its ``length`` raises ``NodeUnavailable``, never a silent short copy.
+        """
         ...
 
     async def close(self) -> None: ...
@@ -97,19 +125,34 @@ class ShareStore(Protocol):
         ...
 
     async def open(self, share_id: str, start: int = 0, end: int | None = None) -> ShareReader:
-        """Open bytes ``start``..``end`` (inclusive; None = to the end) of a share."""
+        """Open bytes ``start``..``end`` (inclusive; None = to the end) of a share.
+
+        An ``end`` past the share's end is cut to it. A ``start`` at or past the
+        end raises ``ShareCorrupt`` (the caller's layout says the bytes must be
+        there), except ``start == 0`` on an empty share: an empty range.
+        The reader sees the share as it was when opened, even if it is then
+        replaced or deleted.
+        """
         ...
 
     async def verify(self, share_id: str, *, quarantine: bool = False) -> VerifyReport:
         """Re-read every frame; with ``quarantine``, move a corrupt share aside.
 
         A quarantined share is gone for ``open``, ``list`` and ``delete``
-        (``ShareNotFound``) and no longer counts as stored.
+        (``ShareNotFound``) and no longer counts as stored. A share replaced
+        by a new put while it was being verified is verified again, so the
+        report (and the quarantine) is always about one and the same file.
         """
         ...
 
     async def list(self, after: str = "", limit: int = 1000) -> list[ShareInfo]:
-        """Up to ``limit`` shares with ids greater than ``after``, in id order (a cursor)."""
+        """Up to ``limit`` shares with ids greater than ``after``, in id order (a cursor).
+
+        Id order is plain string order (ids are ASCII). A page shorter than
+        ``limit`` is the last; otherwise call again with ``after`` set to the
+        last id returned. Shares put or deleted meanwhile may or may not
+        appear; quarantined shares never do.
+        """
         ...
 
     async def delete(self, share_id: str) -> bool:

@@ -7,6 +7,7 @@ prints once its socket is bound (never a sleep).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import signal
@@ -15,10 +16,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 from cargohold.cli.children import die_with_parent, node_command
+from cargohold.metadata.db import make_engine
 
 ADMIN_KEY = "CHTESTADMIN0000000.test-admin-secret-that-is-long-enough"
 ADMIN_PASSWORD = "test-admin-password"
@@ -71,6 +75,7 @@ class Cluster:
     env: dict[str, str] = field(default_factory=dict)
     nodes: list[NodeProc] = field(default_factory=list)
     gateway: subprocess.Popen[bytes] | None = None
+    worker: subprocess.Popen[bytes] | None = None
     url: str = ""
 
     def _env(self) -> dict[str, str]:
@@ -119,7 +124,7 @@ class Cluster:
     # -- gateway ------------------------------------------------------------
 
     def start_gateway(self) -> None:
-        db = self.db_url or f"sqlite+aiosqlite:///{self.root / 'meta.db'}"
+        db = self.db
         cmd = [
             sys.executable,
             "-m",
@@ -137,6 +142,51 @@ class Cluster:
         )
         line = _wait_for_line(self.gateway, "gateway listening on")
         self.url = line.rsplit(" ", 1)[1]
+
+    # -- worker -------------------------------------------------------------
+
+    @property
+    def db(self) -> str:
+        return self.db_url or f"sqlite+aiosqlite:///{self.root / 'meta.db'}"
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of one read-only SQL statement against the cluster's metadata store (either engine)."""
+
+        async def run() -> list[tuple[Any, ...]]:
+            engine = make_engine(self.db)
+            try:
+                async with engine.connect() as conn:
+                    return [tuple(row) for row in await conn.execute(text(sql))]
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(run())
+
+    def _worker_command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "cargohold", "worker", "--db", self.db, *args]
+
+    def run_worker_once(self, *kinds: str, timeout: float = 120.0) -> str:
+        """Run ``cargohold worker --once [--kind K ...]`` to completion; return its stdout."""
+        args = ["--once"]
+        for kind in kinds:
+            args += ["--kind", kind]
+        done = subprocess.run(
+            self._worker_command(*args), capture_output=True, env=self._env(), timeout=timeout, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"worker --once failed ({done.returncode}): {done.stderr.decode()[-4000:]}")
+        return done.stdout.decode()
+
+    def start_worker(self) -> None:
+        """A long-running worker process, as `up` runs one."""
+        self.worker = self._spawn(self._worker_command())
+        _wait_for_line(self.worker, "worker running")
+
+    def stop_worker(self) -> None:
+        if self.worker is not None and self.worker.poll() is None:
+            self.worker.terminate()
+            self.worker.wait(15)
+        self.worker = None
 
     def _gateway_port(self) -> int:
         return int(self.url.rsplit(":", 1)[1]) if self.url else 0
@@ -159,6 +209,7 @@ class Cluster:
         return self
 
     def stop(self) -> None:
+        self.stop_worker()
         self.stop_gateway()
         for node in self.nodes:
             self.stop_node(node)

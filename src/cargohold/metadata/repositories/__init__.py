@@ -31,6 +31,7 @@ from cargohold.metadata.repositories.jobs import (
     claim,
     complete,
     enqueue,
+    enqueue_repair,
     extend_lease,
     fail,
     job_counts,
@@ -72,8 +73,9 @@ from cargohold.metadata.repositories.parts import (
     part_share_locations,
     parts_on_node,
     set_share,
+    shares_of_parts,
 )
-from cargohold.metadata.repositories.settings import get_setting, put_setting
+from cargohold.metadata.repositories.settings import get_setting, put_setting, update_setting
 from cargohold.metadata.repositories.uploads import (
     add_part,
     create_upload,
@@ -130,6 +132,7 @@ __all__ = [
     "delete_user",
     "delete_version",
     "enqueue",
+    "enqueue_repair",
     "expired_uploads",
     "extend_lease",
     "fail",
@@ -174,9 +177,11 @@ __all__ = [
     "set_grant",
     "set_share",
     "set_versioning",
+    "shares_of_parts",
     "shares_per_node",
     "update_node",
     "update_node_stats",
+    "update_setting",
     "update_upload",
     "update_user",
 ]

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cargohold.domain.jobs import REPAIR_PART, repair_dedupe
 from cargohold.domain.model import Job, JobStatus
 from cargohold.metadata.repositories._sql import insert_or_nothing
 from cargohold.metadata.tables import jobs, utcnow
@@ -63,6 +64,13 @@ async def enqueue(
         return int(result.scalar_one())
     row = (await conn.execute(insert_or_nothing(conn, jobs, values).returning(jobs.c.id))).first()
     return int(row.id) if row is not None else None
+
+
+async def enqueue_repair(conn: AsyncConnection, part_id: str, priority: int = 0) -> int | None:
+    """Queue the repair of a part, unless one is already queued (see ``enqueue``)."""
+    return await enqueue(
+        conn, REPAIR_PART, {"part_id": part_id}, priority=priority, dedupe=repair_dedupe(part_id)
+    )
 
 
 async def claim(

@@ -105,14 +105,16 @@ async def degraded_parts(conn: AsyncConnection, after: str = "", limit: int = 50
     return [row.part_id for row in rows]
 
 
-async def part_share_locations(conn: AsyncConnection, part_ids: Sequence[str]) -> list[tuple[str, int, int]]:
+async def part_share_locations(
+    conn: AsyncConnection, part_ids: Sequence[str]
+) -> list[tuple[str, int, int | None]]:
     """Every share of the given parts as ``(part_id, share_index, node_id)``.
 
     What gc needs to delete share files ``{part_id}.{index}`` node by node.
     Shares marked missing are included: the node may still hold a bad copy.
     Ordered by part id, then index; unknown ids contribute nothing.
     """
-    found: list[tuple[str, int, int]] = []
+    found: list[tuple[str, int, int | None]] = []
     for chunk in chunks(list(dict.fromkeys(part_ids))):
         rows = await conn.execute(
             select(part_shares.c.part_id, part_shares.c.share_index, part_shares.c.node_id)
@@ -179,3 +181,19 @@ def collect_parts(rows: Sequence[Row]) -> tuple[PartRecord, ...]:
             )
             shares = []
     return tuple(found)
+
+
+async def shares_of_parts(conn: AsyncConnection, part_ids: Sequence[str]) -> dict[str, list[ShareRecord]]:
+    """The shares of each given part (parts with none, or unknown ids, are absent)."""
+    found: dict[str, list[ShareRecord]] = {}
+    for chunk in chunks(list(dict.fromkeys(part_ids))):
+        rows = await conn.execute(
+            select(
+                part_shares.c.part_id, part_shares.c.share_index, part_shares.c.node_id, part_shares.c.state
+            )
+            .where(part_shares.c.part_id.in_(chunk))
+            .order_by(part_shares.c.part_id, part_shares.c.share_index)
+        )
+        for row in rows:
+            found.setdefault(row.part_id, []).append(ShareRecord(row.share_index, row.node_id, row.state))
+    return found

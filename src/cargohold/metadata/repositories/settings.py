@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select, update
@@ -26,3 +27,23 @@ async def put_setting(conn: AsyncConnection, key: str, value: dict[str, Any]) ->
         await conn.execute(
             update(cluster_settings).where(cluster_settings.c.key == key).values(value=value, updated_at=now)
         )
+
+
+async def update_setting(
+    conn: AsyncConnection, key: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    """Read, change and store the document under ``key`` with its row locked: parallel
+    changes of different fields all land (no lost update) on both engines."""
+    await conn.execute(
+        insert_or_nothing(conn, cluster_settings, {"key": key, "value": {}, "updated_at": utcnow()})
+    )
+    row = (
+        await conn.execute(
+            select(cluster_settings.c.value).where(cluster_settings.c.key == key).with_for_update()
+        )
+    ).one()
+    value = change(dict(row.value))
+    await conn.execute(
+        update(cluster_settings).where(cluster_settings.c.key == key).values(value=value, updated_at=utcnow())
+    )
+    return value

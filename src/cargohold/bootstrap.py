@@ -1,0 +1,103 @@
+"""The composition root: the one place that names the concrete classes of every role.
+
+``open_core`` builds what the gateway, the worker and the tests share — the
+metadata store, the HTTP session towards the nodes, the node registry and the
+services over them — and tears it down in order. The gateway adds its HTTP
+surface on top (``api/app.py``), the worker its job handlers
+(``workers/role.py``); neither builds a service of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+
+from cargohold.config import Settings
+from cargohold.domain.layout import Layout
+from cargohold.erasure.codec import codec_for
+from cargohold.metadata.db import Database
+from cargohold.service.access import AccessService
+from cargohold.service.auth import AuthService
+from cargohold.service.buckets import BucketService
+from cargohold.service.nodes import NodeRegistry
+from cargohold.service.objects import ObjectService
+from cargohold.service.quota import QuotaService
+from cargohold.service.tokens import TokenSigner, signing_key
+from cargohold.service.uploads import UploadService
+from cargohold.workers.limits import LimitsStore, WorkerLimits
+
+
+@dataclass(slots=True)
+class Core:
+    settings: Settings
+    db: Database
+    session: aiohttp.ClientSession
+    nodes: NodeRegistry
+    buckets: BucketService
+    access: AccessService
+    auth: AuthService
+    quota: QuotaService
+    objects: ObjectService
+    uploads: UploadService
+    limits: LimitsStore
+
+
+@asynccontextmanager
+async def open_core(settings: Settings, *, monitor_nodes: bool = True) -> AsyncIterator[Core]:
+    """Open the metadata store and node connections, build the services, close all on exit.
+
+    The default layout's codec is self-tested first, so a broken native
+    library stops the process before it can write a share.
+    """
+    if not settings.cluster_secret:
+        raise ValueError("the cluster secret nodes were started with is needed")
+    codec_for(Layout.parse(settings.layout))
+    db = await Database.open(settings.db_url)
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=60)
+    session = aiohttp.ClientSession(
+        connector=connector,
+        read_bufsize=4 << 20,
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=settings.node_timeout),
+    )
+    nodes = NodeRegistry(
+        db,
+        session,
+        settings.cluster_secret,
+        timeout=settings.node_timeout,
+        probe_interval=settings.health_interval,
+    )
+    cache = settings.auth_cache_seconds
+    buckets = BucketService(db, settings.layout, cache_seconds=cache)
+    access = AccessService(db, buckets, cache_seconds=cache)
+    signer = TokenSigner(
+        signing_key(settings.token_secret, settings.cluster_secret), settings.access_token_ttl
+    )
+    auth = AuthService(db, cache_seconds=cache, tokens=signer)
+    quota = QuotaService(db, auth.user)
+    objects = ObjectService(db, access, quota, nodes, settings)
+    core = Core(
+        settings=settings,
+        db=db,
+        session=session,
+        nodes=nodes,
+        buckets=buckets,
+        access=access,
+        auth=auth,
+        quota=quota,
+        objects=objects,
+        uploads=UploadService(db, buckets, access, quota, objects, settings),
+        limits=LimitsStore(db, WorkerLimits.from_settings(settings)),
+    )
+    try:
+        await nodes.probe_all()
+        if monitor_nodes:
+            nodes.start_monitor()
+        yield core
+    finally:
+        await nodes.stop()
+        await objects.drain()
+        await session.close()
+        await db.close()

@@ -1,0 +1,34 @@
+"""Entry point of ``cargohold worker``: the core, the healing role, and signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from cargohold.bootstrap import open_core
+from cargohold.config import Settings
+from cargohold.workers.role import HealingWorker
+
+log = logging.getLogger(__name__)
+
+
+async def run_worker(settings: Settings, *, once: bool, kinds: tuple[str, ...]) -> None:
+    """Run until SIGINT/SIGTERM, or with ``once`` until the chosen work is done."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    async with open_core(settings, monitor_nodes=not once) as core:
+        role = HealingWorker(core)
+        if once:
+            ran = await role.run_once(kinds)
+            print(f"worker: {ran} jobs run ({', '.join(kinds)})", flush=True)
+            return
+        loop = asyncio.get_running_loop()
+        work = asyncio.create_task(role.run_forever())
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, work.cancel)
+        print("worker running", flush=True)
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        print("worker stopping", file=sys.stderr, flush=True)
