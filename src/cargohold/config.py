@@ -44,7 +44,11 @@ class Settings(BaseSettings):
         30 * 24 * 3600.0, gt=0, description="Seconds a refresh token is valid if not rotated"
     )
     login_max_failures: int = Field(
-        5, ge=1, description="Failed sign-ins (per user, per address) before throttling starts"
+        5,
+        ge=1,
+        le=1000,
+        description="Wrong passwords for one user from one address before it is blocked "
+        "(one user from anywhere, and one address for any user: 4 times as many)",
     )
     auth_cache_seconds: float = Field(
         5.0, ge=0, description="Seconds keys, users and grants are cached (changes on other gateways)"

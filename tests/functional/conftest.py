@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -51,3 +53,22 @@ def accounts_cluster(
         ) as running,
     ):
         yield running
+
+
+def burst(base_url: str, addresses: list[str], send: Callable[[httpx.Client], httpx.Response]) -> list[int]:
+    """``send`` once per address, all at once (one thread and connection each): the statuses.
+
+    Every client connects first and then waits at a barrier, so the requests
+    reach the gateway together rather than one connection set-up apart.
+    """
+    barrier = threading.Barrier(len(addresses))
+
+    def one(address: str) -> int:
+        transport = httpx.HTTPTransport(local_address=address)
+        with httpx.Client(base_url=base_url, transport=transport, timeout=60) as client:
+            client.get("/healthz").raise_for_status()  # the connection is open and kept
+            barrier.wait()
+            return send(client).status_code
+
+    with ThreadPoolExecutor(len(addresses)) as pool:
+        return list(pool.map(one, addresses))

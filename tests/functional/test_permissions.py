@@ -267,7 +267,7 @@ def test_renames_into_a_bucket_need_write_there(world: World) -> None:
     for who, status, code in ((STRANGER, 404, "no_such_bucket"), (READER, 403, "access_denied")):
         with world.client(who) as client:
             reply = client.post(
-                f"/api/v1/buckets/own-{who}/objects/x/rename", json={"to_bucket": BUCKET, "to_key": "stolen"}
+                f"/api/v1/buckets/own-{who}/rename/x", json={"to_bucket": BUCKET, "to_key": "stolen"}
             )
             assert (reply.status_code, reply.json()["code"]) == (status, code), reply.text
             assert client.get(f"/api/v1/buckets/own-{who}/objects/x").status_code == 200

@@ -28,7 +28,7 @@ def _put(api: httpx.Client, bucket: str, key: str, data: bytes) -> str:
 
 
 def _rename(api: httpx.Client, bucket: str, key: str, **body: object) -> httpx.Response:
-    return api.post(_obj(bucket, key) + "/rename", json=body)
+    return api.post(f"{API}/{bucket}/rename/{key}", json=body)
 
 
 def _share_files(cluster: Cluster) -> set[Path]:
@@ -144,14 +144,19 @@ def test_bad_renames(api: httpx.Client, bucket: str, body: dict, status: int, co
     assert nothing.status_code == 404 and nothing.json()["code"] == "no_such_key"
 
 
-def test_routes_beside_the_object_path(api: httpx.Client, bucket: str) -> None:
-    """POST falls through the plain object route to rename/restore; other methods keep the key whole."""
+def test_no_key_collides_with_an_action(api: httpx.Client, bucket: str) -> None:
+    """Actions name themselves before the key: a key ending in "rename" is just a key."""
     assert api.post(_obj(bucket, "k")).status_code == 405
-    _put(api, bucket, "odd/rename", b"a key that ends in rename")
-    assert api.get(_obj(bucket, "odd/rename")).content == b"a key that ends in rename"
-    moved = _rename(api, bucket, "odd/rename", to_key="odd/restore")
-    assert moved.status_code == 200 and moved.json()["key"] == "odd/restore"
-    assert api.get(_obj(bucket, "odd/restore")).content == b"a key that ends in rename"
+    stored = api.put(_obj(bucket, "x/rename"), content=b"a key that ends in rename")
+    assert stored.status_code == 201 and stored.json()["key"] == "x/rename"
+    _put(api, bucket, "x", b"x itself")
+    refused = api.post(_obj(bucket, "x/rename"), json={"to_key": "y"})  # not an action on x
+    assert (refused.status_code, refused.json()["code"]) == (405, "method_not_allowed")
+    assert api.get(_obj(bucket, "x")).content == b"x itself"
+    moved = _rename(api, bucket, "x/rename", to_key="x/restore")
+    assert moved.status_code == 200 and moved.json()["key"] == "x/restore"
+    assert api.get(_obj(bucket, "x/restore")).content == b"a key that ends in rename"
+    assert api.get(_obj(bucket, "x")).content == b"x itself"
 
 
 def test_rename_needs_write_on_both_buckets(cluster: Cluster, api: httpx.Client, bucket: str) -> None:

@@ -20,6 +20,7 @@ import pytest
 from cargohold.testing.accounts import make_user
 from cargohold.testing.cluster import Cluster
 from cargohold.testing.data import sample
+from tests.functional.conftest import burst
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 BIG = 300 * 1024  # past the inline threshold: streamed from the nodes
@@ -190,8 +191,8 @@ def test_expiry(cluster: Cluster, api: httpx.Client, public: httpx.Client, bucke
     cluster.wait_for(lambda: public.get(link["url"]).status_code == 410, timeout=10)
     assert _code(public.get(link["url"])) == "link_expired"
     assert _link(api, link["id"])["status"] == "expired"
-    later = _share(api, bucket=bucket, key="soon-gone", expires_at="2999-01-01T00:00:00+00:00")
-    assert later["expires_at"].startswith("2999-01-01")
+    later = _share(api, bucket=bucket, key="soon-gone", expires_at="2099-01-01T00:00:00+00:00")
+    assert later["expires_at"].startswith("2099-01-01")
     assert public.get(later["url"]).content == b"temporary"
 
 
@@ -276,6 +277,32 @@ def test_wrong_passwords_are_throttled(api: httpx.Client, public: httpx.Client, 
     assert int(blocked.headers["retry-after"]) >= 1
     other = _share(api, bucket=bucket, key="guarded", password=PASSWORD)  # per link: others unaffected
     assert public.get(other["url"], headers={"X-Share-Password": PASSWORD}).status_code == 200
+
+
+def test_parallel_wrong_link_passwords(cluster: Cluster, api: httpx.Client, bucket: str) -> None:
+    """50 wrong passwords at once: 5 checked from one address, 20 across addresses; no 500."""
+    _put(api, bucket, "burst", b"burst")
+    link = _share(api, bucket=bucket, key="burst", password=PASSWORD)
+
+    def guess(client: httpx.Client) -> httpx.Response:
+        return client.get(link["url"], headers={"X-Share-Password": "wrong guess"})
+
+    statuses = burst(cluster.url, ["127.0.6.1"] * 50, guess)
+    assert (statuses.count(401), statuses.count(429), len(statuses)) == (5, 45, 50)
+    with httpx.Client(
+        base_url=cluster.url, transport=httpx.HTTPTransport(local_address="127.0.6.2")
+    ) as owner:
+        assert owner.get(link["url"], headers={"X-Share-Password": PASSWORD}).content == b"burst"
+
+    statuses = burst(cluster.url, [f"127.0.7.{n % 25 + 1}" for n in range(50)], guess)
+    # The link had 5 failures (the right password took only itself back): 15 more are checked.
+    assert (statuses.count(401), statuses.count(429), len(statuses)) == (15, 35, 50)
+    with httpx.Client(
+        base_url=cluster.url, transport=httpx.HTTPTransport(local_address="127.0.7.99")
+    ) as other:
+        refused = other.get(link["url"], headers={"X-Share-Password": PASSWORD})
+    assert refused.status_code == 429 and _code(refused) == "too_many_attempts"
+    assert 1 <= int(refused.headers["retry-after"]) <= 30
 
 
 def test_prefix_share_lists_and_downloads(

@@ -19,6 +19,11 @@ BLOCK = Layout.parse("ec:5+2").block_size
 API = "/api/v1/buckets"
 
 
+def _restore(object_url: str) -> str:
+    """The restore action of the object at ``object_url`` (the action comes before the key)."""
+    return object_url.replace("/objects/", "/restore/", 1)
+
+
 @pytest.fixture(scope="module", params=BOTH_STORES)
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Every versioning test runs once on SQLite and once on PostgreSQL."""
@@ -138,13 +143,13 @@ def test_versions_list_read_delete_restore(api: httpx.Client, bucket: str) -> No
     assert _versions(api, url)[0] == (marker, True, True)
 
     # Restore: a marker cannot be restored; a version can, and the former latest stays.
-    refused = api.post(f"{url}/restore", json={"version_id": marker})
+    refused = api.post(_restore(url), json={"version_id": marker})
     assert refused.status_code == 400 and refused.json()["code"] == "delete_marker_not_restorable"
-    no_body = api.post(f"{url}/restore", json={})
+    no_body = api.post(_restore(url), json={})
     assert no_body.status_code == 400
-    nowhere = api.post(f"{url}/restore", json={"version_id": "1" * 32})
+    nowhere = api.post(_restore(url), json={"version_id": "1" * 32})
     assert nowhere.status_code == 404 and nowhere.json()["code"] == "no_such_version"
-    restored = api.post(f"{url}/restore", json={"version_id": v1})
+    restored = api.post(_restore(url), json={"version_id": v1})
     assert restored.status_code == 200, restored.text
     assert restored.json()["version_id"] == v1 and restored.headers["x-version-id"] == v1
     assert api.get(url).content == big
@@ -284,16 +289,16 @@ def test_version_calls_need_the_right_grant(cluster: Cluster, api: httpx.Client,
         assert reader.get(f"{API}/{bucket}/versioning").json()["status"] == "enabled"
         for reply in (
             reader.delete(url, params={"version_id": v1}),
-            reader.post(f"{url}/restore", json={"version_id": v1}),
+            reader.post(_restore(url), json={"version_id": v1}),
             reader.put(f"{API}/{bucket}/versioning", json={"status": "off"}),
         ):
             assert reply.status_code == 403 and reply.json()["code"] == "access_denied", reply.text
     assert api.post(f"{API}/{bucket}/grants", json={"user": name, "level": "write"}).status_code == 201
     with cluster.client(token) as writer:
-        restored = writer.post(f"{url}/restore", json={"version_id": v1})
+        restored = writer.post(_restore(url), json={"version_id": v1})
         assert restored.status_code == 200, restored.text
         off = writer.put(f"{API}/{bucket}/versioning", json={"status": "off"})
         assert off.status_code == 403  # switching versioning needs admin on the bucket
     with cluster.client(None) as anonymous:
         assert anonymous.get(url, params={"versions": ""}).status_code == 401
-        assert anonymous.post(f"{url}/restore", json={"version_id": v1}).status_code == 401
+        assert anonymous.post(_restore(url), json={"version_id": v1}).status_code == 401

@@ -176,39 +176,68 @@ def test_expired_refresh_token(run_db: RunDb) -> None:
     run_db(main)
 
 
-def test_throttle_per_user_and_per_address(run_db: RunDb) -> None:
+def test_throttle_per_pair_per_user_and_per_address(run_db: RunDb) -> None:
+    """limit=3: a user from one address takes 3 failures; a user from anywhere or an address 12."""
+
     async def main(db: Database) -> None:
         acc = await _accounts(db, limit=3)
         await acc.user("dave")
         await acc.user("erin")
-        # Per user: failures from three addresses block dave everywhere, erin not.
-        for n in range(3):
+        # Per (user, address): three failures block dave from that address only.
+        for _ in range(3):
             with pytest.raises(InvalidCredentials):
-                await acc.sessions.login("dave", "wrong password", f"10.1.0.{n}")
+                await acc.sessions.login("dave", "wrong password", "10.1.0.1")
         with pytest.raises(TooManyAttempts) as blocked:
-            await acc.sessions.login("dave", PASSWORD, "10.1.0.9")  # refused before the password check
+            await acc.sessions.login("dave", PASSWORD, "10.1.0.1")  # refused before the password check
         assert 1 <= blocked.value.extra["retry_after"] <= 30
-        await acc.sessions.login("erin", PASSWORD, "10.1.0.9")
-        # Per address: three names from one address block it for everyone.
-        for name in ("x1", "x2", "erin"):
+        await acc.sessions.login("dave", PASSWORD, "10.1.0.2")  # the owner, elsewhere
+        # Per user: twelve failures from twelve addresses block dave for at most 30 s everywhere.
+        for n in range(12):
             with pytest.raises(InvalidCredentials):
-                await acc.sessions.login(name, "wrong password", "10.2.0.1")
+                await acc.sessions.login("dave", "wrong password", f"10.5.0.{n}")
+        with pytest.raises(TooManyAttempts) as blocked:
+            await acc.sessions.login("dave", PASSWORD, "10.5.1.1")
+        assert 1 <= blocked.value.extra["retry_after"] <= 30
+        await acc.sessions.login("erin", PASSWORD, "10.5.1.1")
+        # Per address: twelve names from one address block it for everyone.
+        for n in range(12):
+            with pytest.raises(InvalidCredentials):
+                await acc.sessions.login(f"x{n}", "wrong password", "10.2.0.1")
         with pytest.raises(TooManyAttempts):
             await acc.sessions.login("erin", PASSWORD, "10.2.0.1")
         await acc.sessions.login("erin", PASSWORD, "10.2.0.2")
-        # A success clears the user's count, not the address's.
+        # A success clears the user's counts, not the address's.
         for _ in range(2):
             with pytest.raises(InvalidCredentials):
                 await acc.sessions.login("erin", "wrong password", "10.3.0.1")
         await acc.sessions.login("erin", PASSWORD, "10.3.0.1")
-        for n in range(2):
+        for _ in range(2):
             with pytest.raises(InvalidCredentials):
-                await acc.sessions.login("erin", "wrong password", f"10.4.0.{n}")
-        await acc.sessions.login("erin", PASSWORD, "10.4.0.9")  # 2 fresh failures: not blocked
-        with pytest.raises(InvalidCredentials):
-            await acc.sessions.login("x3", "wrong password", "10.3.0.1")
-        with pytest.raises(TooManyAttempts):  # the address kept its two earlier failures
+                await acc.sessions.login("erin", "wrong password", "10.3.0.1")
+        await acc.sessions.login("erin", PASSWORD, "10.3.0.1")  # 2 fresh failures: not blocked
+        for n in range(12 - 4):  # the address keeps its 4 failures: 8 more block it
+            with pytest.raises(InvalidCredentials):
+                await acc.sessions.login(f"y{n}", "wrong password", "10.3.0.1")
+        with pytest.raises(TooManyAttempts):
             await acc.sessions.login("erin", PASSWORD, "10.3.0.1")
+
+    run_db(main)
+
+
+def test_parallel_guesses_get_exactly_the_limit(run_db: RunDb) -> None:
+    """Counting and deciding in one transaction: 40 guesses at once, 3 password checks."""
+
+    async def main(db: Database) -> None:
+        acc = await _accounts(db, limit=3)
+        await acc.user("gina")
+        results = await asyncio.gather(
+            *(acc.sessions.login("gina", f"guess {n}", "10.6.0.1") for n in range(40)),
+            return_exceptions=True,
+        )
+        kinds = [type(r).__name__ for r in results]
+        assert kinds.count("InvalidCredentials") == 3
+        assert kinds.count("TooManyAttempts") == 37
+        await acc.sessions.login("gina", PASSWORD, "10.6.0.2")
 
     run_db(main)
 

@@ -259,6 +259,17 @@ def test_passwords_cookies_and_throttling(run_db: RunDb) -> None:
         await w.shares.open(token, Credentials(password=PASSWORD, client="1.2.3.4"))  # other clients go on
         await w.shares.open(other_token, Credentials(password=PASSWORD, client="6.6.6.6"))  # and other links
 
+        # Across addresses: 20 failures on one link (4 new addresses, 5 each) block it for 30 s at most;
+        # a browser that unlocked it before keeps its cookie.
+        _, other_cookie, _ = await w.shares.unlock(other_token, PASSWORD, "1.2.3.4")
+        for n in range(20):
+            with pytest.raises(WrongPassword):
+                await w.shares.open(other_token, Credentials(password="guess", client=f"7.7.7.{n // 5}"))
+        with pytest.raises(TooManyAttempts) as refused:
+            await w.shares.open(other_token, Credentials(password=PASSWORD, client="8.8.8.8"))
+        assert 1 <= refused.value.extra["retry_after"] <= 30
+        await w.shares.open(other_token, Credentials(cookie=other_cookie))
+
     run_db(scenario)
 
 

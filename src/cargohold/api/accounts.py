@@ -6,7 +6,6 @@ calls; the services decide who may do what.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -14,7 +13,8 @@ from aiohttp import web
 from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
-from cargohold.api.native import API, Route, json_body, json_response
+from cargohold.api.inputs import bool_field, int_field, json_body, string_field, time_field
+from cargohold.api.native import API, Route, json_response
 from cargohold.domain.model import ApiKey, User
 from cargohold.errors import InvalidArgument
 from cargohold.service.accounts import UNSET, AccountService
@@ -51,20 +51,6 @@ def key_json(key: ApiKey) -> dict[str, Any]:
     }
 
 
-def optional_time(body: dict[str, Any], field: str) -> datetime | None:
-    """An ISO 8601 time with a zone from a JSON body, or None when absent."""
-    raw = body.get(field)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw) if isinstance(raw, str) else None
-    except ValueError:
-        value = None
-    if value is None or value.tzinfo is None:
-        raise InvalidArgument(f"{field} must be an ISO 8601 time with a zone", field=field)
-    return value
-
-
 async def create_user(request: web.Request) -> web.Response:
     body = await json_body(request)
     user = await _accounts(request).create_user(
@@ -72,7 +58,7 @@ async def create_user(request: web.Request) -> web.Response:
         body.get("name"),  # type: ignore[arg-type]  # validated by the service
         body.get("password"),
         role=body.get("role", "user"),
-        quota_bytes=body.get("quota_bytes"),
+        quota_bytes=int_field(body, "quota_bytes"),
     )
     return json_response(user_json(user), status=201)
 
@@ -102,7 +88,7 @@ async def update_user(request: web.Request) -> web.Response:
         request.match_info["name"],
         disabled=body.get("disabled"),
         role=body.get("role"),
-        quota_bytes=body.get("quota_bytes") if "quota_bytes" in body else UNSET,
+        quota_bytes=int_field(body, "quota_bytes") if "quota_bytes" in body else UNSET,
         password=body.get("password"),
     )
     # Field names only, never the password itself.
@@ -124,14 +110,12 @@ async def whoami(request: web.Request) -> web.Response:
 
 async def create_key(request: web.Request) -> web.Response:
     body = await json_body(request)
-    name = body.get("name", "api key")
-    if not isinstance(name, str) or not 1 <= len(name) <= 200:
+    name = string_field(body, "name", max_length=200)
+    if name == "":
         raise InvalidArgument("name must be a string of 1-200 characters", field="name")
-    for_user = body.get("user")
-    if for_user is not None and not isinstance(for_user, str):
-        raise InvalidArgument("user must be a user name", field="user")
+    for_user = string_field(body, "user", max_length=64)
     key, token = await _accounts(request).create_key(
-        principal(request), name, expires_at=optional_time(body, "expires_at"), for_user=for_user
+        principal(request), name or "api key", expires_at=time_field(body, "expires_at"), for_user=for_user
     )
     return json_response({**key_json(key), "token": token}, status=201)
 
@@ -177,9 +161,7 @@ async def refresh(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     body = await json_body(request)
-    everything = body.get("all", False)
-    if not isinstance(everything, bool):
-        raise InvalidArgument("all must be true or false", field="all")
+    everything = bool_field(body, "all")
     ended = await _sessions(request).logout(principal(request), body.get("refresh_token"), everything)
     return json_response({"revoked_families": ended})
 

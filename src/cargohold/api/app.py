@@ -13,6 +13,7 @@ from cargohold.api.audit import error_code_middleware
 from cargohold.api.auth import AUTH, auth_middleware
 from cargohold.api.context import SERVICES, Services
 from cargohold.api.history import history_middleware
+from cargohold.api.inputs import path_middleware
 from cargohold.api.routes import ALL_ROUTES
 from cargohold.bootstrap import open_core
 from cargohold.concurrency import tune_malloc
@@ -47,6 +48,7 @@ def build_gateway(settings: Settings) -> web.Application:
             problem_middleware,
             tus.tus_middleware,
             error_code_middleware,
+            path_middleware,
             auth_middleware,
         ]
     )

@@ -1,4 +1,9 @@
-"""Authentication middleware: every API call carries a valid key, except public routes."""
+"""Authentication middleware: every API call carries a valid key, except public routes.
+
+A request is authenticated as the method it acts as (:func:`effective_method`):
+an ``OPTIONS`` that a method override turns into a ``DELETE`` needs the
+credentials a ``DELETE`` needs.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,24 @@ PUBLIC_PATHS = frozenset(
 PUBLIC_PREFIXES = ("/s/",)
 
 
+#: For clients behind proxies that pass only GET and POST (tus allows it).
+METHOD_OVERRIDE = "X-HTTP-Method-Override"
+
+
+def effective_method(request: web.Request) -> str:
+    """The method a request acts as: its own, or the override's on routes that dispatch on it.
+
+    Only routes registered for every method ("*", the tus routes) pick their
+    handler from the method, so only there does the override mean anything;
+    everywhere else it is ignored.
+    """
+    override = request.headers.get(METHOD_OVERRIDE)
+    route = request.match_info.route
+    if override is None or route.method != "*":
+        return request.method
+    return override.strip().upper()
+
+
 def is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
@@ -25,7 +48,7 @@ AUTH = web.AppKey("auth", AuthService)
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not is_public(request.path) and request.method != "OPTIONS":
+    if not is_public(request.path) and effective_method(request) != "OPTIONS":
         request["principal"] = await request.app[AUTH].authenticate(request.headers.get("Authorization"))
     return await handler(request)
 

@@ -26,7 +26,7 @@ from aiohttp.typedefs import Middleware
 
 from cargohold.aborts import aborted
 from cargohold.api.audit import error_code, noted
-from cargohold.api.auth import principal
+from cargohold.api.auth import effective_method, principal
 from cargohold.api.context import SERVICES
 from cargohold.api.native import API, Route, json_response
 from cargohold.domain.history import OK, HistoryEvent, parse_query
@@ -58,10 +58,7 @@ def _action(request: web.Request, index: dict[tuple[Any, str], Route]) -> str:
     route = index.get((matched.handler, matched.method))
     if route is None:  # unknown path or method: aiohttp's own answer, nothing was done
         return ""
-    method = request.method
-    if route.method == "*":  # one handler for every method; tus honours the override header
-        method = request.headers.get("X-HTTP-Method-Override", method).strip().upper()
-    return route.action_for(method)
+    return route.action_for(effective_method(request))
 
 
 def history_middleware(routes: Iterable[Route]) -> Middleware:

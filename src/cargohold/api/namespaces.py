@@ -18,7 +18,8 @@ from aiohttp import web
 from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
-from cargohold.api.native import API, Route, json_body, json_response
+from cargohold.api.inputs import json_body
+from cargohold.api.native import API, Route, json_response
 from cargohold.metadata.repositories.grants import GrantRecord
 from cargohold.service.namespaces import BucketView, NamespaceService
 

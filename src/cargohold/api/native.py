@@ -17,6 +17,7 @@ from aiohttp import web
 from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES, Services
+from cargohold.api.inputs import bool_field, int_query, json_body, string_field
 from cargohold.api.object_responses import stream_object_response
 from cargohold.domain.model import Bucket, ObjectRecord
 from cargohold.domain.names import validate_bucket
@@ -27,6 +28,7 @@ from cargohold.service.objects import VersionListing
 API = "/api/v1"
 #: The version a write made or a read served; on a delete, the version removed or the marker added.
 VERSION_HEADER = "x-version-id"
+MAX_CONTENT_TYPE = 255  # the width of the column that holds it
 DELETE_MARKER_HEADER = "x-delete-marker"
 
 
@@ -38,20 +40,6 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return web.Response(
         status=status, text=json.dumps(data), content_type="application/json", headers=headers
     )
-
-
-async def json_body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    if request.content_length is not None and request.content_length > 64 * 1024:
-        raise InvalidArgument("JSON body too large")
-    try:
-        data = json.loads(await request.read() or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidArgument("body must be a JSON object")
-    return data
 
 
 def bucket_json(bucket: Bucket, owner: str | None) -> dict[str, Any]:
@@ -149,7 +137,7 @@ async def put_object(request: web.Request) -> web.Response:
         key,
         request.content.iter_any(),
         content_length=request.content_length,
-        content_type=request.headers.get("Content-Type", "application/octet-stream"),
+        content_type=content_type(request.headers.get("Content-Type")),
         expected=expected,
     )
     note(request, version_id=record.version_id, size=record.size)
@@ -159,6 +147,15 @@ async def put_object(request: web.Request) -> web.Response:
         content_type="application/json",
         headers={"ETag": f'"{record.etag}"', VERSION_HEADER: record.version_id},
     )
+
+
+def content_type(value: str | None) -> str:
+    """The media type an object is stored with (the column holds ``MAX_CONTENT_TYPE`` characters)."""
+    if value is None or value == "":
+        return "application/octet-stream"
+    if len(value) > MAX_CONTENT_TYPE or not value.isprintable():
+        raise InvalidArgument(f"Content-Type must be at most {MAX_CONTENT_TYPE} printable characters")
+    return value
 
 
 async def _read_version(request: web.Request) -> ObjectRecord:
@@ -209,9 +206,7 @@ async def delete_object(request: web.Request) -> web.Response:
 
 async def restore_object(request: web.Request) -> web.Response:
     body = await json_body(request)
-    version_id = body.get("version_id")
-    if not isinstance(version_id, str):
-        raise InvalidArgument("version_id (a string) names the version to restore", field="version_id")
+    version_id = string_field(body, "version_id", required=True) or ""
     bucket = request.match_info["bucket"]
     record = await _services(request).objects.restore(
         principal(request), bucket, request.match_info["key"], version_id
@@ -224,15 +219,9 @@ async def rename_object(request: web.Request) -> web.Response:
     """Move the latest version to ``to_key`` (in ``to_bucket``, default this bucket): metadata only."""
     body = await json_body(request)
     bucket, key = request.match_info["bucket"], request.match_info["key"]
-    to_key, to_bucket, overwrite = body.get("to_key"), body.get("to_bucket"), body.get("overwrite", False)
-    if to_bucket is None:
-        to_bucket = bucket
-    if not isinstance(to_key, str):
-        raise InvalidArgument("to_key (a string) is the new key", field="to_key")
-    if not isinstance(to_bucket, str):
-        raise InvalidArgument("to_bucket must be a bucket name", field="to_bucket")
-    if not isinstance(overwrite, bool):
-        raise InvalidArgument("overwrite must be true or false", field="overwrite")
+    to_key = string_field(body, "to_key", required=True) or ""
+    to_bucket = string_field(body, "to_bucket") or bucket
+    overwrite = bool_field(body, "overwrite")
     renamed = await _services(request).objects.rename(
         principal(request), bucket, key, to_key, to_bucket=to_bucket, overwrite=overwrite
     )
@@ -263,7 +252,7 @@ async def _list_key_versions(request: web.Request) -> web.Response:
         principal(request),
         bucket,
         key=key,
-        limit=_int_param(request, "limit", 1000),
+        limit=int_query(request, "limit", 1000),
         cursor=request.query.get("cursor") or None,
     )
     note(request, detail={"versions": True})
@@ -276,21 +265,11 @@ async def _list_bucket_versions(request: web.Request) -> web.Response:
         principal(request),
         request.match_info["bucket"],
         prefix=request.query.get("prefix", ""),
-        limit=_int_param(request, "limit", 1000),
+        limit=int_query(request, "limit", 1000),
         cursor=request.query.get("cursor") or None,
     )
     note(request, detail={"versions": True})
     return json_response({"bucket": request.match_info["bucket"], **_versions_page(listing)})
-
-
-def _int_param(request: web.Request, name: str, default: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise InvalidArgument(f"{name} must be an integer") from exc
 
 
 async def list_objects(request: web.Request) -> web.Response:
@@ -302,7 +281,7 @@ async def list_objects(request: web.Request) -> web.Response:
         bucket,
         prefix=request.query.get("prefix", ""),
         delimiter=request.query.get("delimiter", ""),
-        limit=_int_param(request, "limit", 1000),
+        limit=int_query(request, "limit", 1000),
         cursor=request.query.get("cursor") or None,
     )
     return json_response(
@@ -347,7 +326,15 @@ class Route:
         return self.methods or (self.method,)
 
 
-OBJECT = API + "/buckets/{bucket}/objects/{key:.+}"
+#: The rest of the path, newlines included (keys may hold any character but controls, which
+#: ``validate_key`` refuses with its own error rather than the router's 404).
+TAIL = "(?s:.+)"
+BUCKET = API + "/buckets/{bucket}"
+OBJECT = BUCKET + "/objects/{key:" + TAIL + "}"
+#: Actions on an object name the action before the key, so no key can be mistaken for one:
+#: ``POST .../rename/{key}`` renames ``key``; ``PUT .../objects/x/rename`` stores "x/rename".
+RENAME = BUCKET + "/rename/{key:" + TAIL + "}"
+RESTORE = BUCKET + "/restore/{key:" + TAIL + "}"
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", healthz, "Liveness of the gateway (public)", "system"),
     Route("GET", API + "/buckets", list_buckets, "List buckets", "buckets", action="bucket.list"),
@@ -413,11 +400,9 @@ ROUTES: tuple[Route, ...] = (
         "objects",
         action="object.delete",
     ),
-    # Below the plain object routes: aiohttp tries them first and, finding no
-    # POST there, falls through to these.
     Route(
         "POST",
-        OBJECT + "/rename",
+        RENAME,
         rename_object,
         "Rename (move) an object, within a bucket or to another of the same layout; metadata only",
         "objects",
@@ -425,7 +410,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "POST",
-        OBJECT + "/restore",
+        RESTORE,
         restore_object,
         "Make an earlier version the latest again: {version_id}",
         "objects",

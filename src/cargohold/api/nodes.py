@@ -12,7 +12,8 @@ from aiohttp import web
 
 from cargohold.api.auth import require_admin
 from cargohold.api.context import SERVICES, Services
-from cargohold.api.native import API, Route, json_body, json_response
+from cargohold.api.inputs import json_body, string_field
+from cargohold.api.native import API, Route, json_response
 from cargohold.domain.jobs import ALL_KINDS
 from cargohold.domain.model import NodeRecord
 from cargohold.errors import InvalidArgument, NoSuchNode
@@ -21,6 +22,8 @@ from cargohold.service.healing import job_json, node_status
 JOB_STATES = ("queued", "running", "done", "failed")
 #: Node ids are positive 32-bit integers in the store.
 MAX_NODE_ID = 2**31 - 1
+MAX_NODE_URL = 255  # the widths of the columns that hold them
+MAX_ZONE = 64
 
 
 def _services(request: web.Request) -> Services:
@@ -61,11 +64,10 @@ async def list_nodes(request: web.Request) -> web.Response:
 async def add_node(request: web.Request) -> web.Response:
     services = _services(request)
     body = await json_body(request)
-    url, zone = body.get("url"), body.get("zone", "default")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise InvalidArgument("url must be an http(s) URL of a running node")
-    if not isinstance(zone, str) or not zone:
-        raise InvalidArgument("zone must be a non-empty string")
+    url = string_field(body, "url", required=True, max_length=MAX_NODE_URL) or ""
+    zone = string_field(body, "zone", max_length=MAX_ZONE) or "default"
+    if not url.startswith(("http://", "https://")):
+        raise InvalidArgument("url must be an http(s) URL of a running node", field="url")
     node = await services.nodes.add(url, zone)
     await services.healing.start_rebalance()  # a new node should fill up now, not only with new writes
     return json_response(node_json(node), status=201)
@@ -81,6 +83,8 @@ async def update_node(request: web.Request) -> web.Response:
             if not isinstance(body[field], kind):
                 raise InvalidArgument(f"{field} must be a {kind.__name__}", field=field)
             changes[field] = body[field]
+    if len(changes.get("zone", "")) > MAX_ZONE:
+        raise InvalidArgument(f"zone must be at most {MAX_ZONE} characters", field="zone")
     if not changes:
         raise InvalidArgument("nothing to change: send enabled, active, zone and/or state")
     state = changes.pop("state", None)

@@ -12,18 +12,27 @@ from __future__ import annotations
 
 import html
 import string
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import BasicAuth, web
 
-from cargohold.api.accounts import optional_time
 from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
-from cargohold.api.native import API, Route, json_body, json_response
+from cargohold.api.inputs import (
+    INT32_MAX,
+    form_body,
+    int_field,
+    int_query,
+    json_body,
+    seconds_field,
+    string_field,
+    time_field,
+)
+from cargohold.api.native import API, TAIL, Route, json_response
 from cargohold.api.object_responses import content_disposition, stream_object_response
 from cargohold.domain.model import ObjectRecord
 from cargohold.domain.ranges import ByteRange
@@ -41,6 +50,7 @@ from cargohold.service.share_links import (
 
 SHARES = API + "/shares"
 PUBLIC = "/s/{token}"
+REST = PUBLIC + "/{rest:" + TAIL + "}"
 COOKIE = "cargohold_share"
 PASSWORD_HEADER = "X-Share-Password"
 #: Tools get the errors' Basic challenge; browsers a scheme they do not know, so they show our form.
@@ -81,54 +91,33 @@ def share_json(link: ShareLink, now: datetime | None = None) -> dict[str, Any]:
 # -- managing links (authenticated) ----------------------------------------------------
 
 
-def _optional_str(body: dict[str, Any], field: str) -> str | None:
-    value = body.get(field)
-    if value is not None and not isinstance(value, str):
-        raise InvalidArgument(f"{field} must be a string", field=field)
-    return value
-
-
-def _positive_int(body: dict[str, Any], field: str) -> int | None:
-    value = body.get(field)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgument(f"{field} must be an integer of at least 1", field=field)
-    return value
-
-
 def expiry_from(body: dict[str, Any]) -> datetime | None:
     """``expires_at`` (ISO 8601 with a zone) or ``expires_in`` (seconds from now), not both."""
-    expires_at = optional_time(body, "expires_at")
-    expires_in = body.get("expires_in")
+    expires_at = time_field(body, "expires_at")
+    expires_in = seconds_field(body, "expires_in")
     if expires_in is None:
         return expires_at
     if expires_at is not None:
         raise InvalidArgument("give expires_at or expires_in, not both", field="expires_in")
-    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in <= 0:
-        raise InvalidArgument("expires_in must be a positive number of seconds", field="expires_in")
-    try:
-        return datetime.now(UTC) + timedelta(seconds=expires_in)
-    except (OverflowError, ValueError) as exc:  # inf, NaN, or past the year 9999
-        raise InvalidArgument("expires_in is too large", field="expires_in") from exc
+    return datetime.now(UTC) + expires_in
 
 
 async def create_share(request: web.Request) -> web.Response:
     body = await json_body(request)
-    bucket = _optional_str(body, "bucket")
+    bucket = string_field(body, "bucket", max_length=63)
     if not bucket:
         raise InvalidArgument("bucket is required", field="bucket")
-    key, prefix = _optional_str(body, "key"), _optional_str(body, "prefix")
+    key, prefix = string_field(body, "key"), string_field(body, "prefix")
     note(request, bucket=bucket, key=key if key is not None else prefix)
     link, token = await _shares(request).create(
         principal(request),
         bucket,
         key=key,
         prefix=prefix,
-        password=body.get("password"),  # type: ignore[arg-type]  # checked by the service
+        password=string_field(body, "password"),
         expires_at=expiry_from(body),
-        max_downloads=_positive_int(body, "max_downloads"),
-        version_id=_optional_str(body, "version_id"),
+        max_downloads=int_field(body, "max_downloads", minimum=1, maximum=INT32_MAX),
+        version_id=string_field(body, "version_id", max_length=32),
     )
     note(request, detail={"link": link.id})
     path = "/s/" + token
@@ -248,10 +237,8 @@ def _file_name(record: ObjectRecord) -> str:
 
 
 async def _listing(request: web.Request, opened: Opened) -> web.Response:
-    limit = request.query.get("limit", "1000")
-    if not limit.isdigit():
-        raise InvalidArgument("limit must be an integer")
-    page = await _shares(request).listing(opened, int(limit), request.query.get("cursor") or None)
+    limit = int_query(request, "limit", 1000, minimum=1, maximum=1000)
+    page = await _shares(request).listing(opened, limit, request.query.get("cursor") or None)
     prefix = opened.link.prefix or ""
     base = "/s/" + request.match_info["token"] + "/"
     entries = [
@@ -273,9 +260,7 @@ async def _listing(request: web.Request, opened: Opened) -> web.Response:
 
 async def public_unlock(request: web.Request) -> web.Response:
     """The browser form's POST: a right password sets a cookie and sends the browser back (303)."""
-    if request.content_length is None or request.content_length > MAX_FORM_BYTES:
-        raise InvalidArgument(f"send the form as a body of at most {MAX_FORM_BYTES} bytes")
-    form = await request.post()
+    form = await form_body(request, MAX_FORM_BYTES)
     password = form.get("password")
     if not isinstance(password, str) or not password:
         raise PasswordRequired("type the link's password")
@@ -370,10 +355,10 @@ ROUTES: tuple[Route, ...] = (
           action="share.download"),
     Route("POST", PUBLIC, _public_errors(public_unlock),
           "Unlock a password-protected link in a browser (public)", "shares", action="share.unlock"),
-    Route("GET", PUBLIC + "/{rest:.+}", _public_errors(public_get),
+    Route("GET", REST, _public_errors(public_get),
           "Download an object under a shared prefix (public)", "shares", action="share.download"),
-    Route("HEAD", PUBLIC + "/{rest:.+}", _public_errors(public_get),
+    Route("HEAD", REST, _public_errors(public_get),
           "Metadata of an object under a shared prefix (public)", "shares", action="share.download"),
-    Route("POST", PUBLIC + "/{rest:.+}", _public_errors(public_unlock),
+    Route("POST", REST, _public_errors(public_unlock),
           "Unlock a password-protected link in a browser (public)", "shares", action="share.unlock"),
 )  # fmt: skip

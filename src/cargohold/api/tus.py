@@ -34,8 +34,9 @@ from urllib.parse import urlsplit
 from aiohttp import StreamReader, web
 
 from cargohold.api.audit import note
-from cargohold.api.auth import principal
+from cargohold.api.auth import effective_method, principal
 from cargohold.api.context import SERVICES
+from cargohold.api.inputs import int_header
 from cargohold.api.native import Route
 from cargohold.concurrency import run_cpu
 from cargohold.domain import uploads as sm
@@ -65,7 +66,7 @@ _HASHES: dict[str, Callable[[], Any]] = {
     "sha1": lambda: hashlib.sha1(usedforsecurity=False),
     "sha256": hashlib.sha256,
 }
-_UPLOAD_PATH = re.compile(r"^/tus/([0-9a-f]{32})/?$")
+_UPLOAD_PATH = re.compile(r"/tus/([0-9a-f]{32})/?")
 
 
 class UnsupportedVersion(CargoholdError):
@@ -137,17 +138,12 @@ def _is_tus(path: str) -> bool:
     return path == TUS.rstrip("/") or path.startswith(TUS)
 
 
-def _method(request: web.Request) -> str:
-    """The request's method, or the one X-HTTP-Method-Override names (for proxies that only pass POST)."""
-    return request.headers.get("X-HTTP-Method-Override", request.method).strip().upper()
-
-
 @web.middleware
 async def tus_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not _is_tus(request.path):
         return await handler(request)
     try:
-        if _method(request) != "OPTIONS" and request.headers.get("Tus-Resumable") != VERSION:
+        if effective_method(request) != "OPTIONS" and request.headers.get("Tus-Resumable") != VERSION:
             raise UnsupportedVersion(f"this server speaks tus {VERSION}; send Tus-Resumable: {VERSION}")
         response = await handler(request)
     except CargoholdError as error:
@@ -186,15 +182,6 @@ def encode_metadata(metadata: dict[str, str]) -> str:
     )
 
 
-def _int_header(request: web.Request, name: str) -> int | None:
-    value = request.headers.get(name)
-    if value is None:
-        return None
-    if not value.strip().isdigit():
-        raise InvalidArgument(f"{name} must be a non-negative integer, got {value!r}")
-    return int(value)
-
-
 def _checksum(header: str | None) -> tuple[str, bytes] | None:
     """``Upload-Checksum: sha1 <base64>`` -> ("sha1", digest bytes)."""
     if header is None:
@@ -213,7 +200,7 @@ def _partial_ids(header: str) -> list[str]:
     """``final;/tus/a http://host/tus/b`` -> ["a", "b"] (absolute or root-relative URLs)."""
     ids = []
     for url in header.removeprefix("final;").split():
-        match = _UPLOAD_PATH.match(urlsplit(url).path)
+        match = _UPLOAD_PATH.fullmatch(urlsplit(url).path)
         if match is None:
             raise InvalidArgument(f"{url!r} in Upload-Concat is not a /tus/<id> upload URL")
         ids.append(match.group(1))
@@ -355,7 +342,7 @@ async def create(request: web.Request) -> web.Response:
         return await _create_final(request, metadata, _partial_ids(concat))
     if concat not in (None, "partial"):
         raise InvalidArgument("Upload-Concat must be 'partial' or 'final;<upload URLs>'")
-    length = _int_header(request, "Upload-Length")
+    length = int_header(request, "Upload-Length")
     deferred = request.headers.get("Upload-Defer-Length")
     if (length is None) == (deferred is None) or deferred not in (None, "1"):
         raise InvalidArgument("send either Upload-Length or Upload-Defer-Length: 1")
@@ -431,12 +418,12 @@ async def patch(request: web.Request) -> web.Response:
         raise Forbidden("a final upload is assembled from its partial uploads and takes no PATCH")
     if request.content_type != OFFSET_STREAM:
         raise UnsupportedMediaType(f"PATCH needs Content-Type: {OFFSET_STREAM}")
-    offset = _int_header(request, "Upload-Offset")
+    offset = int_header(request, "Upload-Offset")
     if offset is None:
         raise InvalidArgument("PATCH needs Upload-Offset")
     if offset != _offset(upload):
         raise sm.OffsetMismatch(f"Upload-Offset is {offset}, the upload is at {_offset(upload)}")
-    length = _int_header(request, "Upload-Length")
+    length = int_header(request, "Upload-Length")
     if length is not None and length != upload.total_size:
         if upload.total_size is not None:
             raise sm.SizeMismatch(f"the upload's length is already {upload.total_size}")
@@ -462,9 +449,10 @@ def _dispatch(table: dict[str, Handler]) -> Handler:
     """One route per path for every method, so X-HTTP-Method-Override picks the handler."""
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
-        handler = table.get(_method(request))
+        method = effective_method(request)
+        handler = table.get(method)
         if handler is None:
-            raise MethodNotAllowed(f"{_method(request)} is not allowed here", allow=", ".join(table))
+            raise MethodNotAllowed(f"{method} is not allowed here", allow=", ".join(table))
         return await handler(request)
 
     return dispatch

@@ -16,15 +16,16 @@ from cargohold.aborts import begin
 from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
-from cargohold.api.native import Route, json_body, json_response, object_json
+from cargohold.api.inputs import INT32_MAX, INT64_MAX, int_field, int_path, json_body, string_field
+from cargohold.api.native import Route, content_type, json_response, object_json
 from cargohold.domain.uploads import FINAL_STATES, Upload, percentage_of
 from cargohold.errors import InvalidArgument
 from cargohold.service.checksums import ExpectedDigests
 from cargohold.service.uploads import UploadService
 
 API = "/api/v1/uploads"
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
-_HEX = re.compile(r"^[0-9a-f]+$")
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19}|\*)")
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 def _uploads(request: web.Request) -> UploadService:
@@ -58,34 +59,23 @@ def _digest(body: dict[str, Any], name: str, length: int) -> str | None:
     value = body.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) != length or not _HEX.match(value.lower()):
+    if not isinstance(value, str) or len(value) != length or not _HEX.fullmatch(value.lower()):
         raise InvalidArgument(f"{name} must be {length} hex digits")
     return value.lower()
 
 
-def _optional_int(body: dict[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-        raise InvalidArgument(f"{name} must be a non-negative integer")
-    return value
-
-
 async def create_upload(request: web.Request) -> web.Response:
     body = await json_body(request)
-    bucket, key = body.get("bucket"), body.get("key")
-    if not isinstance(bucket, str) or not isinstance(key, str):
-        raise InvalidArgument("bucket and key are required strings")
-    content_type = body.get("content_type", "application/octet-stream")
-    if not isinstance(content_type, str):
-        raise InvalidArgument("content_type must be a string")
+    bucket = string_field(body, "bucket", required=True) or ""
+    key = string_field(body, "key", required=True) or ""
     upload = await _uploads(request).create(
         principal(request),
         bucket,
         key,
-        total_size=_optional_int(body, "size"),
-        content_type=content_type,
+        total_size=int_field(body, "size"),
+        content_type=content_type(string_field(body, "content_type")),
         expected=ExpectedDigests(_digest(body, "md5", 32), _digest(body, "sha256", 64)),
-        part_size=_optional_int(body, "part_size"),
+        part_size=int_field(body, "part_size"),
     )
     note(request, bucket=upload.bucket, key=upload.key, size=upload.total_size)
     return json_response(upload_json(upload), status=201)
@@ -103,10 +93,7 @@ async def get_upload(request: web.Request) -> web.Response:
 
 
 def _part_number(request: web.Request) -> int:
-    try:
-        return int(request.match_info["number"])
-    except ValueError as exc:
-        raise InvalidArgument("part numbers are integers from 1 to 10000") from exc
+    return int_path(request, "number", minimum=0, maximum=INT32_MAX)  # the service says 1..10000
 
 
 async def put_part(request: web.Request) -> web.Response:
@@ -129,12 +116,12 @@ async def put_part(request: web.Request) -> web.Response:
 
 def parse_content_range(header: str | None, content_length: int | None) -> tuple[int, int, int | None]:
     """``bytes a-b/total`` -> (offset, length, total or None for '*')."""
-    match = _CONTENT_RANGE.match((header or "").strip())
+    match = _CONTENT_RANGE.fullmatch((header or "").strip())
     if not match:
         raise InvalidArgument("a chunk needs Content-Range: bytes a-b/total (total may be *)")
     first, last = int(match.group(1)), int(match.group(2))
     total = None if match.group(3) == "*" else int(match.group(3))
-    if last < first or (total is not None and last >= total):
+    if last < first or last >= INT64_MAX or (total is not None and last >= total):
         raise InvalidArgument(f"Content-Range {header!r} is not a valid range")
     length = last - first + 1
     if content_length is not None and content_length != length:

@@ -108,11 +108,12 @@ def problem_from_response(response: httpx.Response, what: str = "") -> ApiError:
     return ApiError(code, detail, status)
 
 
-def object_path(bucket: str, key: str) -> str:
-    """The URL path of one object, with the key's '/' kept and all else escaped.
+def object_path(bucket: str, key: str, action: str = "objects") -> str:
+    """The URL path of one object (or of ``action``, "rename" or "restore", on it).
 
-    Segments that are exactly '.' or '..' are escaped too, otherwise URL
-    normalisation would silently turn ``a/../b`` into ``b``.
+    The key's '/' are kept and all else escaped. Segments that are exactly
+    '.' or '..' are escaped too, otherwise URL normalisation would silently
+    turn ``a/../b`` into ``b``.
     """
     segments = []
     for seg in key.split("/"):
@@ -120,7 +121,7 @@ def object_path(bucket: str, key: str) -> str:
             segments.append(seg.replace(".", "%2E"))
         else:
             segments.append(quote(seg, safe=""))
-    return f"{bucket_path(bucket)}/objects/{'/'.join(segments)}"
+    return f"{bucket_path(bucket)}/{action}/{'/'.join(segments)}"
 
 
 def bucket_path(bucket: str) -> str:
@@ -320,10 +321,10 @@ class GatewayClient:
         self, bucket: str, key: str, to_bucket: str, to_key: str, *, overwrite: bool = False
     ) -> dict[str, Any]:
         body = {"to_bucket": to_bucket, "to_key": to_key, "overwrite": overwrite}
-        return dict(self.request_json("POST", object_path(bucket, key) + "/rename", json=body))
+        return dict(self.request_json("POST", object_path(bucket, key, "rename"), json=body))
 
     def restore_version(self, bucket: str, key: str, version_id: str) -> dict[str, Any]:
-        path = object_path(bucket, key) + "/restore"
+        path = object_path(bucket, key, "restore")
         return dict(self.request_json("POST", path, json={"version_id": version_id}))
 
     def list_versions(

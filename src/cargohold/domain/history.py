@@ -29,7 +29,8 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 #: "object" (every object.* action) or "object.read" (exactly that action).
-_ACTION = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)?$")
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_ACTION = re.compile(r"[a-z][a-z_]*(\.[a-z][a-z_]*)?")
 _CURSOR_PREFIX = "h1:"
 
 
@@ -87,7 +88,7 @@ def decode_cursor(cursor: str) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
     number = text.removeprefix(_CURSOR_PREFIX)
-    if not text.startswith(_CURSOR_PREFIX) or not number.isdigit() or int(number) < 1:
+    if not text.startswith(_CURSOR_PREFIX) or not _DIGITS.fullmatch(number) or int(number) < 1:
         raise InvalidArgument("cursor is not one this server handed out", field="cursor")
     return int(number)
 
@@ -106,7 +107,7 @@ def parse_time(text: str, field: str) -> datetime:
 def parse_limit(text: str | None) -> int:
     if text is None or text == "":
         return DEFAULT_LIMIT
-    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    if not _DIGITS.fullmatch(text.strip()) or not 1 <= int(text) <= MAX_LIMIT:
         raise InvalidArgument(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
     return int(text)
 
@@ -119,7 +120,7 @@ def parse_query(params: Mapping[str, str]) -> HistoryQuery:
         return value if value else None
 
     action = text("action")
-    if action is not None and not _ACTION.match(action):
+    if action is not None and not _ACTION.fullmatch(action):
         raise InvalidArgument(
             "action must be a resource such as 'object' or an action such as 'object.read'", field="action"
         )

@@ -25,7 +25,7 @@ TARGET_BLOCK_SIZE = 1024 * 1024
 SHARE_ALIGN = 4096
 MAX_WIDTH = 32
 
-_SPEC = re.compile(r"^(?:(ec):(\d+)\+(\d+)|(mirror):(\d+)|(stripe):(\d+))$")
+_SPEC = re.compile(r"(ec):([0-9]{1,3})\+([0-9]{1,3})|(mirror):([0-9]{1,3})|(stripe):([0-9]{1,3})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +64,7 @@ class Layout:
 
     @classmethod
     def parse(cls, spec: str, block_size: int | None = None) -> Layout:
-        match = _SPEC.match(spec.strip().lower())
+        match = _SPEC.fullmatch(spec.strip().lower())
         if not match:
             raise InvalidLayout(f"layout {spec!r} is not one of ec:K+M, mirror:R, stripe:K")
         if match.group(1):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from cargohold.errors import InvalidRange, RangeNotSatisfiable
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,7 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     """
     if header is None:
         return None
-    match = _RANGE.match(header.strip().replace(" ", ""))
+    match = _RANGE.fullmatch(header.strip().replace(" ", ""))
     if not match:
         raise InvalidRange(f"cannot parse Range {header!r}; expected bytes=a-b, bytes=a- or bytes=-n")
     first, last = match.group(1), match.group(2)

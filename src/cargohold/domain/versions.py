@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from cargohold.errors import Conflict, InvalidArgument, NoSuchKey
 
-_VERSION_ID = re.compile(r"^[0-9a-f]{32}$")
+_VERSION_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class NoSuchVersion(NoSuchKey):
@@ -49,7 +49,7 @@ class DeleteMarkerNotRestorable(InvalidArgument):
 
 def validate_version_id(version_id: str) -> str:
     """Version ids are 32 lower-case hex digits; anything else is a malformed request, not a 404."""
-    if not _VERSION_ID.match(version_id):
+    if not _VERSION_ID.fullmatch(version_id):
         raise InvalidArgument(
             f"version_id {version_id!r} must be 32 hex digits", field="version_id", version_id=version_id
         )

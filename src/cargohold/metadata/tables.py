@@ -150,9 +150,11 @@ refresh_tokens = Table(
 throttles = Table(
     "throttles",
     metadata,
-    # What is throttled, e.g. "login:user:alice", "login:addr:127.0.0.1", "link:<id>:<addr>".
+    # What is throttled, e.g. "login:user:alice", "login:addr:127.0.0.1", "share:link:<id>"
+    # (see service/throttle.py).
     Column("key", String(255), primary_key=True),
     Column("failures", Integer, nullable=False, default=0),
+    # The latest counted failure: the count is forgotten a policy's forget_after later.
     _ts("window_start"),
     _ts("blocked_until", nullable=True),
 )

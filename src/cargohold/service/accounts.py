@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.domain.model import ADMIN, ROLES, USER, ApiKey, Principal, User
+from cargohold.domain.names import validate_user_name
 from cargohold.errors import Conflict, Forbidden, InvalidArgument, NoSuchUser, NotFound
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
@@ -250,18 +250,6 @@ async def _keep_an_admin(conn: AsyncConnection, leaving: User) -> None:
         raise LastAdmin(
             f"{leaving.name!r} is the last enabled admin: make another user admin first", user=leaving.name
         )
-
-
-def validate_user_name(name: object) -> str:
-    """User names: 1-64 of letters, digits, '.', '_', '-', '@'; they appear in URLs and history."""
-    if not isinstance(name, str) or not _USER_NAME.fullmatch(name):
-        raise InvalidArgument(
-            "user name must be 1-64 characters of letters, digits, '.', '_', '-', '@'", field="name"
-        )
-    return name
-
-
-_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 
 class LastAdmin(Conflict):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from cargohold.errors import BadDigest, InvalidDigestHeader
 
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ class ExpectedDigests:
         sha_hex = None
         if sha256 is not None:
             value = sha256.strip()
-            if _HEX64.match(value):
+            if _HEX64.fullmatch(value):
                 sha_hex = value.lower()
             else:
                 try:

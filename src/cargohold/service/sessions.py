@@ -9,8 +9,9 @@ whole family is revoked: both must sign in again. Access tokens carry their
 family (``sid``), so revoking a family (logout, reuse, password change)
 also stops the access tokens issued under it.
 
-Password guesses (sign-in and password change) are throttled per user name
-and per client address before any hash is computed.
+Password guesses (sign-in and password change) pass the throttle before any
+hash is computed: per user from one address, per user, and per address (see
+``service/throttle.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from cargohold.metadata.repositories import refresh_tokens as refresh_repo
 from cargohold.metadata.repositories.refresh_tokens import RefreshTokenRecord
 from cargohold.service.auth import AuthService
 from cargohold.service.passwords import check_password_rules, hash_password, verify_password
-from cargohold.service.throttle import Throttle, login_subjects
+from cargohold.service.throttle import Throttle
 from cargohold.service.tokens import hash_secret, new_id, new_refresh_secret, split_refresh_token
 
 #: Longest user name a sign-in may name (as ``validate_user_name`` allows).
@@ -104,14 +105,12 @@ class SessionService:
             raise InvalidArgument(f"name must be a user name of 1-{MAX_NAME} characters", field="name")
         if not isinstance(password, str):
             raise InvalidArgument("password must be a string", field="password")
-        user_key, address_key = login_subjects(name, client)
-        await self._throttle.check(user_key, address_key)
+        attempt = await self._throttle.admit(*self._throttle.login(name, client))
         async with self._db.read() as conn:
             user = await repo.get_user_by_name(conn, name)
         if user is None or not await verify_password(user.password_hash, password):
-            await self._throttle.failed(user_key, address_key)
-            raise InvalidCredentials("wrong user name or password")
-        await self._throttle.succeeded(user_key)
+            raise InvalidCredentials("wrong user name or password")  # admit() counted it already
+        await self._throttle.passed(attempt)
         if user.disabled:
             raise InvalidCredentials("this user is disabled")
         family_id = new_id()
@@ -189,14 +188,12 @@ class SessionService:
         if not isinstance(current, str):
             raise InvalidArgument("current_password must be a string", field="current_password")
         new_password = check_password_rules(new)
-        user_key, address_key = login_subjects(who.name, client)
-        await self._throttle.check(user_key, address_key)
+        attempt = await self._throttle.admit(*self._throttle.login(who.name, client))
         async with self._db.read() as conn:
             user = await repo.get_user(conn, who.user_id)
         if user is None or not await verify_password(user.password_hash, current):
-            await self._throttle.failed(user_key, address_key)
             raise WrongPassword("the current password is wrong")
-        await self._throttle.succeeded(user_key)
+        await self._throttle.passed(attempt)
         hashed = await hash_password(new_password)
         now = datetime.now(UTC)
 

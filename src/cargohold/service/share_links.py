@@ -8,11 +8,12 @@ holds the token may download, unless the link
 * its creator was disabled or can no longer read the bucket: the link never
   grants more than its creator holds now, so it is treated as revoked (410).
 
-A password, if set, is checked with argon2id; wrong guesses are throttled per
-link and client address. A browser that typed the password once gets a
-cookie instead of sending the password on every request: an HMAC of the link
-id and an expiry of at most an hour, keyed by a secret derived from the
-cluster's secret, so any gateway can check it without state.
+A password, if set, is checked with argon2id; guesses are throttled per link
+from one client address and per link from anywhere (``service/throttle.py``).
+A browser that typed the password once gets a cookie instead of sending the
+password on every request: an HMAC of the link id and an expiry of at most
+an hour, keyed by a secret derived from the cluster's secret, so any gateway
+can check it without state.
 
 A download is counted when a GET starts at byte 0 (a resumed range is the
 same download continuing); the count is one conditional UPDATE, so a link
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -53,6 +55,7 @@ from cargohold.service.throttle import Throttle
 #: How long the cookie a browser gets for a correct password stays valid (at most).
 COOKIE_SECONDS = 3600
 MAX_TOKEN_LENGTH = 256
+_COOKIE_EXPIRY = re.compile(r"[0-9]{1,12}")
 
 
 #: Told of a link once it is found (see ``ShareLinkService.resolve``).
@@ -268,13 +271,10 @@ class ShareLinkService:
 
     async def check_password(self, link: ShareLink, password: str, client: str) -> None:
         """``WrongPassword`` (401) or, after repeated failures, ``TooManyAttempts`` (429)."""
-        keys = (f"share:{link.id}@{client}",)
-        await self._throttle.check(*keys)
-        if await verify_password(link.password_hash, password):
-            await self._throttle.succeeded(*keys)
-            return
-        await self._throttle.failed(*keys)
-        raise WrongPassword("wrong password for this share link")
+        attempt = await self._throttle.admit(*self._throttle.share_link(link.id, client))
+        if not await verify_password(link.password_hash, password):
+            raise WrongPassword("wrong password for this share link")  # admit() counted it already
+        await self._throttle.passed(attempt)
 
     async def unlock(
         self, token: str, password: str, client: str, seen: Seen | None = None
@@ -295,7 +295,7 @@ class ShareLinkService:
         if not value:
             return False
         expires_text, _, _ = value.partition(".")
-        if not expires_text.isdigit():
+        if not _COOKIE_EXPIRY.fullmatch(expires_text):  # a client's cookie: ASCII, bounded
             return False
         expires = int(expires_text)
         now = time.time()

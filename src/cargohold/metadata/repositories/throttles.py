@@ -1,46 +1,67 @@
-"""Failure counters behind throttling (sign-ins, share link passwords)."""
+"""Failure counters behind throttling (sign-ins, share link passwords).
+
+Counting and deciding happen in one transaction: :func:`admit` locks the
+rows of every key it is given (``SELECT ... FOR UPDATE`` on PostgreSQL, in
+key order so two callers cannot deadlock; on SQLite the single writer
+serialises the whole function), refuses if one is blocked, and otherwise
+counts the attempt on all of them before any password is checked.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Collection, Sequence
+from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cargohold.domain.throttling import Count, Policy, blocked, count_attempt
 from cargohold.metadata.repositories._sql import insert_or_nothing
 from cargohold.metadata.tables import throttles
 
 
-async def blocked_until(conn: AsyncConnection, keys: list[str], now: datetime) -> datetime | None:
-    """The latest time any of ``keys`` is blocked until, if one is blocked now."""
-    stmt = select(throttles.c.blocked_until).where(throttles.c.key.in_(keys), throttles.c.blocked_until > now)
-    times = [t for t in (await conn.execute(stmt)).scalars() if t is not None]
-    return max(times) if times else None
-
-
-async def record_failure(
-    conn: AsyncConnection, key: str, now: datetime, window: timedelta, limit: int, base_block: timedelta
+async def admit(
+    conn: AsyncConnection, guards: Sequence[tuple[str, Policy]], now: datetime
 ) -> datetime | None:
-    """Count a failure for ``key``; returns the block end once ``limit`` failures fall in ``window``.
+    """Count one attempt on every key, or nothing if one is blocked: then the latest block end."""
+    keys = sorted({key for key, _ in guards})
+    for key in keys:  # in key order, like the locks below
+        await conn.execute(
+            insert_or_nothing(conn, throttles, {"key": key, "failures": 0, "window_start": now})
+        )
+    stmt = select(throttles).where(throttles.c.key.in_(keys)).order_by(throttles.c.key).with_for_update()
+    counts = {
+        row.key: Count(row.failures, row.window_start, row.blocked_until) for row in await conn.execute(stmt)
+    }
+    ends = [end for count in counts.values() if (end := blocked(count, now)) is not None]
+    if ends:
+        return max(ends)
+    for key, policy in guards:
+        after = count_attempt(policy, counts[key] if counts[key].failures else None, now)
+        await conn.execute(
+            update(throttles)
+            .where(throttles.c.key == key)
+            .values(
+                failures=after.failures, window_start=after.last_failure, blocked_until=after.blocked_until
+            )
+        )
+    return None
 
-    Each failure past the limit doubles the block (capped at a day), so a
-    guesser slows down exponentially while a user who mistyped waits seconds.
+
+async def passed(conn: AsyncConnection, forget: Collection[str], take_back: Collection[str]) -> None:
+    """A right password: drop the counts of ``forget``, take this attempt back from ``take_back``.
+
+    Taking back also lifts a block: if earlier failures still reach the
+    limit, the next admitted failure blocks again at once.
     """
-    await conn.execute(insert_or_nothing(conn, throttles, {"key": key, "failures": 0, "window_start": now}))
-    row = (await conn.execute(select(throttles).where(throttles.c.key == key))).one()
-    failures = row.failures + 1 if now - row.window_start < window else 1
-    start = row.window_start if failures > 1 else now
-    until = None
-    if failures >= limit:
-        block = min(base_block * (2 ** (failures - limit)), timedelta(days=1))
-        until = now + block
-    await conn.execute(
-        update(throttles)
-        .where(throttles.c.key == key)
-        .values(failures=failures, window_start=start, blocked_until=until)
-    )
-    return until
-
-
-async def clear(conn: AsyncConnection, key: str) -> None:
-    await conn.execute(delete(throttles).where(throttles.c.key == key))
+    if forget:
+        await conn.execute(delete(throttles).where(throttles.c.key.in_(sorted(forget))))
+    if take_back:
+        await conn.execute(
+            update(throttles)
+            .where(throttles.c.key.in_(sorted(take_back)))
+            .values(
+                failures=case((throttles.c.failures > 0, throttles.c.failures - 1), else_=0),
+                blocked_until=None,
+            )
+        )

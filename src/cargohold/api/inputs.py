@@ -1,0 +1,245 @@
+"""What the HTTP surfaces accept: the one place where request values become typed, bounded values.
+
+Handlers read JSON bodies, body fields, query parameters, path values and
+numeric headers only through these helpers, so every rule is written once:
+
+* a JSON body is an object of at most ``MAX_JSON_BYTES`` (``413
+  payload_too_large``) nested at most ``MAX_JSON_DEPTH`` deep, with no
+  ``NaN`` or ``Infinity`` (``400 invalid_argument``);
+* integers are decimal ASCII digits within what the column that stores them
+  holds (``INT32_MAX`` for ``Integer`` columns, ``INT64_MAX`` for
+  ``BigInteger``);
+* times carry a zone and lie within ``MAX_FUTURE`` of now;
+* a path whose percent-escapes are not UTF-8 is refused before routing
+  decides anything (:func:`path_middleware`).
+
+Names and object keys follow ``domain/names.py``, which the services apply.
+Every refusal is a domain error with a stable code (``errors.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from cargohold.errors import BadRequest, InvalidArgument, InvalidKey, PayloadTooLarge
+from cargohold.problems import Handler
+
+MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 16
+#: Longest string field by default: an object key (``MAX_KEY_BYTES``) is the longest column.
+MAX_STRING = 1024
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+#: How far ahead an expiry may lie.
+MAX_FUTURE = timedelta(days=100 * 365)
+
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_JSON_STRING = re.compile(rb'"(?:[^"\\]+|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+class InvalidPath(BadRequest):
+    code = "invalid_path"
+    title = "Malformed URL path"
+
+
+# -- JSON bodies ------------------------------------------------------------------
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object (``{}`` without a body), read with bounded memory."""
+    if not request.can_read_body:
+        return {}
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise PayloadTooLarge(f"a JSON body may have at most {MAX_JSON_BYTES} bytes")
+    raw = bytearray()
+    async for chunk in request.content.iter_any():
+        raw += chunk
+        if len(raw) > MAX_JSON_BYTES:
+            raise PayloadTooLarge(f"a JSON body may have at most {MAX_JSON_BYTES} bytes")
+    return parse_json_object(bytes(raw))
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """``raw`` as a JSON object, or ``InvalidArgument`` saying what is wrong with it."""
+    if not raw.strip():
+        return {}
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise InvalidArgument(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        data = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidArgument("body must be a JSON object")
+    return data
+
+
+def json_depth(raw: bytes) -> int:
+    """How deep ``raw``'s arrays and objects nest, counted without parsing (strings skipped).
+
+    Checked before ``json.loads``, whose recursion would otherwise decide
+    the limit (and fail with ``RecursionError``).
+    """
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub(b'""', raw)):
+        depth += 1 if bracket in (b"[", b"{") else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# -- HTML forms -------------------------------------------------------------------
+
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+async def form_body(request: web.Request, max_bytes: int) -> Mapping[str, Any]:
+    """A browser form's fields: a body of known length, at most ``max_bytes``, well formed."""
+    if request.content_length is None or request.content_length > max_bytes:
+        raise InvalidArgument(f"send the form as a body of at most {max_bytes} bytes")
+    if request.content_type not in FORM_TYPES:
+        raise InvalidArgument(f"a form is sent as {' or '.join(sorted(FORM_TYPES))}")
+    if request.content_type == "multipart/form-data" and not _boundary(request.headers["Content-Type"]):
+        raise InvalidArgument("a multipart/form-data body needs a boundary parameter")
+    try:
+        return await request.post()
+    except (HttpProcessingError, ValueError, AssertionError) as exc:  # aiohttp's multipart reader asserts
+        raise InvalidArgument(f"the form is malformed: {exc}") from exc
+
+
+def _boundary(content_type: str) -> str:
+    header = Message()
+    header["Content-Type"] = content_type
+    boundary = header.get_param("boundary")
+    return boundary if isinstance(boundary, str) else ""
+
+
+# -- body fields ------------------------------------------------------------------
+
+
+def string_field(
+    body: dict[str, Any], name: str, *, required: bool = False, max_length: int = MAX_STRING
+) -> str | None:
+    """An optional string field of at most ``max_length`` characters (the column's width)."""
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InvalidArgument(f"{name} (a string) is required", field=name)
+        return None
+    if not isinstance(value, str) or len(value) > max_length:
+        raise InvalidArgument(f"{name} must be a string of at most {max_length} characters", field=name)
+    return value
+
+
+def bool_field(body: dict[str, Any], name: str, default: bool = False) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"{name} must be true or false", field=name)
+    return value
+
+
+def int_field(body: dict[str, Any], name: str, *, minimum: int = 0, maximum: int = INT64_MAX) -> int | None:
+    """An optional integer field within ``minimum``..``maximum`` (JSON true/false are not numbers)."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise InvalidArgument(f"{name} must be an integer from {minimum} to {maximum}", field=name)
+    return value
+
+
+def time_field(body: dict[str, Any], name: str) -> datetime | None:
+    """An optional ISO 8601 time with a zone, in UTC, no further ahead than ``MAX_FUTURE``."""
+    raw = body.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw) if isinstance(raw, str) else None
+        value = value.astimezone(UTC) if value is not None and value.tzinfo is not None else None
+    except (ValueError, OverflowError):  # malformed, or 9999-12-31 with a zone west of UTC
+        value = None
+    if value is None:
+        raise InvalidArgument(f"{name} must be an ISO 8601 time with a zone", field=name)
+    return bounded_future(value, name)
+
+
+def seconds_field(body: dict[str, Any], name: str) -> timedelta | None:
+    """An optional positive number of seconds, no longer than ``MAX_FUTURE``."""
+    value = body.get(name)
+    if value is None:
+        return None
+    limit = MAX_FUTURE.total_seconds()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= limit
+    ):
+        raise InvalidArgument(f"{name} must be a number of seconds above 0, at most {limit:.0f}", field=name)
+    return timedelta(seconds=value)
+
+
+def bounded_future(value: datetime, name: str) -> datetime:
+    if value - datetime.now(UTC) > MAX_FUTURE:
+        raise InvalidArgument(f"{name} lies more than {MAX_FUTURE.days} days ahead", field=name)
+    return value
+
+
+# -- query, path and header values ------------------------------------------------------
+
+
+def parse_int(text: str, name: str, *, minimum: int = 0, maximum: int = INT64_MAX) -> int:
+    """Decimal ASCII digits within ``minimum``..``maximum`` (no sign, no other digits)."""
+    stripped = text.strip()
+    if not _DIGITS.fullmatch(stripped) or not minimum <= int(stripped) <= maximum:
+        raise InvalidArgument(f"{name} must be an integer from {minimum} to {maximum}", field=name)
+    return int(stripped)
+
+
+def int_query(
+    request: web.Request, name: str, default: int, *, minimum: int = 0, maximum: int = INT32_MAX
+) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    return parse_int(raw, name, minimum=minimum, maximum=maximum)
+
+
+def int_path(request: web.Request, name: str, *, minimum: int = 1, maximum: int = INT32_MAX) -> int:
+    return parse_int(request.match_info[name], name, minimum=minimum, maximum=maximum)
+
+
+def int_header(request: web.Request, name: str, *, maximum: int = INT64_MAX) -> int | None:
+    value = request.headers.get(name)
+    return None if value is None else parse_int(value, name, maximum=maximum)
+
+
+@web.middleware
+async def path_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a path whose percent-escapes are not UTF-8 before anything reads it.
+
+    The router decodes what it can and leaves an invalid escape such as
+    ``%FF`` as those three characters, so ``a%FFb`` would otherwise name an
+    object called ``a%FFb``.
+    """
+    try:
+        unquote_to_bytes(request.raw_path.partition("?")[0]).decode("utf-8")
+    except UnicodeDecodeError:
+        if "key" in request.match_info or "rest" in request.match_info:
+            raise InvalidKey("the object key in the URL has percent-escapes that are not UTF-8") from None
+        raise InvalidPath("the URL path has percent-escapes that are not UTF-8") from None
+    return await handler(request)
