@@ -155,7 +155,8 @@ def test_wrong_version_and_missing_auth(cluster: Cluster, bucket: str) -> None:
         reply = anonymous.post("/tus/", headers=headers)
     assert reply.status_code == 401
     assert reply.headers["Tus-Resumable"] == VERSION
-    assert reply.headers["Content-Type"].startswith("text/plain")
+    assert reply.headers["Content-Type"].startswith("application/problem+json")
+    assert (reply.json()["status"], reply.json()["code"]) == (401, "unauthorized")
 
 
 def test_creation_errors(tus: httpx.Client, bucket: str) -> None:

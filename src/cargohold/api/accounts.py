@@ -10,13 +10,13 @@ from typing import Any
 
 from aiohttp import web
 
+from cargohold.api import schemas
 from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
-from cargohold.api.inputs import bool_field, int_field, json_body, string_field, time_field
+from cargohold.api.inputs import json_body, model_body, validate_body
 from cargohold.api.native import API, Route, json_response
 from cargohold.domain.model import ApiKey, User
-from cargohold.errors import InvalidArgument
 from cargohold.service.accounts import UNSET, AccountService
 from cargohold.service.sessions import Session, SessionService
 
@@ -52,13 +52,9 @@ def key_json(key: ApiKey) -> dict[str, Any]:
 
 
 async def create_user(request: web.Request) -> web.Response:
-    body = await json_body(request)
+    body = await model_body(request, schemas.CreateUser)
     user = await _accounts(request).create_user(
-        principal(request),
-        body.get("name"),  # type: ignore[arg-type]  # validated by the service
-        body.get("password"),
-        role=body.get("role", "user"),
-        quota_bytes=int_field(body, "quota_bytes"),
+        principal(request), body.name, body.password, role=body.role, quota_bytes=body.quota_bytes
     )
     return json_response(user_json(user), status=201)
 
@@ -77,22 +73,18 @@ _USER_CHANGES = frozenset({"disabled", "role", "quota_bytes", "password"})
 
 
 async def update_user(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    unknown = sorted(set(body) - _USER_CHANGES)
-    if unknown:
-        raise InvalidArgument(
-            f"unknown field(s): {', '.join(unknown)}; give {', '.join(sorted(_USER_CHANGES))}"
-        )
+    raw = await json_body(request)
+    body = validate_body(raw, schemas.UpdateUser)
     user = await _accounts(request).update_user(
         principal(request),
         request.match_info["name"],
-        disabled=body.get("disabled"),
-        role=body.get("role"),
-        quota_bytes=int_field(body, "quota_bytes") if "quota_bytes" in body else UNSET,
-        password=body.get("password"),
+        disabled=body.disabled,
+        role=body.role,
+        quota_bytes=body.quota_bytes if "quota_bytes" in body.model_fields_set else UNSET,
+        password=body.password,
     )
     # Field names only, never the password itself.
-    note(request, detail={"user": user.name, "changed": sorted(body)})
+    note(request, detail={"user": user.name, "changed": sorted(raw)})
     return json_response(user_json(user))
 
 
@@ -109,13 +101,9 @@ async def whoami(request: web.Request) -> web.Response:
 
 
 async def create_key(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    name = string_field(body, "name", max_length=200)
-    if name == "":
-        raise InvalidArgument("name must be a string of 1-200 characters", field="name")
-    for_user = string_field(body, "user", max_length=64)
+    body = await model_body(request, schemas.CreateKey)
     key, token = await _accounts(request).create_key(
-        principal(request), name or "api key", expires_at=time_field(body, "expires_at"), for_user=for_user
+        principal(request), body.name or "api key", expires_at=body.expires_at, for_user=body.user
     )
     return json_response({**key_json(key), "token": token}, status=201)
 
@@ -143,33 +131,32 @@ def session_json(session: Session) -> dict[str, Any]:
 
 
 async def login(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    name = body.get("name")
-    if isinstance(name, str):
-        note(request, user_name=name[:64])
-    session = await _sessions(request).login(name, body.get("password"), request.remote)
+    raw = await json_body(request)
+    if isinstance(raw.get("name"), str):
+        note(request, user_name=raw["name"][:64])
+    body = validate_body(raw, schemas.Login)
+    session = await _sessions(request).login(body.name, body.password, request.remote)
     note(request, user_id=session.user.id)
     return json_response(session_json(session))
 
 
 async def refresh(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    session = await _sessions(request).refresh(body.get("refresh_token"))
+    body = await model_body(request, schemas.Refresh)
+    session = await _sessions(request).refresh(body.refresh_token)
     note(request, user_id=session.user.id, user_name=session.user.name)
     return json_response(session_json(session))
 
 
 async def logout(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    everything = bool_field(body, "all")
-    ended = await _sessions(request).logout(principal(request), body.get("refresh_token"), everything)
+    body = await model_body(request, schemas.Logout)
+    ended = await _sessions(request).logout(principal(request), body.refresh_token, body.all)
     return json_response({"revoked_families": ended})
 
 
 async def change_password(request: web.Request) -> web.Response:
-    body = await json_body(request)
+    body = await model_body(request, schemas.ChangePassword)
     user = await _sessions(request).change_password(
-        principal(request), body.get("current_password"), body.get("new_password"), request.remote
+        principal(request), body.current_password, body.new_password, request.remote
     )
     return json_response(user_json(user))
 
@@ -178,9 +165,30 @@ USERS = API + "/users"
 AUTH = API + "/auth"
 KEYS = API + "/keys"
 ROUTES: tuple[Route, ...] = (
-    Route("POST", USERS, create_user, "Create a user (admin)", "users", action="user.create"),
-    Route("GET", USERS, list_users, "List users (admin)", "users", action="user.list"),
-    Route("GET", USERS + "/{name}", get_user, "A user (admin, or yourself)", "users", action="user.read"),
+    Route(
+        "POST",
+        USERS,
+        create_user,
+        "Create a user (admin)",
+        "users",
+        action="user.create",
+        body=schemas.CreateUser,
+        answer=schemas.UserOut,
+        status=201,
+        errors=(409,),
+    ),
+    Route(
+        "GET", USERS, list_users, "List users (admin)", "users", action="user.list", answer=schemas.UserList
+    ),
+    Route(
+        "GET",
+        USERS + "/{name}",
+        get_user,
+        "A user (admin, or yourself)",
+        "users",
+        action="user.read",
+        answer=schemas.UserOut,
+    ),
     Route(
         "PATCH",
         USERS + "/{name}",
@@ -188,6 +196,9 @@ ROUTES: tuple[Route, ...] = (
         "Change a user (admin): disabled, role, quota_bytes, password",
         "users",
         action="user.update",
+        body=schemas.UpdateUser,
+        answer=schemas.UserOut,
+        errors=(409,),
     ),
     Route(
         "DELETE",
@@ -196,8 +207,18 @@ ROUTES: tuple[Route, ...] = (
         "Delete a user (admin); refused while they own buckets",
         "users",
         action="user.delete",
+        status=204,
+        errors=(409,),
     ),
-    Route("GET", API + "/me", whoami, "Who the credentials belong to", "users", action="user.whoami"),
+    Route(
+        "GET",
+        API + "/me",
+        whoami,
+        "Who the credentials belong to",
+        "users",
+        action="user.whoami",
+        answer=schemas.Me,
+    ),
     Route(
         "POST",
         KEYS,
@@ -205,9 +226,29 @@ ROUTES: tuple[Route, ...] = (
         "Create an API key (admin: for ?user); the token is shown once",
         "keys",
         action="key.create",
+        body=schemas.CreateKey,
+        answer=schemas.NewKey,
+        status=201,
     ),
-    Route("GET", KEYS, list_keys, "List your API keys (admin: ?user=)", "keys", action="key.list"),
-    Route("DELETE", KEYS + "/{key_id}", revoke_key, "Revoke an API key", "keys", action="key.revoke"),
+    Route(
+        "GET",
+        KEYS,
+        list_keys,
+        "List your API keys (admin: ?user=)",
+        "keys",
+        action="key.list",
+        answer=schemas.KeyList,
+        query=(("user", {"type": "string", "maxLength": 64}),),
+    ),
+    Route(
+        "DELETE",
+        KEYS + "/{key_id}",
+        revoke_key,
+        "Revoke an API key",
+        "keys",
+        action="key.revoke",
+        answer=schemas.KeyOut,
+    ),
     Route(
         "POST",
         AUTH + "/login",
@@ -215,6 +256,8 @@ ROUTES: tuple[Route, ...] = (
         "Sign in with a user name and password: an access token and a refresh token",
         "auth",
         action="auth.login",
+        body=schemas.Login,
+        answer=schemas.SessionOut,
     ),
     Route(
         "POST",
@@ -223,6 +266,8 @@ ROUTES: tuple[Route, ...] = (
         "Trade a refresh token for a new access token and refresh token",
         "auth",
         action="auth.refresh",
+        body=schemas.Refresh,
+        answer=schemas.SessionOut,
     ),
     Route(
         "POST",
@@ -231,6 +276,8 @@ ROUTES: tuple[Route, ...] = (
         "End this session (or the refresh token's, or all of yours)",
         "auth",
         action="auth.logout",
+        body=schemas.Logout,
+        answer=schemas.LoggedOut,
     ),
     Route(
         "POST",
@@ -239,5 +286,7 @@ ROUTES: tuple[Route, ...] = (
         "Change your own password (ends your other sessions)",
         "auth",
         action="auth.password",
+        body=schemas.ChangePassword,
+        answer=schemas.UserOut,
     ),
 )

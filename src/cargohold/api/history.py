@@ -25,6 +25,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from cargohold.aborts import aborted
+from cargohold.api import schemas
 from cargohold.api.audit import error_code, noted
 from cargohold.api.auth import effective_method, principal
 from cargohold.api.context import SERVICES
@@ -193,5 +194,16 @@ ROUTES: tuple[Route, ...] = (
         " admins see every call, users their own and those on buckets they own",
         "history",
         action="history.read",
+        answer=schemas.History,
+        query=(
+            ("user", {"type": "string", "maxLength": 64}),
+            ("bucket", {"type": "string", "maxLength": 63}),
+            ("prefix", {"type": "string", "maxLength": 1024}),
+            ("action", {"type": "string", "maxLength": 64}),
+            ("since", {"type": "string", "format": "date-time"}),
+            ("until", {"type": "string", "format": "date-time"}),
+            ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            ("cursor", {"type": "string", "maxLength": 64}),
+        ),
     ),
 )

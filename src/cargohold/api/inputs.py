@@ -25,11 +25,12 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.message import Message
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from pydantic import BaseModel, ValidationError
 
 from cargohold.errors import BadRequest, InvalidArgument, InvalidKey, PayloadTooLarge
 from cargohold.problems import Handler
@@ -96,6 +97,38 @@ def json_depth(raw: bytes) -> int:
         depth += 1 if bracket in (b"[", b"{") else -1
         deepest = max(deepest, depth)
     return deepest
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+async def model_body(request: web.Request, model: type[Model]) -> Model:
+    """The JSON body validated by ``model`` (the OpenAPI document shows the same model).
+
+    The first thing pydantic refuses becomes ``400 invalid_argument`` naming
+    the top-level field, as the field helpers below do.
+    """
+    return validate_body(await json_body(request), model)
+
+
+def validate_body(body: dict[str, Any], model: type[Model]) -> Model:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        location = error["loc"]
+        field = str(location[0]) if location else None
+        if error["type"] == "missing":
+            message = f"{field} is required"
+        elif error["type"] == "extra_forbidden":
+            allowed = ", ".join(sorted(model.model_fields))
+            message = f"unknown field {field}; give {allowed}"
+        elif error["type"] == "value_error":
+            message = f"{field} {error['ctx']['error']}"
+        else:
+            where = ".".join(str(part) for part in location)
+            message = f"{where}: {error['msg']}"
+        raise InvalidArgument(message, field=field) from None
 
 
 def _no_constant(name: str) -> Any:
@@ -167,14 +200,19 @@ def time_field(body: dict[str, Any], name: str) -> datetime | None:
     raw = body.get(name)
     if raw is None:
         return None
-    try:
-        value = datetime.fromisoformat(raw) if isinstance(raw, str) else None
-        value = value.astimezone(UTC) if value is not None and value.tzinfo is not None else None
-    except (ValueError, OverflowError):  # malformed, or 9999-12-31 with a zone west of UTC
-        value = None
+    value = parse_time(raw)
     if value is None:
         raise InvalidArgument(f"{name} must be an ISO 8601 time with a zone", field=name)
     return bounded_future(value, name)
+
+
+def parse_time(raw: object) -> datetime | None:
+    """``raw`` as an ISO 8601 time with a zone, in UTC; ``None`` when it is not one."""
+    try:
+        value = datetime.fromisoformat(raw) if isinstance(raw, str) else None
+        return value.astimezone(UTC) if value is not None and value.tzinfo is not None else None
+    except (ValueError, OverflowError):  # malformed, or 9999-12-31 with a zone west of UTC
+        return None
 
 
 def seconds_field(body: dict[str, Any], name: str) -> timedelta | None:

@@ -15,10 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
+from cargohold.api import schemas
 from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
-from cargohold.api.inputs import json_body
+from cargohold.api.inputs import model_body
 from cargohold.api.native import API, Route, json_response
 from cargohold.metadata.repositories.grants import GrantRecord
 from cargohold.service.namespaces import BucketView, NamespaceService
@@ -65,9 +66,9 @@ async def list_grants(request: web.Request) -> web.Response:
 
 
 async def create_grant(request: web.Request) -> web.Response:
-    body = await json_body(request)
+    body = await model_body(request, schemas.CreateGrant)
     grant = await _namespaces(request).grant(
-        principal(request), request.match_info["bucket"], body.get("user"), body.get("level")
+        principal(request), request.match_info["bucket"], body.user, body.level
     )
     note(request, detail={"user": grant.user_name, "level": grant.level})
     return json_response(grant_json(grant), status=201)
@@ -77,7 +78,7 @@ async def revoke_grant(request: web.Request) -> web.Response:
     """``DELETE …/grants/{user}``, or ``DELETE …/grants`` with ``?user=`` or a JSON ``{"user": …}``."""
     user = request.match_info.get("user") or request.query.get("user")
     if user is None:
-        user = (await json_body(request)).get("user")
+        user = (await model_body(request, schemas.RevokeGrant)).user
     revoked = await _namespaces(request).revoke(principal(request), request.match_info["bucket"], user)
     note(request, detail={"user": revoked.user_name, "level": revoked.level})
     return web.Response(status=204)
@@ -91,6 +92,7 @@ ROUTES: tuple[Route, ...] = (
         "A bucket: layout, owner, versioning and your level on it (read, write or admin)",
         "buckets",
         action="bucket.read",
+        answer=schemas.BucketView,
     ),
     Route(
         "GET",
@@ -99,6 +101,7 @@ ROUTES: tuple[Route, ...] = (
         "Who may use the bucket: its owner and every grant (needs admin on it)",
         "grants",
         action="grant.list",
+        answer=schemas.GrantList,
     ),
     Route(
         "POST",
@@ -107,6 +110,9 @@ ROUTES: tuple[Route, ...] = (
         "Grant a user read, write or admin on the bucket: {user, level}; replaces an earlier grant",
         "grants",
         action="grant.create",
+        body=schemas.CreateGrant,
+        answer=schemas.GrantOut,
+        status=201,
     ),
     Route(
         "DELETE",
@@ -115,6 +121,9 @@ ROUTES: tuple[Route, ...] = (
         "Revoke a user's grant on the bucket",
         "grants",
         action="grant.revoke",
+        body=schemas.RevokeGrant,
+        status=204,
+        query=(("user", {"type": "string", "maxLength": 64}),),
     ),
     Route(
         "DELETE",
@@ -123,5 +132,8 @@ ROUTES: tuple[Route, ...] = (
         "Revoke a user's grant on the bucket, the user named by ?user= or {user}",
         "grants",
         action="grant.revoke",
+        body=schemas.RevokeGrant,
+        status=204,
+        query=(("user", {"type": "string", "maxLength": 64}),),
     ),
 )

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
+from cargohold.api import schemas
 from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES, Services
-from cargohold.api.inputs import bool_field, int_query, json_body, string_field
+from cargohold.api.inputs import INT32_MAX, int_query, model_body
 from cargohold.api.object_responses import stream_object_response
 from cargohold.domain.model import Bucket, ObjectRecord
 from cargohold.domain.names import validate_bucket
@@ -84,10 +86,7 @@ def version_json(record: ObjectRecord) -> dict[str, Any]:
 
 async def create_bucket(request: web.Request) -> web.Response:
     validate_bucket(request.match_info["bucket"])
-    body = await json_body(request)
-    layout = body.get("layout")
-    if layout is not None and not isinstance(layout, str):
-        raise InvalidArgument("layout must be a string such as 'ec:5+2'")
+    layout = (await model_body(request, schemas.CreateBucket)).layout
     bucket = await _services(request).namespaces.create(
         principal(request), request.match_info["bucket"], layout
     )
@@ -112,10 +111,7 @@ async def get_versioning(request: web.Request) -> web.Response:
 
 
 async def set_versioning(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    status = body.get("status")
-    if not isinstance(status, str):
-        raise InvalidArgument("status must be 'enabled' or 'suspended' (or on/off)", field="status")
+    status = (await model_body(request, schemas.SetVersioning)).status
     bucket = await _services(request).namespaces.set_versioning(
         principal(request), request.match_info["bucket"], status
     )
@@ -205,8 +201,7 @@ async def delete_object(request: web.Request) -> web.Response:
 
 
 async def restore_object(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    version_id = string_field(body, "version_id", required=True) or ""
+    version_id = (await model_body(request, schemas.RestoreObject)).version_id
     bucket = request.match_info["bucket"]
     record = await _services(request).objects.restore(
         principal(request), bucket, request.match_info["key"], version_id
@@ -217,11 +212,9 @@ async def restore_object(request: web.Request) -> web.Response:
 
 async def rename_object(request: web.Request) -> web.Response:
     """Move the latest version to ``to_key`` (in ``to_bucket``, default this bucket): metadata only."""
-    body = await json_body(request)
+    body = await model_body(request, schemas.RenameObject)
     bucket, key = request.match_info["bucket"], request.match_info["key"]
-    to_key = string_field(body, "to_key", required=True) or ""
-    to_bucket = string_field(body, "to_bucket") or bucket
-    overwrite = bool_field(body, "overwrite")
+    to_key, to_bucket, overwrite = body.to_key, body.to_bucket or bucket, body.overwrite
     renamed = await _services(request).objects.rename(
         principal(request), bucket, key, to_key, to_bucket=to_bucket, overwrite=overwrite
     )
@@ -313,6 +306,18 @@ class Route:
     #: What the history records a call as ("object.read", ...); "" records nothing.
     #: A "*" route names one action per method: "PATCH=upload.append,DELETE=upload.abort".
     action: str = ""
+    #: The JSON request body's model (validated by the handler, shown in the document).
+    body: type[BaseModel] | None = None
+    #: The media type of a request body streamed raw (an object's bytes, a form).
+    raw_body: str = ""
+    #: The JSON answer's model, the success status and the media type of a non-JSON answer.
+    answer: type[BaseModel] | None = None
+    status: int = 200
+    produces: str = "application/json"
+    #: Error statuses this operation answers besides those every authenticated call may.
+    errors: tuple[int, ...] = ()
+    #: Query parameters: name -> JSON schema (with an optional "description").
+    query: tuple[tuple[str, dict[str, Any]], ...] = ()
 
     def action_for(self, method: str) -> str:
         """The history action of a call to this route with ``method``."""
@@ -336,10 +341,27 @@ OBJECT = BUCKET + "/objects/{key:" + TAIL + "}"
 RENAME = BUCKET + "/rename/{key:" + TAIL + "}"
 RESTORE = BUCKET + "/restore/{key:" + TAIL + "}"
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/healthz", healthz, "Liveness of the gateway (public)", "system"),
-    Route("GET", API + "/buckets", list_buckets, "List buckets", "buckets", action="bucket.list"),
+    Route("GET", "/healthz", healthz, "Liveness of the gateway (public)", "system", answer=schemas.Status),
     Route(
-        "PUT", API + "/buckets/{bucket}", create_bucket, "Create a bucket", "buckets", action="bucket.create"
+        "GET",
+        API + "/buckets",
+        list_buckets,
+        "List buckets",
+        "buckets",
+        action="bucket.list",
+        answer=schemas.BucketList,
+    ),
+    Route(
+        "PUT",
+        API + "/buckets/{bucket}",
+        create_bucket,
+        "Create a bucket",
+        "buckets",
+        action="bucket.create",
+        body=schemas.CreateBucket,
+        answer=schemas.BucketOut,
+        status=201,
+        errors=(409,),
     ),
     Route(
         "DELETE",
@@ -348,6 +370,8 @@ ROUTES: tuple[Route, ...] = (
         "Delete an empty bucket",
         "buckets",
         action="bucket.delete",
+        status=204,
+        errors=(409,),
     ),
     Route(
         "GET",
@@ -356,6 +380,7 @@ ROUTES: tuple[Route, ...] = (
         "Bucket versioning status: off, enabled or suspended",
         "buckets",
         action="bucket.versioning_status",
+        answer=schemas.Versioning,
     ),
     Route(
         "PUT",
@@ -364,6 +389,9 @@ ROUTES: tuple[Route, ...] = (
         "Turn bucket versioning on or off: {status: enabled|suspended}",
         "buckets",
         action="bucket.versioning",
+        body=schemas.SetVersioning,
+        answer=schemas.Versioning,
+        errors=(409,),
     ),
     Route(
         "GET",
@@ -372,9 +400,29 @@ ROUTES: tuple[Route, ...] = (
         "List objects (?versions: every version of every key, delete markers included)",
         "objects",
         action="object.list",
+        answer=schemas.ObjectListing,
+        query=(
+            ("prefix", {"type": "string", "maxLength": 1024}),
+            ("delimiter", {"type": "string", "maxLength": 16}),
+            ("limit", {"type": "integer", "minimum": 0, "maximum": INT32_MAX}),
+            ("cursor", {"type": "string", "maxLength": 1024}),
+            (
+                "versions",
+                {"type": "string", "description": "present: list versions", "allowEmptyValue": True},
+            ),
+        ),
     ),
     Route(
-        "PUT", OBJECT, put_object, "Upload an object (streamed raw body)", "objects", action="object.create"
+        "PUT",
+        OBJECT,
+        put_object,
+        "Upload an object (streamed raw body)",
+        "objects",
+        action="object.create",
+        raw_body="application/octet-stream",
+        answer=schemas.ObjectOut,
+        status=201,
+        errors=(409, 411, 413, 507),
     ),
     Route(
         "GET",
@@ -383,6 +431,18 @@ ROUTES: tuple[Route, ...] = (
         "Download an object or a byte range (?version_id=V: that version; ?versions: list them)",
         "objects",
         action="object.read",
+        produces="application/octet-stream",
+        status=200,
+        errors=(416,),
+        query=(
+            ("version_id", {"type": "string", "maxLength": 64}),
+            (
+                "versions",
+                {"type": "string", "description": "present: list versions", "allowEmptyValue": True},
+            ),
+            ("limit", {"type": "integer", "minimum": 0, "maximum": INT32_MAX}),
+            ("cursor", {"type": "string", "maxLength": 1024}),
+        ),
     ),
     Route(
         "HEAD",
@@ -391,6 +451,9 @@ ROUTES: tuple[Route, ...] = (
         "Object metadata (?version_id=V: of that version)",
         "objects",
         action="object.stat",
+        produces="",
+        errors=(416,),
+        query=(("version_id", {"type": "string", "maxLength": 64}),),
     ),
     Route(
         "DELETE",
@@ -399,6 +462,9 @@ ROUTES: tuple[Route, ...] = (
         "Delete an object (a delete marker when versioning is on), or ?version_id=V exactly",
         "objects",
         action="object.delete",
+        status=204,
+        errors=(409,),
+        query=(("version_id", {"type": "string", "maxLength": 64}),),
     ),
     Route(
         "POST",
@@ -407,6 +473,9 @@ ROUTES: tuple[Route, ...] = (
         "Rename (move) an object, within a bucket or to another of the same layout; metadata only",
         "objects",
         action="object.rename",
+        body=schemas.RenameObject,
+        answer=schemas.RenamedObject,
+        errors=(409,),
     ),
     Route(
         "POST",
@@ -415,5 +484,8 @@ ROUTES: tuple[Route, ...] = (
         "Make an earlier version the latest again: {version_id}",
         "objects",
         action="object.restore",
+        body=schemas.RestoreObject,
+        answer=schemas.ObjectOut,
+        errors=(409,),
     ),
 )

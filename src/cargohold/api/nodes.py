@@ -10,9 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
+from cargohold.api import schemas
 from cargohold.api.auth import require_admin
 from cargohold.api.context import SERVICES, Services
-from cargohold.api.inputs import json_body, string_field
+from cargohold.api.inputs import json_body, model_body, validate_body
 from cargohold.api.native import API, Route, json_response
 from cargohold.domain.jobs import ALL_KINDS
 from cargohold.domain.model import NodeRecord
@@ -63,11 +64,8 @@ async def list_nodes(request: web.Request) -> web.Response:
 
 async def add_node(request: web.Request) -> web.Response:
     services = _services(request)
-    body = await json_body(request)
-    url = string_field(body, "url", required=True, max_length=MAX_NODE_URL) or ""
-    zone = string_field(body, "zone", max_length=MAX_ZONE) or "default"
-    if not url.startswith(("http://", "https://")):
-        raise InvalidArgument("url must be an http(s) URL of a running node", field="url")
+    body = await model_body(request, schemas.AddNode)
+    url, zone = body.url, body.zone or "default"
     node = await services.nodes.add(url, zone)
     await services.healing.start_rebalance()  # a new node should fill up now, not only with new writes
     return json_response(node_json(node), status=201)
@@ -76,15 +74,8 @@ async def add_node(request: web.Request) -> web.Response:
 async def update_node(request: web.Request) -> web.Response:
     services = _services(request)
     node_id = _node_id(request)
-    body = await json_body(request)
-    changes: dict[str, Any] = {}
-    for field, kind in (("enabled", bool), ("active", bool), ("zone", str), ("state", str)):
-        if field in body:
-            if not isinstance(body[field], kind):
-                raise InvalidArgument(f"{field} must be a {kind.__name__}", field=field)
-            changes[field] = body[field]
-    if len(changes.get("zone", "")) > MAX_ZONE:
-        raise InvalidArgument(f"zone must be at most {MAX_ZONE} characters", field="zone")
+    body = await model_body(request, schemas.UpdateNode)
+    changes: dict[str, Any] = body.model_dump(include=body.model_fields_set, exclude_none=True)
     if not changes:
         raise InvalidArgument("nothing to change: send enabled, active, zone and/or state")
     state = changes.pop("state", None)
@@ -145,7 +136,9 @@ async def get_worker_settings(request: web.Request) -> web.Response:
 
 async def update_worker_settings(request: web.Request) -> web.Response:
     services = _services(request)
-    limits = await services.healing.update_limits(await json_body(request))
+    raw = await json_body(request)
+    validate_body(raw, schemas.WorkerSettings)
+    limits = await services.healing.update_limits(raw)
     return json_response(limits.to_json())
 
 
@@ -159,8 +152,27 @@ async def start_rebalance(request: web.Request) -> web.Response:
 
 NODE = API + "/nodes/{node_id}"
 ROUTES: tuple[Route, ...] = (
-    Route("GET", API + "/nodes", list_nodes, "List storage nodes (admin)", "nodes", action="node.list"),
-    Route("POST", API + "/nodes", add_node, "Register a running storage node", "nodes", action="node.add"),
+    Route(
+        "GET",
+        API + "/nodes",
+        list_nodes,
+        "List storage nodes (admin)",
+        "nodes",
+        action="node.list",
+        answer=schemas.NodeList,
+    ),
+    Route(
+        "POST",
+        API + "/nodes",
+        add_node,
+        "Register a running storage node",
+        "nodes",
+        action="node.add",
+        body=schemas.AddNode,
+        answer=schemas.NodeOut,
+        status=201,
+        errors=(409,),
+    ),
     Route(
         "PATCH",
         NODE,
@@ -169,6 +181,9 @@ ROUTES: tuple[Route, ...] = (
         "draining (move every share off), lost (rebuild its shares elsewhere), normal",
         "nodes",
         action="node.update",
+        body=schemas.UpdateNode,
+        answer=schemas.NodeOut,
+        errors=(409,),
     ),
     Route(
         "DELETE",
@@ -177,9 +192,23 @@ ROUTES: tuple[Route, ...] = (
         "Remove a node that holds no shares (drain it first)",
         "nodes",
         action="node.remove",
+        status=204,
+        errors=(409,),
     ),
     Route(
-        "GET", API + "/jobs", list_jobs, "Background jobs, newest first (admin)", "healing", action="job.list"
+        "GET",
+        API + "/jobs",
+        list_jobs,
+        "Background jobs, newest first (admin)",
+        "healing",
+        action="job.list",
+        answer=schemas.JobList,
+        query=(
+            ("kind", {"type": "string"}),
+            ("state", {"type": "string"}),
+            ("before", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}),
+            ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+        ),
     ),
     Route(
         "GET",
@@ -188,6 +217,7 @@ ROUTES: tuple[Route, ...] = (
         "Redundancy of objects and parts, repair backlog, nodes by state, fill spread (admin)",
         "healing",
         action="health.read",
+        answer=schemas.Report,
     ),
     Route(
         "GET",
@@ -196,6 +226,7 @@ ROUTES: tuple[Route, ...] = (
         "Worker throttles: bandwidth per kind of work, jobs at once",
         "healing",
         action="worker.settings",
+        answer=schemas.Report,
     ),
     Route(
         "PATCH",
@@ -204,6 +235,8 @@ ROUTES: tuple[Route, ...] = (
         "Change worker throttles at run time (bytes/s, 0 = unlimited)",
         "healing",
         action="worker.configure",
+        body=schemas.WorkerSettings,
+        answer=schemas.Report,
     ),
     Route(
         "POST",
@@ -212,6 +245,8 @@ ROUTES: tuple[Route, ...] = (
         "Start a scrub pass over every node now",
         "healing",
         action="scrub.start",
+        answer=schemas.Queued,
+        status=202,
     ),
     Route(
         "POST",
@@ -220,5 +255,7 @@ ROUTES: tuple[Route, ...] = (
         "Start moving shares from full to empty nodes now",
         "healing",
         action="rebalance.start",
+        answer=schemas.Queued,
+        status=202,
     ),
 )

@@ -9,31 +9,122 @@ from __future__ import annotations
 import html
 import json
 import re
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from cargohold import __version__
 from cargohold.api.auth import is_public
 from cargohold.api.native import Route
+from cargohold.api.schemas import PATH_PARAMETERS, Problem
 
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 
-_PROBLEM = {
-    "description": "Error (application/problem+json with a stable `code`)",
-    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+#: Error statuses any authenticated call may answer: bad input, no or bad credentials, not
+#: allowed, not found, too many requests, not enough nodes.
+COMMON_ERRORS = (400, 401, 403, 404, 429, 503)
+PUBLIC_ERRORS = (400, 404, 429, 503)
+_PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+#: tus answers: what each method returns and sends (errors are problem+json there too).
+_TUS: dict[str, dict[str, Any]] = {
+    "POST": {"status": 201, "body": "application/offset+octet-stream", "errors": (409, 412, 413, 460)},
+    "OPTIONS": {"status": 204, "errors": ()},
+    "HEAD": {"status": 200, "errors": (410, 412)},
+    "PATCH": {
+        "status": 204,
+        "body": "application/offset+octet-stream",
+        "errors": (409, 410, 412, 413, 415, 460),
+    },
+    "DELETE": {"status": 204, "errors": (409, 410, 412)},
 }
+
+
+def _schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
+    """A ``$ref`` to ``model`` in ``components/schemas`` (its nested models land there too)."""
+    found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(found.pop("$defs", {}))
+    schemas[model.__name__] = found
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _operation(route: Route, method: str, path_params: list[Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    public = is_public(route.path)
+    tus = route.tag == "tus"
+    status = _TUS[method]["status"] if tus else route.status
+    success: dict[str, Any] = {"description": "Success"}
+    if not tus and method != "HEAD" and status not in (204, 303):
+        content: dict[str, Any] = {}
+        if route.answer is not None:
+            content["application/json"] = {"schema": _schema(route.answer, schemas)}
+        for media in filter(None, route.produces.split(",")):
+            content.setdefault(media, {"schema": {"type": "string", "format": "binary"}})
+        if content:
+            success["content"] = content
+    responses: dict[str, Any] = {str(status): success}
+    if method in ("GET", "HEAD") and 416 in route.errors:
+        responses["206"] = {"description": "Part of the object (Range)"}
+        responses["304"] = {"description": "Not modified (If-None-Match)"}
+    errors = set(PUBLIC_ERRORS if public else COMMON_ERRORS)
+    errors |= set(_TUS[method]["errors"] if tus else route.errors)
+    if route.body is not None or route.raw_body or (tus and "body" in _TUS[method]):
+        errors.add(413)
+    if tus and method == "OPTIONS":
+        errors = {400, 429, 503}
+    for code in sorted(errors):
+        problem: dict[str, Any] = {
+            "description": HTTPStatus(code).phrase if code != 460 else "Checksum Mismatch"
+        }
+        problem["content"] = dict(_PROBLEM_CONTENT)
+        if route.produces.endswith("text/html") and public:
+            problem["content"]["text/html"] = {"schema": {"type": "string"}}
+        responses[str(code)] = problem
+    operation: dict[str, Any] = {
+        "summary": route.summary,
+        "tags": [route.tag],
+        "parameters": path_params
+        + [
+            {"name": name, "in": "query", "required": False, "schema": schema} for name, schema in route.query
+        ],
+        "responses": responses,
+    }
+    if tus and method != "OPTIONS":
+        operation["parameters"].append(
+            {"name": "Tus-Resumable", "in": "header", "required": True, "schema": {"const": "1.0.0"}}
+        )
+    if route.body is not None:
+        operation["requestBody"] = {
+            "required": False,
+            "content": {"application/json": {"schema": _schema(route.body, schemas)}},
+        }
+    media: str | None = _TUS[method].get("body") if tus else route.raw_body
+    if media:
+        operation["requestBody"] = {
+            "required": False,
+            "content": {media: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    if public or method == "OPTIONS":
+        operation["security"] = []
+    return operation
 
 
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     from cargohold.api.routes import ALL_ROUTES  # the table lists this module's routes too
 
+    schemas: dict[str, Any] = {}
+    _schema(Problem, schemas)
     seen: set[str] = set()
     for route in ALL_ROUTES:
         path = _PARAM.sub(r"{\1}", route.path)
         params = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": PATH_PARAMETERS.get(name, {"type": "string"}),
+            }
             for name in _PARAM.findall(route.path)
         ]
         for method in route.documented_methods:
@@ -41,22 +132,16 @@ def openapi_document() -> dict[str, Any]:
             while operation_id in seen:  # "/tus" and "/tus/" answer alike
                 operation_id += "_alias"
             seen.add(operation_id)
-            operation: dict[str, Any] = {
-                "summary": route.summary,
-                "tags": [route.tag],
-                "operationId": operation_id,
-                "parameters": params,
-                "responses": {"2XX": {"description": "Success"}, "4XX": _PROBLEM, "5XX": _PROBLEM},
-            }
-            if is_public(route.path) or method == "OPTIONS":
-                operation["security"] = []
+            operation = {"operationId": operation_id, **_operation(route, method, params, schemas)}
             paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "cargohold",
             "version": __version__,
-            "description": "Native API of the cargohold gateway.",
+            "description": "Native API of the cargohold gateway. Every error is application/problem+json"
+            " with a stable `code`, tus routes included: tus clients act on the status and the Upload-*"
+            " headers and show the body as text, so one error format serves them and everyone else.",
         },
         "paths": paths,
         "security": [{"bearer": []}],
@@ -68,19 +153,7 @@ def openapi_document() -> dict[str, Any]:
                     "description": "API key <key_id>.<secret>",
                 }
             },
-            "schemas": {
-                "Problem": {
-                    "type": "object",
-                    "required": ["type", "title", "status", "detail", "code"],
-                    "properties": {
-                        "type": {"type": "string"},
-                        "title": {"type": "string"},
-                        "status": {"type": "integer"},
-                        "detail": {"type": "string"},
-                        "code": {"type": "string"},
-                    },
-                }
-            },
+            "schemas": schemas,
         },
     }
 

@@ -19,18 +19,17 @@ from urllib.parse import quote
 
 from aiohttp import BasicAuth, web
 
+from cargohold.api import schemas
 from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
 from cargohold.api.inputs import (
-    INT32_MAX,
     form_body,
-    int_field,
     int_query,
     json_body,
     seconds_field,
-    string_field,
     time_field,
+    validate_body,
 )
 from cargohold.api.native import API, TAIL, Route, json_response
 from cargohold.api.object_responses import content_disposition, stream_object_response
@@ -103,21 +102,19 @@ def expiry_from(body: dict[str, Any]) -> datetime | None:
 
 
 async def create_share(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    bucket = string_field(body, "bucket", max_length=63)
-    if not bucket:
-        raise InvalidArgument("bucket is required", field="bucket")
-    key, prefix = string_field(body, "key"), string_field(body, "prefix")
+    raw = await json_body(request)
+    body = validate_body(raw, schemas.CreateShare)
+    bucket, key, prefix = body.bucket, body.key, body.prefix
     note(request, bucket=bucket, key=key if key is not None else prefix)
     link, token = await _shares(request).create(
         principal(request),
         bucket,
         key=key,
         prefix=prefix,
-        password=string_field(body, "password"),
-        expires_at=expiry_from(body),
-        max_downloads=int_field(body, "max_downloads", minimum=1, maximum=INT32_MAX),
-        version_id=string_field(body, "version_id", max_length=32),
+        password=body.password,
+        expires_at=expiry_from(raw),
+        max_downloads=body.max_downloads,
+        version_id=body.version_id,
     )
     note(request, detail={"link": link.id})
     path = "/s/" + token
@@ -341,24 +338,116 @@ def _human_size(size: int) -> str:
     return f"{size} B"  # pragma: no cover
 
 
+_LISTING = (
+    ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+    ("cursor", {"type": "string", "maxLength": 1024}),
+)
 ROUTES: tuple[Route, ...] = (
-    Route("POST", SHARES, create_share, "Create a share link (the token is shown once)", "shares",
-          action="share.create"),
-    Route("GET", SHARES, list_shares, "List your share links (admins: ?all=true; ?bucket=)", "shares",
-          action="share.list"),
-    Route("GET", SHARES + "/{link_id}", get_share, "A share link", "shares", action="share.read"),
-    Route("DELETE", SHARES + "/{link_id}", revoke_share, "Revoke a share link", "shares",
-          action="share.revoke"),
-    Route("GET", PUBLIC, _public_errors(public_get),
-          "Download a shared object, or list a shared prefix (public)", "shares", action="share.download"),
-    Route("HEAD", PUBLIC, _public_errors(public_get), "Shared object metadata (public)", "shares",
-          action="share.download"),
-    Route("POST", PUBLIC, _public_errors(public_unlock),
-          "Unlock a password-protected link in a browser (public)", "shares", action="share.unlock"),
-    Route("GET", REST, _public_errors(public_get),
-          "Download an object under a shared prefix (public)", "shares", action="share.download"),
-    Route("HEAD", REST, _public_errors(public_get),
-          "Metadata of an object under a shared prefix (public)", "shares", action="share.download"),
-    Route("POST", REST, _public_errors(public_unlock),
-          "Unlock a password-protected link in a browser (public)", "shares", action="share.unlock"),
-)  # fmt: skip
+    Route(
+        "POST",
+        SHARES,
+        create_share,
+        "Create a share link (the token is shown once)",
+        "shares",
+        action="share.create",
+        body=schemas.CreateShare,
+        answer=schemas.NewShare,
+        status=201,
+    ),
+    Route(
+        "GET",
+        SHARES,
+        list_shares,
+        "List your share links (admins: ?all=true; ?bucket=)",
+        "shares",
+        action="share.list",
+        answer=schemas.ShareList,
+        query=(("all", {"type": "boolean"}), ("bucket", {"type": "string", "maxLength": 63})),
+    ),
+    Route(
+        "GET",
+        SHARES + "/{link_id}",
+        get_share,
+        "A share link",
+        "shares",
+        action="share.read",
+        answer=schemas.ShareOut,
+    ),
+    Route(
+        "DELETE",
+        SHARES + "/{link_id}",
+        revoke_share,
+        "Revoke a share link",
+        "shares",
+        action="share.revoke",
+        answer=schemas.ShareOut,
+    ),
+    Route(
+        "GET",
+        PUBLIC,
+        _public_errors(public_get),
+        "Download a shared object, or list a shared prefix (public)",
+        "shares",
+        action="share.download",
+        produces="application/octet-stream,text/html",
+        answer=schemas.SharedListing,
+        errors=(410, 416),
+        query=_LISTING,
+    ),
+    Route(
+        "HEAD",
+        PUBLIC,
+        _public_errors(public_get),
+        "Shared object metadata (public)",
+        "shares",
+        action="share.download",
+        produces="",
+        errors=(410, 416),
+    ),
+    Route(
+        "POST",
+        PUBLIC,
+        _public_errors(public_unlock),
+        "Unlock a password-protected link in a browser (public)",
+        "shares",
+        action="share.unlock",
+        produces="text/html",
+        raw_body="application/x-www-form-urlencoded",
+        status=303,
+        errors=(410,),
+    ),
+    Route(
+        "GET",
+        REST,
+        _public_errors(public_get),
+        "Download an object under a shared prefix (public)",
+        "shares",
+        action="share.download",
+        produces="application/octet-stream,text/html",
+        answer=schemas.SharedListing,
+        errors=(410, 416),
+        query=_LISTING,
+    ),
+    Route(
+        "HEAD",
+        REST,
+        _public_errors(public_get),
+        "Metadata of an object under a shared prefix (public)",
+        "shares",
+        action="share.download",
+        produces="",
+        errors=(410, 416),
+    ),
+    Route(
+        "POST",
+        REST,
+        _public_errors(public_unlock),
+        "Unlock a password-protected link in a browser (public)",
+        "shares",
+        action="share.unlock",
+        produces="text/html",
+        raw_body="application/x-www-form-urlencoded",
+        status=303,
+        errors=(410,),
+    ),
+)

@@ -7,8 +7,9 @@ creation-with-upload, creation-defer-length, termination, expiration,
 checksum and concatenation.
 
 Errors are domain errors until the edge: :func:`tus_middleware` turns them
-into plain-text responses through the one table ``_STATUS`` (the native API
-keeps problem+json), checks ``Tus-Resumable`` and stamps it on every answer.
+into problem+json responses, with the status of the one table ``_STATUS``
+(tus's own statuses, such as 460 for a checksum mismatch), checks ``Tus-Resumable``
+and stamps it on every answer.
 It sits outside the auth middleware so a 401 speaks tus too.
 
 A PATCH whose connection breaks keeps every byte that arrived (the service's
@@ -22,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -52,7 +54,7 @@ from cargohold.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
-from cargohold.problems import Handler
+from cargohold.problems import Handler, from_error, http_error_code, problem
 from cargohold.service.uploads import EXPIRED, NoSuchUpload, UploadService
 
 TUS = "/tus/"
@@ -124,7 +126,11 @@ def tus_status(error: CargoholdError) -> int:
 def _error_response(error: CargoholdError) -> web.Response:
     status = tus_status(error)
     reason = _REASONS.get(status) or HTTPStatus(status).phrase
-    response = web.Response(status=status, reason=reason, text=error.detail + "\n")
+    # problem+json like every other error of the gateway: tus clients act on the status and the
+    # Upload-* headers and show the body as text, and a stable ``code`` tells machines the cause.
+    response = from_error(error)
+    response.set_status(status, reason)
+    response.text = json.dumps({**json.loads(response.text or "{}"), "status": status})
     if status == 412:
         response.headers["Tus-Version"] = VERSION
     if status == 401:
@@ -151,7 +157,7 @@ async def tus_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = web.Response(status=exc.status, reason=exc.reason, text=exc.reason + "\n")
+        response = problem(exc.status, http_error_code(exc.status), exc.reason, exc.reason)
     response.headers["Tus-Resumable"] = VERSION
     return response
 

@@ -13,10 +13,11 @@ from typing import Any
 from aiohttp import web
 
 from cargohold.aborts import begin
+from cargohold.api import schemas
 from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
-from cargohold.api.inputs import INT32_MAX, INT64_MAX, int_field, int_path, json_body, string_field
+from cargohold.api.inputs import INT32_MAX, INT64_MAX, int_path, model_body
 from cargohold.api.native import Route, content_type, json_response, object_json
 from cargohold.domain.uploads import FINAL_STATES, Upload, percentage_of
 from cargohold.errors import InvalidArgument
@@ -55,27 +56,21 @@ def upload_json(upload: Upload, inflight: int = 0) -> dict[str, Any]:
     }
 
 
-def _digest(body: dict[str, Any], name: str, length: int) -> str | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) != length or not _HEX.fullmatch(value.lower()):
-        raise InvalidArgument(f"{name} must be {length} hex digits")
-    return value.lower()
+def _expected(md5: str | None, sha256: str | None) -> ExpectedDigests:
+    """The digests a client announced (the model checked they are hex of the right length)."""
+    return ExpectedDigests(md5.lower() if md5 else None, sha256.lower() if sha256 else None)
 
 
 async def create_upload(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    bucket = string_field(body, "bucket", required=True) or ""
-    key = string_field(body, "key", required=True) or ""
+    body = await model_body(request, schemas.CreateUpload)
     upload = await _uploads(request).create(
         principal(request),
-        bucket,
-        key,
-        total_size=int_field(body, "size"),
-        content_type=content_type(string_field(body, "content_type")),
-        expected=ExpectedDigests(_digest(body, "md5", 32), _digest(body, "sha256", 64)),
-        part_size=int_field(body, "part_size"),
+        body.bucket,
+        body.key,
+        total_size=body.size,
+        content_type=content_type(body.content_type),
+        expected=_expected(body.md5, body.sha256),
+        part_size=body.part_size,
     )
     note(request, bucket=upload.bucket, key=upload.key, size=upload.total_size)
     return json_response(upload_json(upload), status=201)
@@ -146,20 +141,11 @@ async def put_chunk(request: web.Request) -> web.Response:
 
 
 async def complete_upload(request: web.Request) -> web.Response:
-    body = await json_body(request)
+    body = await model_body(request, schemas.CompleteUpload)
     requested = None
-    if "parts" in body:
-        listed = body["parts"]
-        if not isinstance(listed, list) or not all(isinstance(p, dict) for p in listed):
-            raise InvalidArgument("parts must be a list of {part_number, md5}")
-        requested = []
-        for item in listed:
-            number = item.get("part_number")
-            if not isinstance(number, int) or isinstance(number, bool):
-                raise InvalidArgument("every listed part needs an integer part_number")
-            md5 = item.get("md5") or item.get("etag")
-            requested.append((number, md5 if isinstance(md5, str) else None))
-    expected = ExpectedDigests(_digest(body, "md5", 32), _digest(body, "sha256", 64))
+    if body.parts is not None:
+        requested = [(part.part_number, part.md5 or part.etag) for part in body.parts]
+    expected = _expected(body.md5, body.sha256)
     upload_id = request.match_info["upload_id"]
     record = await _uploads(request).complete(principal(request), upload_id, requested, expected)
     upload = await _uploads(request).get(principal(request), upload_id)
@@ -211,8 +197,28 @@ KEEPALIVE_TICKS = 15
 
 UPLOAD = API + "/{upload_id}"
 ROUTES: tuple[Route, ...] = (
-    Route("POST", API, create_upload, "Start an upload session", "uploads", action="upload.create"),
-    Route("GET", API, list_uploads, "List open upload sessions (?bucket=)", "uploads", action="upload.list"),
+    Route(
+        "POST",
+        API,
+        create_upload,
+        "Start an upload session",
+        "uploads",
+        action="upload.create",
+        body=schemas.CreateUpload,
+        answer=schemas.UploadOut,
+        status=201,
+        errors=(409, 413),
+    ),
+    Route(
+        "GET",
+        API,
+        list_uploads,
+        "List open upload sessions (?bucket=)",
+        "uploads",
+        action="upload.list",
+        answer=schemas.UploadList,
+        query=(("bucket", {"type": "string", "maxLength": 63}),),
+    ),
     Route(
         "GET",
         UPLOAD,
@@ -220,6 +226,7 @@ ROUTES: tuple[Route, ...] = (
         "Status, progress, parts and expiry of an upload",
         "uploads",
         action="upload.read",
+        answer=schemas.UploadOut,
     ),
     Route(
         "PUT",
@@ -228,6 +235,9 @@ ROUTES: tuple[Route, ...] = (
         "Append a chunk at Content-Range: bytes a-b/total",
         "uploads",
         action="upload.append",
+        raw_body="application/octet-stream",
+        answer=schemas.ChunkOut,
+        errors=(409, 410, 413, 507),
     ),
     Route(
         "DELETE",
@@ -236,6 +246,8 @@ ROUTES: tuple[Route, ...] = (
         "Abort an upload and free its shares",
         "uploads",
         action="upload.abort",
+        answer=schemas.UploadOut,
+        errors=(409, 410),
     ),
     Route(
         "PUT",
@@ -244,6 +256,9 @@ ROUTES: tuple[Route, ...] = (
         "Send part n (1..10000), any order",
         "uploads",
         action="upload.part",
+        raw_body="application/octet-stream",
+        answer=schemas.PartOut,
+        errors=(409, 410, 413, 507),
     ),
     Route(
         "POST",
@@ -252,6 +267,9 @@ ROUTES: tuple[Route, ...] = (
         "Assemble the object from the parts",
         "uploads",
         action="upload.complete",
+        body=schemas.CompleteUpload,
+        answer=schemas.Completed,
+        errors=(409, 410),
     ),
     Route(
         "GET",
@@ -260,5 +278,6 @@ ROUTES: tuple[Route, ...] = (
         "Server-sent events of status and progress",
         "uploads",
         action="upload.events",
+        produces="text/event-stream",
     ),
 )

@@ -1,0 +1,506 @@
+"""The shapes of the native API's JSON bodies, as pydantic models, and of its path parameters.
+
+Handlers validate request bodies through these models (``inputs.model_body``)
+and the OpenAPI document is generated from the same models, so what the
+document promises and what a handler accepts cannot drift apart. Field
+validators reuse the rules of ``inputs.py`` (bounded integers, times with a
+zone no further than ``MAX_FUTURE`` ahead), so a refusal carries the same
+``code``, message and ``field`` it always did.
+
+Models are strict (``"1"`` is not an integer, ``1`` is not ``true``) and
+ignore unknown fields unless they say otherwise. Response models describe
+what the ``*_json`` helpers build; the schema-driven fuzz test checks every
+answer against them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from cargohold.api.inputs import INT32_MAX, INT64_MAX, MAX_FUTURE, MAX_STRING, parse_time
+from cargohold.domain.names import MAX_KEY_BYTES
+
+
+class Body(BaseModel):
+    """A JSON request body: strict types, unknown fields ignored."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class Answer(BaseModel):
+    """A JSON response body."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def _time(value: Any) -> datetime:
+    moment = parse_time(value)
+    if moment is None:
+        raise ValueError("must be an ISO 8601 time with a zone")
+    if moment - datetime.now(UTC) > MAX_FUTURE:
+        raise ValueError(f"lies more than {MAX_FUTURE.days} days ahead")
+    return moment
+
+
+#: An ISO 8601 time with a zone, in UTC, at most ``MAX_FUTURE`` ahead.
+Time = Annotated[datetime, BeforeValidator(_time), WithJsonSchema({"type": "string", "format": "date-time"})]
+Seconds = Annotated[float, Field(gt=0, le=MAX_FUTURE.total_seconds())]
+Text = Annotated[str, Field(max_length=MAX_STRING)]
+Count64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
+Hex32 = Annotated[str, Field(pattern="^[0-9a-fA-F]{32}$")]
+Hex64 = Annotated[str, Field(pattern="^[0-9a-fA-F]{64}$")]
+Stamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+# -- path parameters ------------------------------------------------------------------
+
+_NO_CONTROLS = "\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069"
+USER_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+BUCKET_SCHEMA = {
+    "type": "string",
+    "pattern": "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+    "description": "3-63 of a-z, 0-9, '.', '-', starting and ending with a letter or digit, no '..'",
+}
+KEY_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_KEY_BYTES,
+    "pattern": f"^[^/{_NO_CONTROLS}][^{_NO_CONTROLS}]*$",
+    "description": f"UTF-8, at most {MAX_KEY_BYTES} bytes, '/' separates segments; no control or"
+    " bidirectional formatting characters, no leading '/', no empty, '.' or '..' segment",
+}
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "bucket": BUCKET_SCHEMA,
+    "key": KEY_SCHEMA,
+    "rest": {**KEY_SCHEMA, "description": "An object key below the shared prefix"},
+    "name": {"type": "string", "pattern": USER_NAME_PATTERN, "description": "A user name"},
+    "user": {"type": "string", "pattern": USER_NAME_PATTERN, "description": "A user name"},
+    "node_id": {"type": "integer", "minimum": 1, "maximum": INT32_MAX},
+    "number": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "Part number"},
+    "upload_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+    "key_id": {"type": "string", "pattern": "^CH[0-9A-F]{16}$"},
+    "link_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+    "token": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$", "description": "A share link's token"},
+}
+
+
+# -- request bodies ----------------------------------------------------------------------
+
+
+class CreateBucket(Body):
+    layout: Annotated[str, Field(max_length=64, description="e.g. 'ec:5+2' or 'replica:3'")] | None = None
+
+
+class SetVersioning(Body):
+    status: Annotated[str, Field(description="enabled or suspended (on/off also accepted)")]
+
+
+class RestoreObject(Body):
+    version_id: Annotated[str, Field(max_length=64)]
+
+
+class RenameObject(Body):
+    to_key: Annotated[str, Field(max_length=MAX_STRING)]
+    to_bucket: Annotated[str, Field(max_length=MAX_STRING)] | None = None
+    overwrite: bool = False
+
+
+class CreateUser(Body):
+    name: Annotated[str, Field(pattern=USER_NAME_PATTERN)]
+    password: Text | None = None
+    role: Literal["user", "admin"] = "user"
+    quota_bytes: Count64 | None = None
+
+
+class UpdateUser(Body):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    disabled: bool | None = None
+    role: Literal["user", "admin"] | None = None
+    quota_bytes: Count64 | None = None
+    password: Text | None = None
+
+
+class CreateKey(Body):
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    user: Annotated[str, Field(max_length=64)] | None = None
+    expires_at: Time | None = None
+
+
+class Login(Body):
+    name: Text
+    password: Text
+
+
+class Refresh(Body):
+    refresh_token: Text
+
+
+class Logout(Body):
+    refresh_token: Text | None = None
+    all: bool = False
+
+
+class ChangePassword(Body):
+    current_password: Text
+    new_password: Text
+
+
+class CreateGrant(Body):
+    user: Annotated[str, Field(pattern=USER_NAME_PATTERN)]
+    level: Literal["read", "write", "admin"]
+
+
+class RevokeGrant(Body):
+    user: Annotated[str, Field(pattern=USER_NAME_PATTERN)] | None = None
+
+
+class AddNode(Body):
+    url: Annotated[str, Field(max_length=255, pattern="^https?://")]
+    zone: Annotated[str, Field(max_length=64)] | None = None
+
+
+class UpdateNode(Body):
+    enabled: bool | None = None
+    active: bool | None = None
+    zone: Annotated[str, Field(max_length=64)] | None = None
+    state: Literal["normal", "draining", "lost"] | None = None
+
+
+class WorkerSettings(Body):
+    """Bandwidths in bytes per second (0 = unlimited) and how many jobs run at once."""
+
+    model_config = ConfigDict(strict=True, extra="allow", json_schema_extra={"additionalProperties": True})
+
+
+class CreateShare(Body):
+    bucket: Annotated[str, Field(min_length=1, max_length=63)]
+    key: Text | None = None
+    prefix: Text | None = None
+    password: Text | None = None
+    expires_at: Time | None = None
+    expires_in: Seconds | None = None
+    max_downloads: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
+    version_id: Annotated[str, Field(max_length=32)] | None = None
+
+
+class CreateUpload(Body):
+    bucket: Text
+    key: Text
+    size: Count64 | None = None
+    content_type: Annotated[str, Field(max_length=255)] | None = None
+    md5: Hex32 | None = None
+    sha256: Hex64 | None = None
+    part_size: Count64 | None = None
+
+
+class ListedPart(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+    part_number: Annotated[int, Field(ge=0, le=INT32_MAX)]
+    md5: Text | None = None
+    etag: Text | None = None
+
+
+class CompleteUpload(Body):
+    parts: list[ListedPart] | None = None
+    md5: Hex32 | None = None
+    sha256: Hex64 | None = None
+
+
+# -- responses ----------------------------------------------------------------------------
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457): ``code`` is stable, ``detail`` is for people; some carry more fields."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    field: str | None = None
+
+
+class Status(Answer):
+    status: str
+
+
+class BucketOut(Answer):
+    name: str
+    layout: str
+    owner: str | None
+    created_at: Stamp
+    versioning: str
+
+
+class BucketList(Answer):
+    buckets: list[BucketOut]
+
+
+class BucketView(Answer):
+    name: str
+    layout: str
+    owner: str | None
+    versioning: str
+    level: str
+    created_at: Stamp
+
+
+class Versioning(Answer):
+    bucket: str
+    status: str
+
+
+class ObjectOut(Answer):
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    content_type: str
+    created_at: Stamp
+    md5: str | None
+    sha256: str | None
+    version_id: str
+
+
+class RenamedFrom(Answer):
+    bucket: str
+    key: str
+    delete_marker: str | None
+
+
+class RenamedObject(ObjectOut):
+    renamed_from: RenamedFrom
+
+
+class ObjectEntry(Answer):
+    key: str
+    size: int
+    etag: str
+    content_type: str
+    created_at: Stamp
+    md5: str | None
+    sha256: str | None
+    version_id: str
+
+
+class VersionOut(Answer):
+    key: str
+    version_id: str
+    size: int
+    etag: str
+    created_at: Stamp
+    is_latest: bool
+    delete_marker: bool
+
+
+class ObjectListing(Answer):
+    """A page of objects, or with ``?versions`` a page of versions (``versions`` then, not ``objects``)."""
+
+    objects: list[ObjectEntry] | None = None
+    common_prefixes: list[str] | None = None
+    versions: list[VersionOut] | None = None
+    bucket: str | None = None
+    key: str | None = None
+    next_cursor: str | None
+    truncated: bool
+
+
+class UserOut(Answer):
+    name: str
+    role: str
+    disabled: bool
+    quota_bytes: int | None
+    has_password: bool
+    created_at: Stamp
+    updated_at: Stamp
+
+
+class UserList(Answer):
+    users: list[UserOut]
+
+
+class Me(UserOut):
+    key_id: str | None
+    session: str | None
+
+
+class KeyOut(Answer):
+    key_id: str
+    name: str
+    created_at: Stamp
+    expires_at: Stamp | None
+    revoked_at: Stamp | None
+
+
+class NewKey(KeyOut):
+    token: str
+
+
+class KeyList(Answer):
+    keys: list[KeyOut]
+
+
+class SessionOut(Answer):
+    access_token: str
+    token_type: str
+    expires_in: int
+    refresh_token: str
+    refresh_expires_at: Stamp
+    family_id: str
+    user: UserOut
+
+
+class LoggedOut(Answer):
+    revoked_families: int
+
+
+class GrantOut(Answer):
+    user: str
+    level: str
+    granted_by: str | None
+    created_at: Stamp
+
+
+class GrantList(Answer):
+    bucket: str
+    owner: str | None
+    grants: list[GrantOut]
+
+
+class NodeOut(Answer):
+    id: int
+    url: str
+    zone: str
+    enabled: bool
+    active: bool
+    healthy: bool
+    status: str
+    state: str
+    capacity: int | None
+    used: int | None
+    free: int | None
+    fill: float
+    shares: int
+    last_seen: Stamp | None
+
+
+class NodeList(Answer):
+    nodes: list[NodeOut]
+
+
+class JobList(Answer):
+    jobs: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class Queued(Answer):
+    queued: int
+
+
+class Report(Answer):
+    """A free-form report (health, worker settings): its fields are listed in the operator docs."""
+
+
+class ShareOut(Answer):
+    id: str
+    bucket: str
+    key: str | None
+    prefix: str | None
+    version_id: str | None
+    owner: str | None
+    status: str
+    has_password: bool
+    expires_at: Stamp | None
+    max_downloads: int | None
+    downloads: int
+    created_at: Stamp
+    revoked_at: Stamp | None
+
+
+class NewShare(ShareOut):
+    token: str
+    url: str
+    absolute_url: str
+
+
+class ShareList(Answer):
+    shares: list[ShareOut]
+
+
+class SharedEntry(Answer):
+    name: str
+    size: int
+    etag: str
+    content_type: str
+    last_modified: Stamp
+    url: str
+
+
+class SharedListing(Answer):
+    objects: list[SharedEntry]
+    next_cursor: str | None
+    truncated: bool
+
+
+class PartOut(Answer):
+    part_number: int
+    size: int
+    md5: str
+
+
+class UploadOut(Answer):
+    id: str
+    bucket: str
+    key: str
+    status: str
+    protocol: str
+    size: int | None
+    bytes_received: int
+    offset: int
+    uploaded_percentage: float | None
+    content_type: str | None
+    part_size: int | None
+    parts: list[PartOut]
+    created_at: Stamp
+    updated_at: Stamp
+    expires_at: Stamp
+    error: str | None
+
+
+class UploadList(Answer):
+    uploads: list[UploadOut]
+
+
+class ChunkOut(Answer):
+    offset: int
+    expires_at: Stamp
+    status: str
+
+
+class Completed(Answer):
+    upload: UploadOut
+    object: ObjectOut
+
+
+class EventOut(Answer):
+    id: int
+    at: Stamp
+    user: str | None
+    action: str
+    bucket: str | None
+    key: str | None
+    version_id: str | None
+    size: int | None
+    client: str | None
+    user_agent: str | None
+    result: str
+    status: int | None
+    detail: Any = None
+
+
+class History(Answer):
+    events: list[EventOut]
+    next_cursor: str | None
