@@ -70,6 +70,8 @@ def _operation(route: Route, method: str, path_params: list[Any], schemas: dict[
     errors |= set(_TUS[method]["errors"] if tus else route.errors)
     if route.body is not None or route.raw_body or (tus and "body" in _TUS[method]):
         errors.add(413)
+    if public or route.tag == "auth":
+        errors.add(401)  # a wrong password, a share link's missing password
     if tus and method == "OPTIONS":
         errors = {400, 429, 503}
     for code in sorted(errors):
@@ -94,15 +96,16 @@ def _operation(route: Route, method: str, path_params: list[Any], schemas: dict[
             {"name": "Tus-Resumable", "in": "header", "required": True, "schema": {"const": "1.0.0"}}
         )
     if route.body is not None:
+        required = any(field.is_required() for field in route.body.model_fields.values())
         operation["requestBody"] = {
-            "required": False,
+            "required": required,
             "content": {"application/json": {"schema": _schema(route.body, schemas)}},
         }
-    media: str | None = _TUS[method].get("body") if tus else route.raw_body
-    if media:
+    raw_media = _TUS[method].get("body") if tus else route.raw_body
+    if raw_media:
         operation["requestBody"] = {
             "required": False,
-            "content": {media: {"schema": {"type": "string", "format": "binary"}}},
+            "content": {raw_media: {"schema": {"type": "string", "format": "binary"}}},
         }
     if public or method == "OPTIONS":
         operation["security"] = []

@@ -1,0 +1,64 @@
+"""Schemathesis over every operation of the served OpenAPI document, against a real cluster.
+
+Every check runs: no server error, every answer's status, content type, headers
+and body as the document says, invalid input refused, valid input accepted.
+The run is bounded (a fixed number of examples per operation, a fixed seed) so
+it takes the same time and finds the same things on every run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cargohold.testing.cluster import ADMIN_KEY, Cluster
+
+MAX_EXAMPLES = 10
+SEED = 20261130
+
+
+@pytest.fixture(scope="module")
+def small_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with Cluster(tmp_path_factory.mktemp("fuzz"), node_count=1, layout="mirror:1") as running:
+        yield running
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="open findings: valid-looking bodies the services refuse (empty names, nothing to change),"
+    " tus's 412 for a missing Tus-Resumable, a node URL without a host answered 503",
+)
+def test_every_operation_keeps_to_the_document(small_cluster: Cluster, tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "schemathesis"),
+            "run",
+            small_cluster.url + "/openapi.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            str(MAX_EXAMPLES),
+            "--seed",
+            str(SEED),
+            "--workers",
+            "1",
+            "--header",
+            f"Authorization: Bearer {ADMIN_KEY}",
+            "--report",
+            "ndjson",
+            "--report-ndjson-path",
+            str(report),
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-4000:]
+    assert report.exists()
