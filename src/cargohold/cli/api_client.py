@@ -214,6 +214,23 @@ class GatewayClient:
             raise problem_from_response(response, what)
         return response
 
+    def collect(
+        self, path: str, key: str, params: dict[str, str], limit: int, *, cursor: str, page_max: int
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` items of a paged listing (``key`` of each page), following ``next_cursor``."""
+        items: list[dict[str, Any]] = []
+        after: str | None = None
+        while len(items) < limit:
+            query = {**params, "limit": str(min(page_max, limit - len(items)))}
+            if after:
+                query[cursor] = after
+            page = self.request_json("GET", path, params=query)
+            items += [item for item in page.get(key) or [] if isinstance(item, dict)]
+            after = page.get("next_cursor")
+            if not after:
+                break
+        return items[:limit]
+
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.call(method, path, **kwargs)
         try:

@@ -43,18 +43,7 @@ def parse_when(value: str) -> str:
 
 def fetch(api: GatewayClient, filters: dict[str, str], limit: int) -> list[dict[str, Any]]:
     """Up to ``limit`` events matching ``filters``, following the cursor across pages."""
-    events: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while len(events) < limit:
-        params = {**filters, "limit": str(min(PAGE_MAX, limit - len(events)))}
-        if cursor:
-            params["cursor"] = cursor
-        page = api.request_json("GET", "/api/v1/history", params=params)
-        events += [e for e in page.get("events") or [] if isinstance(e, dict)]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            break
-    return events[:limit]
+    return api.collect("/api/v1/history", "events", filters, limit, cursor="cursor", page_max=PAGE_MAX)
 
 
 def _target(event: dict[str, Any]) -> str:

@@ -53,22 +53,9 @@ def job_kinds(names: list[str]) -> list[str]:
 
 def fetch_jobs(api: GatewayClient, kinds: list[str], states: list[str], limit: int) -> list[dict[str, Any]]:
     """Up to ``limit`` jobs, newest first, following the ``before`` cursor across pages."""
-    jobs: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while len(jobs) < limit:
-        params = {"limit": str(min(PAGE_MAX, limit - len(jobs)))}
-        if kinds:
-            params["kind"] = ",".join(kinds)
-        if states:
-            params["state"] = ",".join(states)
-        if cursor:
-            params["before"] = cursor
-        page = api.request_json("GET", "/api/v1/jobs", params=params)
-        jobs += [job for job in page.get("jobs") or [] if isinstance(job, dict)]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            break
-    return jobs[:limit]
+    params = {"kind": ",".join(kinds), "state": ",".join(states)}
+    params = {name: value for name, value in params.items() if value}
+    return api.collect("/api/v1/jobs", "jobs", params, limit, cursor="before", page_max=PAGE_MAX)
 
 
 def _number(value: object) -> float | None:

@@ -11,11 +11,11 @@ Two readers of the frame format (docs/share-format.md) live here:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from cargohold.concurrency import run_cpu
 from cargohold.erasure import framing
-from cargohold.errors import ShareCorrupt
+from cargohold.errors import InvalidArgument, ShareCorrupt
 
 #: Payloads at least this big are checksummed on the CPU pool. Below it xxh3
 #: (~60 GB/s) costs less than the thread hop would.
@@ -102,3 +102,30 @@ def _frame_at(
     except ShareCorrupt:
         return length, False
     return length, True
+
+
+class KnownRangeReader:
+    """``read_frame`` and ``iter_raw`` for a reader whose range length is known.
+
+    The local and in-memory readers differ only in how they fetch bytes
+    (``readexactly``) and count what is left (``remaining``); the frame and
+    raw views on top are the same, so they live here once.
+    """
+
+    _where: str
+
+    @property
+    def remaining(self) -> int:
+        raise NotImplementedError
+
+    async def readexactly(self, n: int) -> bytes:
+        raise NotImplementedError
+
+    async def read_frame(self, expected_index: int) -> bytes:
+        return await read_frame(self.readexactly, self.remaining, expected_index, self._where)
+
+    async def iter_raw(self, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        if chunk_size < 1:
+            raise InvalidArgument(f"chunk size {chunk_size} must be positive")
+        while self.remaining:
+            yield await self.readexactly(min(chunk_size, self.remaining))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 
 from cargohold.concurrency import run_io
-from cargohold.errors import InvalidArgument, NodeUnavailable
+from cargohold.errors import NodeUnavailable
 from cargohold.storage import frames
 
 #: A local reader fetches at least this much per thread hop, so reading a
@@ -14,7 +13,7 @@ from cargohold.storage import frames
 READ_AHEAD = 1024 * 1024
 
 
-class LocalShareReader:
+class LocalShareReader(frames.KnownRangeReader):
     """One byte range of a share file, read with pread in I/O threads.
 
     Reads go through a read-ahead buffer of at most ``READ_AHEAD`` bytes
@@ -60,15 +59,6 @@ class LocalShareReader:
         self._offset += want
         self._unread -= want
         return data
-
-    async def read_frame(self, expected_index: int) -> bytes:
-        return await frames.read_frame(self.readexactly, self.remaining, expected_index, self._where)
-
-    async def iter_raw(self, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
-        if chunk_size < 1:
-            raise InvalidArgument(f"chunk size {chunk_size} must be positive")
-        while self.remaining:
-            yield await self.readexactly(min(chunk_size, self.remaining))
 
     async def close(self) -> None:
         """Close the file (closing a read-only descriptor does not wait for the disk)."""

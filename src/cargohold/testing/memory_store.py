@@ -39,7 +39,7 @@ class _Stored:
     mtime: float
 
 
-class MemoryShareReader:
+class MemoryShareReader(frames.KnownRangeReader):
     """A range of a share's bytes as they were when it was opened."""
 
     def __init__(self, data: bytes, start: int, length: int, total: int, where: str) -> None:
@@ -63,15 +63,6 @@ class MemoryShareReader:
         data = bytes(self._data[self._pos : self._pos + n])
         self._pos += n
         return data
-
-    async def read_frame(self, expected_index: int) -> bytes:
-        return await frames.read_frame(self.readexactly, self.remaining, expected_index, self._where)
-
-    async def iter_raw(self, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
-        if chunk_size < 1:
-            raise InvalidArgument(f"chunk size {chunk_size} must be positive")
-        while self.remaining:
-            yield await self.readexactly(min(chunk_size, self.remaining))
 
     async def close(self) -> None:
         self._closed = True
