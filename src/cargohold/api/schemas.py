@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from cargohold.api.inputs import INT32_MAX, INT64_MAX, MAX_FUTURE, MAX_STRING, parse_time
 from cargohold.domain.names import MAX_KEY_BYTES
@@ -49,6 +49,20 @@ def _time(value: Any) -> datetime:
 Time = Annotated[datetime, BeforeValidator(_time), WithJsonSchema({"type": "string", "format": "date-time"})]
 Seconds = Annotated[float, Field(gt=0, le=MAX_FUTURE.total_seconds())]
 Text = Annotated[str, Field(max_length=MAX_STRING)]
+
+
+def _key_text(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > MAX_STRING:
+        raise ValueError(f"must be a string of at most {MAX_STRING} characters")
+    return value
+
+
+#: An object key or prefix: any string, since ``domain/names.validate_key`` decides what
+#: a key may hold (a lone surrogate is ``invalid_key`` there, which pydantic's ``str``
+#: would refuse first as an unparsable string).
+KeyText = Annotated[
+    str, PlainValidator(_key_text), WithJsonSchema({"type": "string", "maxLength": MAX_STRING})
+]
 Count64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
 Hex32 = Annotated[str, Field(pattern="^[0-9a-fA-F]{32}$")]
 Hex64 = Annotated[str, Field(pattern="^[0-9a-fA-F]{64}$")]
@@ -102,7 +116,7 @@ class RestoreObject(Body):
 
 
 class RenameObject(Body):
-    to_key: Annotated[str, Field(max_length=MAX_STRING)]
+    to_key: KeyText
     to_bucket: Annotated[str, Field(max_length=MAX_STRING)] | None = None
     overwrite: bool = False
 
@@ -176,8 +190,8 @@ class WorkerSettings(Body):
 
 class CreateShare(Body):
     bucket: Annotated[str, Field(min_length=1, max_length=63)]
-    key: Text | None = None
-    prefix: Text | None = None
+    key: KeyText | None = None
+    prefix: KeyText | None = None
     password: Text | None = None
     expires_at: Time | None = None
     expires_in: Seconds | None = None
@@ -187,7 +201,7 @@ class CreateShare(Body):
 
 class CreateUpload(Body):
     bucket: Text
-    key: Text
+    key: KeyText
     size: Count64 | None = None
     content_type: Annotated[str, Field(max_length=255)] | None = None
     md5: Hex32 | None = None
