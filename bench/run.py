@@ -15,6 +15,8 @@ in a directory on the same disk as the baseline, then measures:
 
 Every figure is also printed as a ratio to the baseline it compares with.
 Usage: python bench/run.py [--size-mib 1024] [--repeat 3] [--ops 4000] [--dir PATH]
+       python bench/run.py --healing [--heal-gib 12] [--rebalance-gib 4]  (bench/healing.py:
+       rebuild, GET under repair, scrub and rebalance instead of the figures above; ~10 min)
 """
 
 from __future__ import annotations
