@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 from sqlalchemy import text
@@ -170,17 +170,39 @@ class Cluster:
     def _worker_command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "cargohold", "worker", "--db", self.db, *args]
 
-    def run_worker_once(self, *kinds: str, timeout: float = 120.0) -> str:
-        """Run ``cargohold worker --once [--kind K ...]`` to completion; return its stdout."""
+    @staticmethod
+    def _once_args(kinds: tuple[str, ...]) -> list[str]:
         args = ["--once"]
         for kind in kinds:
             args += ["--kind", kind]
+        return args
+
+    def run_worker_once(self, *kinds: str, timeout: float = 120.0) -> str:
+        """Run ``cargohold worker --once [--kind K ...]`` to completion; return its stdout."""
         done = subprocess.run(
-            self._worker_command(*args), capture_output=True, env=self._env(), timeout=timeout, check=False
+            self._worker_command(*self._once_args(kinds)),
+            capture_output=True,
+            env=self._env(),
+            timeout=timeout,
+            check=False,
         )
         if done.returncode != 0:
             raise RuntimeError(f"worker --once failed ({done.returncode}): {done.stderr.decode()[-4000:]}")
         return done.stdout.decode()
+
+    def spawn_worker_once(self, *kinds: str, output: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+        """``worker --once`` in the background, for callers that watch it (pid, timing) while it runs.
+
+        Its stdout and log go to ``output`` (discarded without one); the caller waits for it.
+        """
+        sink = output if output is not None else subprocess.DEVNULL
+        return subprocess.Popen(
+            self._worker_command(*self._once_args(kinds)),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=self._env(),
+            preexec_fn=die_with_parent,
+        )
 
     def start_worker(self) -> None:
         """A long-running worker process, as `up` runs one."""
