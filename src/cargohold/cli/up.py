@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from cargohold.api.context import SERVICES
 from cargohold.cli.children import die_with_parent, node_command
 from cargohold.cli.clientconfig import write_client_config
 from cargohold.config import Settings
-from cargohold.serving import serve_until_stopped
+from cargohold.serving import deadlines_for, serve_until_stopped
 
 READY_TIMEOUT = 30.0
 
@@ -39,9 +40,11 @@ def _remembered_port(data: Path) -> int:
     return int(path.read_text()) if path.exists() else 0
 
 
-async def start_node(number: int, data: Path, secret: str, zone: str = "default") -> NodeProcess:
-    data.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "CARGOHOLD_CLUSTER_SECRET": secret}
+async def start_node(
+    number: int, data: Path, secret: str, zone: str = "default", log_format: str = "text"
+) -> NodeProcess:
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    env = {**os.environ, "CARGOHOLD_CLUSTER_SECRET": secret, "CARGOHOLD_LOG_FORMAT": log_format}
     process = await asyncio.create_subprocess_exec(
         *node_command(data, _remembered_port(data), zone),
         stdout=asyncio.subprocess.PIPE,
@@ -70,11 +73,17 @@ async def stop_nodes(nodes: list[NodeProcess]) -> None:
             node.process.kill()
 
 
-async def run_up(settings: Settings) -> None:
+async def run_up(settings: Settings, tls: ssl.SSLContext | None = None) -> None:
+    """Nodes listen on loopback only and speak plain HTTP; ``tls`` serves the gateway over HTTPS."""
     data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # the metadata, the cluster secret and every share live below
     secret = settings.cluster_secret or ""
     nodes = await asyncio.gather(
-        *(start_node(n, data_dir / "nodes" / str(n), secret) for n in range(1, settings.nodes + 1))
+        *(
+            start_node(n, data_dir / "nodes" / str(n), secret, log_format=settings.log_format)
+            for n in range(1, settings.nodes + 1)
+        )
     )
     app = build_gateway(settings)
 
@@ -104,6 +113,14 @@ async def run_up(settings: Settings) -> None:
         print("API docs: " + url + "/docs   stop with Ctrl-C", flush=True)
 
     try:
-        await serve_until_stopped(app, settings.host, settings.port, "gateway", ready)
+        await serve_until_stopped(
+            app,
+            settings.host,
+            settings.port,
+            "gateway",
+            ready,
+            deadlines=deadlines_for(settings, "gateway"),
+            ssl_context=tls,
+        )
     finally:
         await stop_nodes(list(nodes))

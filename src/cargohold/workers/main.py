@@ -17,7 +17,6 @@ log = logging.getLogger(__name__)
 
 async def run_worker(settings: Settings, *, once: bool, kinds: tuple[str, ...]) -> None:
     """Run until SIGINT/SIGTERM, or with ``once`` until the chosen work is done."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     async with open_core(settings, monitor_nodes=not once) as core:
         role = HealingWorker(core)
         if once:
