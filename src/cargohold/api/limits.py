@@ -25,11 +25,14 @@ for at most ``lingering_time``, 10 s, and closes the connection).
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections import Counter
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from cargohold.concurrency import run_io, trim_malloc
 from cargohold.config import Settings
 from cargohold.domain.layout import Layout
 from cargohold.errors import GatewayBusy, SlowDown
@@ -92,14 +95,27 @@ class _Ledger:
             self.upload_bytes.pop(holder, None)
 
 
+#: Upload bytes that must have been in flight at once before the gateway hands memory back when idle.
+TRIM_AFTER = 64 * 1024 * 1024
+#: Seconds between the looks for memory to hand back once the last upload has ended.
+TRIM_DELAYS = (1.0, 4.0, 10.0)
+
+
 class Admission:
-    """The three ledgers, checked and updated together (one event loop: no lock needed)."""
+    """The three ledgers, checked and updated together (one event loop: no lock needed).
+
+    When uploads have held at least ``TRIM_AFTER`` bytes and none is left in
+    flight, freed memory goes back to the kernel (``trim_malloc``), so the
+    gateway's RSS returns near idle after a burst.
+    """
 
     def __init__(self, budgets: Budgets) -> None:
         self.budgets = budgets
         self._principals = _Ledger(budgets.principal)
         self._addresses = _Ledger(budgets.address)
         self._gateway = _Ledger(budgets.gateway)
+        self._peak = 0
+        self._trimming: asyncio.Future[None] | None = None
 
     def upload_cost(self, request: web.BaseRequest) -> int:
         if not request.body_exists:
@@ -130,6 +146,7 @@ class Admission:
                 retry_after=RETRY_AFTER,
             )
         self._gateway.take(None, upload)
+        self._peak = max(self._peak, self._gateway.upload_bytes[None])
         if principal is not None:
             self._principals.take(principal, upload)
         self._addresses.take(address, upload)
@@ -139,6 +156,22 @@ class Admission:
         if principal is not None:
             self._principals.give_back(principal, upload)
         self._addresses.give_back(address, upload)
+        if upload and not self._gateway.upload_bytes[None] and self._peak >= TRIM_AFTER:
+            self._peak = 0
+            if self._trimming is None or self._trimming.done():
+                # Later, not now: the request's last buffers (node streams closing,
+                # shares being deleted) are freed just after its handler returns.
+                self._trimming = asyncio.ensure_future(_trim_soon())
+
+
+async def _trim_soon() -> None:
+    # A failed upload's exception and traceback hold its frames, and the frames its
+    # block buffers: a reference cycle that only a full collection frees. Connections
+    # and node streams close over the next seconds, so look again a few times.
+    for delay in TRIM_DELAYS:
+        await asyncio.sleep(delay)
+        gc.collect()
+        await run_io(trim_malloc)
 
 
 ADMISSION = web.AppKey("admission", Admission)
