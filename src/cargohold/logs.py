@@ -22,7 +22,7 @@ import re
 import sys
 import uuid
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 LogFormat = Literal["text", "json"]
 
@@ -47,11 +47,18 @@ def new_request_id(given: str | None = None) -> str:
     return uuid.uuid4().hex
 
 
-class _RequestIdFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "request_id"):
-            record.request_id = request_id.get()
-        return True
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _base_factory(*args, **kwargs)
+    record.request_id = request_id.get()
+    return record
+
+
+def install_request_ids() -> None:
+    """Stamp every log record, whichever handler gets it, with the current request id."""
+    logging.setLogRecordFactory(_record_with_request_id)
 
 
 class JsonFormatter(logging.Formatter):
@@ -74,8 +81,8 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(fmt: LogFormat = "text", level: int = logging.INFO) -> None:
     """Send every logger's records to stderr in ``fmt``, replacing earlier handlers."""
+    install_request_ids()
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_RequestIdFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):

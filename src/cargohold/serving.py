@@ -31,8 +31,6 @@ from cargohold.problems import Handler, problem
 log = logging.getLogger(__name__)
 
 GUARD = web.AppKey("connection_guard", ConnectionGuard)
-#: Request key holding the request's id (also in ``logs.request_id`` while it runs).
-REQUEST_ID = "request_id"
 #: nginx's status for "the client went away before the answer was complete" (never sent).
 CLIENT_CLOSED = 499
 
@@ -116,6 +114,7 @@ async def serve_until_stopped(
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     print(f"{role} listening on {url}", flush=True)
+    log.info("%s listening on %s", role, url)
     try:
         if on_ready is not None:
             await on_ready(url)
@@ -147,14 +146,16 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     naming the request id, which aiohttp would otherwise log a second time.
     """
     rid = logs.new_request_id(request.headers.get(logs.REQUEST_ID_HEADER))
-    request[REQUEST_ID] = rid
     token = logs.request_id.set(rid)
     guard = request.app.get(GUARD)
     connection = guard.of(request) if guard is not None else None
     if connection is not None:
         connection.request_started(request)
     try:
-        return await handler(request)
+        response = await handler(request)
+        if not response.prepared:  # prepared ones got it from add_request_id
+            response.headers[logs.REQUEST_ID_HEADER] = rid
+        return response
     except (web.HTTPException, asyncio.CancelledError):
         raise
     except (ConnectionError, web.RequestPayloadError) as exc:
@@ -170,7 +171,9 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
             return web.Response(status=CLIENT_CLOSED)
         if isinstance(exc, web.RequestPayloadError):
             detail = f"request body could not be read: {exc}"
-            return problem(400, "incomplete_body", "Incomplete body", detail)
+            answer = problem(400, "incomplete_body", "Incomplete body", detail)
+            answer.headers[logs.REQUEST_ID_HEADER] = rid
+            return answer
         return _internal_error(request, rid)
     except Exception:
         return _internal_error(request, rid)
@@ -194,20 +197,22 @@ def _internal_error(request: web.BaseRequest, rid: str) -> web.StreamResponse:
         if request.transport is not None:
             request.transport.abort()
         return web.Response(status=500)
-    return problem(
+    answer = problem(
         500,
         "internal_error",
         "Internal server error",
         f"the server failed to answer; the operators can find it by request id {rid}",
         request_id=rid,
     )
+    answer.headers[logs.REQUEST_ID_HEADER] = rid
+    return answer
 
 
 async def add_request_id(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: every answer names its request id."""
-    rid = request.get(REQUEST_ID)
-    if rid is not None:
-        response.headers[logs.REQUEST_ID_HEADER] = rid
+    """``on_response_prepare``: a response a handler streams names its request id too."""
+    rid = logs.request_id.get()
+    if rid != logs.NO_REQUEST:
+        response.headers.setdefault(logs.REQUEST_ID_HEADER, rid)
 
 
 def serve_requests(app: web.Application) -> None:

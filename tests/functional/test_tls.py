@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from cargohold.testing.cluster import Cluster
@@ -34,3 +35,12 @@ def test_tls_gateway_and_nodes_round_trip_and_refuse_a_stranger(tmp_path: Path) 
             assert "certificate is not trusted" in problem["detail"]
             assert node.url in problem["detail"]
             assert len(api.get("/api/v1/nodes").json()["nodes"]) == 3
+
+        # Least exposure on disk: the store, its WAL and the nodes' data are the owner's alone.
+        store = [cluster.root / "meta.db", *cluster.root.glob("meta.db-*")]
+        assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in store} == {"0o600"}
+        for node in cluster.nodes[:3]:
+            assert stat.S_IMODE(node.data.stat().st_mode) == 0o700
+            shares = node.share_files()
+            assert shares
+            assert {stat.S_IMODE(p.stat().st_mode) for p in shares} == {0o600}

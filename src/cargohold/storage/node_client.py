@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import ssl
 from collections.abc import AsyncIterator, Iterator
@@ -59,6 +60,14 @@ def node_ssl_context(ca_file: Path | None) -> ssl.SSLContext | bool:
     return ssl.create_default_context(cafile=str(ca_file))
 
 
+def _brief(exc: BaseException) -> str:
+    """What went wrong, without the address: these details reach users, node URLs are for admins."""
+    number = getattr(exc, "errno", None)
+    if isinstance(number, int) and number in errno.errorcode:  # the strerror text may name the address
+        return f"{type(exc).__name__} ({errno.errorcode[number]})"
+    return type(exc).__name__
+
+
 def _error_classes() -> dict[str, type[CargoholdError]]:
     found: dict[str, type[CargoholdError]] = {}
     todo: list[type[CargoholdError]] = [CargoholdError]
@@ -95,7 +104,7 @@ class ShareStream:
                 f"share stream from {self._node} ended {n - len(exc.partial)} bytes early"
             ) from None
         except _TRANSPORT_ERRORS as exc:
-            raise NodeUnavailable(f"share stream from {self._node} broke: {exc!r}") from exc
+            raise NodeUnavailable(f"share stream from {self._node} broke: {_brief(exc)}") from exc
         if self._remaining is not None:
             self._remaining -= n
         return data
@@ -121,7 +130,7 @@ class ShareStream:
             try:
                 chunk = await self._response.content.read(want)
             except _TRANSPORT_ERRORS as exc:
-                raise NodeUnavailable(f"share stream from {self._node} broke: {exc!r}") from exc
+                raise NodeUnavailable(f"share stream from {self._node} broke: {_brief(exc)}") from exc
             if not chunk:
                 if self._remaining is None:
                     return
@@ -222,7 +231,7 @@ class NodeClient:
                 f" (not signed by the node CA, or not for this address): {exc.certificate_error}"
             ) from exc
         except _TRANSPORT_ERRORS as exc:
-            raise NodeUnavailable(f"{what} on {self.name} failed: {exc!r}") from exc
+            raise NodeUnavailable(f"{what} on {self.name} failed: {_brief(exc)}") from exc
 
     def _request(self, method: str, url: str, *, call: bool = False, **kwargs: Any) -> Any:
         """One request; ``call`` puts a deadline on the whole exchange (not for share streams)."""
@@ -277,7 +286,7 @@ class NodeClient:
         except _TRANSPORT_ERRORS as exc:
             if tracked.error is not None:
                 raise tracked.error from exc
-            raise NodeUnavailable(f"upload to {self.name} failed: {exc!r}") from exc
+            raise NodeUnavailable(f"upload to {self.name} failed: {_brief(exc)}") from exc
         stored = int(ack["size"])
         if size is not None and stored != size:
             raise NodeUnavailable(f"{self.name} stored {stored} of {size} bytes")
@@ -355,7 +364,7 @@ class NodeClient:
                 quarantined=bool(body["quarantined"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise NodeUnavailable(f"{self.name} sent a malformed verify report: {exc!r}") from exc
+            raise NodeUnavailable(f"{self.name} sent a malformed verify report: {_brief(exc)}") from exc
 
     async def list(self, after: str = "", limit: int = DEFAULT_LIST_LIMIT) -> list[ShareInfo]:
         """Up to ``limit`` shares with ids greater than ``after``, in id order (one request)."""
@@ -371,7 +380,7 @@ class NodeClient:
         try:
             return [ShareInfo(str(s["share_id"]), int(s["size"]), float(s["mtime"])) for s in body["shares"]]
         except (KeyError, TypeError, ValueError) as exc:
-            raise NodeUnavailable(f"{self.name} sent a malformed listing: {exc!r}") from exc
+            raise NodeUnavailable(f"{self.name} sent a malformed listing: {_brief(exc)}") from exc
 
 
 if TYPE_CHECKING:

@@ -28,6 +28,7 @@ async def run_worker(settings: Settings, *, once: bool, kinds: tuple[str, ...]) 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, work.cancel)
         print("worker running", flush=True)
+        log.info("worker running: %s", ", ".join(kinds))
         with contextlib.suppress(asyncio.CancelledError):
             await work
         print("worker stopping", file=sys.stderr, flush=True)
