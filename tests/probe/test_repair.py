@@ -165,3 +165,26 @@ def test_writes_with_two_of_eight_nodes_down_are_completed_by_repair(cluster: Cl
         assert all(state == "ok" and node is not None for _, node, state in shares)
         assert len({node for _, node, _ in shares}) == 7
         assert api.get("/api/v1/buckets/heal/objects/degraded").content == data
+
+
+def test_write_made_while_a_node_was_down_gets_its_missing_share_rebuilt(tmp_path: Path) -> None:
+    """The node dies before any probe notices: the write finds out, records the share missing."""
+    unnoticed = {**FAST, "CARGOHOLD_HEALTH_INTERVAL": "3600", "CARGOHOLD_NODE_LOST_AFTER": "3600"}
+    with Cluster(tmp_path / "c", env=unnoticed) as cluster, cluster.client() as api:
+        api.put("/api/v1/buckets/heal")
+        data = sample(SIZE, seed=400)
+        for _ in range(4):  # until a write picks the dead node (it cannot tell it is dead)
+            victim = cluster.nodes[0]
+            if victim.process is not None:
+                cluster.stop_node(victim, kill=True)
+            reply = api.put("/api/v1/buckets/heal/objects/while-down", content=data)
+            assert reply.status_code == 201, reply.text
+            missing = cluster.query(
+                "SELECT part_id, share_index, node_id FROM part_shares WHERE state = 'missing'"
+            )
+            if missing:
+                break
+        assert [node for _, _, node in missing] == [victim.node_id]
+        cluster.run_worker_once("repair")
+        _assert_whole(cluster, dead={victim.node_id})
+        assert api.get("/api/v1/buckets/heal/objects/while-down").content == data
