@@ -15,6 +15,8 @@ in a directory on the same disk as the baseline, then measures:
 
 Every figure is also printed as a ratio to the baseline it compares with.
 Usage: python bench/run.py [--size-mib 1024] [--repeat 3] [--ops 4000] [--dir PATH]
+       python bench/run.py --healing [--heal-gib 12] [--rebalance-gib 4]  (bench/healing.py:
+       rebuild, GET under repair, scrub and rebalance instead of the figures above; ~10 min)
 """
 
 from __future__ import annotations
@@ -186,11 +188,31 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rss-gib", type=int, default=0, help="also PUT N GiB and report peak RSS")
     parser.add_argument("--dir", type=Path, default=Path.cwd() / ".bench", help="work dir (same disk)")
+    healing = parser.add_argument_group("healing (bench/healing.py)")
+    healing.add_argument("--healing", action="store_true", help="run only the healing figures")
+    healing.add_argument("--heal-gib", type=int, default=12, help="data written before a node is lost")
+    healing.add_argument("--rebalance-gib", type=int, default=4, help="data on 8 nodes before 4 are added")
     args = parser.parse_args()
 
     args.dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(dir=args.dir))
     size = args.size_mib * 1024 * 1024
+    if args.healing:
+        try:
+            dd_write, dd_read = dd_baseline(workdir, args.size_mib)
+            import healing as healing_bench  # imports this module: only when asked for
+
+            started = time.perf_counter()
+            figures = healing_bench.bench(workdir, args, dd_write, dd_read)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        runs = ", ".join(f"{name} {[round(r) for r in rates]}" for name, rates in figures.runs.items())
+        print_table(
+            f"cargohold healing bench ({time.perf_counter() - started:.0f} s; "
+            f"GETs median of {args.repeat}; runs: {runs})",
+            [*baseline_rows(dd_write, dd_read), *figures.rows],
+        )
+        return
     try:
         dd_write, dd_read = dd_baseline(workdir, args.size_mib)
         source = workdir / "source.bin"
@@ -239,8 +261,7 @@ def main() -> None:
 
     put, get = statistics.median(puts), statistics.median(gets)
     rows = [
-        ("dd write (fdatasync)", f"{dd_write:8.0f} MB/s", "1.00 x dd write"),
-        ("dd read (O_DIRECT)", f"{dd_read:8.0f} MB/s", "1.00 x dd read"),
+        *baseline_rows(dd_write, dd_read),
         (
             f"PUT {args.size_mib} MiB (ec:5+2, 8 nodes)",
             f"{put:8.0f} MB/s",
@@ -285,10 +306,22 @@ def main() -> None:
             )
         )
     rows.append(("sign-ins (argon2id), 4 at a time", f"{logins:8.1f} /s", ""))
-    print(
-        f"\ncargohold bench (median of {args.repeat}; runs: PUT {[round(p) for p in puts]}, "
-        f"GET {[round(g) for g in gets]})"
+    print_table(
+        f"cargohold bench (median of {args.repeat}; runs: PUT {[round(p) for p in puts]}, "
+        f"GET {[round(g) for g in gets]})",
+        rows,
     )
+
+
+def baseline_rows(dd_write: float, dd_read: float) -> list[tuple[str, str, str]]:
+    return [
+        ("dd write (fdatasync)", f"{dd_write:8.0f} MB/s", "1.00 x dd write"),
+        ("dd read (O_DIRECT)", f"{dd_read:8.0f} MB/s", "1.00 x dd read"),
+    ]
+
+
+def print_table(title: str, rows: list[tuple[str, str, str]]) -> None:
+    print(f"\n{title}")
     width = max(len(r[0]) for r in rows)
     for name, value, ratio in rows:
         print(f"  {name:<{width}}  {value:>15}  {ratio}")

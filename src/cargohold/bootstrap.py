@@ -1,8 +1,9 @@
 """The composition root: the one place that names the concrete classes of every role.
 
 ``open_core`` builds what the gateway, the worker and the tests share — the
-metadata store, the HTTP session towards the nodes, the node registry and the
-services over them — and tears it down in order. The gateway adds its HTTP
+metadata store, the HTTP sessions towards the nodes (one for data, one for
+health probes; both verify https:// nodes against ``node_ca_file``), the
+node registry and the services over them — and tears it down in order. The gateway adds its HTTP
 surface on top (``api/app.py``), the worker its job handlers
 (``workers/role.py``); neither builds a service of its own.
 """
@@ -27,6 +28,7 @@ from cargohold.service.objects import ObjectService
 from cargohold.service.quota import QuotaService
 from cargohold.service.tokens import TokenSigner, signing_key
 from cargohold.service.uploads import UploadService
+from cargohold.storage.node_client import node_ssl_context
 from cargohold.workers.limits import LimitsStore, WorkerLimits
 
 
@@ -56,11 +58,18 @@ async def open_core(settings: Settings, *, monitor_nodes: bool = True) -> AsyncI
         raise ValueError("the cluster secret nodes were started with is needed")
     codec_for(Layout.parse(settings.layout))
     db = await Database.open(settings.db_url)
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=60)
+    tls = node_ssl_context(settings.node_ca_file)
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=60, ssl=tls)
     session = aiohttp.ClientSession(
         connector=connector,
         read_bufsize=4 << 20,
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=settings.node_timeout),
+    )
+    # Health probes get connections of their own: however many transfers hold the
+    # data connections, a probe never queues behind them and a busy node is not called down.
+    probe_session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=64, limit_per_host=2, keepalive_timeout=60, ssl=tls),
+        timeout=aiohttp.ClientTimeout(total=settings.node_timeout),
     )
     nodes = NodeRegistry(
         db,
@@ -68,6 +77,7 @@ async def open_core(settings: Settings, *, monitor_nodes: bool = True) -> AsyncI
         settings.cluster_secret,
         timeout=settings.node_timeout,
         probe_interval=settings.health_interval,
+        probe_session=probe_session,
     )
     cache = settings.auth_cache_seconds
     buckets = BucketService(db, settings.layout, cache_seconds=cache)
@@ -100,4 +110,5 @@ async def open_core(settings: Settings, *, monitor_nodes: bool = True) -> AsyncI
         await nodes.stop()
         await objects.drain()
         await session.close()
+        await probe_session.close()
         await db.close()

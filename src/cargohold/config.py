@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -93,6 +93,53 @@ class Settings(BaseSettings):
         30.0,
         gt=0,
         description="Seconds between checks for lost nodes, fill spread and scrubs due",
+    )
+    # -- connections, fairness and exposure (every role) -----------------------
+    header_timeout: float = Field(
+        30.0, gt=0, description="Seconds from a request's first byte until its headers must be complete"
+    )
+    keepalive_timeout: float = Field(
+        75.0, gt=0, description="Seconds an idle connection is kept open waiting for its next request"
+    )
+    body_idle_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a request body (or a response the client stops reading) may stall before the"
+        " request is cut",
+    )
+    body_min_rate: int = Field(
+        1024,
+        ge=0,
+        description="Bytes/s a request body must average over each body_idle_timeout window (0: no minimum)",
+    )
+    node_body_idle_timeout: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds a node waits for the next byte of a share (gateways send whole blocks)",
+    )
+    max_requests: int = Field(4096, ge=1, description="Requests a gateway serves at once (503 beyond)")
+    max_requests_per_principal: int = Field(
+        64, ge=1, description="Requests one user may have in progress on a gateway (429 beyond)"
+    )
+    max_requests_per_address: int = Field(
+        256, ge=1, description="Requests one client address may have in progress on a gateway (429 beyond)"
+    )
+    max_upload_bytes: int = Field(
+        2 * 1024**3, ge=1, description="Upload bytes a gateway holds in flight at once (503 beyond)"
+    )
+    max_upload_bytes_per_principal: int = Field(
+        256 * 1024**2, ge=1, description="Upload bytes one user may have in flight on a gateway (429 beyond)"
+    )
+    max_upload_bytes_per_address: int = Field(
+        512 * 1024**2,
+        ge=1,
+        description="Upload bytes one client address may have in flight on a gateway (429 beyond)",
+    )
+    log_format: Literal["text", "json"] = Field("text", description="Log lines as text or as JSON objects")
+    tls_cert: Path | None = Field(None, description="PEM certificate (chain) this gateway or node serves")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
+    node_ca_file: Path | None = Field(
+        None, description="PEM CA bundle that https:// node certificates must chain to (default: system CAs)"
     )
 
     @classmethod

@@ -104,6 +104,22 @@ class TooManyAttempts(CargoholdError):
     title = "Too many failed attempts"
 
 
+class SlowDown(CargoholdError):
+    """A user or client address has its fair share of the gateway in progress: retry after ``retry_after``."""
+
+    code = "slow_down"
+    status = 429
+    title = "Slow down"
+
+
+class GatewayBusy(CargoholdError):
+    """The gateway as a whole is at its limit of requests or upload bytes: retry after ``retry_after``."""
+
+    code = "gateway_busy"
+    status = 503
+    title = "Gateway busy"
+
+
 class NotFound(CargoholdError):
     code = "not_found"
     status = 404
@@ -215,6 +231,14 @@ class NodeUnavailable(CargoholdError):
     code = "node_unavailable"
     status = 503
     title = "Storage node unavailable"
+
+
+class NodeUntrusted(NodeUnavailable):
+    """A node's TLS certificate does not chain to the CA gateways are told to trust."""
+
+    code = "node_untrusted"
+    status = 502
+    title = "Node certificate not trusted"
 
 
 class ShareCorrupt(CargoholdError):

@@ -64,7 +64,7 @@ def from_error(error: CargoholdError) -> web.Response:
         response.headers["Content-Range"] = f"bytes */{error.extra['size']}"
     if isinstance(error, Unauthorized):
         response.headers["WWW-Authenticate"] = error.challenge
-    if error.status == 429 and "retry_after" in error.extra:
+    if error.status in (429, 503) and "retry_after" in error.extra:
         response.headers["Retry-After"] = str(error.extra["retry_after"])
     if error.extra.get("delete_marker") is True:  # a HEAD has no body to say so
         response.headers["x-delete-marker"] = "true"

@@ -14,6 +14,7 @@ from cargohold.api.auth import AUTH, auth_middleware
 from cargohold.api.context import SERVICES, Services
 from cargohold.api.history import history_middleware
 from cargohold.api.inputs import path_middleware
+from cargohold.api.limits import ADMISSION, Admission, Budgets, limits_middleware
 from cargohold.api.routes import ALL_ROUTES
 from cargohold.bootstrap import open_core
 from cargohold.concurrency import tune_malloc
@@ -27,6 +28,7 @@ from cargohold.service.namespaces import NamespaceService
 from cargohold.service.sessions import SessionService
 from cargohold.service.share_links import ShareLinkService, cookie_key
 from cargohold.service.throttle import Throttle
+from cargohold.serving import request_middleware, serve_requests
 from cargohold.workers.base import Periodic
 from cargohold.workers.gc import GarbageCollector
 from cargohold.workers.jobs import JobRunner
@@ -41,17 +43,22 @@ def build_gateway(settings: Settings) -> web.Application:
     if not settings.cluster_secret:
         raise ValueError("the gateway needs the cluster secret nodes were started with")
     tune_malloc()
-    # History outermost: it records the status clients got, 401s and problem bodies included.
+    # Request ids and fault logging wrap everything; history next: it records the status
+    # clients got, 401s and problem bodies included. Limits need the principal: after auth.
     app = web.Application(
         middlewares=[
+            request_middleware,
             history_middleware(ALL_ROUTES),
             problem_middleware,
             tus.tus_middleware,
             error_code_middleware,
             path_middleware,
             auth_middleware,
+            limits_middleware,
         ]
     )
+    serve_requests(app)
+    app[ADMISSION] = Admission(Budgets.from_settings(settings))
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     app.cleanup_ctx.append(lambda app: _lifecycle(app, settings))

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,46 @@ import typer
 from cargohold.config import Settings, load_settings
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file")]
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+LogFormatOpt = Annotated[
+    LogFormat | None,
+    typer.Option("--log-format", help="Log lines as text or JSON objects (or CARGOHOLD_LOG_FORMAT)"),
+]
+TlsCertOpt = Annotated[
+    Path | None, typer.Option("--tls-cert", help="Serve HTTPS with this PEM certificate (chain)")
+]
+TlsKeyOpt = Annotated[Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert")]
+TlsCaOpt = Annotated[
+    Path | None,
+    typer.Option("--tls-ca", help="PEM CA that https:// node certificates must chain to (node_ca_file)"),
+]
+
+
+def _log_format(given: LogFormat | None) -> str | None:
+    return given.value if given is not None else None
+
+
+def _start_role(settings: Settings) -> None:
+    """What every server role does first: owner-only files, and logging as configured."""
+    from cargohold.logs import configure_logging
+
+    os.umask(0o077)
+    configure_logging(settings.log_format)
+
+
+def _server_tls(settings: Settings):  # type: ignore[no-untyped-def]
+    from cargohold.serving import server_ssl_context
+
+    try:
+        return server_ssl_context(settings.tls_cert, settings.tls_key)
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--tls-cert/--tls-key") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -31,7 +72,7 @@ def cluster_secret(data_dir: Path, given: str | None) -> str:
     path = data_dir / "cluster.secret"
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -45,13 +86,28 @@ def up(
     port: Annotated[int | None, typer.Option(help="Gateway port [default: 8080]")] = None,
     nodes: Annotated[int | None, typer.Option(help="Storage nodes to run [default: 8]")] = None,
     layout: Annotated[str | None, typer.Option(help="Default layout [default: ec:5+2]")] = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    log_format: LogFormatOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     from cargohold.cli.up import run_up
 
-    settings = load_settings(config, data_dir=data_dir, host=host, port=port, nodes=nodes, layout=layout)
+    settings = load_settings(
+        config,
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        nodes=nodes,
+        layout=layout,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        log_format=_log_format(log_format),
+    )
+    _start_role(settings)
+    tls = _server_tls(settings)
     settings.cluster_secret = cluster_secret(settings.data_dir, settings.cluster_secret)
-    _run(run_up(settings))
+    _run(run_up(settings, tls))
 
 
 def gateway(
@@ -65,10 +121,14 @@ def gateway(
     layout: Annotated[str | None, typer.Option(help="Default layout for new buckets")] = None,
     zone: Annotated[str | None, typer.Option(help="Zone of this gateway")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Directory for the default SQLite store")] = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    tls_ca: TlsCaOpt = None,
+    log_format: LogFormatOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     from cargohold.api.app import BOOTSTRAP, build_gateway
-    from cargohold.serving import serve_until_stopped
+    from cargohold.serving import deadlines_for, serve_until_stopped
 
     settings = load_settings(
         config,
@@ -79,9 +139,15 @@ def gateway(
         layout=layout,
         zone=zone,
         data_dir=data_dir,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        node_ca_file=tls_ca,
+        log_format=_log_format(log_format),
     )
     if not settings.cluster_secret:
         raise typer.BadParameter("give --secret or CARGOHOLD_CLUSTER_SECRET", param_hint="--secret")
+    _start_role(settings)
+    tls = _server_tls(settings)
     app = build_gateway(settings)
 
     async def announce(url: str) -> None:
@@ -91,7 +157,17 @@ def gateway(
         if bootstrap.token:
             print(f"admin key: {bootstrap.token}", flush=True)
 
-    _run(serve_until_stopped(app, settings.host, settings.port, "gateway", announce))
+    _run(
+        serve_until_stopped(
+            app,
+            settings.host,
+            settings.port,
+            "gateway",
+            announce,
+            deadlines=deadlines_for(settings, "gateway"),
+            ssl_context=tls,
+        )
+    )
 
 
 def node(
@@ -101,14 +177,32 @@ def node(
     zone: Annotated[str, typer.Option(help="Zone this node is in")] = "default",
     capacity: Annotated[int | None, typer.Option(help="Bytes this node may use [default: its disk]")] = None,
     secret: Annotated[str | None, typer.Option(help="Cluster secret (or CARGOHOLD_CLUSTER_SECRET)")] = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    log_format: LogFormatOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
+    from cargohold.serving import deadlines_for
     from cargohold.storage.node_app import run_node
 
-    secret = secret or Settings().cluster_secret
-    if not secret:
+    settings = load_settings(
+        config, cluster_secret=secret, tls_cert=tls_cert, tls_key=tls_key, log_format=_log_format(log_format)
+    )
+    if not settings.cluster_secret:
         raise typer.BadParameter("give --secret or CARGOHOLD_CLUSTER_SECRET", param_hint="--secret")
+    _start_role(settings)
+    tls = _server_tls(settings)
     with contextlib.suppress(KeyboardInterrupt):
-        run_node(data, host, port, zone, capacity, secret)
+        run_node(
+            data,
+            host,
+            port,
+            zone,
+            capacity,
+            settings.cluster_secret,
+            deadlines=deadlines_for(settings, "node"),
+            ssl_context=tls,
+        )
 
 
 WORK_KINDS = ("repair", "scrub", "rebalance", "drain", "gc")
@@ -132,6 +226,8 @@ def worker(
             metavar="KIND",
         ),
     ] = None,
+    tls_ca: TlsCaOpt = None,
+    log_format: LogFormatOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Any number of workers may run beside any number of gateways; each job runs once."""
@@ -142,9 +238,17 @@ def worker(
         raise typer.BadParameter(
             "--kind needs --once (a running worker does every kind)", param_hint="--kind"
         )
-    settings = load_settings(config, db=db, cluster_secret=secret, data_dir=data_dir)
+    settings = load_settings(
+        config,
+        db=db,
+        cluster_secret=secret,
+        data_dir=data_dir,
+        node_ca_file=tls_ca,
+        log_format=_log_format(log_format),
+    )
     if not settings.cluster_secret:
         raise typer.BadParameter("give --secret or CARGOHOLD_CLUSTER_SECRET", param_hint="--secret")
+    _start_role(settings)
     from cargohold.workers.main import run_worker
 
     _run(run_worker(settings, once=once, kinds=tuple(kind or WORK_KINDS)))

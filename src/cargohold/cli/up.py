@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import sys
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from cargohold.cli.children import node_command
 from cargohold.cli.clientconfig import write_client_config
 from cargohold.cli.supervisor import ChildSpec, Supervisor
 from cargohold.config import Settings
-from cargohold.serving import serve_until_stopped
+from cargohold.serving import deadlines_for, serve_until_stopped
 
 
 def _remembered_port(data: Path) -> int:
@@ -33,11 +34,13 @@ def _remembered_port(data: Path) -> int:
     return int(path.read_text()) if path.exists() else 0
 
 
-def node_spec(number: int, data: Path, secret: str, zone: str = "default") -> ChildSpec:
+def node_spec(
+    number: int, data: Path, secret: str, zone: str = "default", log_format: str = "text"
+) -> ChildSpec:
     """Node ``number`` under ``data``: started on its remembered port, which it keeps across restarts."""
 
     def command() -> list[str]:
-        data.mkdir(parents=True, exist_ok=True)
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
         return node_command(data, _remembered_port(data), zone)
 
     def ready(line: str) -> str:
@@ -49,7 +52,7 @@ def node_spec(number: int, data: Path, secret: str, zone: str = "default") -> Ch
         f"node {number}",
         command,
         " listening on ",
-        env={**os.environ, "CARGOHOLD_CLUSTER_SECRET": secret},
+        env={**os.environ, "CARGOHOLD_CLUSTER_SECRET": secret, "CARGOHOLD_LOG_FORMAT": log_format},
         on_ready=ready,
     )
 
@@ -64,18 +67,23 @@ def worker_spec(settings: Settings, secret: str) -> ChildSpec:
         "worker",
         lambda: [sys.executable, "-m", "cargohold", "worker", "--db", settings.db_url],
         "worker running",
-        env={**os.environ, "CARGOHOLD_CLUSTER_SECRET": secret},
+        env={**os.environ, "CARGOHOLD_CLUSTER_SECRET": secret, "CARGOHOLD_LOG_FORMAT": settings.log_format},
     )
 
 
-async def run_up(settings: Settings) -> None:
+async def run_up(settings: Settings, tls: ssl.SSLContext | None = None) -> None:
+    """Nodes listen on loopback only and speak plain HTTP; ``tls`` serves the gateway over HTTPS."""
     data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # the metadata, the cluster secret and every share live below
     secret = settings.cluster_secret or ""
     supervisor = Supervisor()
     try:
         nodes = await asyncio.gather(
             *(
-                supervisor.start(node_spec(n, data_dir / "nodes" / str(n), secret))
+                supervisor.start(
+                    node_spec(n, data_dir / "nodes" / str(n), secret, log_format=settings.log_format)
+                )
                 for n in range(1, settings.nodes + 1)
             )
         )
@@ -112,6 +120,14 @@ async def run_up(settings: Settings) -> None:
         print("API docs: " + url + "/docs   stop with Ctrl-C", flush=True)
 
     try:
-        await serve_until_stopped(app, settings.host, settings.port, "gateway", ready)
+        await serve_until_stopped(
+            app,
+            settings.host,
+            settings.port,
+            "gateway",
+            ready,
+            deadlines=deadlines_for(settings, "gateway"),
+            ssl_context=tls,
+        )
     finally:
         await supervisor.stop()

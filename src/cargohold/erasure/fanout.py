@@ -30,6 +30,11 @@ class ShareOutcome:
     error: str | None = None
 
 
+def _public(outcomes: Sequence[ShareOutcome]) -> list[str]:
+    """Why shares failed, as users may see it: the error kind, not a node's address or free space."""
+    return [f"share {o.index}: {o.error.split(':', 1)[0]}" for o in outcomes if o.error]
+
+
 class Fanout:
     """Streams frame after frame to ``len(writers)`` shares in parallel."""
 
@@ -69,7 +74,7 @@ class Fanout:
 
     def _check_quorum(self) -> None:
         if self.live < self._quorum:
-            errors = [o.error for o in self._outcomes if o.error]
+            errors = _public(self._outcomes)
             raise WriteQuorumFailed(
                 f"only {self.live} of {len(self._queues)} shares writable, {self._quorum} needed",
                 errors=errors,
@@ -114,7 +119,7 @@ class Fanout:
         if stored < self._quorum:
             raise WriteQuorumFailed(
                 f"{stored} of {len(self._queues)} shares acknowledged, {self._quorum} needed",
-                errors=[o.error for o in self._outcomes if o.error],
+                errors=_public(self._outcomes),
             )
         return list(self._outcomes)
 

@@ -37,7 +37,9 @@ fail with SQLITE_BUSY without waiting on ``busy_timeout``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -93,6 +95,21 @@ def _sqlite_on_begin(conn: Any) -> None:
         conn.exec_driver_sql(begin)
 
 
+def _owner_only(database: Path) -> None:
+    """Create the SQLite file readable by its owner alone, and tighten one created looser.
+
+    SQLite gives the ``-wal`` and ``-shm`` files the mode of the database
+    file, so creating that one 0600 covers all three; the chmod also mends
+    stores created before this rule.
+    """
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+
+
 def make_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
     """Create an async engine with the connection settings the store relies on.
 
@@ -105,7 +122,7 @@ def make_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
         database = parsed.database or ""
         if database in ("", ":memory:") or "mode=memory" in str(parsed):
             raise ValueError("the metadata store needs a SQLite file, not an in-memory database")
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _owner_only(Path(database).expanduser())
         engine = create_async_engine(parsed, **engine_kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)

@@ -22,7 +22,7 @@ import aiohttp
 
 from cargohold.domain.model import NodeRecord
 from cargohold.domain.placement import Candidate, choose_nodes
-from cargohold.errors import CargoholdError, NodeUnavailable
+from cargohold.errors import CargoholdError, NodeUnavailable, NodeUntrusted
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.storage.node_client import NodeClient
@@ -39,9 +39,13 @@ class NodeRegistry:
         *,
         timeout: float,
         probe_interval: float,
+        probe_session: aiohttp.ClientSession | None = None,
     ) -> None:
         self._db = db
         self._session = session
+        #: Health checks use their own connections (never queued behind transfers).
+        self._probe_session = probe_session or session
+        self._probe_clients: dict[int, NodeClient] = {}
         self._secret = secret
         self._timeout = timeout
         self._interval = probe_interval
@@ -70,15 +74,28 @@ class NodeRegistry:
         if node is None:
             raise NodeUnavailable(f"node {node_id} is not registered")
         if client is None or client.base_url != node.url:
-            client = NodeClient(self._session, node.url, self._secret, timeout=self._timeout)
+            client = self._client(self._session, node)
             self._clients[node_id] = client
+        return client
+
+    def _client(self, session: aiohttp.ClientSession, node: NodeRecord) -> NodeClient:
+        # Named by id: node URLs are for admins, and error details reach every user.
+        return NodeClient(session, node.url, self._secret, timeout=self._timeout, name=f"node {node.id}")
+
+    def _probe_client(self, node: NodeRecord) -> NodeClient:
+        client = self._probe_clients.get(node.id)
+        if client is None or client.base_url != node.url:
+            client = self._client(self._probe_session, node)
+            self._probe_clients[node.id] = client
         return client
 
     async def add(self, url: str, zone: str) -> NodeRecord:
         """Register a node after checking it answers with our cluster secret."""
-        probe = NodeClient(self._session, url.rstrip("/"), self._secret, timeout=self._timeout)
+        probe = NodeClient(self._probe_session, url.rstrip("/"), self._secret, timeout=self._timeout)
         try:
             health = await probe.health()
+        except NodeUntrusted as exc:
+            raise NodeUntrusted(f"node at {url} was refused: {exc.detail}") from exc
         except CargoholdError as exc:
             raise NodeUnavailable(f"node at {url} did not answer its health check: {exc.detail}") from exc
         node = await self._db.write(lambda conn: repo.add_node(conn, url.rstrip("/"), zone))
@@ -108,12 +125,13 @@ class NodeRegistry:
         await self._db.write(lambda conn: repo.delete_node(conn, node_id))
         self._nodes.pop(node_id, None)
         self._clients.pop(node_id, None)
+        self._probe_clients.pop(node_id, None)
 
     # -- health -------------------------------------------------------------
 
     async def probe(self, node: NodeRecord) -> NodeRecord:
         try:
-            health = await asyncio.wait_for(self.client(node.id).health(), self._timeout)
+            health = await asyncio.wait_for(self._probe_client(node).health(), self._timeout)
         except (CargoholdError, OSError, TimeoutError, aiohttp.ClientError):
             health = None
         updated = await self._record_health(node, health)

@@ -14,6 +14,7 @@ import dataclasses
 import hmac
 import logging
 import os
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from aiohttp.typedefs import Handler, Middleware
 from cargohold import __version__
 from cargohold.aborts import begin
 from cargohold.concurrency import install_event_loop_policy, run_io, tune_malloc
+from cargohold.connections import Deadlines
 from cargohold.domain.ranges import parse_range
 from cargohold.errors import (
     IncompleteBody,
@@ -31,7 +33,7 @@ from cargohold.errors import (
     Unauthorized,
 )
 from cargohold.problems import problem_middleware
-from cargohold.serving import serve_until_stopped
+from cargohold.serving import request_middleware, serve_requests, serve_until_stopped
 from cargohold.storage import direct_read
 from cargohold.storage.local import LocalShareStore, validate_share_id
 from cargohold.storage.node_lock import DataDirInUse, lock_data_dir
@@ -178,10 +180,11 @@ def build_node_app(store: LocalShareStore, secret: str, zone: str) -> web.Applic
     if not secret:
         raise ValueError("a node needs a non-empty cluster secret")
     app = web.Application(
-        middlewares=[problem_middleware, _auth(secret)],
+        middlewares=[request_middleware, problem_middleware, _auth(secret)],
         # Bodies are stored verbatim (no gzip undoing) and read in big chunks.
         handler_args={"read_bufsize": READ_BUFSIZE, "auto_decompress": False},
     )
+    serve_requests(app)
     app[STORE] = store
     app[ZONE] = zone
     app.router.add_put("/v1/shares/{share_id}", put_share)
@@ -201,19 +204,34 @@ async def serve_node(
     zone: str,
     capacity: int | None,
     secret: str,
+    *,
+    deadlines: Deadlines | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Run a node until SIGTERM or SIGINT, then finish in-flight requests and return.
 
-    Prints ``node listening on http://HOST:PORT`` once the socket is bound,
-    with the real port when ``port`` is 0. Holds the data directory's lock
-    (``node_lock``) from before the store starts until it returns; raises
-    :class:`DataDirInUse` at once if another node holds it.
+    Prints ``node listening on http://HOST:PORT`` (``https://`` with
+    ``ssl_context``) once the socket is bound, with the real port when
+    ``port`` is 0. Holds the data directory's lock (``node_lock``) from
+    before the store starts until it returns; raises :class:`DataDirInUse`
+    at once if another node holds it. The data directory is the owner's
+    alone (0700), and so is every file the node creates.
     """
+    os.umask(0o077)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
     lock = lock_data_dir(data_dir)
     try:
         store = LocalShareStore(data_dir, capacity)
         await store.start()
-        await serve_until_stopped(build_node_app(store, secret, zone), host, port, "node")
+        await serve_until_stopped(
+            build_node_app(store, secret, zone),
+            host,
+            port,
+            "node",
+            deadlines=deadlines,
+            ssl_context=ssl_context,
+        )
     finally:
         os.close(lock)
 
@@ -225,6 +243,9 @@ def run_node(
     zone: str,
     capacity: int | None,
     secret: str,
+    *,
+    deadlines: Deadlines | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Blocking entry point for ``cargohold node``: serve_node on uvloop, like the gateway.
 
@@ -236,6 +257,10 @@ def run_node(
     tune_malloc()
     install_event_loop_policy()
     try:
-        asyncio.run(serve_node(data_dir, host, port, zone, capacity, secret))
+        asyncio.run(
+            serve_node(
+                data_dir, host, port, zone, capacity, secret, deadlines=deadlines, ssl_context=ssl_context
+            )
+        )
     except DataDirInUse as exc:
         raise SystemExit(f"cargohold node: {exc}") from None

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
+import ssl
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -25,9 +28,11 @@ from cargohold.errors import (
     InsufficientStorage,
     InvalidArgument,
     NodeUnavailable,
+    NodeUntrusted,
     ShareCorrupt,
     ShareNotFound,
 )
+from cargohold.logs import NO_REQUEST, REQUEST_ID_HEADER, request_id
 from cargohold.problems import PROBLEM_JSON
 from cargohold.storage import frames
 from cargohold.storage.local import validate_share_id
@@ -43,6 +48,24 @@ DOWNLOAD_BUFSIZE = 1024 * 1024
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
+
+
+def node_ssl_context(ca_file: Path | None) -> ssl.SSLContext | bool:
+    """How gateways and workers check https:// nodes: against ``ca_file``, else the system CAs.
+
+    (``True`` is aiohttp's "verify with the defaults"; plain http:// nodes ignore it.)
+    """
+    if ca_file is None:
+        return True
+    return ssl.create_default_context(cafile=str(ca_file))
+
+
+def _brief(exc: BaseException) -> str:
+    """What went wrong, without the address: these details reach users, node URLs are for admins."""
+    number = getattr(exc, "errno", None)
+    if isinstance(number, int) and number in errno.errorcode:  # the strerror text may name the address
+        return f"{type(exc).__name__} ({errno.errorcode[number]})"
+    return type(exc).__name__
 
 
 def _error_classes() -> dict[str, type[CargoholdError]]:
@@ -81,7 +104,7 @@ class ShareStream:
                 f"share stream from {self._node} ended {n - len(exc.partial)} bytes early"
             ) from None
         except _TRANSPORT_ERRORS as exc:
-            raise NodeUnavailable(f"share stream from {self._node} broke: {exc!r}") from exc
+            raise NodeUnavailable(f"share stream from {self._node} broke: {_brief(exc)}") from exc
         if self._remaining is not None:
             self._remaining -= n
         return data
@@ -107,7 +130,7 @@ class ShareStream:
             try:
                 chunk = await self._response.content.read(want)
             except _TRANSPORT_ERRORS as exc:
-                raise NodeUnavailable(f"share stream from {self._node} broke: {exc!r}") from exc
+                raise NodeUnavailable(f"share stream from {self._node} broke: {_brief(exc)}") from exc
             if not chunk:
                 if self._remaining is None:
                     return
@@ -177,14 +200,23 @@ class NodeClient:
     _by_code = _error_classes()
 
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, secret: str, timeout: float = 30.0
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        secret: str,
+        timeout: float = 30.0,
+        *,
+        name: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.name = self.base_url
+        #: How errors name the node ("node 3" from the registry: URLs are for admins only).
+        self.name = name or f"node {self.base_url}"
         self.timeout = timeout
         self._session = session
         self._headers = {SECRET_HEADER: secret}
         self._client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+        # Small requests (health, delete, listing) have a deadline for the whole exchange.
+        self._call_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=timeout, sock_read=timeout)
 
     def _url(self, share_id: str, suffix: str = "") -> str:
         return f"{self.base_url}/v1/shares/{validate_share_id(share_id)}{suffix}"
@@ -193,16 +225,25 @@ class NodeClient:
     def _transport(self, what: str) -> Iterator[None]:
         try:
             yield
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise NodeUntrusted(
+                f"{what} on {self.name} failed: its TLS certificate is not trusted"
+                f" (not signed by the node CA, or not for this address): {exc.certificate_error}"
+            ) from exc
         except _TRANSPORT_ERRORS as exc:
-            raise NodeUnavailable(f"{what} on node {self.base_url} failed: {exc!r}") from exc
+            raise NodeUnavailable(f"{what} on {self.name} failed: {_brief(exc)}") from exc
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> Any:
+    def _request(self, method: str, url: str, *, call: bool = False, **kwargs: Any) -> Any:
+        """One request; ``call`` puts a deadline on the whole exchange (not for share streams)."""
         headers = {**self._headers, **kwargs.pop("headers", {})}
+        rid = request_id.get()
+        if rid != NO_REQUEST:  # the node's log lines name the request that caused them
+            headers[REQUEST_ID_HEADER] = rid
         return self._session.request(
             method,
             url,
             headers=headers,
-            timeout=self._client_timeout,
+            timeout=self._call_timeout if call else self._client_timeout,
             raise_for_status=False,
             **kwargs,
         )
@@ -217,7 +258,7 @@ class NodeClient:
             if response.content_type == PROBLEM_JSON:
                 body = json.loads(raw)
                 code, detail = body.get("code"), body.get("detail", detail)
-        where = f"node {self.base_url}"
+        where = self.name
         if status == 507:
             raise InsufficientStorage(f"{where}: {detail}")
         if status == 404 and code in (None, ShareNotFound.code):
@@ -245,10 +286,10 @@ class NodeClient:
         except _TRANSPORT_ERRORS as exc:
             if tracked.error is not None:
                 raise tracked.error from exc
-            raise NodeUnavailable(f"upload to node {self.base_url} failed: {exc!r}") from exc
+            raise NodeUnavailable(f"upload to {self.name} failed: {_brief(exc)}") from exc
         stored = int(ack["size"])
         if size is not None and stored != size:
-            raise NodeUnavailable(f"node {self.base_url} stored {stored} of {size} bytes")
+            raise NodeUnavailable(f"{self.name} stored {stored} of {size} bytes")
         return stored
 
     async def open(self, share_id: str, start: int = 0, end: int | None = None) -> ShareStream:
@@ -271,22 +312,22 @@ class NodeClient:
             )
         try:
             if response.status == 416 and start == 0 and response.headers.get("Content-Range") == "bytes */0":
-                return ShareStream(response, self.base_url, empty=True)
+                return ShareStream(response, self.name, empty=True)
             if response.status == 416:
-                raise ShareCorrupt(f"share {share_id} on node {self.base_url} is shorter than byte {start}")
+                raise ShareCorrupt(f"share {share_id} on {self.name} is shorter than byte {start}")
             if response.status not in (200, 206):
                 await self._raise_for(response)
             if response.status == 200 and start != 0:
-                raise NodeUnavailable(f"node {self.base_url} ignored the Range header")
+                raise NodeUnavailable(f"{self.name} ignored the Range header")
         except BaseException:
             response.close()
             raise
-        return ShareStream(response, self.base_url)
+        return ShareStream(response, self.name)
 
     async def delete(self, share_id: str) -> bool:
         """Remove a share; False if the node did not have it."""
         with self._transport(f"DELETE share {share_id}"):
-            async with self._request("DELETE", self._url(share_id)) as response:
+            async with self._request("DELETE", self._url(share_id), call=True) as response:
                 if response.status == 204:
                     return True
                 if response.status == 404:
@@ -295,7 +336,7 @@ class NodeClient:
 
     async def _get_json(self, url: str, what: str) -> dict[str, Any]:
         with self._transport(what):
-            async with self._request("GET", url) as response:
+            async with self._request("GET", url, call=True) as response:
                 if response.status != 200:
                     await self._raise_for(response)
                 result: dict[str, Any] = await response.json()
@@ -323,21 +364,23 @@ class NodeClient:
                 quarantined=bool(body["quarantined"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise NodeUnavailable(f"node {self.base_url} sent a malformed verify report: {exc!r}") from exc
+            raise NodeUnavailable(f"{self.name} sent a malformed verify report: {_brief(exc)}") from exc
 
     async def list(self, after: str = "", limit: int = DEFAULT_LIST_LIMIT) -> list[ShareInfo]:
         """Up to ``limit`` shares with ids greater than ``after``, in id order (one request)."""
         after, limit = check_listing(after, limit)
         url = f"{self.base_url}/v1/shares"
         with self._transport("list shares"):
-            async with self._request("GET", url, params={"after": after, "limit": str(limit)}) as response:
+            async with self._request(
+                "GET", url, call=True, params={"after": after, "limit": str(limit)}
+            ) as response:
                 if response.status != 200:
                     await self._raise_for(response)
                 body = await response.json()
         try:
             return [ShareInfo(str(s["share_id"]), int(s["size"]), float(s["mtime"])) for s in body["shares"]]
         except (KeyError, TypeError, ValueError) as exc:
-            raise NodeUnavailable(f"node {self.base_url} sent a malformed listing: {exc!r}") from exc
+            raise NodeUnavailable(f"{self.name} sent a malformed listing: {_brief(exc)}") from exc
 
 
 if TYPE_CHECKING:

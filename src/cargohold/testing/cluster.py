@@ -8,16 +8,16 @@ prints once its socket is bound (never a sleep).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import select
 import signal
+import ssl
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 from sqlalchemy import text
@@ -49,6 +49,16 @@ def _wait_for_line(process: subprocess.Popen[bytes], marker: str, timeout: float
     raise RuntimeError(f"process did not print {marker!r}; output: {''.join(seen)!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """A server's certificate and key, and the CA file its clients should trust
+    (``testing/tls.py`` makes throwaway ones)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
 @dataclass
 class NodeProc:
     number: int
@@ -58,10 +68,11 @@ class NodeProc:
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     node_id: int | None = None
+    tls: TlsFiles | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def share_files(self) -> list[Path]:
         return sorted(p for p in (self.data / "shares").rglob("*") if p.is_file())
@@ -74,6 +85,10 @@ class Cluster:
     db_url: str | None = None
     layout: str = "ec:5+2"
     env: dict[str, str] = field(default_factory=dict)
+    #: Serve the gateway and the nodes over TLS with these files (nodes verified against ``tls.ca``).
+    tls: TlsFiles | None = None
+    #: Write each process's stderr (its log) to ``root/logs/<role>.log`` instead of inheriting it.
+    capture_logs: bool = False
     nodes: list[NodeProc] = field(default_factory=list)
     gateway: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
@@ -94,13 +109,45 @@ class Cluster:
         env.update(self.env)
         return env
 
-    def _spawn(self, cmd: list[str]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, env=self._env(), preexec_fn=die_with_parent)
+    def _spawn(self, cmd: list[str], log_name: str | None = None) -> subprocess.Popen[bytes]:
+        stderr = None
+        if log_name == "gateway" and self.gateway_log is not None:
+            stderr = self.gateway_log.open("ab")
+        elif self.capture_logs and log_name is not None:
+            self.log_path(log_name).parent.mkdir(parents=True, exist_ok=True)
+            stderr = self.log_path(log_name).open("ab")
+        try:
+            return subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=stderr, env=self._env(), preexec_fn=die_with_parent
+            )
+        finally:
+            if stderr is not None:
+                stderr.close()
+
+    def log_path(self, name: str) -> Path:
+        """Where ``capture_logs`` writes a process's log: "gateway", "worker" or "node-N"."""
+        return self.root / "logs" / f"{name}.log"
+
+    def log_lines(self, name: str) -> list[str]:
+        path = self.log_path(name)
+        return path.read_text(errors="replace").splitlines() if path.exists() else []
+
+    @staticmethod
+    def _tls_args(tls: TlsFiles | None) -> list[str]:
+        return ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)] if tls else []
 
     # -- nodes --------------------------------------------------------------
 
-    def add_node(self, zone: str = "default", capacity: int | None = None, register: bool = True) -> NodeProc:
-        node = NodeProc(len(self.nodes) + 1, self.root / "nodes" / str(len(self.nodes) + 1), zone, capacity)
+    def add_node(
+        self,
+        zone: str = "default",
+        capacity: int | None = None,
+        register: bool = True,
+        tls: TlsFiles | None = None,
+    ) -> NodeProc:
+        """Start (and register) one more node; ``tls`` overrides the cluster's certificate."""
+        number = len(self.nodes) + 1
+        node = NodeProc(number, self.root / "nodes" / str(number), zone, capacity, tls=tls or self.tls)
         self.nodes.append(node)
         self.start_node(node)
         if register and self.url:
@@ -109,7 +156,8 @@ class Cluster:
 
     def start_node(self, node: NodeProc) -> None:
         node.data.mkdir(parents=True, exist_ok=True)
-        node.process = self._spawn(node_command(node.data, node.port, node.zone, node.capacity))
+        command = node_command(node.data, node.port, node.zone, node.capacity) + self._tls_args(node.tls)
+        node.process = self._spawn(command, f"node-{node.number}")
         line = _wait_for_line(node.process, "listening on")
         node.port = int(line.rsplit(":", 1)[1])
 
@@ -140,11 +188,9 @@ class Cluster:
             "--layout",
             self.layout,
         ]
-        with contextlib.ExitStack() as files:
-            stderr = files.enter_context(self.gateway_log.open("ab")) if self.gateway_log else None
-            self.gateway = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=stderr, env=self._env(), preexec_fn=die_with_parent
-            )
+        if self.tls is not None:
+            cmd += [*self._tls_args(self.tls), "--tls-ca", str(self.tls.ca)]
+        self.gateway = self._spawn(cmd, "gateway")
         line = _wait_for_line(self.gateway, "gateway listening on")
         self.url = line.rsplit(" ", 1)[1]
 
@@ -168,23 +214,46 @@ class Cluster:
         return asyncio.run(run())
 
     def _worker_command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "cargohold", "worker", "--db", self.db, *args]
+        tls = ["--tls-ca", str(self.tls.ca)] if self.tls is not None else []
+        return [sys.executable, "-m", "cargohold", "worker", "--db", self.db, *tls, *args]
 
-    def run_worker_once(self, *kinds: str, timeout: float = 120.0) -> str:
-        """Run ``cargohold worker --once [--kind K ...]`` to completion; return its stdout."""
+    @staticmethod
+    def _once_args(kinds: tuple[str, ...]) -> list[str]:
         args = ["--once"]
         for kind in kinds:
             args += ["--kind", kind]
+        return args
+
+    def run_worker_once(self, *kinds: str, timeout: float = 120.0) -> str:
+        """Run ``cargohold worker --once [--kind K ...]`` to completion; return its stdout."""
         done = subprocess.run(
-            self._worker_command(*args), capture_output=True, env=self._env(), timeout=timeout, check=False
+            self._worker_command(*self._once_args(kinds)),
+            capture_output=True,
+            env=self._env(),
+            timeout=timeout,
+            check=False,
         )
         if done.returncode != 0:
             raise RuntimeError(f"worker --once failed ({done.returncode}): {done.stderr.decode()[-4000:]}")
         return done.stdout.decode()
 
+    def spawn_worker_once(self, *kinds: str, output: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+        """``worker --once`` in the background, for callers that watch it (pid, timing) while it runs.
+
+        Its stdout and log go to ``output`` (discarded without one); the caller waits for it.
+        """
+        sink = output if output is not None else subprocess.DEVNULL
+        return subprocess.Popen(
+            self._worker_command(*self._once_args(kinds)),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=self._env(),
+            preexec_fn=die_with_parent,
+        )
+
     def start_worker(self) -> None:
         """A long-running worker process, as `up` runs one."""
-        self.worker = self._spawn(self._worker_command())
+        self.worker = self._spawn(self._worker_command(), "worker")
         _wait_for_line(self.worker, "worker running")
 
     def stop_worker(self) -> None:
@@ -227,7 +296,10 @@ class Cluster:
 
     def client(self, key: str | None = ADMIN_KEY, timeout: float = 60.0) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        verify: ssl.SSLContext | bool = True
+        if self.tls is not None:
+            verify = ssl.create_default_context(cafile=str(self.tls.ca))
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=verify)
 
     def wait_for(self, predicate, timeout: float = 10.0, interval: float = 0.1) -> None:  # type: ignore[no-untyped-def]
         """Poll ``predicate`` until it is true (readiness without sleeps of fixed length)."""

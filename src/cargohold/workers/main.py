@@ -9,6 +9,7 @@ import signal
 import sys
 
 from cargohold.bootstrap import open_core
+from cargohold.concurrency import tune_malloc
 from cargohold.config import Settings
 from cargohold.workers.role import HealingWorker
 
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 async def run_worker(settings: Settings, *, once: bool, kinds: tuple[str, ...]) -> None:
     """Run until SIGINT/SIGTERM, or with ``once`` until the chosen work is done."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tune_malloc()  # repair decodes and encodes every block: keep its buffers off fresh mmaps
     async with open_core(settings, monitor_nodes=not once) as core:
         role = HealingWorker(core)
         if once:
@@ -29,6 +30,7 @@ async def run_worker(settings: Settings, *, once: bool, kinds: tuple[str, ...]) 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, work.cancel)
         print("worker running", flush=True)
+        log.info("worker running: %s", ", ".join(kinds))
         with contextlib.suppress(asyncio.CancelledError):
             await work
         print("worker stopping", file=sys.stderr, flush=True)

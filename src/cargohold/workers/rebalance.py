@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: Node figures are re-read from the nodes after this many moves.
 REPROBE_EVERY = 32
+#: Rounds of one job at most; each one after the first corrects what the last left over.
+MAX_ROUNDS = 8
 PAGE = 200
 
 
@@ -64,7 +66,25 @@ class Rebalancer:
         self.concurrency = concurrency
 
     async def handle(self, ctx: JobContext) -> None:
-        """The ``rebalance`` job: move shares until the spread is within the threshold or nothing can move."""
+        """The ``rebalance`` job: move shares until the spread is within the threshold or nothing can move.
+
+        It runs in rounds, each from fresh node figures and with every part
+        eligible again: a round's estimates drift (a re-read while moves are
+        in flight counts those moves on neither side, so nodes overshoot),
+        and a part it passed over (busy, or no target could take it then)
+        may fit now. A round that moves nothing ends the job.
+        """
+        moved = 0
+        for _ in range(MAX_ROUNDS):
+            moved_now = await self._round(ctx)
+            moved += moved_now
+            if not moved_now:
+                break
+        ctx.payload["moved"] = moved
+        await ctx.progress(force=True)
+
+    async def _round(self, ctx: JobContext) -> int:
+        """Move shares while the planner finds any; return how many moved."""
         await self._nodes.probe_all()
         fills = self._fills()
         exhausted: set[int] = set()  # sources with nothing left that may move
@@ -101,8 +121,7 @@ class Rebalancer:
                         fills.update(fresh)
 
         await asyncio.gather(*(mover() for _ in range(max(1, self.concurrency))))
-        ctx.payload["moved"] = moved
-        await ctx.progress(force=True)
+        return moved
 
     def _fills(self) -> dict[int, _Fill]:
         return {
