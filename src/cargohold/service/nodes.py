@@ -22,7 +22,7 @@ import aiohttp
 
 from cargohold.domain.model import NodeRecord
 from cargohold.domain.placement import Candidate, choose_nodes
-from cargohold.errors import CargoholdError, NodeUnavailable, NodeUntrusted
+from cargohold.errors import CargoholdError, NodeUnavailable, NodeUntrusted, NoSuchNode
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.storage.node_client import NodeClient
@@ -134,9 +134,14 @@ class NodeRegistry:
             health = await asyncio.wait_for(self._probe_client(node).health(), self._timeout)
         except (CargoholdError, OSError, TimeoutError, aiohttp.ClientError):
             health = None
-        updated = await self._record_health(node, health)
-        self._nodes[node.id] = updated
-        self._reserved[node.id] = 0
+        try:
+            updated = await self._record_health(node, health)
+        except NoSuchNode:  # removed while its probe was in flight
+            self._nodes.pop(node.id, None)
+            return node
+        if node.id in self._nodes:  # a removal that finished meanwhile must not be undone here
+            self._nodes[node.id] = updated
+            self._reserved[node.id] = 0
         return updated
 
     async def _record_health(self, node: NodeRecord, health: dict[str, Any] | None) -> NodeRecord:
