@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 BOOTSTRAP = web.AppKey("bootstrap", Bootstrap)
 
+MAX_REQUEST_LINE = 64 * 1024
+
 
 def build_gateway(settings: Settings) -> web.Application:
     """The gateway application; services start and stop with the app's lifecycle."""
@@ -55,7 +57,11 @@ def build_gateway(settings: Settings) -> web.Application:
             path_middleware,
             auth_middleware,
             limits_middleware,
-        ]
+        ],
+        # A documented request line may be long: a 1024-byte key and 1024-character prefix and
+        # cursor, each character up to 12 bytes once percent-encoded. aiohttp's 8190-byte default
+        # refused such URLs with a text/plain 400 before any of the middlewares above ran.
+        handler_args={"max_line_size": MAX_REQUEST_LINE},
     )
     serve_requests(app)
     app[ADMISSION] = Admission(Budgets.from_settings(settings))
