@@ -229,3 +229,14 @@ def test_method_override_is_ignored_outside_tus(api: httpx.Client, bucket: str) 
     )
     assert _problem(reply) == (405, "method_not_allowed")
     assert _problem(api.get(f"{API}/buckets/{bucket}/objects/ignored")) == (404, "no_such_key")
+
+
+@pytest.mark.parametrize("url", ["http://", "http://:9100", "http://node:99999", "http://node:port"])
+def test_node_urls_name_a_host_and_a_port(api: httpx.Client, url: str) -> None:
+    assert _problem(api.post(f"{API}/nodes", json={"url": url})) == (400, "invalid_argument")
+
+
+def test_a_long_documented_query_reaches_the_handlers(api: httpx.Client) -> None:
+    """A 1024-character cursor of 4-byte characters is 12 KiB once percent-encoded."""
+    reply = api.get(f"{API}/history", params={"cursor": "\U0001d4e3" * 1024})
+    assert _problem(reply) == (400, "invalid_argument")

@@ -135,7 +135,10 @@ def openapi_document() -> dict[str, Any]:
             while operation_id in seen:  # "/tus" and "/tus/" answer alike
                 operation_id += "_alias"
             seen.add(operation_id)
-            operation = {"operationId": operation_id, **_operation(route, method, params, schemas)}
+            # OPTIONS answers what the server supports whatever the path names (tus discovery).
+            any_params = [{**param, "schema": {"type": "string"}} for param in params]
+            documented = any_params if method == "OPTIONS" else params
+            operation = {"operationId": operation_id, **_operation(route, method, documented, schemas)}
             paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",
@@ -186,5 +189,7 @@ Machine-readable document: <a href="/openapi.json">/openapi.json</a>.</p>
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/openapi.json", openapi_json, "This OpenAPI document (public)", "system"),
-    Route("GET", "/docs", docs_page, "The API described as a web page (public)", "system"),
+    Route(
+        "GET", "/docs", docs_page, "The API described as a web page (public)", "system", produces="text/html"
+    ),
 )

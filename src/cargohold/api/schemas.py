@@ -15,10 +15,19 @@ answer against them.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+)
 
 from cargohold.api.inputs import INT32_MAX, INT64_MAX, MAX_FUTURE, MAX_STRING, parse_time
 from cargohold.domain.names import MAX_KEY_BYTES
@@ -77,6 +86,9 @@ BUCKET_SCHEMA = {
     "pattern": "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
     "description": "3-63 of a-z, 0-9, '.', '-', starting and ending with a letter or digit, no '..'",
 }
+#: A bucket name in a body: documented with the bucket rules, judged by ``validate_bucket``
+#: (``invalid_bucket_name``) as in a URL.
+BucketText = Annotated[str, Field(max_length=MAX_STRING), WithJsonSchema(BUCKET_SCHEMA)]
 KEY_SCHEMA = {
     "type": "string",
     "minLength": 1,
@@ -117,7 +129,7 @@ class RestoreObject(Body):
 
 class RenameObject(Body):
     to_key: KeyText
-    to_bucket: Annotated[str, Field(max_length=MAX_STRING)] | None = None
+    to_bucket: BucketText | None = None
     overwrite: bool = False
 
 
@@ -129,7 +141,7 @@ class CreateUser(Body):
 
 
 class UpdateUser(Body):
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra={"minProperties": 1})
     disabled: bool | None = None
     role: Literal["user", "admin"] | None = None
     quota_bytes: Count64 | None = None
@@ -170,12 +182,39 @@ class RevokeGrant(Body):
     user: Annotated[str, Field(pattern=USER_NAME_PATTERN)] | None = None
 
 
+_PORT = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+#: An http(s) base URL naming an ASCII host name or address and at most a port and a path.
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+#: A DNS name whose last label starts with a letter, a dotted IPv4 address or a bracketed IPv6 one.
+_HOST = f"({_LABEL}\\.)*[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?|{_OCTET}(\\.{_OCTET}){{3}}|\\[[0-9A-Fa-f:.]+\\]"
+NODE_URL_PATTERN = f"^https?://({_HOST})(:{_PORT})?(/[^?#\\s]*)?$"
+
+
+def _node_url(value: str) -> str:
+    """A base URL the gateway can dial: ``http://`` alone names no host and must not reach a probe."""
+    if not re.fullmatch(NODE_URL_PATTERN, value):
+        raise ValueError(
+            "must be http(s)://host[:port][/path]: an ASCII host name or [address], a port 1-65535"
+        )
+    return value
+
+
 class AddNode(Body):
-    url: Annotated[str, Field(max_length=255, pattern="^https?://")]
+    url: Annotated[
+        str,
+        Field(max_length=255),
+        AfterValidator(_node_url),
+        WithJsonSchema({"type": "string", "maxLength": 255, "pattern": NODE_URL_PATTERN}),
+    ]
     zone: Annotated[str, Field(max_length=64)] | None = None
 
 
 class UpdateNode(Body):
+    #: An empty change is refused (``nothing to change``), and so is one naming only unknown fields.
+    model_config = ConfigDict(
+        strict=True, extra="ignore", json_schema_extra={"minProperties": 1, "additionalProperties": False}
+    )
     enabled: bool | None = None
     active: bool | None = None
     zone: Annotated[str, Field(max_length=64)] | None = None
@@ -189,7 +228,7 @@ class WorkerSettings(Body):
 
 
 class CreateShare(Body):
-    bucket: Annotated[str, Field(min_length=1, max_length=63)]
+    bucket: BucketText
     key: KeyText | None = None
     prefix: KeyText | None = None
     password: Text | None = None
@@ -200,7 +239,7 @@ class CreateShare(Body):
 
 
 class CreateUpload(Body):
-    bucket: Text
+    bucket: BucketText
     key: KeyText
     size: Count64 | None = None
     content_type: Annotated[str, Field(max_length=255)] | None = None
