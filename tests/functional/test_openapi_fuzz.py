@@ -30,7 +30,7 @@ def small_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="open findings (17): bodies the document allows and the services refuse (empty names,"
+    reason="open findings (19): bodies the document allows and the services refuse (empty names,"
     " unknown job kinds or history actions, malformed refresh tokens, past expiry times),"
     " a node URL naming a host that does not resolve (503), tus bodies schemathesis cannot send",
 )
