@@ -11,6 +11,7 @@ read once only, since the first read reports its bad shares for repair.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -65,7 +66,12 @@ class GatewayLog:
         lines = self.new_lines()
         aborts = [line for line in lines if " aborted after " in line]
         assert len(aborts) == 1, lines
-        assert aborts[0].startswith(f"GET {path} -> {status} aborted after "), aborts
+        # "<time> WARNING cargohold.aborts [<request id>] GET <path> -> <status> aborted after …"
+        assert re.search(
+            rf" WARNING cargohold\.aborts \[[0-9a-f]{{32}}\] "
+            rf"GET {re.escape(path)} -> {status} aborted after ",
+            aborts[0],
+        ), aborts
         assert aborts[0].endswith("read_unavailable: fewer than 5 shares of a part are readable"), aborts
         assert not [line for line in lines if "Traceback" in line or "Error handling request" in line], lines
 
