@@ -107,8 +107,14 @@ def test_lost_node_is_rebuilt_by_worker_once_and_survives_two_more(any_store_clu
         assert health["parts"]["degraded"] == {"1": holders[victim.node_id]}
         cluster.run_worker_once("repair")
         _assert_whole(cluster, dead={victim.node_id})
-        listed = {n["id"]: n for n in api.get("/api/v1/nodes").json()["nodes"]}
-        assert listed[victim.node_id]["state"] == "lost"
+        assert cluster.query(f"SELECT state FROM nodes WHERE id = {victim.node_id}") == [("lost",)]
+        # The gateway sees the store's node states at its next probe.
+        cluster.wait_for(
+            lambda: (
+                {n["id"]: n["state"] for n in api.get("/api/v1/nodes").json()["nodes"]}[victim.node_id]
+                == "lost"
+            )
+        )
         health = api.get("/api/v1/health").json()
         assert health["parts"]["degraded"] == {} and health["parts"]["unreadable"] == 0
         assert health["objects"]["healthy"] == health["objects"]["total"] == 6

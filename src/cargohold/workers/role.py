@@ -152,6 +152,9 @@ class HealingWorker:
         if fill_spread(self.core.nodes.nodes()) > settings.rebalance_threshold:
             await self.healing.start_rebalance()
         schedule = await self._schedule()
+        # A new cluster's first scrub and sweep come one interval after its first worker started.
+        schedule.setdefault("scrub", now.isoformat())
+        schedule.setdefault("orphans", now.isoformat())
         if _due(schedule.get("scrub"), settings.scrub_interval, now):
             await self.healing.start_scrub()
             schedule["scrub"] = now.isoformat()
@@ -220,8 +223,9 @@ class HealingWorker:
 
 
 def _due(last: str | None, interval: float, now: datetime) -> bool:
+    """Whether ``interval`` has passed since ``last``; a schedule never started is not due yet."""
     if last is None:
-        return True
+        return False
     try:
         return now - datetime.fromisoformat(last) >= timedelta(seconds=interval)
     except ValueError:
