@@ -40,6 +40,13 @@ def _log_format(given: LogFormat | None) -> str | None:
     return given.value if given is not None else None
 
 
+def _require_secret(settings: Settings) -> str:
+    """The cluster secret a gateway, node or worker must be given (``up`` makes its own)."""
+    if not settings.cluster_secret:
+        raise typer.BadParameter("give --secret or CARGOHOLD_CLUSTER_SECRET", param_hint="--secret")
+    return settings.cluster_secret
+
+
 def _start_role(settings: Settings) -> None:
     """What every server role does first: owner-only files, and logging as configured."""
     from cargohold.logs import configure_logging
@@ -144,8 +151,7 @@ def gateway(
         node_ca_file=tls_ca,
         log_format=_log_format(log_format),
     )
-    if not settings.cluster_secret:
-        raise typer.BadParameter("give --secret or CARGOHOLD_CLUSTER_SECRET", param_hint="--secret")
+    _require_secret(settings)
     _start_role(settings)
     tls = _server_tls(settings)
     app = build_gateway(settings)
@@ -188,8 +194,7 @@ def node(
     settings = load_settings(
         config, cluster_secret=secret, tls_cert=tls_cert, tls_key=tls_key, log_format=_log_format(log_format)
     )
-    if not settings.cluster_secret:
-        raise typer.BadParameter("give --secret or CARGOHOLD_CLUSTER_SECRET", param_hint="--secret")
+    secret = _require_secret(settings)
     _start_role(settings)
     tls = _server_tls(settings)
     with contextlib.suppress(KeyboardInterrupt):
@@ -199,7 +204,7 @@ def node(
             port,
             zone,
             capacity,
-            settings.cluster_secret,
+            secret,
             deadlines=deadlines_for(settings, "node"),
             ssl_context=tls,
         )
@@ -246,8 +251,7 @@ def worker(
         node_ca_file=tls_ca,
         log_format=_log_format(log_format),
     )
-    if not settings.cluster_secret:
-        raise typer.BadParameter("give --secret or CARGOHOLD_CLUSTER_SECRET", param_hint="--secret")
+    _require_secret(settings)
     _start_role(settings)
     from cargohold.workers.main import run_worker
 
