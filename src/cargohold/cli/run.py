@@ -135,7 +135,7 @@ def gateway(
     config: ConfigOpt = None,
 ) -> None:
     from cargohold.api.app import BOOTSTRAP, build_gateway
-    from cargohold.serving import deadlines_for, serve_until_stopped
+    from cargohold.serving import serve_gateway
 
     settings = load_settings(
         config,
@@ -163,17 +163,7 @@ def gateway(
         if bootstrap.token:
             print(f"admin key: {bootstrap.token}", flush=True)
 
-    _run(
-        serve_until_stopped(
-            app,
-            settings.host,
-            settings.port,
-            "gateway",
-            announce,
-            deadlines=deadlines_for(settings, "gateway"),
-            ssl_context=tls,
-        )
-    )
+    _run(serve_gateway(app, settings, announce, tls))
 
 
 def node(
