@@ -40,8 +40,12 @@ class NodeRegistry:
         timeout: float,
         probe_interval: float,
         probe_session: aiohttp.ClientSession | None = None,
+        probe_timeout: float | None = None,
     ) -> None:
         self._db = db
+        #: A health answer is tiny: a node silent this long is down, even if a
+        #: transfer may wait ``timeout`` for it (a frozen node must not look up).
+        self._probe_timeout = min(timeout, probe_timeout) if probe_timeout else timeout
         self._session = session
         #: Health checks use their own connections (never queued behind transfers).
         self._probe_session = probe_session or session
@@ -131,7 +135,7 @@ class NodeRegistry:
 
     async def probe(self, node: NodeRecord) -> NodeRecord:
         try:
-            health = await asyncio.wait_for(self._probe_client(node).health(), self._timeout)
+            health = await asyncio.wait_for(self._probe_client(node).health(), self._probe_timeout)
         except (CargoholdError, OSError, TimeoutError, aiohttp.ClientError):
             health = None
         updated = await self._record_health(node, health)

@@ -202,6 +202,7 @@ class HealingWorker:
     async def _queue_lost_node(self, ctx: JobContext) -> None:
         """The ``lost_node`` job: queue a repair of every part the node held, most endangered first."""
         node_id = int(ctx.payload["node_id"])
+        await self.core.nodes.load()  # the store's node states, not a cache a probe behind
         nodes = {n.id: n for n in self.core.nodes.nodes()}
         while True:
             async with self.core.db.read() as conn:
