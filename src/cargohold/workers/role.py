@@ -186,7 +186,11 @@ class HealingWorker:
         return lost
 
     async def queue_degraded(self) -> int:
-        """Queue a repair for every part with a share marked missing (one queued repair per part)."""
+        """Queue a repair for every part with a share marked missing (one queued repair per part),
+        and a sweep of every lost node for parts still placed on it."""
+        for node in self.core.nodes.nodes():
+            if node.state == NODE_LOST:
+                await self._enqueue(LOST_NODE, {"node_id": node.id}, f"lost:{node.id}")
         queued = 0
         after = ""
         while True:
