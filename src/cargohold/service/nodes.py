@@ -58,13 +58,20 @@ class NodeRegistry:
         self._reserved: dict[int, int] = {}
         self._rng = random.Random()
         self._monitor: asyncio.Task[None] | None = None
+        #: Bumped by every admin change made here, so a load that read the
+        #: table before the change committed cannot put the old record back.
+        self._generation = 0
 
     # -- membership ---------------------------------------------------------
 
     async def load(self) -> None:
-        async with self._db.read() as conn:
-            nodes = await repo.list_nodes(conn)
-        self._nodes = {n.id: n for n in nodes}
+        while True:
+            generation = self._generation
+            async with self._db.read() as conn:
+                nodes = await repo.list_nodes(conn)
+            if generation == self._generation:
+                self._nodes = {n.id: n for n in nodes}
+                return
 
     def nodes(self) -> list[NodeRecord]:
         return sorted(self._nodes.values(), key=lambda n: n.id)
@@ -105,6 +112,7 @@ class NodeRegistry:
         node = await self._db.write(lambda conn: repo.add_node(conn, url.rstrip("/"), zone))
         node = await self._record_health(node, health)
         self._nodes[node.id] = node
+        self._generation += 1
         return node
 
     async def update(
@@ -122,11 +130,13 @@ class NodeRegistry:
             )
         )
         self._nodes[node.id] = node
+        self._generation += 1
         return node
 
     async def remove(self, node_id: int) -> None:
         """Forget a node that holds no shares (``NodeNotEmpty`` otherwise)."""
         await self._db.write(lambda conn: repo.delete_node(conn, node_id))
+        self._generation += 1
         self._nodes.pop(node_id, None)
         self._clients.pop(node_id, None)
         self._probe_clients.pop(node_id, None)
@@ -139,6 +149,20 @@ class NodeRegistry:
         except (CargoholdError, OSError, TimeoutError, aiohttp.ClientError):
             health = None
         updated = await self._record_health(node, health)
+        # The probe took time: an admin may have drained, disabled or removed
+        # the node meanwhile. Keep their fields and take only what the probe saw.
+        current = self._nodes.get(node.id)
+        if current is None:
+            return updated
+        updated = replace(
+            current,
+            healthy=updated.healthy,
+            capacity=updated.capacity,
+            used=updated.used,
+            free=updated.free,
+            shares=updated.shares,
+            last_seen=updated.last_seen,
+        )
         self._nodes[node.id] = updated
         self._reserved[node.id] = 0
         return updated
