@@ -78,6 +78,7 @@ async def open_core(settings: Settings, *, monitor_nodes: bool = True) -> AsyncI
         timeout=settings.node_timeout,
         probe_interval=settings.health_interval,
         probe_session=probe_session,
+        probe_timeout=settings.health_timeout,
     )
     cache = settings.auth_cache_seconds
     buckets = BucketService(db, settings.layout, cache_seconds=cache)

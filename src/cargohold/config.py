@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     )
     max_object_size: int = Field(5 * 1024**4, description="Largest single PUT accepted, in bytes")
     health_interval: float = Field(2.0, gt=0, description="Seconds between node health probes")
+    health_timeout: float = Field(5.0, gt=0, description="Seconds a node may take to answer a health probe")
     node_timeout: float = Field(30.0, gt=0, description="Seconds a node may stay silent mid-transfer")
     upload_ttl: float = Field(24 * 3600.0, gt=0, description="Seconds an idle upload session lives")
     sweep_interval: float = Field(60.0, gt=0, description="Seconds between sweeps for expired uploads")

@@ -230,3 +230,21 @@ def deadlines_for(settings: Settings, role: str) -> Deadlines:
         body_idle_timeout=settings.node_body_idle_timeout if node else settings.body_idle_timeout,
         body_min_rate=0 if node else settings.body_min_rate,
     )
+
+
+async def serve_gateway(
+    app: web.Application,
+    settings: Settings,
+    on_ready: Callable[[str], Awaitable[None]],
+    ssl_context: ssl.SSLContext | None,
+) -> None:
+    """A gateway on its configured address with its deadlines, as ``gateway`` and ``up`` run it."""
+    await serve_until_stopped(
+        app,
+        settings.host,
+        settings.port,
+        "gateway",
+        on_ready,
+        deadlines=deadlines_for(settings, "gateway"),
+        ssl_context=ssl_context,
+    )

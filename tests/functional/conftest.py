@@ -7,6 +7,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -55,20 +56,46 @@ def accounts_cluster(
         yield running
 
 
-def burst(base_url: str, addresses: list[str], send: Callable[[httpx.Client], httpx.Response]) -> list[int]:
-    """``send`` once per address, all at once (one thread and connection each): the statuses.
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one request of a :func:`burst` got: status, problem code, Retry-After."""
+
+    status: int
+    code: str | None
+    retry_after: int | None
+
+
+def burst(
+    base_url: str, addresses: list[str], send: Callable[[httpx.Client], httpx.Response]
+) -> list[Answer]:
+    """``send`` once per address, all at once (one thread and connection each).
 
     Every client connects first and then waits at a barrier, so the requests
     reach the gateway together rather than one connection set-up apart.
     """
     barrier = threading.Barrier(len(addresses))
 
-    def one(address: str) -> int:
+    def one(address: str) -> Answer:
         transport = httpx.HTTPTransport(local_address=address)
-        with httpx.Client(base_url=base_url, transport=transport, timeout=60) as client:
+        with httpx.Client(base_url=base_url, transport=transport, timeout=120) as client:
             client.get("/healthz").raise_for_status()  # the connection is open and kept
             barrier.wait()
-            return send(client).status_code
+            reply = send(client)
+        problem = reply.headers.get("content-type", "").startswith("application/problem+json")
+        retry_after = reply.headers.get("retry-after")
+        return Answer(
+            reply.status_code,
+            reply.json().get("code") if problem else None,
+            int(retry_after) if retry_after is not None else None,
+        )
 
     with ThreadPoolExecutor(len(addresses)) as pool:
         return list(pool.map(one, addresses))
+
+
+def tally(answers: list[Answer]) -> dict[tuple[int, str | None], int]:
+    """How many answers had each (status, code)."""
+    counts: dict[tuple[int, str | None], int] = {}
+    for answer in answers:
+        counts[answer.status, answer.code] = counts.get((answer.status, answer.code), 0) + 1
+    return counts

@@ -48,7 +48,6 @@ def test_two_workers_on_two_connections_run_each_job_once(run_db: RunDb, db_url:
             await other.close()
         assert sum(ran) == 40
         assert seen == Counter(range(40))
-        assert by_worker["a"] > 0 and by_worker["b"] > 0
         async with db.read() as conn:
             states = await repo.job_counts(conn)
             done = await repo.list_jobs(conn, states=["done"], limit=100)

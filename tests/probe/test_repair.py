@@ -107,8 +107,14 @@ def test_lost_node_is_rebuilt_by_worker_once_and_survives_two_more(any_store_clu
         assert health["parts"]["degraded"] == {"1": holders[victim.node_id]}
         cluster.run_worker_once("repair")
         _assert_whole(cluster, dead={victim.node_id})
-        listed = {n["id"]: n for n in api.get("/api/v1/nodes").json()["nodes"]}
-        assert listed[victim.node_id]["state"] == "lost"
+        assert cluster.query(f"SELECT state FROM nodes WHERE id = {victim.node_id}") == [("lost",)]
+        # The gateway sees the store's node states at its next probe.
+        cluster.wait_for(
+            lambda: (
+                {n["id"]: n["state"] for n in api.get("/api/v1/nodes").json()["nodes"]}[victim.node_id]
+                == "lost"
+            )
+        )
         health = api.get("/api/v1/health").json()
         assert health["parts"]["degraded"] == {} and health["parts"]["unreadable"] == 0
         assert health["objects"]["healthy"] == health["objects"]["total"] == 6
@@ -188,3 +194,23 @@ def test_write_made_while_a_node_was_down_gets_its_missing_share_rebuilt(tmp_pat
         cluster.run_worker_once("repair")
         _assert_whole(cluster, dead={victim.node_id})
         assert api.get("/api/v1/buckets/heal/objects/while-down").content == data
+
+
+def test_running_worker_rebuilds_a_node_an_admin_declares_lost(tmp_path: Path) -> None:
+    """The worker learns of the admin's decision from the store, not from its own (older) view."""
+    slow = {**FAST, "CARGOHOLD_NODE_LOST_AFTER": "3600", "CARGOHOLD_HEALTH_INTERVAL": "3600"}
+    with Cluster(tmp_path / "c", env=slow) as cluster, cluster.client() as api:
+        written = _write(api, 3, seed=500)
+        cluster.start_worker()
+        victim = next(n for n in cluster.nodes if n.share_files())
+        assert api.patch(f"/api/v1/nodes/{victim.node_id}", json={"state": "lost"}).status_code == 200
+
+        def moved_off() -> bool:
+            return all(
+                all(state == "ok" and node_id != victim.node_id for _, node_id, state in shares)
+                for shares in _shares(cluster).values()
+            )
+
+        cluster.wait_for(moved_off, timeout=60, interval=0.5)
+        _assert_whole(cluster, dead={victim.node_id})
+        _read_all(api, written)

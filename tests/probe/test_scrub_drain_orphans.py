@@ -104,8 +104,13 @@ def test_drained_node_ends_empty_and_retired_and_can_be_removed(cluster: Cluster
         more = _write(api, 2, seed=40)
         assert len(victim.share_files()) == before
         cluster.run_worker_once("drain")
-        listed = {n["id"]: n for n in api.get("/api/v1/nodes").json()["nodes"]}
-        assert listed[victim.node_id]["state"] == "retired"
+        assert cluster.query(f"SELECT state FROM nodes WHERE id = {victim.node_id}") == [("retired",)]
+
+        def shown_retired() -> bool:  # the gateway sees the store's node states at its next probe
+            listed = {n["id"]: n for n in api.get("/api/v1/nodes").json()["nodes"]}
+            return listed[victim.node_id]["state"] == "retired"
+
+        cluster.wait_for(shown_retired, timeout=10)
         assert victim.share_files() == []
         assert cluster.query(f"SELECT count(*) FROM part_shares WHERE node_id = {victim.node_id}") == [(0,)]
         _read_all(api, {**written, **more})

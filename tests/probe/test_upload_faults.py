@@ -22,7 +22,7 @@ PART = 1024 * 1024 + 333
 @pytest.fixture(params=BOTH_STORES)
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
     # Long enough to outlive a gateway restart under load, short enough to watch expiry.
-    env = {"CARGOHOLD_UPLOAD_TTL": "6", "CARGOHOLD_SWEEP_INTERVAL": "0.3"}
+    env = {"CARGOHOLD_UPLOAD_TTL": "15", "CARGOHOLD_SWEEP_INTERVAL": "0.3"}
     with (
         store_url(request, request.param) as url,
         Cluster(tmp_path / "c", node_count=7, env=env, db_url=url) as c,
@@ -55,7 +55,7 @@ def test_expired_session_is_refused_and_swept(cluster: Cluster) -> None:
         assert api.put(f"{url}/parts/1", content=sample(PART, seed=1)).status_code == 200
         shares_before = sum(len(n.share_files()) for n in cluster.nodes)
         assert shares_before == 7
-        cluster.wait_for(lambda: api.get(url).json()["status"] == "FAILED", timeout=15)
+        cluster.wait_for(lambda: api.get(url).json()["status"] == "FAILED", timeout=30)
         state = api.get(url).json()
         assert state["error"] == "expired" and state["parts"] == []
         late = api.put(f"{url}/parts/2", content=b"x")

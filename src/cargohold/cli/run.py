@@ -40,6 +40,13 @@ def _log_format(given: LogFormat | None) -> str | None:
     return given.value if given is not None else None
 
 
+def _require_secret(settings: Settings) -> str:
+    """The cluster secret a gateway, node or worker must be given (``up`` makes its own)."""
+    if not settings.cluster_secret:
+        raise typer.BadParameter("give --secret or CARGOHOLD_CLUSTER_SECRET", param_hint="--secret")
+    return settings.cluster_secret
+
+
 def _start_role(settings: Settings) -> None:
     """What every server role does first: owner-only files, and logging as configured."""
     from cargohold.logs import configure_logging
@@ -128,7 +135,7 @@ def gateway(
     config: ConfigOpt = None,
 ) -> None:
     from cargohold.api.app import BOOTSTRAP, build_gateway
-    from cargohold.serving import deadlines_for, serve_until_stopped
+    from cargohold.serving import serve_gateway
 
     settings = load_settings(
         config,
@@ -144,8 +151,7 @@ def gateway(
         node_ca_file=tls_ca,
         log_format=_log_format(log_format),
     )
-    if not settings.cluster_secret:
-        raise typer.BadParameter("give --secret or CARGOHOLD_CLUSTER_SECRET", param_hint="--secret")
+    _require_secret(settings)
     _start_role(settings)
     tls = _server_tls(settings)
     app = build_gateway(settings)
@@ -157,17 +163,7 @@ def gateway(
         if bootstrap.token:
             print(f"admin key: {bootstrap.token}", flush=True)
 
-    _run(
-        serve_until_stopped(
-            app,
-            settings.host,
-            settings.port,
-            "gateway",
-            announce,
-            deadlines=deadlines_for(settings, "gateway"),
-            ssl_context=tls,
-        )
-    )
+    _run(serve_gateway(app, settings, announce, tls))
 
 
 def node(
@@ -188,8 +184,7 @@ def node(
     settings = load_settings(
         config, cluster_secret=secret, tls_cert=tls_cert, tls_key=tls_key, log_format=_log_format(log_format)
     )
-    if not settings.cluster_secret:
-        raise typer.BadParameter("give --secret or CARGOHOLD_CLUSTER_SECRET", param_hint="--secret")
+    secret = _require_secret(settings)
     _start_role(settings)
     tls = _server_tls(settings)
     with contextlib.suppress(KeyboardInterrupt):
@@ -199,7 +194,7 @@ def node(
             port,
             zone,
             capacity,
-            settings.cluster_secret,
+            secret,
             deadlines=deadlines_for(settings, "node"),
             ssl_context=tls,
         )
@@ -246,8 +241,7 @@ def worker(
         node_ca_file=tls_ca,
         log_format=_log_format(log_format),
     )
-    if not settings.cluster_secret:
-        raise typer.BadParameter("give --secret or CARGOHOLD_CLUSTER_SECRET", param_hint="--secret")
+    _require_secret(settings)
     _start_role(settings)
     from cargohold.workers.main import run_worker
 

@@ -26,7 +26,7 @@ from cargohold.cli.children import node_command
 from cargohold.cli.clientconfig import write_client_config
 from cargohold.cli.supervisor import ChildSpec, Supervisor
 from cargohold.config import Settings
-from cargohold.serving import deadlines_for, serve_until_stopped
+from cargohold.serving import serve_gateway
 
 
 def _remembered_port(data: Path) -> int:
@@ -120,14 +120,6 @@ async def run_up(settings: Settings, tls: ssl.SSLContext | None = None) -> None:
         print("API docs: " + url + "/docs   stop with Ctrl-C", flush=True)
 
     try:
-        await serve_until_stopped(
-            app,
-            settings.host,
-            settings.port,
-            "gateway",
-            ready,
-            deadlines=deadlines_for(settings, "gateway"),
-            ssl_context=tls,
-        )
+        await serve_gateway(app, settings, ready, tls)
     finally:
         await supervisor.stop()

@@ -40,8 +40,12 @@ class NodeRegistry:
         timeout: float,
         probe_interval: float,
         probe_session: aiohttp.ClientSession | None = None,
+        probe_timeout: float | None = None,
     ) -> None:
         self._db = db
+        #: A health answer is tiny: a node silent this long is down, even if a
+        #: transfer may wait ``timeout`` for it (a frozen node must not look up).
+        self._probe_timeout = min(timeout, probe_timeout) if probe_timeout else timeout
         self._session = session
         #: Health checks use their own connections (never queued behind transfers).
         self._probe_session = probe_session or session
@@ -54,13 +58,20 @@ class NodeRegistry:
         self._reserved: dict[int, int] = {}
         self._rng = random.Random()
         self._monitor: asyncio.Task[None] | None = None
+        #: Bumped by every admin change made here, so a load that read the
+        #: table before the change committed cannot put the old record back.
+        self._generation = 0
 
     # -- membership ---------------------------------------------------------
 
     async def load(self) -> None:
-        async with self._db.read() as conn:
-            nodes = await repo.list_nodes(conn)
-        self._nodes = {n.id: n for n in nodes}
+        while True:
+            generation = self._generation
+            async with self._db.read() as conn:
+                nodes = await repo.list_nodes(conn)
+            if generation == self._generation:
+                self._nodes = {n.id: n for n in nodes}
+                return
 
     def nodes(self) -> list[NodeRecord]:
         return sorted(self._nodes.values(), key=lambda n: n.id)
@@ -101,6 +112,7 @@ class NodeRegistry:
         node = await self._db.write(lambda conn: repo.add_node(conn, url.rstrip("/"), zone))
         node = await self._record_health(node, health)
         self._nodes[node.id] = node
+        self._generation += 1
         return node
 
     async def update(
@@ -118,11 +130,13 @@ class NodeRegistry:
             )
         )
         self._nodes[node.id] = node
+        self._generation += 1
         return node
 
     async def remove(self, node_id: int) -> None:
         """Forget a node that holds no shares (``NodeNotEmpty`` otherwise)."""
         await self._db.write(lambda conn: repo.delete_node(conn, node_id))
+        self._generation += 1
         self._nodes.pop(node_id, None)
         self._clients.pop(node_id, None)
         self._probe_clients.pop(node_id, None)
@@ -131,7 +145,7 @@ class NodeRegistry:
 
     async def probe(self, node: NodeRecord) -> NodeRecord:
         try:
-            health = await asyncio.wait_for(self._probe_client(node).health(), self._timeout)
+            health = await asyncio.wait_for(self._probe_client(node).health(), self._probe_timeout)
         except (CargoholdError, OSError, TimeoutError, aiohttp.ClientError):
             health = None
         try:
@@ -139,9 +153,23 @@ class NodeRegistry:
         except NoSuchNode:  # removed while its probe was in flight
             self._nodes.pop(node.id, None)
             return node
-        if node.id in self._nodes:  # a removal that finished meanwhile must not be undone here
-            self._nodes[node.id] = updated
-            self._reserved[node.id] = 0
+        # The probe took time: an admin may have drained, disabled or removed
+        # the node meanwhile. Keep their fields and take only what the probe saw;
+        # a removal that finished meanwhile must not be undone here.
+        current = self._nodes.get(node.id)
+        if current is None:
+            return updated
+        updated = replace(
+            current,
+            healthy=updated.healthy,
+            capacity=updated.capacity,
+            used=updated.used,
+            free=updated.free,
+            shares=updated.shares,
+            last_seen=updated.last_seen,
+        )
+        self._nodes[node.id] = updated
+        self._reserved[node.id] = 0
         return updated
 
     async def _record_health(self, node: NodeRecord, health: dict[str, Any] | None) -> NodeRecord:

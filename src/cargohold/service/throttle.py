@@ -113,7 +113,9 @@ class Throttle:
         pairs = [(guard.key, guard.policy) for guard in unique]
         until = await self._db.write(lambda conn: repo.admit(conn, pairs, now))
         if until is not None:
-            wait = max(1, math.ceil((until - now).total_seconds()))
+            # From the time of the answer: this guess may have waited on the row lock of the one
+            # that set the block, and so have read the clock before that block began.
+            wait = max(1, math.ceil((until - datetime.now(UTC)).total_seconds()))
             raise TooManyAttempts(f"too many failed attempts; try again in {wait} s", retry_after=wait)
         return Attempt(unique)
 

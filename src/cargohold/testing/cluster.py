@@ -175,19 +175,22 @@ class Cluster:
     # -- gateway ------------------------------------------------------------
 
     def start_gateway(self) -> None:
-        db = self.db
-        cmd = [
-            sys.executable,
-            "-m",
-            "cargohold",
-            "gateway",
-            "--db",
-            db,
-            "--port",
-            str(self._gateway_port()),
-            "--layout",
-            self.layout,
-        ]
+        """Start the gateway, on its previous port after a restart.
+
+        That port was handed out by the kernel and may have gone to another
+        process meanwhile (tests run in parallel): the gateway then starts on
+        a fresh port and ``url`` follows it.
+        """
+        try:
+            self._start_gateway(self._gateway_port())
+        except RuntimeError:
+            if not self.url:
+                raise
+            self._start_gateway(0)
+
+    def _start_gateway(self, port: int) -> None:
+        cmd = [sys.executable, "-m", "cargohold", "gateway", "--db", self.db, "--port", str(port)]
+        cmd += ["--layout", self.layout]
         if self.tls is not None:
             cmd += [*self._tls_args(self.tls), "--tls-ca", str(self.tls.ca)]
         self.gateway = self._spawn(cmd, "gateway")

@@ -75,6 +75,9 @@ class Repairer:
         Raises (so the job is retried later) when fewer than k shares can be
         read, or when not every bad share found a node.
         """
+        # Node states come from the store: an admin may have declared a node
+        # lost a moment ago, on another process, and a cached view would miss it.
+        await self._nodes.load()
         async with self._db.read() as conn:
             part = await repo.get_part(conn, part_id)
         if part is None:

@@ -152,6 +152,9 @@ class HealingWorker:
         if fill_spread(self.core.nodes.nodes()) > settings.rebalance_threshold:
             await self.healing.start_rebalance()
         schedule = await self._schedule()
+        # A new cluster's first scrub and sweep come one interval after its first worker started.
+        schedule.setdefault("scrub", now.isoformat())
+        schedule.setdefault("orphans", now.isoformat())
         if _due(schedule.get("scrub"), settings.scrub_interval, now):
             await self.healing.start_scrub()
             schedule["scrub"] = now.isoformat()
@@ -183,7 +186,11 @@ class HealingWorker:
         return lost
 
     async def queue_degraded(self) -> int:
-        """Queue a repair for every part with a share marked missing (one queued repair per part)."""
+        """Queue a repair for every part with a share marked missing (one queued repair per part),
+        and a sweep of every lost node for parts still placed on it."""
+        for node in self.core.nodes.nodes():
+            if node.state == NODE_LOST:
+                await self._enqueue(LOST_NODE, {"node_id": node.id}, f"lost:{node.id}")
         queued = 0
         after = ""
         while True:
@@ -199,6 +206,7 @@ class HealingWorker:
     async def _queue_lost_node(self, ctx: JobContext) -> None:
         """The ``lost_node`` job: queue a repair of every part the node held, most endangered first."""
         node_id = int(ctx.payload["node_id"])
+        await self.core.nodes.load()  # the store's node states, not a cache a probe behind
         nodes = {n.id: n for n in self.core.nodes.nodes()}
         while True:
             async with self.core.db.read() as conn:
@@ -220,8 +228,9 @@ class HealingWorker:
 
 
 def _due(last: str | None, interval: float, now: datetime) -> bool:
+    """Whether ``interval`` has passed since ``last``; a schedule never started is not due yet."""
     if last is None:
-        return True
+        return False
     try:
         return now - datetime.fromisoformat(last) >= timedelta(seconds=interval)
     except ValueError:

@@ -36,7 +36,6 @@ from cargohold.metadata.repositories.jobs import (
     fail,
     job_counts,
     list_jobs,
-    pending_jobs,
     report_progress,
 )
 from cargohold.metadata.repositories.keys import (
@@ -52,7 +51,6 @@ from cargohold.metadata.repositories.nodes import (
     get_node,
     get_node_by_url,
     list_nodes,
-    shares_per_node,
     update_node,
     update_node_stats,
 )
@@ -166,7 +164,6 @@ __all__ = [
     "owner_names",
     "part_share_locations",
     "parts_on_node",
-    "pending_jobs",
     "put_object",
     "put_setting",
     "release_parts",
@@ -178,7 +175,6 @@ __all__ = [
     "set_share",
     "set_versioning",
     "shares_of_parts",
-    "shares_per_node",
     "update_node",
     "update_node_stats",
     "update_setting",

@@ -196,12 +196,6 @@ async def list_jobs(
     return [_status(row) for row in rows]
 
 
-async def pending_jobs(conn: AsyncConnection, kinds: Sequence[str]) -> int:
-    """Queued or running jobs of these kinds (a worker's --once loop runs until this is 0)."""
-    stmt = select(func.count()).where(jobs.c.kind.in_(list(kinds)), jobs.c.state.in_(("queued", "running")))
-    return int((await conn.execute(stmt)).scalar_one())
-
-
 def backoff_delay(attempts: int, backoff: float) -> float:
     """Seconds to wait after the ``attempts``-th failure: backoff, 2x, 4x, ... capped."""
     return min(MAX_BACKOFF_SECONDS, backoff * 2 ** max(0, attempts - 1))

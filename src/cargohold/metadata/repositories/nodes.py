@@ -147,13 +147,3 @@ async def delete_node(conn: AsyncConnection, node_id: int) -> None:
     result = await conn.execute(delete(nodes).where(nodes.c.id == node_id))
     if result.rowcount == 0:
         raise NoSuchNode(f"node {node_id} does not exist", node_id=node_id)
-
-
-async def shares_per_node(conn: AsyncConnection) -> dict[int, int]:
-    """How many shares the metadata places on each node (nodes with none are absent)."""
-    rows = await conn.execute(
-        select(part_shares.c.node_id, func.count())
-        .where(part_shares.c.node_id.is_not(None))
-        .group_by(part_shares.c.node_id)
-    )
-    return {int(node_id): int(n) for node_id, n in rows}

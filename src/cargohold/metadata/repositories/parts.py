@@ -42,8 +42,9 @@ async def set_share(
     """Point share ``index`` of a part at ``node_id`` (after a repair or a move).
 
     Never makes a node hold two shares of one part: the change is refused
-    when another share of the part is already there (one node lost would
-    then cost two shares). ``expected_node`` makes it a compare-and-set: the
+    when another healthy share of the part is already there (one node lost
+    would then cost two shares); a sibling marked missing does not count, so
+    two damaged shares may trade nodes in one repair. ``expected_node`` makes it a compare-and-set: the
     change happens only if the share is still placed where the caller found
     it (None: on no node), so two workers, or a worker and gc, can never both
     win. Returns False when the part has no such share, it moved meanwhile,
@@ -57,7 +58,13 @@ async def set_share(
     sibling = part_shares.alias("sibling")
     taken = (
         select(sibling.c.share_index)
-        .where(sibling.c.part_id == part_id, sibling.c.node_id == node_id, sibling.c.share_index != index)
+        .where(
+            sibling.c.part_id == part_id,
+            sibling.c.node_id == node_id,
+            sibling.c.share_index != index,
+            # A share marked missing is not really there: its node may take another.
+            sibling.c.state == "ok",
+        )
         .exists()
     )
     stmt = update(part_shares).where(
