@@ -3,7 +3,7 @@
 A health probe takes time; an admin may drain or disable the node while it is
 in flight. The probe's answer must update only what it measured, never put
 the admin's change back (a draining node that keeps taking writes never
-empties).
+empties), and never bring back a node removed meanwhile.
 """
 
 from __future__ import annotations
@@ -68,6 +68,25 @@ def test_a_probe_in_flight_does_not_undo_a_drain(run_db: RunDb) -> None:
             await registry.load()
             again = registry.get(node.id)
             assert again is not None and (again.state, again.used) == (NODE_DRAINING, 10)
+
+    run_db(scenario)
+
+
+def test_a_node_removed_while_its_probe_is_in_flight_stays_removed(run_db: RunDb) -> None:
+    async def scenario(db: Database) -> None:
+        release, asked = asyncio.Event(), asyncio.Event()
+        async with held_health(release, asked) as url, aiohttp.ClientSession() as session:
+            node = await db.write(lambda conn: repo.add_node(conn, url, "z"))
+            registry = NodeRegistry(db, session, SECRET, timeout=10, probe_interval=60)
+            await registry.load()
+            probing = asyncio.create_task(registry.probe_all())
+            await asyncio.wait_for(asked.wait(), 10)
+            await registry.remove(node.id)
+            release.set()
+            await probing  # the probe's figures for a deleted row are no error
+            assert registry.get(node.id) is None
+            async with db.read() as conn:
+                assert [n.id for n in await repo.list_nodes(conn)] == []
 
     run_db(scenario)
 
