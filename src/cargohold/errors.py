@@ -241,6 +241,31 @@ class NodeUntrusted(NodeUnavailable):
     title = "Node certificate not trusted"
 
 
+class NoSession(CargoholdError):
+    """A sign-out by a caller signed in with an API key that names no session to end:
+    the request is fine, the caller's state has nothing it could act on."""
+
+    code = "no_session"
+    status = 409
+    title = "No session to end"
+
+
+class NodeNotRegistered(CargoholdError):
+    """A URL given to register a node names none that answers: the caller's mistake to fix,
+    not an outage of the cluster (hence 422, never a 5xx)."""
+
+    code = "node_unreachable"
+    status = 422
+    title = "Node did not answer"
+
+
+class NodeUntrustedNotRegistered(NodeNotRegistered):
+    """A URL given to register a node names one whose certificate gateways do not trust."""
+
+    code = "node_untrusted"
+    title = "Node certificate not trusted"
+
+
 class ShareCorrupt(CargoholdError):
     """A share frame failed its checksum; never served as good data."""
 

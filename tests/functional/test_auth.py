@@ -154,7 +154,7 @@ def test_logout(cluster: Cluster, api: httpx.Client) -> None:
         assert by_two.get("/api/v1/me").status_code == 200
     four = _session(cluster, "leaver")
     with cluster.client(key) as by_key:
-        assert _code(by_key.post(LOGOUT, json={})) == (400, "invalid_argument")
+        assert _code(by_key.post(LOGOUT, json={})) == (409, "no_session")
         assert by_key.post(LOGOUT, json={"all": True}).json() == {"revoked_families": 2}
         assert by_key.get("/api/v1/me").status_code == 200  # API keys are not sessions
     for session in (two, four):

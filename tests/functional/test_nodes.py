@@ -55,7 +55,9 @@ def test_list_and_flags(api: httpx.Client, cluster: Cluster) -> None:
 
 def test_add_node_rejects_unreachable(api: httpx.Client) -> None:
     reply = api.post("/api/v1/nodes", json={"url": "http://127.0.0.1:9", "zone": "x"})
-    assert reply.status_code == 503 and reply.json()["code"] == "node_unavailable"
+    assert reply.status_code == 422 and reply.json()["code"] == "node_unreachable"
+    nowhere = api.post("/api/v1/nodes", json={"url": "http://no-such-host.invalid", "zone": "x"})
+    assert nowhere.status_code == 422 and nowhere.json()["code"] == "node_unreachable"
     assert api.post("/api/v1/nodes", json={"url": "ftp://x"}).status_code == 400
 
 

@@ -29,7 +29,7 @@ def test_tls_gateway_and_nodes_round_trip_and_refuse_a_stranger(tmp_path: Path) 
             stranger = ThrowawayCA(tmp_path / "stranger", "stranger CA").issue("stranger")
             node = cluster.add_node(register=False, tls=stranger)
             refused = api.post("/api/v1/nodes", json={"url": node.url, "zone": "default"})
-            assert refused.status_code == 502, refused.text
+            assert refused.status_code == 422, refused.text
             problem = refused.json()
             assert problem["code"] == "node_untrusted"
             assert "certificate is not trusted" in problem["detail"]

@@ -278,6 +278,7 @@ ROUTES: tuple[Route, ...] = (
         action="auth.logout",
         body=schemas.Logout,
         answer=schemas.LoggedOut,
+        errors=(409,),
     ),
     Route(
         "POST",

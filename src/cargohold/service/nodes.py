@@ -22,7 +22,14 @@ import aiohttp
 
 from cargohold.domain.model import NodeRecord
 from cargohold.domain.placement import Candidate, choose_nodes
-from cargohold.errors import CargoholdError, NodeUnavailable, NodeUntrusted, NoSuchNode
+from cargohold.errors import (
+    CargoholdError,
+    NodeNotRegistered,
+    NodeUnavailable,
+    NodeUntrusted,
+    NodeUntrustedNotRegistered,
+    NoSuchNode,
+)
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.storage.node_client import NodeClient
@@ -106,9 +113,9 @@ class NodeRegistry:
         try:
             health = await probe.health()
         except NodeUntrusted as exc:
-            raise NodeUntrusted(f"node at {url} was refused: {exc.detail}") from exc
+            raise NodeUntrustedNotRegistered(f"node at {url} was refused: {exc.detail}") from exc
         except CargoholdError as exc:
-            raise NodeUnavailable(f"node at {url} did not answer its health check: {exc.detail}") from exc
+            raise NodeNotRegistered(f"node at {url} did not answer its health check: {exc.detail}") from exc
         node = await self._db.write(lambda conn: repo.add_node(conn, url.rstrip("/"), zone))
         node = await self._record_health(node, health)
         self._nodes[node.id] = node

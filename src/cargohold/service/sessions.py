@@ -24,7 +24,7 @@ from enum import Enum
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.domain.model import Principal, User
-from cargohold.errors import Forbidden, InvalidArgument, InvalidCredentials, Unauthorized
+from cargohold.errors import Forbidden, InvalidArgument, InvalidCredentials, NoSession, Unauthorized
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.metadata.repositories import refresh_tokens as refresh_repo
@@ -170,7 +170,7 @@ class SessionService:
             return len(ended)
         family_id = await self._family_of(who, refresh_token) if refresh_token is not None else who.session
         if family_id is None:
-            raise InvalidArgument(
+            raise NoSession(
                 "signed in with an API key: give refresh_token, or all=true to end every session "
                 "(revoke the key itself with DELETE /api/v1/keys/{key_id})"
             )
