@@ -109,7 +109,7 @@ def test_integers_beyond_their_columns(api: httpx.Client, bucket: str) -> None:
     too_big = [
         api.post(f"{API}/users", json={"name": "huge", "password": "a fine password", "quota_bytes": 2**63}),
         api.post(f"{API}/users", json={"name": "huge", "password": "a fine password", "quota_bytes": -1}),
-        api.post(f"{API}/users", json={"name": "huge", "password": "a fine password", "quota_bytes": 1e3}),
+        api.post(f"{API}/users", json={"name": "huge", "password": "a fine password", "quota_bytes": 1000.5}),
         api.post(f"{API}/shares", json={"bucket": bucket, "key": "shared", "max_downloads": 2**31}),
         api.post(f"{API}/uploads", json={"bucket": bucket, "key": "k", "size": 2**63}),
         api.post(f"{API}/nodes", json={"url": "http://127.0.0.1:1", "zone": "z" * 65}),

@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+import jsonschema_rs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cargohold.domain.layout import Layout, block_span, default_block_size
+from cargohold.domain.layout import LAYOUT_PATTERN, Layout, block_span, default_block_size
 from cargohold.domain.ranges import ByteRange, parse_range
 from cargohold.errors import InvalidLayout, InvalidRange, RangeNotSatisfiable
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "ec:2+1",
+        "EC:4+2",
+        "Mirror:3",
+        "stripe:32",
+        "ec:31+1",
+        "ec:1+31",
+        "ec:32+1",
+        "ec:2+0",
+        "mirror:0",
+        "mirror:33",
+        "ec:02+1",
+        " ec:2+1",
+        "ec:2+1 ",
+        "raid:5",
+        "",
+        "ec:2+1\n",
+    ],
+)
+def test_the_documented_layout_pattern_accepts_exactly_what_parse_does(spec: str) -> None:
+    try:
+        Layout.parse(spec)
+        parsed = True
+    except InvalidLayout:
+        parsed = False
+    documented = jsonschema_rs.validator_for({"type": "string", "pattern": LAYOUT_PATTERN}).is_valid(spec)
+    assert documented is parsed
 
 
 @pytest.mark.parametrize(

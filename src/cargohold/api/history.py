@@ -30,7 +30,7 @@ from cargohold.api.audit import error_code, noted
 from cargohold.api.auth import effective_method, principal
 from cargohold.api.context import SERVICES
 from cargohold.api.native import API, Route, json_response
-from cargohold.domain.history import OK, HistoryEvent, parse_query
+from cargohold.domain.history import ACTION_PATTERN, CURSOR_PATTERN, OK, HistoryEvent, parse_query
 from cargohold.domain.model import Principal
 from cargohold.problems import Handler, http_error_code
 
@@ -196,14 +196,22 @@ ROUTES: tuple[Route, ...] = (
         action="history.read",
         answer=schemas.History,
         query=(
-            ("user", {"type": "string", "maxLength": 64}),
+            ("user", {"type": "string", "pattern": schemas.USER_NAME_PATTERN}),
             ("bucket", {"type": "string", "maxLength": 63}),
             ("prefix", {"type": "string", "maxLength": 1024}),
-            ("action", {"type": "string", "maxLength": 64}),
+            (
+                "action",
+                {
+                    "type": "string",
+                    "maxLength": 64,
+                    "pattern": ACTION_PATTERN,
+                    "description": "A resource such as 'object' or an action such as 'object.read'",
+                },
+            ),
             ("since", {"type": "string", "format": "date-time"}),
             ("until", {"type": "string", "format": "date-time"}),
             ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
-            ("cursor", {"type": "string", "maxLength": 64}),
+            ("cursor", {"type": "string", "pattern": CURSOR_PATTERN}),
         ),
     ),
 )

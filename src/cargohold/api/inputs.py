@@ -257,6 +257,16 @@ def int_query(
     return parse_int(raw, name, minimum=minimum, maximum=maximum)
 
 
+def bool_query(request: web.Request, name: str) -> bool:
+    """``true`` or ``false``, given at most once (absent: false), as the document says."""
+    values = request.query.getall(name, [])
+    if not values:
+        return False
+    if len(values) > 1 or values[0] not in ("true", "false"):
+        raise InvalidArgument(f"{name} must be given once, as true or false", field=name)
+    return values[0] == "true"
+
+
 def int_path(request: web.Request, name: str, *, minimum: int = 1, maximum: int = INT32_MAX) -> int:
     return parse_int(request.match_info[name], name, minimum=minimum, maximum=maximum)
 

@@ -310,6 +310,8 @@ class Route:
     body: type[BaseModel] | None = None
     #: The media type of a request body streamed raw (an object's bytes, a form).
     raw_body: str = ""
+    #: The fields of a raw body that is a form (then the body is required).
+    form: type[BaseModel] | None = None
     #: The JSON answer's model, the success status and the media type of a non-JSON answer.
     answer: type[BaseModel] | None = None
     status: int = 200
@@ -318,6 +320,8 @@ class Route:
     errors: tuple[int, ...] = ()
     #: Query parameters: name -> JSON schema (with an optional "description").
     query: tuple[tuple[str, dict[str, Any]], ...] = ()
+    #: Required request headers: name -> JSON schema.
+    headers: tuple[tuple[str, dict[str, Any]], ...] = ()
 
     def action_for(self, method: str) -> str:
         """The history action of a call to this route with ``method``."""

@@ -13,7 +13,7 @@ from aiohttp import web
 from cargohold.api import schemas
 from cargohold.api.auth import require_admin
 from cargohold.api.context import SERVICES, Services
-from cargohold.api.inputs import json_body, model_body, validate_body
+from cargohold.api.inputs import int_query, model_body, parse_int
 from cargohold.api.native import API, Route, json_response
 from cargohold.domain.jobs import ALL_KINDS
 from cargohold.domain.model import NodeRecord
@@ -109,19 +109,15 @@ def _choices(request: web.Request, name: str, allowed: tuple[str, ...]) -> list[
 
 async def list_jobs(request: web.Request) -> web.Response:
     services = _services(request)
-    before_raw = request.query.get("before")
-    limit_raw = request.query.get("limit", "100")
-    if before_raw is not None and (not before_raw.isdecimal() or len(before_raw) > 18):
-        raise InvalidArgument("before must be a job id", field="before")
-    if not limit_raw.isdecimal() or len(limit_raw) > 6:
-        raise InvalidArgument("limit must be an integer from 1 to 1000", field="limit")
+    before = request.query.get("before")
+    limit = int_query(request, "limit", 100, minimum=1, maximum=1000)
     jobs = await services.healing.jobs(
         kinds=_choices(request, "kind", ALL_KINDS),
         states=_choices(request, "state", JOB_STATES),
-        before=int(before_raw) if before_raw is not None else None,
-        limit=int(limit_raw),
+        before=parse_int(before, "before", maximum=10**18 - 1) if before is not None else None,
+        limit=limit,
     )
-    next_cursor = str(jobs[-1].id) if len(jobs) == int(limit_raw) else None
+    next_cursor = str(jobs[-1].id) if len(jobs) == limit else None
     return json_response({"jobs": [job_json(j) for j in jobs], "next_cursor": next_cursor})
 
 
@@ -136,9 +132,8 @@ async def get_worker_settings(request: web.Request) -> web.Response:
 
 async def update_worker_settings(request: web.Request) -> web.Response:
     services = _services(request)
-    raw = await json_body(request)
-    validate_body(raw, schemas.WorkerSettings)
-    limits = await services.healing.update_limits(raw)
+    body = await model_body(request, schemas.WorkerSettings)
+    limits = await services.healing.update_limits(body.model_dump(exclude_unset=True))
     return json_response(limits.to_json())
 
 
@@ -171,7 +166,7 @@ ROUTES: tuple[Route, ...] = (
         body=schemas.AddNode,
         answer=schemas.NodeOut,
         status=201,
-        errors=(409,),
+        errors=(409, 422),
     ),
     Route(
         "PATCH",
@@ -204,8 +199,8 @@ ROUTES: tuple[Route, ...] = (
         action="job.list",
         answer=schemas.JobList,
         query=(
-            ("kind", {"type": "string"}),
-            ("state", {"type": "string"}),
+            ("kind", {"type": "array", "items": {"type": "string", "enum": list(ALL_KINDS)}}),
+            ("state", {"type": "array", "items": {"type": "string", "enum": list(JOB_STATES)}}),
             ("before", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}),
             ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
         ),

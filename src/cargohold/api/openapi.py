@@ -86,8 +86,10 @@ def _operation(route: Route, method: str, path_params: list[Any], schemas: dict[
         "summary": route.summary,
         "tags": [route.tag],
         "parameters": path_params
+        + [{"name": name, "in": "query", "required": False, "schema": schema} for name, schema in route.query]
         + [
-            {"name": name, "in": "query", "required": False, "schema": schema} for name, schema in route.query
+            {"name": name, "in": "header", "required": True, "schema": schema}
+            for name, schema in route.headers
         ],
         "responses": responses,
     }
@@ -96,16 +98,21 @@ def _operation(route: Route, method: str, path_params: list[Any], schemas: dict[
             {"name": "Tus-Resumable", "in": "header", "required": True, "schema": {"const": "1.0.0"}}
         )
     if route.body is not None:
-        required = any(field.is_required() for field in route.body.model_fields.values())
+        # A body that must name at least one field (a change) is required as much as one with
+        # a required field: an absent body is refused alike.
+        required = any(field.is_required() for field in route.body.model_fields.values()) or bool(
+            route.body.model_json_schema().get("minProperties")
+        )
         operation["requestBody"] = {
             "required": required,
             "content": {"application/json": {"schema": _schema(route.body, schemas)}},
         }
     raw_media = _TUS[method].get("body") if tus else route.raw_body
     if raw_media:
+        raw_schema = _schema(route.form, schemas) if route.form else {"type": "string", "format": "binary"}
         operation["requestBody"] = {
-            "required": False,
-            "content": {raw_media: {"schema": {"type": "string", "format": "binary"}}},
+            "required": route.form is not None,
+            "content": {raw_media: {"schema": raw_schema}},
         }
     if public or method == "OPTIONS":
         operation["security"] = []

@@ -30,7 +30,11 @@ from pydantic import (
 )
 
 from cargohold.api.inputs import INT32_MAX, INT64_MAX, MAX_FUTURE, MAX_STRING, parse_time
+from cargohold.domain.layout import LAYOUT_PATTERN
 from cargohold.domain.names import MAX_KEY_BYTES
+from cargohold.service.passwords import MAX_LENGTH as MAX_PASSWORD
+from cargohold.service.passwords import MIN_LENGTH as MIN_PASSWORD
+from cargohold.workers.limits import MAX_BANDWIDTH, MAX_CONCURRENCY
 
 
 class Body(BaseModel):
@@ -43,6 +47,30 @@ class Answer(BaseModel):
     """A JSON response body."""
 
     model_config = ConfigDict(extra="allow")
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("may be left out but not null")
+    return value
+
+
+def _without_null(*names: str, **extra: Any) -> Any:
+    """A model's ``json_schema_extra`` that documents ``names`` as optional but never null.
+
+    Pydantic documents ``X | None = None`` as "X or null"; fields that refuse
+    an explicit null (``_not_null``) must say so, or a fuzzer sends null and is refused.
+    """
+
+    def edit(schema: dict[str, Any]) -> None:
+        for name in names:
+            prop = schema["properties"][name]
+            options = [o for o in prop.pop("anyOf") if o != {"type": "null"}]
+            prop.update(options[0])
+            prop.pop("default", None)
+        schema.update(extra)
+
+    return edit
 
 
 def _time(value: Any) -> datetime:
@@ -58,6 +86,8 @@ def _time(value: Any) -> datetime:
 Time = Annotated[datetime, BeforeValidator(_time), WithJsonSchema({"type": "string", "format": "date-time"})]
 Seconds = Annotated[float, Field(gt=0, le=MAX_FUTURE.total_seconds())]
 Text = Annotated[str, Field(max_length=MAX_STRING)]
+#: A new password (``passwords.check_password_rules``).
+Password = Annotated[str, Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)]
 
 
 def _key_text(value: Any) -> str:
@@ -72,7 +102,19 @@ def _key_text(value: Any) -> str:
 KeyText = Annotated[
     str, PlainValidator(_key_text), WithJsonSchema({"type": "string", "maxLength": MAX_STRING})
 ]
-Count64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
+
+
+def _whole(value: Any) -> Any:
+    """JSON has one number type: ``172.0`` is the integer 172 (JSON Schema says so too)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: JSON integers from 0, written ``172`` or ``172.0`` (bounds before the validator, so the
+#: document shows them as ``minimum``/``maximum``).
+Count64 = Annotated[int, Field(ge=0, le=INT64_MAX), BeforeValidator(_whole)]
+Count32 = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(_whole)]
 Hex32 = Annotated[str, Field(pattern="^[0-9a-fA-F]{32}$")]
 Hex64 = Annotated[str, Field(pattern="^[0-9a-fA-F]{64}$")]
 Stamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
@@ -112,40 +154,82 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 
+#: An object key in a body: documented with the key rules, judged by ``validate_key``.
+KeyName = Annotated[str, PlainValidator(_key_text), WithJsonSchema(KEY_SCHEMA)]
+
+
 # -- request bodies ----------------------------------------------------------------------
 
 
 class CreateBucket(Body):
-    layout: Annotated[str, Field(max_length=64, description="e.g. 'ec:5+2' or 'replica:3'")] | None = None
+    #: Documented with the layout rules, judged by ``Layout.parse`` (``invalid_layout``).
+    layout: (
+        Annotated[
+            str,
+            Field(max_length=64),
+            WithJsonSchema(
+                {
+                    "type": "string",
+                    "pattern": LAYOUT_PATTERN,
+                    "description": "ec:K+M (K, M >= 1), mirror:R or stripe:K; 1-32 shares in all",
+                }
+            ),
+        ]
+        | None
+    ) = None
 
 
 class SetVersioning(Body):
-    status: Annotated[str, Field(description="enabled or suspended (on/off also accepted)")]
+    #: Documented with the states, judged by the service (its message names them).
+    status: Annotated[
+        str,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "enum": ["enabled", "suspended", "on", "off"],
+                "description": "enabled or suspended (on/off also accepted)",
+            }
+        ),
+    ]
+
+
+class UnlockForm(BaseModel):
+    """The share page's form: the link's password."""
+
+    password: Annotated[str, Field(min_length=1)]
 
 
 class RestoreObject(Body):
-    version_id: Annotated[str, Field(max_length=64)]
+    version_id: Annotated[
+        str, Field(max_length=64), WithJsonSchema({"type": "string", "pattern": "^[0-9a-f]{32}$"})
+    ]
 
 
 class RenameObject(Body):
-    to_key: KeyText
+    to_key: KeyName
     to_bucket: BucketText | None = None
     overwrite: bool = False
 
 
 class CreateUser(Body):
     name: Annotated[str, Field(pattern=USER_NAME_PATTERN)]
-    password: Text | None = None
+    password: Password | None = None
     role: Literal["user", "admin"] = "user"
     quota_bytes: Count64 | None = None
 
 
 class UpdateUser(Body):
-    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra={"minProperties": 1})
-    disabled: bool | None = None
-    role: Literal["user", "admin"] | None = None
+    """A change: ``quota_bytes: null`` lifts the quota; the other fields are left out, never null."""
+
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        json_schema_extra=_without_null("disabled", "role", "password", minProperties=1),
+    )
+    disabled: Annotated[bool | None, BeforeValidator(_not_null)] = None
+    role: Annotated[Literal["user", "admin"] | None, BeforeValidator(_not_null)] = None
     quota_bytes: Count64 | None = None
-    password: Text | None = None
+    password: Annotated[Password | None, BeforeValidator(_not_null)] = None
 
 
 class CreateKey(Body):
@@ -155,22 +239,27 @@ class CreateKey(Body):
 
 
 class Login(Body):
-    name: Text
+    name: Annotated[str, Field(min_length=1, max_length=64)]
     password: Text
 
 
+#: What ``tokens.split_refresh_token`` accepts: a 32-character id, a dot, a secret.
+REFRESH_PATTERN = "^[^.]{32}[.][^.]{1,200}$"
+RefreshToken = Annotated[str, Field(pattern=REFRESH_PATTERN)]
+
+
 class Refresh(Body):
-    refresh_token: Text
+    refresh_token: RefreshToken
 
 
 class Logout(Body):
-    refresh_token: Text | None = None
+    refresh_token: RefreshToken | None = None
     all: bool = False
 
 
 class ChangePassword(Body):
     current_password: Text
-    new_password: Text
+    new_password: Password
 
 
 class CreateGrant(Body):
@@ -211,30 +300,67 @@ class AddNode(Body):
 
 
 class UpdateNode(Body):
-    #: An empty change is refused (``nothing to change``), and so is one naming only unknown fields.
+    """A change of one or more fields, each left out or given (never null)."""
+
+    #: An empty change is refused (``nothing to change``), and so is one naming unknown fields.
     model_config = ConfigDict(
-        strict=True, extra="ignore", json_schema_extra={"minProperties": 1, "additionalProperties": False}
+        strict=True,
+        extra="forbid",
+        json_schema_extra=_without_null("enabled", "active", "zone", "state", minProperties=1),
     )
-    enabled: bool | None = None
-    active: bool | None = None
-    zone: Annotated[str, Field(max_length=64)] | None = None
-    state: Literal["normal", "draining", "lost"] | None = None
+    enabled: Annotated[bool | None, BeforeValidator(_not_null)] = None
+    active: Annotated[bool | None, BeforeValidator(_not_null)] = None
+    zone: Annotated[str | None, BeforeValidator(_not_null), Field(max_length=64)] = None
+    state: Annotated[Literal["normal", "draining", "lost"] | None, BeforeValidator(_not_null)] = None
+
+
+def _setting(low: int, high: int) -> Any:
+    """A worker setting: documented with its bounds, judged by ``WorkerLimits.merged`` (whose
+    message names the range), an integer as JSON writes it (``4`` or ``4.0``)."""
+    return Annotated[
+        int | None,
+        BeforeValidator(_whole),
+        BeforeValidator(_not_null),
+        WithJsonSchema({"type": "integer", "minimum": low, "maximum": high}),
+    ]
 
 
 class WorkerSettings(Body):
     """Bandwidths in bytes per second (0 = unlimited) and how many jobs run at once."""
 
-    model_config = ConfigDict(strict=True, extra="allow", json_schema_extra={"additionalProperties": True})
+    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra={"minProperties": 1})
+    repair_bandwidth: _setting(0, MAX_BANDWIDTH) = None  # type: ignore[valid-type]
+    rebalance_bandwidth: _setting(0, MAX_BANDWIDTH) = None  # type: ignore[valid-type]
+    scrub_bandwidth: _setting(0, MAX_BANDWIDTH) = None  # type: ignore[valid-type]
+    concurrency: _setting(1, MAX_CONCURRENCY) = None  # type: ignore[valid-type]
+
+
+def _one_target(schema: dict[str, Any]) -> None:
+    """Exactly one of ``key`` and ``prefix``, and ``version_id`` only with a key."""
+    schema["oneOf"] = [
+        {"required": ["key"], "properties": {"key": {"type": "string"}, "prefix": {"type": "null"}}},
+        {
+            "required": ["prefix"],
+            "properties": {
+                "prefix": {"type": "string"},
+                "key": {"type": "null"},
+                "version_id": {"type": "null"},
+            },
+        },
+    ]
 
 
 class CreateShare(Body):
+    """A link to one object (``key``, optionally ``version_id``) or to everything under ``prefix``."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", json_schema_extra=_one_target)
     bucket: BucketText
     key: KeyText | None = None
     prefix: KeyText | None = None
-    password: Text | None = None
+    password: Password | None = None
     expires_at: Time | None = None
     expires_in: Seconds | None = None
-    max_downloads: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
+    max_downloads: Count32 | None = None
     version_id: Annotated[str, Field(max_length=32)] | None = None
 
 
@@ -250,7 +376,7 @@ class CreateUpload(Body):
 
 class ListedPart(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
-    part_number: Annotated[int, Field(ge=0, le=INT32_MAX)]
+    part_number: Annotated[int, Field(ge=0, le=INT32_MAX), BeforeValidator(_whole)]
     md5: Text | None = None
     etag: Text | None = None
 

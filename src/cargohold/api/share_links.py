@@ -24,6 +24,7 @@ from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
 from cargohold.api.inputs import (
+    bool_query,
     form_body,
     int_query,
     json_body,
@@ -125,9 +126,9 @@ async def create_share(request: web.Request) -> web.Response:
 
 
 async def list_shares(request: web.Request) -> web.Response:
-    everything = request.query.get("all", "").lower() in ("1", "true", "yes")
+    everything = bool_query(request, "all")
     links = await _shares(request).list_links(
-        principal(request), everything=everything, bucket_name=request.query.get("bucket") or None
+        principal(request), everything=everything, bucket_name=request.query.get("bucket")
     )
     now = datetime.now(UTC)
     return json_response({"shares": [share_json(link, now) for link in links]})
@@ -362,7 +363,7 @@ ROUTES: tuple[Route, ...] = (
         "shares",
         action="share.list",
         answer=schemas.ShareList,
-        query=(("all", {"type": "boolean"}), ("bucket", {"type": "string", "maxLength": 63})),
+        query=(("all", {"type": "boolean"}), ("bucket", schemas.BUCKET_SCHEMA)),
     ),
     Route(
         "GET",
@@ -413,6 +414,7 @@ ROUTES: tuple[Route, ...] = (
         action="share.unlock",
         produces="text/html",
         raw_body="application/x-www-form-urlencoded",
+        form=schemas.UnlockForm,
         status=303,
         errors=(410,),
     ),
@@ -447,6 +449,7 @@ ROUTES: tuple[Route, ...] = (
         action="share.unlock",
         produces="text/html",
         raw_body="application/x-www-form-urlencoded",
+        form=schemas.UnlockForm,
         status=303,
         errors=(410,),
     ),

@@ -25,7 +25,8 @@ from cargohold.service.checksums import ExpectedDigests
 from cargohold.service.uploads import UploadService
 
 API = "/api/v1/uploads"
-_CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19}|\*)")
+CONTENT_RANGE_PATTERN = "^bytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19}|[*])$"
+_CONTENT_RANGE = re.compile(CONTENT_RANGE_PATTERN)
 _HEX = re.compile(r"[0-9a-f]+")
 
 
@@ -77,7 +78,7 @@ async def create_upload(request: web.Request) -> web.Response:
 
 
 async def list_uploads(request: web.Request) -> web.Response:
-    found = await _uploads(request).list_open(principal(request), request.query.get("bucket") or None)
+    found = await _uploads(request).list_open(principal(request), request.query.get("bucket"))
     return json_response({"uploads": [upload_json(u) for u in found]})
 
 
@@ -109,11 +110,18 @@ async def put_part(request: web.Request) -> web.Response:
     )
 
 
-def parse_content_range(header: str | None, content_length: int | None) -> tuple[int, int, int | None]:
-    """``bytes a-b/total`` -> (offset, length, total or None for '*')."""
+def parse_content_range(header: str | None) -> re.Match[str]:
+    """The parts of a ``bytes a-b/total`` header, judged by ``check_content_range`` once the
+    upload is known (an unknown upload is 404 whatever range a chunk names)."""
     match = _CONTENT_RANGE.fullmatch((header or "").strip())
     if not match:
         raise InvalidArgument("a chunk needs Content-Range: bytes a-b/total (total may be *)")
+    return match
+
+
+def check_content_range(match: re.Match[str], content_length: int | None) -> tuple[int, int, int | None]:
+    """``bytes a-b/total`` -> (offset, length, total or None for '*')."""
+    header = match.group(0)
     first, last = int(match.group(1)), int(match.group(2))
     total = None if match.group(3) == "*" else int(match.group(3))
     if last < first or last >= INT64_MAX or (total is not None and last >= total):
@@ -127,8 +135,9 @@ def parse_content_range(header: str | None, content_length: int | None) -> tuple
 async def put_chunk(request: web.Request) -> web.Response:
     service = _uploads(request)
     upload_id = request.match_info["upload_id"]
-    offset, length, total = parse_content_range(request.headers.get("Content-Range"), request.content_length)
+    content_range = parse_content_range(request.headers.get("Content-Range"))
     upload = await service.get(principal(request), upload_id)
+    offset, length, total = check_content_range(content_range, request.content_length)
     if total is not None and upload.total_size is None:
         await service.declare_length(principal(request), upload_id, total)
     elif total is not None and total != upload.total_size:
@@ -217,7 +226,7 @@ ROUTES: tuple[Route, ...] = (
         "uploads",
         action="upload.list",
         answer=schemas.UploadList,
-        query=(("bucket", {"type": "string", "maxLength": 63}),),
+        query=(("bucket", schemas.BUCKET_SCHEMA),),
     ),
     Route(
         "GET",
@@ -235,6 +244,7 @@ ROUTES: tuple[Route, ...] = (
         "Append a chunk at Content-Range: bytes a-b/total",
         "uploads",
         action="upload.append",
+        headers=(("Content-Range", {"type": "string", "pattern": CONTENT_RANGE_PATTERN}),),
         raw_body="application/octet-stream",
         answer=schemas.ChunkOut,
         errors=(409, 410, 413, 507),

@@ -25,7 +25,24 @@ TARGET_BLOCK_SIZE = 1024 * 1024
 SHARE_ALIGN = 4096
 MAX_WIDTH = 32
 
-_SPEC = re.compile(r"(ec):([0-9]{1,3})\+([0-9]{1,3})|(mirror):([0-9]{1,3})|(stripe):([0-9]{1,3})")
+_SPEC = re.compile(r"(ec):([1-9][0-9]?)\+([1-9][0-9]?)|(mirror):([1-9][0-9]?)|(stripe):([1-9][0-9]?)")
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c}{c.upper()}]" for c in word)
+
+
+def _numbers(low: int, high: int) -> str:
+    return "(" + "|".join(str(n) for n in range(high, low - 1, -1)) + ")"
+
+
+#: Exactly the specs ``Layout.parse`` accepts, as a regular expression for the API's
+#: document: ec:K+M with K, M >= 1 and K+M <= 32, mirror:R and stripe:K with 1-32, in any case.
+LAYOUT_PATTERN = (
+    f"^({_any_case('ec')}:("
+    + "|".join(f"{k}\\+{_numbers(1, MAX_WIDTH - k)}" for k in range(1, MAX_WIDTH))
+    + f")|{_any_case('mirror')}:{_numbers(1, MAX_WIDTH)}|{_any_case('stripe')}:{_numbers(1, MAX_WIDTH)})$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +81,7 @@ class Layout:
 
     @classmethod
     def parse(cls, spec: str, block_size: int | None = None) -> Layout:
-        match = _SPEC.fullmatch(spec.strip().lower())
+        match = _SPEC.fullmatch(spec.lower())
         if not match:
             raise InvalidLayout(f"layout {spec!r} is not one of ec:K+M, mirror:R, stripe:K")
         if match.group(1):

@@ -31,7 +31,7 @@ class BucketService:
 
     async def create(self, name: str, owner_id: int, layout: str | None = None) -> Bucket:
         validate_bucket(name)
-        spec = Layout.parse(layout or self._default_layout).spec
+        spec = Layout.parse(self._default_layout if layout is None else layout).spec
         return await self._db.write(lambda conn: repo.create_bucket(conn, name, spec, owner_id))
 
     async def get(self, name: str) -> Bucket:

@@ -143,7 +143,7 @@ class UploadService:
         Listing is a read: a read grant shows the uploads (as it shows each
         one), only sending bytes, completing and aborting need ``write``.
         """
-        if bucket_name:
+        if bucket_name is not None:
             buckets = [await self._access.bucket(who, bucket_name, Level.READ)]
         else:
             buckets = await self._access.visible_buckets(who)

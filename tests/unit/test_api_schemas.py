@@ -1,0 +1,83 @@
+"""Request models say exactly what the handlers accept: what the document allows is taken,
+what it refuses is refused (the fuzz test finds any drift; these pin each rule)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema_rs
+import pytest
+
+from cargohold.api import schemas
+from cargohold.api.inputs import validate_body
+from cargohold.errors import InvalidArgument
+from cargohold.workers.limits import MAX_CONCURRENCY, WorkerLimits
+
+
+def _documented(model: type[Any], body: dict[str, Any]) -> bool:
+    schema = model.model_json_schema(ref_template="#/$defs/{model}")
+    return bool(jsonschema_rs.validator_for(schema).is_valid(body))
+
+
+def _accepted(model: type[Any], body: dict[str, Any]) -> bool:
+    try:
+        validate_body(body, model)
+    except InvalidArgument:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "ok"),
+    [
+        (schemas.CreateUpload, {"bucket": "abc", "key": "k", "size": 172.0}, True),  # JSON's integer
+        (schemas.CreateUpload, {"bucket": "abc", "key": "k", "size": 172.5}, False),
+        (schemas.CreateUser, {"name": "bob", "quota_bytes": 42285.0}, True),
+        (schemas.UpdateNode, {"enabled": None}, False),  # a change is left out, never null
+        (schemas.UpdateNode, {"zone": "z", "colour": "red"}, False),
+        (schemas.UpdateNode, {"state": "draining"}, True),
+        (schemas.UpdateUser, {"disabled": None, "password": None}, False),
+        (schemas.UpdateUser, {"quota_bytes": None}, True),  # null lifts the quota
+        (schemas.WorkerSettings, {"concurrency": 4.0, "scrub_bandwidth": 0}, True),
+        (schemas.WorkerSettings, {"speed": 1}, False),
+        (schemas.Login, {"name": "", "password": "x"}, False),
+        (schemas.ChangePassword, {"current_password": "x", "new_password": "short"}, False),
+        (schemas.Logout, {"refresh_token": "nodot"}, False),
+        (schemas.Logout, {"refresh_token": "a" * 32 + ".secret"}, True),
+        (schemas.CreateShare, {"bucket": "abc", "key": "k", "max_downloads": 0}, False),
+        (schemas.CreateShare, {"bucket": "abc", "key": "k", "password": "short"}, False),
+        (schemas.RenameObject, {"to_key": "x"}, True),
+    ],
+)
+def test_the_document_and_the_handler_agree(model: type[Any], body: dict[str, Any], ok: bool) -> None:
+    assert (_documented(model, body), _accepted(model, body)) == (ok, ok)
+
+
+@pytest.mark.parametrize(
+    ("body", "ok"),
+    [
+        ({"bucket": "abc", "key": "k"}, True),
+        ({"bucket": "abc", "prefix": "p/"}, True),
+        ({"bucket": "abc", "key": "k", "prefix": None}, True),
+        ({"bucket": "abc"}, False),
+        ({"bucket": "abc", "key": "k", "prefix": "p/"}, False),
+        ({"bucket": "abc", "prefix": "p/", "version_id": "0" * 32}, False),
+    ],
+)
+def test_a_share_names_exactly_one_target_in_the_document(body: dict[str, Any], ok: bool) -> None:
+    """The service refuses the rest (``give exactly one of key and prefix``)."""
+    assert _documented(schemas.CreateShare, body) is ok
+
+
+def test_an_empty_change_is_refused_by_the_document_as_by_the_handlers() -> None:
+    """The handlers answer ``400 nothing to change``; the document requires one field."""
+    for model in (schemas.UpdateNode, schemas.UpdateUser, schemas.WorkerSettings):
+        assert _documented(model, {}) is False
+
+
+def test_worker_settings_out_of_range_are_refused_by_the_document_and_the_limits() -> None:
+    limits = WorkerLimits(repair_bandwidth=0, rebalance_bandwidth=0, scrub_bandwidth=0, concurrency=2)
+    for body in ({"concurrency": 0}, {"concurrency": MAX_CONCURRENCY + 1}, {"scrub_bandwidth": -1}):
+        assert _documented(schemas.WorkerSettings, body) is False
+        with pytest.raises(InvalidArgument, match="must be between"):
+            limits.merged(validate_body(body, schemas.WorkerSettings).model_dump(exclude_unset=True))
