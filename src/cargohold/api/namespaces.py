@@ -75,10 +75,8 @@ async def create_grant(request: web.Request) -> web.Response:
 
 
 async def revoke_grant(request: web.Request) -> web.Response:
-    """``DELETE …/grants/{user}``, or ``DELETE …/grants`` with ``?user=`` or a JSON ``{"user": …}``."""
-    user = request.match_info.get("user") or request.query.get("user")
-    if user is None:
-        user = (await model_body(request, schemas.RevokeGrant)).user
+    """``DELETE …/grants/{user}``, or ``DELETE …/grants`` naming the user in a JSON ``{"user": …}``."""
+    user = request.match_info.get("user") or (await model_body(request, schemas.RevokeGrant)).user
     revoked = await _namespaces(request).revoke(principal(request), request.match_info["bucket"], user)
     note(request, detail={"user": revoked.user_name, "level": revoked.level})
     return web.Response(status=204)
@@ -107,12 +105,14 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         GRANTS,
         create_grant,
-        "Grant a user read, write or admin on the bucket: {user, level}; replaces an earlier grant",
+        "Grant a user read, write or admin on the bucket: {user, level}; replaces an earlier grant"
+        " (the owner always holds admin: 409 owner_grant)",
         "grants",
         action="grant.create",
         body=schemas.CreateGrant,
         answer=schemas.GrantOut,
         status=201,
+        errors=(409,),
     ),
     Route(
         "DELETE",
@@ -121,19 +121,16 @@ ROUTES: tuple[Route, ...] = (
         "Revoke a user's grant on the bucket",
         "grants",
         action="grant.revoke",
-        body=schemas.RevokeGrant,
         status=204,
-        query=(("user", {"type": "string", "maxLength": 64}),),
     ),
     Route(
         "DELETE",
         GRANTS,
         revoke_grant,
-        "Revoke a user's grant on the bucket, the user named by ?user= or {user}",
+        "Revoke a user's grant on the bucket, the user named by {user}",
         "grants",
         action="grant.revoke",
         body=schemas.RevokeGrant,
         status=204,
-        query=(("user", {"type": "string", "maxLength": 64}),),
     ),
 )

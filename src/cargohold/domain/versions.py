@@ -37,6 +37,13 @@ class KeyExists(Conflict):
     title = "The destination key exists (ask for overwrite to replace it)"
 
 
+class SameObject(Conflict):
+    """A rename whose destination is its source: nothing could move, so it is refused, not ignored."""
+
+    code = "same_object"
+    title = "Source and destination are the same object"
+
+
 class LayoutMismatch(Conflict):
     code = "layout_mismatch"
     title = "Buckets have different layouts"

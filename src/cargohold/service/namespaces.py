@@ -15,12 +15,20 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.domain.model import Bucket, Principal
-from cargohold.errors import InvalidArgument, NoSuchGrant, NoSuchUser
+from cargohold.errors import Conflict, InvalidArgument, NoSuchGrant, NoSuchUser
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.metadata.repositories.grants import GrantRecord
 from cargohold.service.access import AccessService, Level
 from cargohold.service.buckets import BucketService
+
+
+class OwnerGrant(Conflict):
+    """A grant to the bucket's owner would lower nothing and add nothing: ownership is not a grant."""
+
+    code = "owner_grant"
+    title = "The bucket's owner always holds admin"
+
 
 VERSIONING_STATES = {"enabled": "enabled", "on": "enabled", "suspended": "suspended", "off": "suspended"}
 
@@ -114,7 +122,7 @@ class NamespaceService:
             if user is None:
                 raise NoSuchUser(f"no user {user_name!r}", user=user_name)
             if user.id == bucket.owner_id:
-                raise InvalidArgument(
+                raise OwnerGrant(
                     f"{user_name!r} owns bucket {name!r}: an owner always holds admin", field="user"
                 )
             return await repo.set_grant(conn, bucket.id, user.id, wanted.label, who.user_id)

@@ -22,7 +22,13 @@ from cargohold.domain.layout import Layout
 from cargohold.domain.model import Bucket, ObjectRecord, PartRecord, Principal, ShareRecord
 from cargohold.domain.names import validate_key
 from cargohold.domain.ranges import ByteRange
-from cargohold.domain.versions import LayoutMismatch, NoSuchVersion, VersionCursor, validate_version_id
+from cargohold.domain.versions import (
+    LayoutMismatch,
+    NoSuchVersion,
+    SameObject,
+    VersionCursor,
+    validate_version_id,
+)
 from cargohold.erasure.codec import codec_for
 from cargohold.erasure.reader import FrameStream, OpenShare, full_frame_size, read_range
 from cargohold.erasure.writer import ContentHasher, PartWriteResult, write_part
@@ -394,7 +400,7 @@ class ObjectService:
         if key is not None:
             validate_key(key)
         if not 1 <= limit <= 1000:
-            raise InvalidArgument("limit must be between 1 and 1000")
+            raise InvalidArgument("limit must be between 1 and 1000", field="limit")
         after = VersionCursor.decode(cursor) if cursor else None
         async with self._db.read() as conn:
             found, next_cursor = await repo.list_versions(
@@ -441,7 +447,7 @@ class ObjectService:
         validate_key(key)
         validate_key(to_key)
         if source.id == target.id and key == to_key:
-            raise InvalidArgument("source and destination are the same object", field="to_key")
+            raise SameObject(f"{key!r} would be renamed onto itself", field="to_key")
         if source.owner_id != target.owner_id:
             # The bytes change hands: the new owner's quota must hold them.
             await self._quota.admit(target, (await self.find(source, key)).size)
@@ -476,7 +482,7 @@ class ObjectService:
     ) -> Listing:
         """One listing page of a bucket already checked."""
         if not 1 <= limit <= 1000:
-            raise InvalidArgument("limit must be between 1 and 1000")
+            raise InvalidArgument("limit must be between 1 and 1000", field="limit")
         if len(delimiter) > 1:
             raise InvalidArgument("delimiter must be empty or one character")
         async with self._db.read() as conn:
