@@ -50,8 +50,10 @@ def test_query_parameters_become_a_query() -> None:
     assert query.since == datetime(2026, 1, 1, tzinfo=UTC)
     assert query.until == datetime(2026, 1, 31, 23, 0, tzinfo=UTC)
     assert (query.limit, query.before_id) == (7, 42)
-    empty = parse_query({"user": "", "limit": ""})
-    assert (empty.user, empty.limit, empty.before_id) == (None, DEFAULT_LIMIT, None)
+    absent = parse_query({})
+    assert (absent.user, absent.limit, absent.before_id) == (None, DEFAULT_LIMIT, None)
+    unfiltered = parse_query({"bucket": "", "prefix": ""})  # an empty prefix matches every key
+    assert (unfiltered.bucket, unfiltered.prefix) == (None, None)
     assert not parse_query({"action": "object.read"}).action_is_prefix
 
 
@@ -73,6 +75,16 @@ def test_query_parameters_become_a_query() -> None:
         ({"cursor": "01"}, "cursor"),
         ({"user": "-bob"}, "user"),
         ({"user": "b" * 65}, "user"),
+        # Given empty is given: "?user=" names nobody, it does not lift the filter.
+        ({"user": ""}, "user"),
+        ({"action": ""}, "action"),
+        ({"since": ""}, "since"),
+        ({"until": ""}, "until"),
+        ({"limit": ""}, "limit"),
+        ({"cursor": ""}, "cursor"),
+        ({"bucket": "b" * 64}, "bucket"),
+        ({"prefix": "p" * 1025}, "prefix"),
+        ({"action": "a" * 65}, "action"),
     ],
 )
 def test_bad_query_parameters_are_invalid_arguments(params: dict[str, str], field: str) -> None:

@@ -30,7 +30,16 @@ from cargohold.api.audit import error_code, noted
 from cargohold.api.auth import effective_method, principal
 from cargohold.api.context import SERVICES
 from cargohold.api.native import API, Route, json_response
-from cargohold.domain.history import ACTION_PATTERN, CURSOR_PATTERN, OK, HistoryEvent, parse_query
+from cargohold.domain.history import (
+    ACTION_PATTERN,
+    CURSOR_PATTERN,
+    MAX_ACTION,
+    MAX_BUCKET_FILTER,
+    MAX_PREFIX_FILTER,
+    OK,
+    HistoryEvent,
+    parse_query,
+)
 from cargohold.domain.model import Principal
 from cargohold.problems import Handler, http_error_code
 
@@ -197,13 +206,13 @@ ROUTES: tuple[Route, ...] = (
         answer=schemas.History,
         query=(
             ("user", {"type": "string", "pattern": schemas.USER_NAME_PATTERN}),
-            ("bucket", {"type": "string", "maxLength": 63}),
-            ("prefix", {"type": "string", "maxLength": 1024}),
+            ("bucket", {"type": "string", "maxLength": MAX_BUCKET_FILTER}),
+            ("prefix", {"type": "string", "maxLength": MAX_PREFIX_FILTER}),
             (
                 "action",
                 {
                     "type": "string",
-                    "maxLength": 64,
+                    "maxLength": MAX_ACTION,
                     "pattern": ACTION_PATTERN,
                     "description": "A resource such as 'object' or an action such as 'object.read'",
                 },

@@ -34,6 +34,10 @@ _ACTION = re.compile(ACTION_PATTERN)
 _USER = re.compile("[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 #: Every string ``encode_cursor`` can hand out, and nothing else.
 CURSOR_PATTERN = "^[1-9][0-9]{0,17}$"
+#: The longest bucket name and key prefix a filter may hold (no longer name or key exists).
+MAX_BUCKET_FILTER = 63
+MAX_ACTION = 64
+MAX_PREFIX_FILTER = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +106,7 @@ def parse_time(text: str, field: str) -> datetime:
 
 
 def parse_limit(text: str | None) -> int:
-    if text is None or text == "":
+    if text is None:
         return DEFAULT_LIMIT
     if not _DIGITS.fullmatch(text.strip()) or not 1 <= int(text) <= MAX_LIMIT:
         raise InvalidArgument(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
@@ -112,28 +116,33 @@ def parse_limit(text: str | None) -> int:
 def parse_query(params: Mapping[str, str]) -> HistoryQuery:
     """A search from URL query parameters; ``InvalidArgument`` (400) names the first bad one."""
 
-    def text(name: str) -> str | None:
+    def text(name: str, longest: int) -> str | None:
         value = params.get(name)
+        if value is not None and len(value) > longest:
+            raise InvalidArgument(f"{name} may hold at most {longest} characters", field=name)
         return value if value else None
 
-    user = text("user")
+    # A filter that is given is judged, empty or not: "?user=" names no user, it does not
+    # mean "any user" (the document says what each may hold). Only bucket and prefix may be
+    # empty, and then filter nothing, as an empty prefix matches every key.
+    user = params.get("user")
     if user is not None and not _USER.fullmatch(user):
         raise InvalidArgument("user must be a user name of 1-64 characters", field="user")
-    action = text("action")
-    if action is not None and not _ACTION.fullmatch(action):
+    action = params.get("action")
+    if action is not None and (len(action) > MAX_ACTION or not _ACTION.fullmatch(action)):
         raise InvalidArgument(
             "action must be a resource such as 'object' or an action such as 'object.read'", field="action"
         )
-    since, until = text("since"), text("until")
-    cursor = text("cursor")
+    since, until = params.get("since"), params.get("until")
+    cursor = params.get("cursor")
     query = HistoryQuery(
         user=user,
-        bucket=text("bucket"),
-        prefix=text("prefix"),
+        bucket=text("bucket", MAX_BUCKET_FILTER),
+        prefix=text("prefix", MAX_PREFIX_FILTER),
         action=action,
-        since=parse_time(since, "since") if since else None,
-        until=parse_time(until, "until") if until else None,
+        since=parse_time(since, "since") if since is not None else None,
+        until=parse_time(until, "until") if until is not None else None,
         limit=parse_limit(params.get("limit")),
-        before_id=decode_cursor(cursor) if cursor else None,
+        before_id=decode_cursor(cursor) if cursor is not None else None,
     )
     return query  # since at or after until is an empty range: no events, not an error
