@@ -127,7 +127,13 @@ def test_listing_with_delimiter_and_pages(api: httpx.Client, bucket: str) -> Non
         if not page["truncated"]:
             break
     assert seen == keys[:5]
-    assert api.get(f"/api/v1/buckets/{bucket}/objects", params={"limit": 0}).status_code == 400
+    # A page holds 1 to 1000 entries, as the document says; the refusal names the parameter.
+    for limit in (0, 1001):
+        refused = api.get(f"/api/v1/buckets/{bucket}/objects", params={"limit": limit, "prefix": "a" * 1024})
+        problem = refused.json()
+        assert (refused.status_code, problem["code"], problem["field"]) == (400, "invalid_argument", "limit")
+    full = api.get(f"/api/v1/buckets/{bucket}/objects", params={"limit": 1000, "prefix": "a" * 1024})
+    assert (full.status_code, full.json()["objects"]) == (200, [])
 
 
 def test_checksums_verified(api: httpx.Client, bucket: str) -> None:

@@ -3,13 +3,14 @@ what it refuses is refused (the fuzz test finds any drift; these pin each rule).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema_rs
 import pytest
 
 from cargohold.api import schemas
-from cargohold.api.inputs import validate_body
+from cargohold.api.inputs import CONTENT_TYPE_PATTERN, content_type, validate_body
 from cargohold.errors import InvalidArgument
 from cargohold.workers.limits import MAX_CONCURRENCY, WorkerLimits
 
@@ -47,6 +48,33 @@ def _accepted(model: type[Any], body: dict[str, Any]) -> bool:
         (schemas.CreateShare, {"bucket": "abc", "key": "k", "max_downloads": 0}, False),
         (schemas.CreateShare, {"bucket": "abc", "key": "k", "password": "short"}, False),
         (schemas.RenameObject, {"to_key": "x"}, True),
+        # A lifetime is whole seconds, at least one: nothing is born expired.
+        (schemas.CreateShare, {"bucket": "abc", "key": "k", "expires_in": 1}, True),
+        (schemas.CreateShare, {"bucket": "abc", "key": "k", "expires_in": 60.0}, True),
+        (schemas.CreateShare, {"bucket": "abc", "key": "k", "expires_in": 5e-324}, False),
+        (schemas.CreateShare, {"bucket": "abc", "key": "k", "expires_in": 0}, False),
+        (schemas.CreateShare, {"bucket": "abc", "key": "k", "expires_in": 1.5}, False),
+        (schemas.CreateShare, {"bucket": "abc", "key": "k", "expires_in": 1e300}, False),
+        (schemas.CreateShare, {"bucket": "abc", "key": "k", "expires_in": True}, False),
+        (schemas.RevokeGrant, {"user": "bob"}, True),
+        (schemas.RevokeGrant, {}, False),
+        # A media type is printable ASCII, at most 255 characters.
+        (
+            schemas.CreateUpload,
+            {"bucket": "abc", "key": "k", "content_type": "text/plain; charset=utf-8"},
+            True,
+        ),
+        (
+            schemas.CreateUpload,
+            {"bucket": "abc", "key": "k", "content_type": "\u00db\u0094"},
+            False,
+        ),
+        (schemas.CreateUpload, {"bucket": "abc", "key": "k", "content_type": "text/\u00e9"}, False),
+        (schemas.CreateUpload, {"bucket": "abc", "key": "k", "content_type": "text/plain\n"}, False),
+        (schemas.CreateUpload, {"bucket": "abc", "key": "k", "content_type": "a" * 256}, False),
+        (schemas.AddNode, {"url": "http://node.example:9000/data/x_1"}, True),
+        (schemas.AddNode, {"url": "http://node.example:9000/\u008a\u001f"}, False),
+        (schemas.AddNode, {"url": "http://node.example:9000/a b"}, False),
     ],
 )
 def test_the_document_and_the_handler_agree(model: type[Any], body: dict[str, Any], ok: bool) -> None:
@@ -81,3 +109,23 @@ def test_worker_settings_out_of_range_are_refused_by_the_document_and_the_limits
         assert _documented(schemas.WorkerSettings, body) is False
         with pytest.raises(InvalidArgument, match="must be between"):
             limits.merged(validate_body(body, schemas.WorkerSettings).model_dump(exclude_unset=True))
+
+
+def test_times_need_a_zone_and_lie_within_a_century() -> None:
+    soon = datetime.now(UTC) + timedelta(days=1)
+    assert validate_body({"expires_at": soon.isoformat()}, schemas.CreateKey).expires_at == soon
+    for text in ("2030-01-01T00:00:00", "9999-12-31T23:59:59-12:00", "2500-01-01T00:00:00Z", "soon", 5):
+        with pytest.raises(InvalidArgument) as refused:
+            validate_body({"expires_at": text}, schemas.CreateKey)
+        assert refused.value.extra["field"] == "expires_at"
+
+
+def test_the_content_type_rule_is_the_documented_pattern() -> None:
+    """The header, the upload body and tus metadata are judged by the pattern the document shows."""
+    documented = schemas.CreateUpload.model_json_schema()["properties"]["content_type"]["anyOf"][0]
+    assert (documented["pattern"], documented["maxLength"]) == (CONTENT_TYPE_PATTERN, 255)
+    assert content_type(None) == content_type("") == "application/octet-stream"
+    assert content_type("image/png") == "image/png"
+    for bad in ("text/\u00e9", "a\tb", "x" * 256, "\u0094"):
+        with pytest.raises(InvalidArgument):
+            content_type(bad)

@@ -19,19 +19,22 @@ from cargohold.api import schemas
 from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES, Services
-from cargohold.api.inputs import INT32_MAX, int_query, model_body
+from cargohold.api.inputs import content_type, int_query, model_body, text_query
 from cargohold.api.object_responses import stream_object_response
 from cargohold.domain.model import Bucket, ObjectRecord
-from cargohold.domain.names import validate_bucket
-from cargohold.errors import InvalidArgument
+from cargohold.domain.names import MAX_KEY_BYTES, validate_bucket
 from cargohold.service.checksums import ExpectedDigests
 from cargohold.service.objects import VersionListing
 
 API = "/api/v1"
 #: The version a write made or a read served; on a delete, the version removed or the marker added.
 VERSION_HEADER = "x-version-id"
-MAX_CONTENT_TYPE = 255  # the width of the column that holds it
 DELETE_MARKER_HEADER = "x-delete-marker"
+#: The most entries one listing page holds (``limit`` is 1 to this, as the services enforce).
+MAX_PAGE = 1000
+#: The longest listing cursor a client may send back: a version cursor holds a key of up to
+#: 1024 bytes as escaped JSON in base64, at most about 4200 characters.
+MAX_CURSOR = 8192
 
 
 def _services(request: web.Request) -> Services:
@@ -145,15 +148,6 @@ async def put_object(request: web.Request) -> web.Response:
     )
 
 
-def content_type(value: str | None) -> str:
-    """The media type an object is stored with (the column holds ``MAX_CONTENT_TYPE`` characters)."""
-    if value is None or value == "":
-        return "application/octet-stream"
-    if len(value) > MAX_CONTENT_TYPE or not value.isprintable():
-        raise InvalidArgument(f"Content-Type must be at most {MAX_CONTENT_TYPE} printable characters")
-    return value
-
-
 async def _read_version(request: web.Request) -> ObjectRecord:
     """The version a GET or HEAD asks for (``?version_id=`` or the latest), noted in the history."""
     record = await _services(request).objects.head(
@@ -245,8 +239,8 @@ async def _list_key_versions(request: web.Request) -> web.Response:
         principal(request),
         bucket,
         key=key,
-        limit=int_query(request, "limit", 1000),
-        cursor=request.query.get("cursor") or None,
+        limit=int_query(request, "limit", MAX_PAGE, minimum=1, maximum=MAX_PAGE),
+        cursor=text_query(request, "cursor", MAX_CURSOR) or None,
     )
     note(request, detail={"versions": True})
     return json_response({"bucket": bucket, "key": key, **_versions_page(listing)})
@@ -257,9 +251,9 @@ async def _list_bucket_versions(request: web.Request) -> web.Response:
     listing = await _services(request).objects.versions(
         principal(request),
         request.match_info["bucket"],
-        prefix=request.query.get("prefix", ""),
-        limit=int_query(request, "limit", 1000),
-        cursor=request.query.get("cursor") or None,
+        prefix=text_query(request, "prefix", MAX_KEY_BYTES),
+        limit=int_query(request, "limit", MAX_PAGE, minimum=1, maximum=MAX_PAGE),
+        cursor=text_query(request, "cursor", MAX_CURSOR) or None,
     )
     note(request, detail={"versions": True})
     return json_response({"bucket": request.match_info["bucket"], **_versions_page(listing)})
@@ -272,10 +266,10 @@ async def list_objects(request: web.Request) -> web.Response:
     listing = await _services(request).objects.list_page(
         principal(request),
         bucket,
-        prefix=request.query.get("prefix", ""),
+        prefix=text_query(request, "prefix", MAX_KEY_BYTES),
         delimiter=request.query.get("delimiter", ""),
-        limit=int_query(request, "limit", 1000),
-        cursor=request.query.get("cursor") or None,
+        limit=int_query(request, "limit", MAX_PAGE, minimum=1, maximum=MAX_PAGE),
+        cursor=text_query(request, "cursor", MAX_CURSOR) or None,
     )
     return json_response(
         {
@@ -406,10 +400,10 @@ ROUTES: tuple[Route, ...] = (
         action="object.list",
         answer=schemas.ObjectListing,
         query=(
-            ("prefix", {"type": "string", "maxLength": 1024}),
-            ("delimiter", {"type": "string", "maxLength": 16}),
-            ("limit", {"type": "integer", "minimum": 0, "maximum": INT32_MAX}),
-            ("cursor", {"type": "string", "maxLength": 1024}),
+            ("prefix", {"type": "string", "maxLength": MAX_KEY_BYTES}),
+            ("delimiter", {"type": "string", "maxLength": 1}),
+            ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+            ("cursor", {"type": "string", "maxLength": MAX_CURSOR}),
             (
                 "versions",
                 {"type": "string", "description": "present: list versions", "allowEmptyValue": True},
@@ -444,8 +438,8 @@ ROUTES: tuple[Route, ...] = (
                 "versions",
                 {"type": "string", "description": "present: list versions", "allowEmptyValue": True},
             ),
-            ("limit", {"type": "integer", "minimum": 0, "maximum": INT32_MAX}),
-            ("cursor", {"type": "string", "maxLength": 1024}),
+            ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+            ("cursor", {"type": "string", "maxLength": MAX_CURSOR}),
         ),
     ),
     Route(

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from cargohold import __version__
 from cargohold.api.auth import is_public
+from cargohold.api.inputs import INT64_MAX
 from cargohold.api.native import Route
 from cargohold.api.schemas import PATH_PARAMETERS, Problem
 
@@ -29,7 +30,31 @@ PUBLIC_ERRORS = (400, 404, 429, 503)
 _PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 #: tus answers: what each method returns and sends (errors are problem+json there too).
 _TUS: dict[str, dict[str, Any]] = {
-    "POST": {"status": 201, "body": "application/offset+octet-stream", "errors": (409, 412, 413, 460)},
+    "POST": {
+        "status": 201,
+        "body": "application/offset+octet-stream",
+        "errors": (409, 412, 413, 460),
+        "description": "Send exactly one of Upload-Length and Upload-Defer-Length: 1, and Upload-Metadata"
+        " naming the object: 'bucket <base64>,key <base64>' (or filename), optionally content_type"
+        " (or filetype). Anything else is 400 invalid_argument: a rule between headers and inside"
+        " one that no schema states.",
+        "headers": (
+            ("Upload-Length", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}),
+            ("Upload-Defer-Length", {"type": "string", "enum": ["1"]}),
+            (
+                "Upload-Metadata",
+                {
+                    "type": "string",
+                    "description": "Comma-separated 'name base64value' pairs: bucket, key or"
+                    " filename, content_type or filetype",
+                },
+            ),
+            (
+                "Upload-Concat",
+                {"type": "string", "description": "'partial', or 'final;' and the partial uploads' URLs"},
+            ),
+        ),
+    },
     "OPTIONS": {"status": 204, "errors": ()},
     "HEAD": {"status": 200, "errors": (410, 412)},
     "PATCH": {
@@ -97,6 +122,13 @@ def _operation(route: Route, method: str, path_params: list[Any], schemas: dict[
         operation["parameters"].append(
             {"name": "Tus-Resumable", "in": "header", "required": True, "schema": {"const": "1.0.0"}}
         )
+        operation["parameters"] += [
+            {"name": name, "in": "header", "required": False, "schema": schema}
+            for name, schema in _TUS[method].get("headers", ())
+        ]
+    if tus and "description" in _TUS[method]:
+        operation["description"] = _TUS[method]["description"]
+        responses["400"]["description"] += ": " + _TUS[method]["description"]
     if route.body is not None:
         # A body that must name at least one field (a change) is required as much as one with
         # a required field: an absent body is refused alike.

@@ -29,7 +29,15 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from cargohold.api.inputs import INT32_MAX, INT64_MAX, MAX_FUTURE, MAX_STRING, parse_time
+from cargohold.api.inputs import (
+    CONTENT_TYPE_PATTERN,
+    INT32_MAX,
+    INT64_MAX,
+    MAX_CONTENT_TYPE,
+    MAX_FUTURE,
+    MAX_STRING,
+    parse_time,
+)
 from cargohold.domain.layout import LAYOUT_PATTERN
 from cargohold.domain.names import MAX_KEY_BYTES
 from cargohold.service.passwords import MAX_LENGTH as MAX_PASSWORD
@@ -82,9 +90,21 @@ def _time(value: Any) -> datetime:
     return moment
 
 
-#: An ISO 8601 time with a zone, in UTC, at most ``MAX_FUTURE`` ahead.
-Time = Annotated[datetime, BeforeValidator(_time), WithJsonSchema({"type": "string", "format": "date-time"})]
-Seconds = Annotated[float, Field(gt=0, le=MAX_FUTURE.total_seconds())]
+#: An expiry: an ISO 8601 time with a zone, at most ``MAX_FUTURE`` ahead. That it lies in the
+#: future is the service's rule (``400 invalid_argument``, field ``expires_at``): "now" moves,
+#: so no JSON Schema keyword states it, and the description does.
+Time = Annotated[
+    datetime,
+    BeforeValidator(_time),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": f"An ISO 8601 time with a zone, in the future and at most {MAX_FUTURE.days}"
+            " days ahead",
+        }
+    ),
+]
 Text = Annotated[str, Field(max_length=MAX_STRING)]
 #: A new password (``passwords.check_password_rules``).
 Password = Annotated[str, Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)]
@@ -115,9 +135,14 @@ def _whole(value: Any) -> Any:
 #: document shows them as ``minimum``/``maximum``).
 Count64 = Annotated[int, Field(ge=0, le=INT64_MAX), BeforeValidator(_whole)]
 Count32 = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(_whole)]
+#: A lifetime in whole seconds: at least one, so nothing is born expired (``5e-324`` is not
+#: a lifetime), at most ``MAX_FUTURE``; ``60.0`` is the integer 60, as JSON has it.
+Seconds = Annotated[int, Field(ge=1, le=int(MAX_FUTURE.total_seconds())), BeforeValidator(_whole)]
 Hex32 = Annotated[str, Field(pattern="^[0-9a-fA-F]{32}$")]
 Hex64 = Annotated[str, Field(pattern="^[0-9a-fA-F]{64}$")]
 Stamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+#: A media type as ``inputs.content_type`` judges it.
+MediaType = Annotated[str, Field(max_length=MAX_CONTENT_TYPE, pattern=CONTENT_TYPE_PATTERN)]
 
 # -- path parameters ------------------------------------------------------------------
 
@@ -125,17 +150,27 @@ _NO_CONTROLS = "\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069"
 USER_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
 BUCKET_SCHEMA = {
     "type": "string",
-    "pattern": "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+    "minLength": 3,
+    "maxLength": 63,
+    # Every '.' is followed by a letter, digit or '-', so no '..' (``validate_bucket``).
+    "pattern": "^[a-z0-9]([.]?[a-z0-9-])*[.]?[a-z0-9]$",
     "description": "3-63 of a-z, 0-9, '.', '-', starting and ending with a letter or digit, no '..'",
 }
 #: A bucket name in a body: documented with the bucket rules, judged by ``validate_bucket``
 #: (``invalid_bucket_name``) as in a URL.
 BucketText = Annotated[str, Field(max_length=MAX_STRING), WithJsonSchema(BUCKET_SCHEMA)]
+#: A key segment that is neither empty, "." nor "..", and the segments of a key (the last
+#: may be empty: "dir/" is a key), spelled without look-arounds, so any regex engine reads it.
+_SEGMENT = (
+    f"[^/.{_NO_CONTROLS}][^/{_NO_CONTROLS}]*"
+    f"|[.][^/.{_NO_CONTROLS}][^/{_NO_CONTROLS}]*"
+    f"|[.][.][^/{_NO_CONTROLS}]+"
+)
 KEY_SCHEMA = {
     "type": "string",
     "minLength": 1,
     "maxLength": MAX_KEY_BYTES,
-    "pattern": f"^[^/{_NO_CONTROLS}][^{_NO_CONTROLS}]*$",
+    "pattern": f"^({_SEGMENT})(/({_SEGMENT}))*/?$",
     "description": f"UTF-8, at most {MAX_KEY_BYTES} bytes, '/' separates segments; no control or"
     " bidirectional formatting characters, no leading '/', no empty, '.' or '..' segment",
 }
@@ -268,7 +303,7 @@ class CreateGrant(Body):
 
 
 class RevokeGrant(Body):
-    user: Annotated[str, Field(pattern=USER_NAME_PATTERN)] | None = None
+    user: Annotated[str, Field(pattern=USER_NAME_PATTERN)]
 
 
 _PORT = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
@@ -277,7 +312,9 @@ _OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _LABEL = "[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
 #: A DNS name whose last label starts with a letter, a dotted IPv4 address or a bracketed IPv6 one.
 _HOST = f"({_LABEL}\\.)*[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?|{_OCTET}(\\.{_OCTET}){{3}}|\\[[0-9A-Fa-f:.]+\\]"
-NODE_URL_PATTERN = f"^https?://({_HOST})(:{_PORT})?(/[^?#\\s]*)?$"
+#: The path is visible ASCII but '?' and '#', spelled out: "\s" means other characters to
+#: Python than to JSON Schema's ECMA regexes, so a path the document allowed could be refused.
+NODE_URL_PATTERN = f"^https?://({_HOST})(:{_PORT})?(/[\\x21\\x22\\x24-\\x3e\\x40-\\x7e]*)?$"
 
 
 def _node_url(value: str) -> str:
@@ -336,7 +373,12 @@ class WorkerSettings(Body):
 
 
 def _one_target(schema: dict[str, Any]) -> None:
-    """Exactly one of ``key`` and ``prefix``, and ``version_id`` only with a key."""
+    """Exactly one of ``key`` and ``prefix``, ``version_id`` only with a key, and at most one
+    of ``expires_at`` and ``expires_in`` (a null is as good as leaving it out)."""
+    schema["not"] = {
+        "required": ["expires_at", "expires_in"],
+        "properties": {"expires_at": {"type": "string"}, "expires_in": {"type": "number"}},
+    }
     schema["oneOf"] = [
         {"required": ["key"], "properties": {"key": {"type": "string"}, "prefix": {"type": "null"}}},
         {
@@ -355,7 +397,7 @@ class CreateShare(Body):
 
     model_config = ConfigDict(strict=True, extra="ignore", json_schema_extra=_one_target)
     bucket: BucketText
-    key: KeyText | None = None
+    key: KeyName | None = None
     prefix: KeyText | None = None
     password: Password | None = None
     expires_at: Time | None = None
@@ -366,9 +408,9 @@ class CreateShare(Body):
 
 class CreateUpload(Body):
     bucket: BucketText
-    key: KeyText
+    key: KeyName
     size: Count64 | None = None
-    content_type: Annotated[str, Field(max_length=255)] | None = None
+    content_type: MediaType | None = None
     md5: Hex32 | None = None
     sha256: Hex64 | None = None
     part_size: Count64 | None = None

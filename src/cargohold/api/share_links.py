@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import string
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
@@ -23,15 +23,7 @@ from cargohold.api import schemas
 from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
-from cargohold.api.inputs import (
-    bool_query,
-    form_body,
-    int_query,
-    json_body,
-    seconds_field,
-    time_field,
-    validate_body,
-)
+from cargohold.api.inputs import bool_query, form_body, int_query, model_body
 from cargohold.api.native import API, TAIL, Route, json_response
 from cargohold.api.object_responses import content_disposition, stream_object_response
 from cargohold.domain.model import ObjectRecord
@@ -91,20 +83,17 @@ def share_json(link: ShareLink, now: datetime | None = None) -> dict[str, Any]:
 # -- managing links (authenticated) ----------------------------------------------------
 
 
-def expiry_from(body: dict[str, Any]) -> datetime | None:
-    """``expires_at`` (ISO 8601 with a zone) or ``expires_in`` (seconds from now), not both."""
-    expires_at = time_field(body, "expires_at")
-    expires_in = seconds_field(body, "expires_in")
-    if expires_in is None:
-        return expires_at
-    if expires_at is not None:
+def expiry_from(body: schemas.CreateShare) -> datetime | None:
+    """``expires_at`` (ISO 8601 with a zone) or ``expires_in`` (whole seconds from now), not both."""
+    if body.expires_in is None:
+        return body.expires_at
+    if body.expires_at is not None:
         raise InvalidArgument("give expires_at or expires_in, not both", field="expires_in")
-    return datetime.now(UTC) + expires_in
+    return datetime.now(UTC) + timedelta(seconds=body.expires_in)
 
 
 async def create_share(request: web.Request) -> web.Response:
-    raw = await json_body(request)
-    body = validate_body(raw, schemas.CreateShare)
+    body = await model_body(request, schemas.CreateShare)
     bucket, key, prefix = body.bucket, body.key, body.prefix
     note(request, bucket=bucket, key=key if key is not None else prefix)
     link, token = await _shares(request).create(
@@ -113,7 +102,7 @@ async def create_share(request: web.Request) -> web.Response:
         key=key,
         prefix=prefix,
         password=body.password,
-        expires_at=expiry_from(raw),
+        expires_at=expiry_from(body),
         max_downloads=body.max_downloads,
         version_id=body.version_id,
     )

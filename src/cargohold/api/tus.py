@@ -38,7 +38,7 @@ from aiohttp import StreamReader, web
 from cargohold.api.audit import note
 from cargohold.api.auth import effective_method, principal
 from cargohold.api.context import SERVICES
-from cargohold.api.inputs import int_header
+from cargohold.api.inputs import content_type, int_header
 from cargohold.api.native import Route
 from cargohold.concurrency import run_cpu
 from cargohold.domain import uploads as sm
@@ -223,8 +223,7 @@ def _target(metadata: dict[str, str], partial: bool) -> tuple[str, str, str]:
     key = metadata.get("key") or metadata.get("filename") or ("tus-partial" if partial else "")
     if not key:
         raise InvalidArgument("Upload-Metadata must carry 'key' or 'filename' (base64) for the object key")
-    content_type = metadata.get("content_type") or metadata.get("filetype") or "application/octet-stream"
-    return bucket, key, content_type
+    return bucket, key, content_type(metadata.get("content_type") or metadata.get("filetype"))
 
 
 # -- responses ------------------------------------------------------------------
@@ -354,13 +353,13 @@ async def create(request: web.Request) -> web.Response:
         raise InvalidArgument("send either Upload-Length or Upload-Defer-Length: 1")
     if length is not None and length > service.max_size:
         raise PayloadTooLarge(f"Upload-Length exceeds Tus-Max-Size {service.max_size}")
-    bucket, key, content_type = _target(metadata, partial=concat == "partial")
+    bucket, key, media_type = _target(metadata, partial=concat == "partial")
     upload = await service.create(
         principal(request),
         bucket,
         key,
         total_size=length,
-        content_type=content_type,
+        content_type=media_type,
         protocol="tus",
         metadata=metadata,
         concat=concat,
@@ -377,7 +376,7 @@ async def create(request: web.Request) -> web.Response:
 async def _create_final(request: web.Request, metadata: dict[str, str], ids: list[str]) -> web.Response:
     """Upload-Concat: final: checked up front, so a refused final upload leaves nothing behind."""
     service = _uploads(request)
-    bucket, key, content_type = _target(metadata, partial=False)
+    bucket, key, media_type = _target(metadata, partial=False)
     size = 0
     for partial_id in ids:
         partial = _live(await service.get(principal(request), partial_id))
@@ -393,7 +392,7 @@ async def _create_final(request: web.Request, metadata: dict[str, str], ids: lis
         bucket,
         key,
         total_size=size,
-        content_type=content_type,
+        content_type=media_type,
         protocol="tus",
         metadata=metadata,
         concat="final",

@@ -17,8 +17,8 @@ from cargohold.api import schemas
 from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
-from cargohold.api.inputs import INT32_MAX, INT64_MAX, int_path, model_body
-from cargohold.api.native import Route, content_type, json_response, object_json
+from cargohold.api.inputs import INT32_MAX, INT64_MAX, content_type, int_path, model_body
+from cargohold.api.native import Route, json_response, object_json
 from cargohold.domain.uploads import FINAL_STATES, Upload, percentage_of
 from cargohold.errors import InvalidArgument
 from cargohold.service.checksums import ExpectedDigests
