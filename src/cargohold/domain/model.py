@@ -107,6 +107,9 @@ class ObjectRecord:
     is_latest: bool = True
     delete_marker: bool = False
     versioned: bool = False
+    #: Response headers stored with this version (lower-case names): Content-Disposition,
+    #: Cache-Control, x-amz-meta-*, ... Empty in listings, which never read them.
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

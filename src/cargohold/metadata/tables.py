@@ -205,6 +205,8 @@ objects = Table(
     # False: the key's one unversioned ("null") version, replaced in place by
     # writes while versioning is off or suspended.
     Column("versioned", Boolean, nullable=False, default=False),
+    # Response headers stored with the object (S3 metadata): lower-case name -> value, or NULL.
+    Column("headers", JsonDoc, nullable=True),
     UniqueConstraint("version_id"),
     Index(
         "uq_objects_latest",
@@ -254,6 +256,8 @@ uploads = Table(
     _ts("created_at", default=utcnow),
     _ts("updated_at", default=utcnow),
     _ts("expires_at"),
+    # The headers the completed object will be stored with (S3 multipart), or NULL.
+    Column("headers", JsonDoc, nullable=True),
     CheckConstraint("status IN ('PENDING', 'LOADING', 'UPLOADED', 'FAILED', 'DELETED')", name="status"),
     Index("ix_uploads_status_expires_at", "status", "expires_at"),
 )

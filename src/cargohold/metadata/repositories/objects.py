@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cargohold.domain.conditions import WriteCondition
 from cargohold.domain.model import ObjectRecord, PartRecord
 from cargohold.errors import Conflict, NoSuchBucket
 from cargohold.metadata.listing import Lister, Step
@@ -63,6 +64,7 @@ def _object(row: Row, *, with_inline: bool, with_parts: tuple[PartRecord, ...] =
         is_latest=row.is_latest,
         delete_marker=row.delete_marker,
         versioned=row.versioned,
+        headers=dict(getattr(row, "headers", None) or {}),  # listings do not select it
     )
 
 
@@ -192,6 +194,8 @@ async def put_object(
     inline_data: bytes | None = None,
     parts: Sequence[PartRecord] = (),
     attach: Sequence[PartRecord] = (),
+    headers: dict[str, str] | None = None,
+    condition: WriteCondition | None = None,
 ) -> tuple[ObjectRecord, list[str]]:
     """Make a new version of ``key`` the latest.
 
@@ -205,6 +209,11 @@ async def put_object(
     Inserts the object row, its parts and their shares. Returns the new
     record and the ids of the replaced version's parts (now detached), which
     the caller must enqueue for deletion in the same transaction.
+
+    ``headers`` are stored with the version and returned with it. A
+    ``condition`` (If-Match / If-None-Match on a write) is checked against
+    the key's latest version under the key's lock, so two conditional
+    writers cannot both win.
 
     ``NoSuchBucket`` if the bucket is gone. Concurrent writers of one key
     are serialised (see ``_lock_current``); the insert still uses ``ON
@@ -226,11 +235,15 @@ async def put_object(
         "version_id": new_version_id(),
         "is_latest": True,
         "delete_marker": False,
+        "headers": headers or None,
     }
     versioned = await _lock_bucket(conn, bucket_id)
     values["versioned"] = versioned
     for _ in range(_PUT_RETRIES):
-        replaced += await _make_room(conn, await _lock_current(conn, bucket_id, key), versioned)
+        current = await _lock_current(conn, bucket_id, key)
+        if condition is not None:
+            condition.check(await _live_etag(conn, current.latest), key)
+        replaced += await _make_room(conn, current, versioned)
         inserted = await conn.execute(insert_or_nothing(conn, objects, values).returning(objects.c.id))
         new_id = inserted.scalar_one_or_none()
         if new_id is not None:
@@ -285,8 +298,18 @@ async def put_object(
         parts=tuple(replace(p, shares=tuple(sorted(p.shares, key=lambda s: s.index))) for p in ordered),
         version_id=str(values["version_id"]),
         versioned=versioned,
+        headers=dict(headers or {}),
     )
     return record, sorted(replaced)
+
+
+async def _live_etag(conn: AsyncConnection, latest: int | None) -> str | None:
+    """The ETag of the key's latest version, or None when there is none or it is a delete marker."""
+    if latest is None:
+        return None
+    stmt = select(objects.c.etag, objects.c.delete_marker).where(objects.c.id == latest)
+    row = (await conn.execute(stmt)).one()
+    return None if row.delete_marker else str(row.etag)
 
 
 @dataclass(frozen=True, slots=True)
