@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -21,10 +22,11 @@ from cargohold.concurrency import tune_malloc
 from cargohold.config import Settings
 from cargohold.domain.jobs import DELETE_PART
 from cargohold.problems import problem_middleware
-from cargohold.service.accounts import AccountService, Bootstrap
+from cargohold.service.accounts import FIRST_ADMIN, AccountService, Bootstrap
 from cargohold.service.healing import HealingService
 from cargohold.service.history import HistoryService
 from cargohold.service.namespaces import NamespaceService
+from cargohold.service.s3keys import S3KeyService, bootstrap_admin_key
 from cargohold.service.sessions import SessionService
 from cargohold.service.share_links import ShareLinkService, cookie_key
 from cargohold.service.throttle import Throttle
@@ -82,7 +84,9 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
         ]
         try:
             history.start()
-            app[BOOTSTRAP] = await accounts.bootstrap(settings.admin_password, settings.admin_key)
+            s3keys = S3KeyService(db, core.auth, settings.cluster_secret or "", settings.auth_cache_seconds)
+            first = await accounts.bootstrap(settings.admin_password, settings.admin_key)
+            app[BOOTSTRAP] = replace(first, s3_key=await bootstrap_admin_key(s3keys, db, FIRST_ADMIN))
             for worker in workers:
                 worker.start()
             app[SERVICES] = Services(
@@ -106,6 +110,7 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
                     cookie_key(settings.token_secret or settings.cluster_secret or ""),
                 ),
                 healing=HealingService(db, core.nodes, core.limits, settings),
+                s3keys=s3keys,
             )
             app[AUTH] = core.auth
             yield

@@ -313,6 +313,11 @@ class Route:
     #: What the history records a call as ("object.read", ...); "" records nothing.
     #: A "*" route names one action per method: "PATCH=upload.append,DELETE=upload.abort".
     action: str = ""
+    #: JSON Schemas for the OpenAPI document: the JSON request body and the success answer's body.
+    request_schema: dict[str, Any] | None = None
+    response_schema: dict[str, Any] | None = None
+    #: The success status the response schema is for.
+    success: int = 200
 
     def action_for(self, method: str) -> str:
         """The history action of a call to this route with ``method``."""

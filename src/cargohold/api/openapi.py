@@ -48,6 +48,20 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": params,
                 "responses": {"2XX": {"description": "Success"}, "4XX": _PROBLEM, "5XX": _PROBLEM},
             }
+            if route.response_schema is not None:
+                operation["responses"] = {
+                    str(route.success): {
+                        "description": "Success",
+                        "content": {"application/json": {"schema": route.response_schema}},
+                    },
+                    "4XX": _PROBLEM,
+                    "5XX": _PROBLEM,
+                }
+            if route.request_schema is not None:
+                operation["requestBody"] = {
+                    "required": False,
+                    "content": {"application/json": {"schema": route.request_schema}},
+                }
             if is_public(route.path) or method == "OPTIONS":
                 operation["security"] = []
             paths.setdefault(path, {})[method.lower()] = operation
