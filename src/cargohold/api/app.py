@@ -22,6 +22,9 @@ from cargohold.concurrency import tune_malloc
 from cargohold.config import Settings
 from cargohold.domain.jobs import DELETE_PART
 from cargohold.problems import problem_middleware
+from cargohold.s3.auth import s3_auth_middleware
+from cargohold.s3.routing import s3_middleware, s3_request_id
+from cargohold.s3.surface import S3_DOMAIN
 from cargohold.service.accounts import FIRST_ADMIN, AccountService, Bootstrap
 from cargohold.service.healing import HealingService
 from cargohold.service.history import HistoryService
@@ -46,20 +49,25 @@ def build_gateway(settings: Settings) -> web.Application:
         raise ValueError("the gateway needs the cluster secret nodes were started with")
     tune_malloc()
     # Request ids and fault logging wrap everything; history next: it records the status
-    # clients got, 401s and problem bodies included. Limits need the principal: after auth.
+    # clients got, 401s and problem bodies included. tus and S3 render their own errors just
+    # inside the problem+json renderer. Limits need the principal: after both authentications.
     app = web.Application(
         middlewares=[
             request_middleware,
             history_middleware(ALL_ROUTES),
             problem_middleware,
             tus.tus_middleware,
+            s3_middleware,
             error_code_middleware,
             path_middleware,
             auth_middleware,
+            s3_auth_middleware,
             limits_middleware,
         ]
     )
     serve_requests(app)
+    app.on_response_prepare.append(s3_request_id)
+    app[S3_DOMAIN] = (settings.s3_domain or "").strip(".").lower()
     app[ADMISSION] = Admission(Budgets.from_settings(settings))
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)

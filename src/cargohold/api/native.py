@@ -9,6 +9,7 @@ OpenAPI document are both built from.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -318,6 +319,8 @@ class Route:
     response_schema: dict[str, Any] | None = None
     #: The success status the response schema is for.
     success: int = 200
+    #: For a route that decides the action per request (the S3 catch-all): request -> action.
+    action_of: Callable[[web.Request], str] | None = None
 
     def action_for(self, method: str) -> str:
         """The history action of a call to this route with ``method``."""

@@ -25,6 +25,12 @@ _PROBLEM = {
 }
 
 
+_S3_ERROR = {
+    "description": "Error (application/xml: <Error> with Code, Message, Resource, RequestId)",
+    "content": {"application/xml": {"schema": {"$ref": "#/components/schemas/S3Error"}}},
+}
+
+
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     from cargohold.api.routes import ALL_ROUTES  # the table lists this module's routes too
@@ -62,7 +68,14 @@ def openapi_document() -> dict[str, Any]:
                     "required": False,
                     "content": {"application/json": {"schema": route.request_schema}},
                 }
-            if is_public(route.path) or method == "OPTIONS":
+            if route.tag == "s3":
+                operation["security"] = [{"sigv4": []}]
+                operation["responses"] = {
+                    "2XX": {"description": "Success"},
+                    "4XX": _S3_ERROR,
+                    "5XX": _S3_ERROR,
+                }
+            elif is_public(route.path) or method == "OPTIONS":
                 operation["security"] = []
             paths.setdefault(path, {})[method.lower()] = operation
     return {
@@ -70,7 +83,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "cargohold",
             "version": __version__,
-            "description": "Native API of the cargohold gateway.",
+            "description": "Native API of the cargohold gateway, and where its S3-compatible API is served.",
         },
         "paths": paths,
         "security": [{"bearer": []}],
@@ -80,9 +93,27 @@ def openapi_document() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "API key <key_id>.<secret>",
-                }
+                },
+                "sigv4": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "S3 requests: AWS Signature Version 4 with an S3 access key"
+                    " (or a presigned URL's X-Amz-* query parameters)",
+                },
             },
             "schemas": {
+                "S3Error": {
+                    "type": "object",
+                    "xml": {"name": "Error"},
+                    "required": ["Code", "Message", "Resource", "RequestId"],
+                    "properties": {
+                        "Code": {"type": "string"},
+                        "Message": {"type": "string"},
+                        "Resource": {"type": "string"},
+                        "RequestId": {"type": "string"},
+                    },
+                },
                 "Problem": {
                     "type": "object",
                     "required": ["type", "title", "status", "detail", "code"],
@@ -93,7 +124,7 @@ def openapi_document() -> dict[str, Any]:
                         "detail": {"type": "string"},
                         "code": {"type": "string"},
                     },
-                }
+                },
             },
         },
     }
