@@ -15,9 +15,9 @@ from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
 from cargohold.api.inputs import bool_field, int_field, json_body, string_field, time_field
 from cargohold.api.native import API, Route, json_response
-from cargohold.domain.model import ApiKey, User
+from cargohold.domain.model import ApiKey, S3Key, User
 from cargohold.errors import InvalidArgument
-from cargohold.service.accounts import UNSET, AccountService
+from cargohold.service.accounts import UNSET, AccountService, NoSuchApiKey
 from cargohold.service.sessions import Session, SessionService
 
 
@@ -43,6 +43,7 @@ def user_json(user: User) -> dict[str, Any]:
 
 def key_json(key: ApiKey) -> dict[str, Any]:
     return {
+        "kind": "api",
         "key_id": key.key_id,
         "name": key.name,
         "created_at": key.created_at.isoformat(),
@@ -108,26 +109,118 @@ async def whoami(request: web.Request) -> web.Response:
     return json_response({**user_json(user), "key_id": who.key_id, "session": who.session})
 
 
+def s3_key_json(key: S3Key) -> dict[str, Any]:
+    """An S3 key as listed: its id, never its secret."""
+    return {
+        "kind": "s3",
+        "key_id": key.access_key_id,
+        "access_key_id": key.access_key_id,
+        "name": key.name,
+        "created_at": key.created_at.isoformat(),
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
+
+
+KINDS = ("api", "s3")
+
+
+def _kind(value: object, default: str = "api") -> str:
+    if value is None:
+        return default
+    if value not in KINDS:
+        raise InvalidArgument("kind must be 'api' (a bearer token) or 's3' (a SigV4 key pair)", field="kind")
+    return str(value)
+
+
 async def create_key(request: web.Request) -> web.Response:
     body = await json_body(request)
+    kind = _kind(body.get("kind"))
     name = string_field(body, "name", max_length=200)
     if name == "":
         raise InvalidArgument("name must be a string of 1-200 characters", field="name")
     for_user = string_field(body, "user", max_length=64)
+    expires_at = time_field(body, "expires_at")
+    who = principal(request)
+    if kind == "s3":
+        s3key, secret = await request.app[SERVICES].s3keys.create(
+            who, name or "s3 key", expires_at=expires_at, for_user=for_user
+        )
+        note(request, detail={"kind": "s3", "key_id": s3key.access_key_id})
+        return json_response({**s3_key_json(s3key), "secret_access_key": secret}, status=201)
     key, token = await _accounts(request).create_key(
-        principal(request), name or "api key", expires_at=time_field(body, "expires_at"), for_user=for_user
+        who, name or "api key", expires_at=expires_at, for_user=for_user
     )
     return json_response({**key_json(key), "token": token}, status=201)
 
 
 async def list_keys(request: web.Request) -> web.Response:
-    keys = await _accounts(request).list_keys(principal(request), request.query.get("user"))
+    kind = _kind(request.query.get("kind"))
+    who, user_name = principal(request), request.query.get("user")
+    if kind == "s3":
+        user_id = None if user_name is None else (await _accounts(request).get_user(who, user_name)).id
+        s3keys = await request.app[SERVICES].s3keys.list_keys(who, user_id)
+        return json_response({"keys": [s3_key_json(k) for k in s3keys]})
+    keys = await _accounts(request).list_keys(who, user_name)
     return json_response({"keys": [key_json(k) for k in keys]})
 
 
 async def revoke_key(request: web.Request) -> web.Response:
-    key = await _accounts(request).revoke_key(principal(request), request.match_info["key_id"])
+    """Revoke an API key or, when no API key has this id, an S3 key (their ids never collide)."""
+    who, key_id = principal(request), request.match_info["key_id"]
+    try:
+        key = await _accounts(request).revoke_key(who, key_id)
+    except NoSuchApiKey:
+        if await request.app[SERVICES].s3keys.get(who, key_id) is None:
+            raise
+        return json_response(s3_key_json(await request.app[SERVICES].s3keys.revoke(who, key_id)))
     return json_response(key_json(key))
+
+
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+_KEY_FIELDS: dict[str, Any] = {
+    "kind": {"type": "string", "enum": list(KINDS)},
+    "key_id": {"type": "string", "description": "API key id, or the S3 access key id"},
+    "access_key_id": {"type": "string", "description": "S3 keys only: the same as key_id"},
+    "name": {"type": "string"},
+    "created_at": {"type": "string", "format": "date-time"},
+    "expires_at": _TIME,
+    "revoked_at": _TIME,
+}
+KEY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["kind", "key_id", "name", "created_at", "expires_at", "revoked_at"],
+    "properties": _KEY_FIELDS,
+}
+NEW_KEY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["kind", "key_id", "name", "created_at", "expires_at", "revoked_at"],
+    "properties": {
+        **_KEY_FIELDS,
+        "token": {"type": "string", "description": "API keys: <key_id>.<secret>, shown only now"},
+        "secret_access_key": {"type": "string", "description": "S3 keys: the secret, shown only now"},
+    },
+}
+CREATE_KEY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "kind": {
+            "type": "string",
+            "enum": list(KINDS),
+            "default": "api",
+            "description": "api: a bearer token for this API; s3: an access key id and secret for SigV4",
+        },
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "expires_at": {"type": "string", "format": "date-time"},
+        "user": {"type": "string", "maxLength": 64, "description": "Admins: create it for this user"},
+    },
+}
+KEY_LIST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["keys"],
+    "properties": {"keys": {"type": "array", "items": KEY_SCHEMA}},
+}
 
 
 def session_json(session: Session) -> dict[str, Any]:
@@ -202,12 +295,31 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         KEYS,
         create_key,
-        "Create an API key (admin: for ?user); the token is shown once",
+        "Create an API key, or an S3 access key with {kind: s3} (admin: for user); the secret is shown once",
         "keys",
         action="key.create",
+        request_schema=CREATE_KEY_SCHEMA,
+        response_schema=NEW_KEY_SCHEMA,
+        success=201,
     ),
-    Route("GET", KEYS, list_keys, "List your API keys (admin: ?user=)", "keys", action="key.list"),
-    Route("DELETE", KEYS + "/{key_id}", revoke_key, "Revoke an API key", "keys", action="key.revoke"),
+    Route(
+        "GET",
+        KEYS,
+        list_keys,
+        "List your API keys, or with ?kind=s3 your S3 keys (admin: ?user=); never their secrets",
+        "keys",
+        action="key.list",
+        response_schema=KEY_LIST_SCHEMA,
+    ),
+    Route(
+        "DELETE",
+        KEYS + "/{key_id}",
+        revoke_key,
+        "Revoke an API key or an S3 access key",
+        "keys",
+        action="key.revoke",
+        response_schema=KEY_SCHEMA,
+    ),
     Route(
         "POST",
         AUTH + "/login",

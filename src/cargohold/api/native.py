@@ -9,6 +9,7 @@ OpenAPI document are both built from.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -313,6 +314,13 @@ class Route:
     #: What the history records a call as ("object.read", ...); "" records nothing.
     #: A "*" route names one action per method: "PATCH=upload.append,DELETE=upload.abort".
     action: str = ""
+    #: JSON Schemas for the OpenAPI document: the JSON request body and the success answer's body.
+    request_schema: dict[str, Any] | None = None
+    response_schema: dict[str, Any] | None = None
+    #: The success status the response schema is for.
+    success: int = 200
+    #: For a route that decides the action per request (the S3 catch-all): request -> action.
+    action_of: Callable[[web.Request], str] | None = None
 
     def action_for(self, method: str) -> str:
         """The history action of a call to this route with ``method``."""

@@ -25,6 +25,12 @@ _PROBLEM = {
 }
 
 
+_S3_ERROR = {
+    "description": "Error (application/xml: <Error> with Code, Message, Resource, RequestId)",
+    "content": {"application/xml": {"schema": {"$ref": "#/components/schemas/S3Error"}}},
+}
+
+
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     from cargohold.api.routes import ALL_ROUTES  # the table lists this module's routes too
@@ -48,7 +54,28 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": params,
                 "responses": {"2XX": {"description": "Success"}, "4XX": _PROBLEM, "5XX": _PROBLEM},
             }
-            if is_public(route.path) or method == "OPTIONS":
+            if route.response_schema is not None:
+                operation["responses"] = {
+                    str(route.success): {
+                        "description": "Success",
+                        "content": {"application/json": {"schema": route.response_schema}},
+                    },
+                    "4XX": _PROBLEM,
+                    "5XX": _PROBLEM,
+                }
+            if route.request_schema is not None:
+                operation["requestBody"] = {
+                    "required": False,
+                    "content": {"application/json": {"schema": route.request_schema}},
+                }
+            if route.tag == "s3":
+                operation["security"] = [{"sigv4": []}]
+                operation["responses"] = {
+                    "2XX": {"description": "Success"},
+                    "4XX": _S3_ERROR,
+                    "5XX": _S3_ERROR,
+                }
+            elif is_public(route.path) or method == "OPTIONS":
                 operation["security"] = []
             paths.setdefault(path, {})[method.lower()] = operation
     return {
@@ -56,7 +83,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "cargohold",
             "version": __version__,
-            "description": "Native API of the cargohold gateway.",
+            "description": "Native API of the cargohold gateway, and where its S3-compatible API is served.",
         },
         "paths": paths,
         "security": [{"bearer": []}],
@@ -66,9 +93,27 @@ def openapi_document() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "API key <key_id>.<secret>",
-                }
+                },
+                "sigv4": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "S3 requests: AWS Signature Version 4 with an S3 access key"
+                    " (or a presigned URL's X-Amz-* query parameters)",
+                },
             },
             "schemas": {
+                "S3Error": {
+                    "type": "object",
+                    "xml": {"name": "Error"},
+                    "required": ["Code", "Message", "Resource", "RequestId"],
+                    "properties": {
+                        "Code": {"type": "string"},
+                        "Message": {"type": "string"},
+                        "Resource": {"type": "string"},
+                        "RequestId": {"type": "string"},
+                    },
+                },
                 "Problem": {
                     "type": "object",
                     "required": ["type", "title", "status", "detail", "code"],
@@ -79,7 +124,7 @@ def openapi_document() -> dict[str, Any]:
                         "detail": {"type": "string"},
                         "code": {"type": "string"},
                     },
-                }
+                },
             },
         },
     }

@@ -133,6 +133,21 @@ api_keys = Table(
     _ts("revoked_at", nullable=True),
 )
 
+# S3 access keys: SigV4 needs the secret itself, so it is stored encrypted (AES-GCM under a key
+# derived from the cluster secret; the nonce is per row), never hashed (see service/s3keys.py).
+s3_keys = Table(
+    "s3_keys",
+    metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("secret_nonce", LargeBinary, nullable=False),
+    Column("secret_ciphertext", LargeBinary, nullable=False),
+    _ts("created_at", default=utcnow),
+    _ts("expires_at", nullable=True),
+    _ts("revoked_at", nullable=True),
+)
+
 refresh_tokens = Table(
     "refresh_tokens",
     metadata,
