@@ -362,3 +362,27 @@ class S3MethodNotAllowed(CargoholdError):
     code = "method_not_allowed"
     status = 405
     title = "The specified method is not allowed against this resource"
+
+
+class InvalidRequest(BadRequest):
+    """A request S3 refuses as a whole, e.g. copying an object onto itself without changing anything."""
+
+    code = "invalid_request"
+    title = "Invalid request"
+
+
+class InvalidLocationConstraint(BadRequest):
+    code = "invalid_location_constraint"
+    title = "The location constraint is not this gateway's region"
+
+
+class BucketAlreadyOwnedByYou(BucketAlreadyExists):
+    code = "bucket_already_owned_by_you"
+    title = "You already own a bucket of this name"
+
+
+class InvalidPartNumber(RangeNotSatisfiable):
+    """A ``partNumber`` read of a part the object does not have."""
+
+    code = "invalid_part_number"
+    title = "The requested part number is not satisfiable"

@@ -111,6 +111,7 @@ class Upload:
     parts: tuple[PartRecord, ...] = ()
     #: Headers the completed object is stored with (see ``ObjectRecord.headers``).
     headers: dict[str, str] = field(default_factory=dict)
+    owner: str | None = None  # name of the user who started it
 
     @property
     def received(self) -> int:

@@ -17,7 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 from cargohold import errors as e
+from cargohold.domain import uploads as sm
+from cargohold.domain.conditions import NotModified, PreconditionFailed
+from cargohold.domain.versions import NoSuchVersion
 from cargohold.s3 import xml
+from cargohold.service.uploads import NoSuchUpload
 
 #: domain error -> (S3 Code, HTTP status)
 S3_ERRORS: dict[type[e.CargoholdError], tuple[str, int]] = {
@@ -71,6 +75,22 @@ S3_ERRORS: dict[type[e.CargoholdError], tuple[str, int]] = {
     e.NodeUnavailable: ("ServiceUnavailable", 503),
     e.InsufficientStorage: ("ServiceUnavailable", 503),
     e.ShareCorrupt: ("InternalError", 500),
+    # -- object and upload operations --
+    e.InvalidRequest: ("InvalidRequest", 400),
+    e.InvalidLocationConstraint: ("InvalidLocationConstraint", 400),
+    e.BucketAlreadyOwnedByYou: ("BucketAlreadyOwnedByYou", 409),
+    e.InvalidPartNumber: ("InvalidPartNumber", 416),
+    NoSuchVersion: ("NoSuchVersion", 404),
+    PreconditionFailed: ("PreconditionFailed", 412),
+    NotModified: ("NotModified", 304),
+    NoSuchUpload: ("NoSuchUpload", 404),
+    sm.UploadNotOpen: ("NoSuchUpload", 404),  # completed or aborted: S3 forgets it
+    sm.UploadExpired: ("NoSuchUpload", 404),
+    sm.InvalidPart: ("InvalidPart", 400),
+    sm.MissingParts: ("InvalidPart", 400),  # a listed part that was never uploaded
+    sm.InvalidPartOrder: ("InvalidPartOrder", 400),
+    sm.EntityTooSmall: ("EntityTooSmall", 400),
+    sm.PartTooLarge: ("EntityTooLarge", 400),
 }
 
 #: aiohttp's own refusals (no domain error behind them), by status.

@@ -39,7 +39,7 @@ from cargohold.api.native import Route
 from cargohold.domain.names import RESERVED_PREFIXES
 from cargohold.errors import CargoholdError, S3MethodNotAllowed, S3NotImplemented
 from cargohold.problems import Handler
-from cargohold.s3 import service_ops
+from cargohold.s3 import batch, buckets, listing, multipart, objects, service_ops
 from cargohold.s3.errors import error_body, http_code, s3_code
 from cargohold.s3.surface import entry_point, host_bucket, is_s3
 from cargohold.s3.xml import CONTENT_TYPE
@@ -87,6 +87,28 @@ OPERATIONS: dict[tuple[str, str, str], str] = {
 #: operation -> handler. Operations missing here answer 501 NotImplemented.
 HANDLERS: dict[str, Handler] = {
     "ListBuckets": service_ops.list_buckets,
+    "CreateBucket": buckets.create_bucket,
+    "HeadBucket": buckets.head_bucket,
+    "DeleteBucket": buckets.delete_bucket,
+    "GetBucketLocation": buckets.get_location,
+    "GetBucketVersioning": buckets.get_versioning,
+    "PutBucketVersioning": buckets.put_versioning,
+    "ListObjects": listing.list_objects,
+    "ListObjectsV2": listing.list_objects,
+    "ListObjectVersions": listing.list_versions,
+    "PutObject": objects.put_object,
+    "CopyObject": objects.copy_object,
+    "GetObject": objects.get_object,
+    "HeadObject": objects.get_object,
+    "DeleteObject": objects.delete_object,
+    "DeleteObjects": batch.delete_objects,
+    "CreateMultipartUpload": multipart.create_upload,
+    "UploadPart": multipart.upload_part,
+    "UploadPartCopy": multipart.upload_part,
+    "CompleteMultipartUpload": multipart.complete_upload,
+    "AbortMultipartUpload": multipart.abort_upload,
+    "ListParts": multipart.list_parts,
+    "ListMultipartUploads": multipart.list_uploads,
 }
 
 #: operation -> history action (the native API's names for the same thing).

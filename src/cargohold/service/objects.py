@@ -111,9 +111,12 @@ class ObjectService:
         """Store a new version of ``key`` from a streamed body.
 
         ``md5_etag``: the ETag is the body's md5 (what S3 clients check)
-        instead of its xxh3-128; hashing md5 too costs about 1.5 ms of CPU
-        per MiB, off the event loop beside the encoding (see
-        ``docs/s3.md``). ``headers`` are stored with the version.
+        instead of its xxh3-128. md5 is the dearest step of such a write:
+        1.3 ms of CPU per MiB on an idle core (760 MB/s, against 0.02 ms
+        for xxh3 and ~0.1 ms for encoding), 3.1 ms measured on this
+        machine under load; it runs on the CPU pool beside the encoding,
+        never on the event loop, and caps one stream near 760 MB/s.
+        ``headers`` are stored with the version.
         ``condition`` is checked before any byte is read, and again when the
         version is committed.
         """
@@ -125,7 +128,10 @@ class ObjectService:
         if condition is not None:
             condition.check(await self._live_etag(bucket, key), key)
         room = await self._quota.admit(bucket, content_length)
-        write = NewVersion(bucket, key, content_type, md5_etag, headers or {}, condition)
+        # The same dict: a body's trailing checksums join it once the body has arrived.
+        write = NewVersion(
+            bucket, key, content_type, md5_etag, headers if headers is not None else {}, condition
+        )
         head, body = await _peek(body, self._settings.inline_threshold, content_length)
         if head is not None:
             if room is not None and len(head) > room:

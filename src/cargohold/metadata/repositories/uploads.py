@@ -37,6 +37,7 @@ def _upload(row: Row, found: tuple[PartRecord, ...]) -> Upload:
         error=row.error,
         parts=found,
         headers=dict(row.headers or {}),
+        owner=row.owner,
     )
 
 
