@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import botocore.exceptions
 import pytest
 
 from cargohold.testing.cluster import Cluster
@@ -250,7 +251,12 @@ def test_versions_and_delete_markers(s3: Any, name: str) -> None:
     marked = s3.delete_object(Bucket=name, Key="v")
     assert marked["DeleteMarker"] is True
     marker = marked["VersionId"]
-    assert refused(s3.get_object, Bucket=name, Key="v") == ("NoSuchKey", 404)
+    with pytest.raises(botocore.exceptions.ClientError) as hidden:
+        s3.get_object(Bucket=name, Key="v")
+    answer = hidden.value.response
+    assert (answer["Error"]["Code"], answer["ResponseMetadata"]["HTTPStatusCode"]) == ("NoSuchKey", 404)
+    assert answer["ResponseMetadata"]["HTTPHeaders"]["x-amz-delete-marker"] == "true"
+    assert answer["ResponseMetadata"]["HTTPHeaders"]["x-amz-version-id"] == marker
     assert s3.get_object(Bucket=name, Key="v", VersionId=v2)["Body"].read() == b"second"
     listed = s3.list_object_versions(Bucket=name)
     assert [(v["VersionId"], v["IsLatest"]) for v in listed["Versions"]] == [(v2, False), (v1, False)]

@@ -231,6 +231,9 @@ def error_response(
     retry_after = extra.get("retry_after")
     if status in (429, 503) and isinstance(retry_after, int):
         response.headers["Retry-After"] = str(retry_after)
+    if extra.get("delete_marker") is True:  # the key's latest version is a delete marker
+        response.headers["x-amz-delete-marker"] = "true"
+        response.headers["x-amz-version-id"] = str(extra.get("version_id", ""))
     return response
 
 
