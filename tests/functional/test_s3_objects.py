@@ -328,6 +328,34 @@ def test_copy_object_keeps_or_replaces_metadata(s3: Any, name: str) -> None:
     assert s3.head_object(Bucket=name, Key="src")["Metadata"] == {"c": "3"}
 
 
+def _shares_of(cluster: Cluster, bucket: str, key: str) -> list[str]:
+    """Share files on the nodes of the parts a key's latest version uses (owned or linked)."""
+    version = (
+        "JOIN objects o ON {col} = o.id JOIN buckets b ON o.bucket_id = b.id"
+        f" WHERE b.name = '{bucket}' AND o.key = '{key}' AND o.is_latest"
+    )
+    owned = "SELECT p.id FROM parts p " + version.format(col="p.object_id")
+    linked = "SELECT l.part_id FROM part_links l " + version.format(col="l.object_id")
+    part_ids = {row[0] for row in cluster.query(f"{owned} UNION {linked}")}
+    return sorted(f.name for n in cluster.nodes for f in n.share_files() if f.name.split(".")[0] in part_ids)
+
+
+def test_copy_moves_no_bytes_and_outlives_its_source(cluster: Cluster, s3: Any, name: str) -> None:
+    s3.put_object(Bucket=name, Key="orig", Body=BIG)
+    shares = _shares_of(cluster, name, "orig")
+    assert len(shares) == 7  # one part, ec:5+2
+    s3.copy_object(Bucket=name, Key="twin", CopySource={"Bucket": name, "Key": "orig"})
+    assert _shares_of(cluster, name, "twin") == shares  # the same share files: no byte moved
+    s3.delete_object(Bucket=name, Key="orig")
+    cluster.run_worker_once("gc")
+    assert _shares_of(cluster, name, "twin") == shares
+    assert s3.get_object(Bucket=name, Key="twin")["Body"].read() == BIG
+    s3.delete_object(Bucket=name, Key="twin")  # the last reference: now the shares go
+    cluster.run_worker_once("gc")
+    left = {f.name for n in cluster.nodes for f in n.share_files()}
+    assert left.isdisjoint(shares)
+
+
 def test_copy_source_conditions_and_versions(s3: Any, name: str) -> None:
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     v1 = s3.put_object(Bucket=name, Key="s", Body=b"one")

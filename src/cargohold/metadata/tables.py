@@ -251,6 +251,19 @@ parts = Table(
     Index("ix_parts_upload_id_part_number", "upload_id", "part_number"),
 )
 
+#: Parts a version uses without owning them (a copy made by reference: S3 CopyObject). A part
+#: is owned by one version (``parts.object_id``); on the owner's removal a linking version takes
+#: it over (``repositories.links``), so the part lives while anything refers to it.
+part_links = Table(
+    "part_links",
+    metadata,
+    Column("object_id", BigId, ForeignKey("objects.id", ondelete="CASCADE"), nullable=False),
+    Column("part_number", Integer, nullable=False),
+    Column("part_id", String(32), ForeignKey("parts.id"), nullable=False, index=True),
+    Column("offset", BigInteger, nullable=False),
+    PrimaryKeyConstraint("object_id", "part_number"),
+)
+
 uploads = Table(
     "uploads",
     metadata,

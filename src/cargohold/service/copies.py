@@ -1,15 +1,13 @@
-"""Server-side copies: a new version of one key made from another's bytes, never through the client.
+"""Server-side copies: a new version of one key made from another's, no byte through the client.
 
-The gateway reads the source part by part from its shares and stores each
-as a new part of the destination with the destination bucket's layout, part
-numbers and offsets kept: the copy is the same bytes in the same parts, so
-the source's ETag (an md5, or an md5 of part md5s) holds for it too and is
-kept. The client sends no bytes; the gateway moves each byte once, with
-memory bounded by the blocks in flight like any write.
-
-Copies do not share parts with their source: a part belongs to one version
-and gc frees it with that version, so sharing would need reference counts
-on parts and a gc that honours them.
+When source and destination buckets share a layout, a copy is metadata
+only: the new version links the source's parts (``repositories.links``),
+whatever their size, and a part lives while any version refers to it.
+Across layouts the gateway reads the source part by part and stores each as
+a new part in the destination's layout, part numbers and offsets kept, with
+memory bounded by the blocks in flight like any write. Either way the copy
+is the same bytes in the same parts, so the source's ETag (an md5, or an
+md5 of part md5s) holds for it and is kept.
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ from cargohold.domain.conditions import ReadConditions, WriteCondition
 from cargohold.domain.layout import Layout
 from cargohold.domain.model import Bucket, ObjectRecord, PartRecord, Principal
 from cargohold.domain.names import validate_key
+from cargohold.metadata.repositories.links import SourceChanged
 from cargohold.service.access import AccessService, Level
 from cargohold.service.checksums import ExpectedDigests
 from cargohold.service.objects import Chunk, NewVersion, ObjectService
@@ -83,6 +82,23 @@ class CopyService:
                 write, found.size, digests, found.inline_data, [], etag=found.etag
             )
             return Copied(record, found)
+        source_bucket = await self._access.bucket(who, source.bucket, Level.READ)
+        if source_bucket.layout == target.layout:
+            try:
+                record = await self._objects.commit(
+                    write, found.size, digests, None, [], etag=found.etag, linked=found.parts
+                )
+                return Copied(record, found)
+            except SourceChanged:  # replaced or deleted meanwhile: copy what is there now
+                return await self.copy(
+                    who,
+                    source,
+                    bucket_name,
+                    key,
+                    content_type=content_type,
+                    headers=headers,
+                    condition=condition,
+                )
         parts = await self._store_copies(found.parts, Layout.parse(target.layout))
         record = await self._objects.commit(write, found.size, digests, None, parts, etag=found.etag)
         return Copied(record, found)

@@ -265,10 +265,13 @@ class ObjectService:
         inline: bytes | None,
         parts: list[PartRecord],
         etag: str | None = None,
+        linked: Sequence[PartRecord] = (),
     ) -> ObjectRecord:
         """Make a version of stored ``parts`` (or ``inline`` bytes) visible; on failure the parts go.
 
         ``etag`` overrides the one taken from ``digests`` (a copy keeps its source's).
+        ``linked`` are another version's parts the new one shares (a copy by
+        reference); a failure leaves them alone.
         """
         bucket = write.bucket
 
@@ -284,6 +287,7 @@ class ObjectService:
                 sha256=digests.get("sha256"),
                 inline_data=inline,
                 parts=parts,
+                linked=linked,
                 headers=write.headers,
                 condition=write.condition,
             )

@@ -24,6 +24,7 @@ from cargohold.domain.conditions import WriteCondition
 from cargohold.domain.model import ObjectRecord, PartRecord
 from cargohold.errors import Conflict, NoSuchBucket
 from cargohold.metadata.listing import Lister, Step
+from cargohold.metadata.repositories import links
 from cargohold.metadata.repositories._sql import insert_or_nothing
 from cargohold.metadata.repositories.parts import PART_COLUMNS, collect_parts
 from cargohold.metadata.tables import buckets, objects, part_shares, utcnow
@@ -95,7 +96,12 @@ async def get_object(
     rows = (await conn.execute(stmt)).all()
     if not rows:
         return None
-    return _object(rows[0], with_inline=True, with_parts=collect_parts(rows))
+    own = collect_parts(rows)
+    if rows[0].inline_data is None and sum(p.size for p in own) < rows[0].size:
+        # The rest is linked (a copy made by reference): a second read, only for such versions.
+        shared = await links.linked_parts(conn, rows[0].id)
+        own = tuple(sorted((*own, *shared), key=lambda p: p.part_number))
+    return _object(rows[0], with_inline=True, with_parts=own)
 
 
 async def _detach(conn: AsyncConnection, object_id: int) -> list[str]:
@@ -177,7 +183,7 @@ async def _make_room(conn: AsyncConnection, current: _Current, versioned: bool) 
 
 async def _remove(conn: AsyncConnection, object_id: int) -> list[str]:
     """Delete one version row; returns its (now detached) part ids."""
-    freed = await _detach(conn, object_id)
+    freed = await links.release(conn, object_id, await _detach(conn, object_id))
     await conn.execute(delete(objects).where(objects.c.id == object_id))
     return freed
 
@@ -194,6 +200,7 @@ async def put_object(
     inline_data: bytes | None = None,
     parts: Sequence[PartRecord] = (),
     attach: Sequence[PartRecord] = (),
+    linked: Sequence[PartRecord] = (),
     headers: dict[str, str] | None = None,
     condition: WriteCondition | None = None,
 ) -> tuple[ObjectRecord, list[str]]:
@@ -205,6 +212,8 @@ async def put_object(
     ``parts`` are inserted; ``attach`` are parts already stored by an upload
     session, which move to the new object with the offsets given (no bytes
     are copied, so completing an upload of any size is this one statement).
+    ``linked`` are parts of another version the new one shares, under its
+    own numbers and offsets (a copy by reference, see :mod:`.links`).
 
     Inserts the object row, its parts and their shares. Returns the new
     record and the ids of the replaced version's parts (now detached), which
@@ -258,7 +267,9 @@ async def put_object(
             .values(object_id=new_id, offset=bindparam("b_offset"), upload_id=None),
             [{"b_id": p.id, "b_offset": p.offset} for p in attach],
         )
-    ordered = tuple(sorted([*parts, *attach], key=lambda p: p.part_number))
+    if linked:
+        await links.add_links(conn, new_id, linked)
+    ordered = tuple(sorted([*parts, *attach, *linked], key=lambda p: p.part_number))
     if parts:
         await conn.execute(
             insert(part_rows),
