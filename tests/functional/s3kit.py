@@ -12,14 +12,14 @@ from cargohold.testing.cluster import Cluster
 from cargohold.testing.s3 import s3_client
 
 
-def s3_for(cluster: Cluster, api: httpx.Client, user: str | None = None) -> Any:
+def s3_for(cluster: Cluster, api: httpx.Client, user: str | None = None, **config: Any) -> Any:
     """A boto3 client with a fresh S3 key of ``user`` (the admin when None); ``api`` is an admin client."""
     body: dict[str, Any] = {"kind": "s3", "name": f"s3 test key {user or 'admin'}"}
     if user is not None:
         body["user"] = user
     made = api.post("/api/v1/keys", json=body)
     assert made.status_code == 201, made.text
-    return s3_client(cluster, made.json()["access_key_id"], made.json()["secret_access_key"])
+    return s3_client(cluster, made.json()["access_key_id"], made.json()["secret_access_key"], **config)
 
 
 def refused(call: Any, *args: Any, **kwargs: Any) -> tuple[str, int]:

@@ -145,6 +145,24 @@ def test_checksums_are_stored_and_returned(s3: Any, name: str) -> None:
     assert got["Body"].read() == b"checked"
 
 
+def test_a_checksum_header_is_checked(s3: Any, name: str) -> None:
+    """boto3 sends x-amz-checksum-crc32 as a header over plain HTTP; one that lies is BadDigest."""
+
+    def lie(request: Any, **_: Any) -> None:
+        del request.headers["x-amz-checksum-crc32"]
+        request.headers["x-amz-checksum-crc32"] = base64.b64encode(
+            zlib.crc32(b"else").to_bytes(4, "big")
+        ).decode()
+
+    s3.meta.events.register("before-sign.s3.PutObject", lie)
+    try:
+        code = refused(s3.put_object, Bucket=name, Key="lied", Body=b"payload", ChecksumAlgorithm="CRC32")
+    finally:
+        s3.meta.events.unregister("before-sign.s3.PutObject", lie)
+    assert code == ("BadDigest", 400)
+    assert refused(s3.head_object, Bucket=name, Key="lied") == ("404", 404)
+
+
 def test_content_md5_is_checked(s3: Any, name: str) -> None:
     wrong = base64.b64encode(hashlib.md5(b"other").digest()).decode()
     assert refused(s3.put_object, Bucket=name, Key="k", Body=b"data", ContentMD5=wrong) == ("BadDigest", 400)
