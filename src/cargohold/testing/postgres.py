@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import glob
 import os
 import pwd
@@ -31,6 +30,8 @@ import tempfile
 import uuid
 from pathlib import Path
 from types import TracebackType
+
+from cargohold.testing import debian
 
 _TIMEOUT = 120
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -58,41 +59,18 @@ def find_bin_dir() -> Path | None:
     return None
 
 
-INSTALL_LOCK = "/tmp/cargohold-postgres-install.lock"
-
-
-def install_postgres() -> None:
-    """Install Debian's ``postgresql`` package; ``PostgresUnavailable`` if we cannot."""
-    if os.geteuid() != 0:
-        raise PostgresUnavailable("PostgreSQL is not installed and we are not root to install it")
-    if shutil.which("apt-get") is None:
-        raise PostgresUnavailable("PostgreSQL is not installed and apt-get is not available")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"],
-    ):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-        if done.returncode != 0:
-            tail = (done.stdout + done.stderr)[-2000:]
-            raise PostgresUnavailable(f"{' '.join(command)} failed:\n{tail}")
-
-
 def ensure_bin_dir(install: bool = True) -> Path:
-    """Find the PostgreSQL binaries, installing them first if allowed and needed."""
-    found = find_bin_dir()
-    if found is None and install:
-        # Parallel test workers all get here on a fresh machine: one installs, the others
-        # wait on the lock and then find the binaries (apt itself would refuse a second run).
-        with open(INSTALL_LOCK, "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            found = find_bin_dir()
-            if found is None:
-                install_postgres()
-                found = find_bin_dir()
-    if found is None:
+    """Find the PostgreSQL binaries, installing Debian's package first if allowed and needed."""
+    try:
+        return debian.ensure(find_bin_dir, "postgresql") if install else _found(find_bin_dir())
+    except debian.PackageUnavailable as exc:
+        raise PostgresUnavailable(str(exc)) from exc
+
+
+def _found(directory: Path | None) -> Path:
+    if directory is None:
         raise PostgresUnavailable("initdb/pg_ctl not found on PATH or in /usr/lib/postgresql")
-    return found
+    return directory
 
 
 def _server_user() -> pwd.struct_passwd:
