@@ -17,6 +17,8 @@ Every figure is also printed as a ratio to the baseline it compares with.
 Usage: python bench/run.py [--size-mib 1024] [--repeat 3] [--ops 4000] [--dir PATH]
        python bench/run.py --healing [--heal-gib 12] [--rebalance-gib 4]  (bench/healing.py:
        rebuild, GET under repair, scrub and rebalance instead of the figures above; ~10 min)
+       python bench/run.py --s3  (bench/s3.py: the same PUT, GET and 4 KiB figures through S3
+       with the aws cli and boto3, and boto3 multipart, each beside the native figure)
 """
 
 from __future__ import annotations
@@ -192,6 +194,7 @@ def main() -> None:
     healing.add_argument("--healing", action="store_true", help="run only the healing figures")
     healing.add_argument("--heal-gib", type=int, default=12, help="data written before a node is lost")
     healing.add_argument("--rebalance-gib", type=int, default=4, help="data on 8 nodes before 4 are added")
+    parser.add_argument("--s3", action="store_true", help="run only the S3 figures (bench/s3.py)")
     args = parser.parse_args()
 
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -212,6 +215,17 @@ def main() -> None:
             f"GETs median of {args.repeat}; runs: {runs})",
             [*baseline_rows(dd_write, dd_read), *figures.rows],
         )
+        return
+    if args.s3:
+        try:
+            dd_write, dd_read = dd_baseline(workdir, args.size_mib)
+            import s3 as s3_bench  # only when asked for
+
+            rows = s3_bench.bench(workdir, args)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        title = f"cargohold S3 bench (median of {args.repeat})"
+        print_table(title, [*baseline_rows(dd_write, dd_read), *rows])
         return
     try:
         dd_write, dd_read = dd_baseline(workdir, args.size_mib)
