@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -232,6 +234,29 @@ def test_conditional_writes(s3: Any, name: str) -> None:
     s3.put_object(Bucket=name, Key="w", Body=b"three", IfMatch=first)
     assert s3.get_object(Bucket=name, Key="w")["Body"].read() == b"three"
     assert refused(s3.put_object, Bucket=name, Key="absent", Body=b"x", IfMatch=first) == ("NoSuchKey", 404)
+
+
+def test_parallel_create_only_writes_have_one_winner(cluster: Cluster, name: str) -> None:
+    """Eight clients race to create one key with If-None-Match: *; the check holds under the key's lock."""
+    with cluster.client() as admin:
+        clients = [s3_for(cluster, admin) for _ in range(8)]
+    barrier = threading.Barrier(len(clients))
+
+    def race(pair: tuple[int, Any]) -> str:
+        number, client = pair
+        barrier.wait()
+        try:
+            client.put_object(Bucket=name, Key="race", Body=BIG[: MIB + number], IfNoneMatch="*")
+        except botocore.exceptions.ClientError as error:
+            return str(error.response["Error"]["Code"])
+        return f"won {number}"
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        results = list(pool.map(race, enumerate(clients)))
+    winners = [r for r in results if r.startswith("won")]
+    assert len(winners) == 1 and results.count("PreconditionFailed") == len(clients) - 1, results
+    stored = clients[0].head_object(Bucket=name, Key="race")["ContentLength"]
+    assert stored == MIB + int(winners[0].split()[1])
 
 
 def test_missing_things(s3: Any, name: str) -> None:

@@ -23,8 +23,8 @@ from cargohold.api.object_responses import stream_object_response
 from cargohold.domain.model import Bucket, ObjectRecord
 from cargohold.domain.names import validate_bucket
 from cargohold.errors import InvalidArgument
+from cargohold.service.catalog import VersionListing
 from cargohold.service.checksums import ExpectedDigests
-from cargohold.service.objects import VersionListing
 
 API = "/api/v1"
 #: The version a write made or a read served; on a delete, the version removed or the marker added.
