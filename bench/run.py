@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,22 +106,39 @@ def curl(args: list[str], stdin: Any = None) -> float:
     return time.perf_counter() - started
 
 
-async def _timed_ops(
-    session: aiohttp.ClientSession, method: str, count: int, concurrency: int, payload: bytes
+def _native_path(i: int) -> str:
+    return f"/api/v1/buckets/small/objects/o{i}"
+
+
+async def timed_ops(
+    session: aiohttp.ClientSession,
+    method: str,
+    count: int,
+    concurrency: int,
+    payload: bytes,
+    path: Callable[[int], str] = _native_path,
+    sign: Callable[[str, str, bytes], dict[str, str]] | None = None,
+    created: int = 201,
 ) -> tuple[float, float, float]:
-    """ops/s, p50 ms, p99 ms of ``count`` requests spread over ``concurrency`` workers."""
+    """ops/s, p50 ms, p99 ms of ``count`` requests spread over ``concurrency`` workers.
+
+    ``sign(method, path, body)`` gives per-request headers (S3's SigV4), computed
+    inside the timed span as a client computes them.
+    """
     latencies: list[float] = []
     counter = iter(range(count))
 
     async def worker() -> None:
         for i in counter:
-            path = f"/api/v1/buckets/small/objects/o{i}"
+            target = path(i)
             started = time.perf_counter()
+            body = payload if method == "PUT" else b""
+            headers = sign(method, target, body) if sign else None
             if method == "PUT":
-                async with session.put(path, data=payload) as reply:
-                    assert reply.status == 201, await reply.text()
+                async with session.put(target, data=payload, headers=headers) as reply:
+                    assert reply.status == created, await reply.text()
             else:
-                async with session.get(path) as reply:
+                async with session.get(target, headers=headers) as reply:
                     assert len(await reply.read()) == len(payload)
             latencies.append(time.perf_counter() - started)
 
@@ -141,8 +159,7 @@ async def small_ops(url: str, count: int, concurrency: int) -> dict[str, tuple[f
     async with aiohttp.ClientSession(url, connector=connector, headers=AUTH) as session:
         await session.put("/api/v1/buckets/small")
         return {
-            method: await _timed_ops(session, method, count, concurrency, payload)
-            for method in ("PUT", "GET")
+            method: await timed_ops(session, method, count, concurrency, payload) for method in ("PUT", "GET")
         }
 
 
@@ -162,7 +179,7 @@ async def granted_reads(url: str, count: int, concurrency: int) -> tuple[float, 
     connector = aiohttp.TCPConnector(limit=concurrency)
     headers = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(url, connector=connector, headers=headers) as session:
-        return await _timed_ops(session, "GET", count, concurrency, bytes(4096))
+        return await timed_ops(session, "GET", count, concurrency, bytes(4096))
 
 
 async def sign_ins(url: str, count: int, concurrency: int) -> float:

@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 import boto3
 import httpx
+import run  # bench/run.py: the native figures' code
 from boto3.s3.transfer import TransferConfig
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -81,7 +82,7 @@ def big_transfers(cluster: Cluster, source: Path, workdir: Path, repeat: int) ->
     client.create_bucket(Bucket="s3bench")
     tools = S3Clients(url, access_key, secret, workdir / "client-home")
     out = workdir / "out.bin"
-    multipart = TransferConfig(multipart_threshold=16 << 20, multipart_chunksize=16 << 20, max_concurrency=8)
+    upload = TransferConfig(multipart_threshold=16 << 20, multipart_chunksize=16 << 20, max_concurrency=8)
 
     def put_single(key: str) -> None:
         with source.open("rb") as body:
@@ -91,21 +92,22 @@ def big_transfers(cluster: Cluster, source: Path, workdir: Path, repeat: int) ->
         for _ in client.get_object(Bucket="s3bench", Key=key)["Body"].iter_chunks(1 << 20):
             pass
 
-    for run in range(repeat):
-        native = f"{url}/api/v1/buckets/native/objects/big{run}"
+    for attempt in range(repeat):
+        native = f"{url}/api/v1/buckets/native/objects/big{attempt}"
+        cli_key = f"s3://s3bench/cli{attempt}"
         steps: list[tuple[str, Callable[[], object]]] = [
             ("native PUT", functools.partial(_curl, [*auth, "-T", str(source), native])),
             ("native GET", functools.partial(_curl, [*auth, native])),
             (
                 "aws s3 cp PUT",
-                functools.partial(tools.aws, "s3", "cp", str(source), f"s3://s3bench/cli{run}"),
+                functools.partial(tools.aws, "s3", "cp", str(source), cli_key),
             ),
-            ("aws s3 cp GET", functools.partial(tools.aws, "s3", "cp", f"s3://s3bench/cli{run}", str(out))),
-            ("boto3 put_object", functools.partial(put_single, f"one{run}")),
-            ("boto3 get_object", functools.partial(get_single, f"one{run}")),
+            ("aws s3 cp GET", functools.partial(tools.aws, "s3", "cp", cli_key, str(out))),
+            ("boto3 put_object", functools.partial(put_single, f"one{attempt}")),
+            ("boto3 get_object", functools.partial(get_single, f"one{attempt}")),
             (
                 "boto3 multipart 8x16 MiB",
-                functools.partial(client.upload_file, str(source), "s3bench", f"mp{run}", Config=multipart),
+                functools.partial(client.upload_file, str(source), "s3bench", f"mp{attempt}", Config=upload),
             ),
         ]
         for name, step in steps:
@@ -127,35 +129,6 @@ class _Signer:
         return dict(request.headers.items())
 
 
-async def _timed_requests(
-    session: aiohttp.ClientSession, signer: _Signer, url: str, method: str, count: int, concurrency: int
-) -> tuple[float, float, float]:
-    """ops/s, p50 ms, p99 ms of ``count`` signed 4 KiB requests over ``concurrency`` workers."""
-    payload = bytes(4096)
-    latencies: list[float] = []
-    counter = iter(range(count))
-
-    async def worker() -> None:
-        for i in counter:
-            target = f"{url}/s3small/o{i}"
-            started = time.perf_counter()
-            headers = signer.headers(method, target, payload if method == "PUT" else b"")
-            if method == "PUT":
-                async with session.put(target, data=payload, headers=headers) as reply:
-                    assert reply.status == 200, await reply.text()
-            else:
-                async with session.get(target, headers=headers) as reply:
-                    assert len(await reply.read()) == len(payload)
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
-    return count / elapsed, p50 * 1000, p99 * 1000
-
-
 async def small_ops(url: str, count: int, concurrency: int) -> dict[str, tuple[float, float, float]]:
     """4 KiB PUT and GET with SigV4, the payload's sha256 signed and checked by the gateway."""
     access_key, secret = _s3_key(url)
@@ -166,7 +139,16 @@ async def small_ops(url: str, count: int, concurrency: int) -> dict[str, tuple[f
         async with session.put(made, headers=signer.headers("PUT", made)) as reply:
             assert reply.status == 200, await reply.text()
         return {
-            method: await _timed_requests(session, signer, url, method, count, concurrency)
+            method: await run.timed_ops(
+                session,
+                method,
+                count,
+                concurrency,
+                os.urandom(4096),
+                path=lambda i: f"{url}/s3small/o{i}",
+                sign=signer.headers,
+                created=200,
+            )
             for method in ("PUT", "GET")
         }
 
@@ -179,7 +161,7 @@ def bench(workdir: Path, args: Any) -> list[tuple[str, str, str]]:
             f.write(os.urandom(1024 * 1024))
     with Cluster(workdir / "cluster") as cluster:
         figures = big_transfers(cluster, source, workdir, args.repeat)
-        native_ops = asyncio.run(_native_small_ops(cluster.url, args.ops, args.concurrency))
+        native_ops = asyncio.run(run.small_ops(cluster.url, args.ops, args.concurrency))
         s3_ops = asyncio.run(small_ops(cluster.url, args.ops, args.concurrency))
     mib = args.size_mib
     put, get = figures.median("native PUT"), figures.median("native GET")
@@ -213,9 +195,3 @@ def bench(workdir: Path, args: Any) -> list[tuple[str, str, str]]:
     runs = "; ".join(f"{name} {[round(r) for r in rates]}" for name, rates in figures.runs.items())
     rows.append(("runs (MB/s)", "", runs))
     return rows
-
-
-async def _native_small_ops(url: str, count: int, concurrency: int) -> dict[str, tuple[float, float, float]]:
-    from run import small_ops as native_small_ops  # bench/run.py
-
-    return await native_small_ops(url, count, concurrency)
