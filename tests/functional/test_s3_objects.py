@@ -321,6 +321,8 @@ def test_delete_objects(s3: Any, name: str) -> None:
     quiet = s3.delete_objects(Bucket=name, Delete={"Objects": [{"Key": "c"}], "Quiet": True})
     assert "Deleted" not in quiet and "Errors" not in quiet
     assert s3.list_objects_v2(Bucket=name)["KeyCount"] == 0
+    missing = {"Objects": [{"Key": "a"}]}
+    assert refused(s3.delete_objects, Bucket="s3-no-such-bucket", Delete=missing) == ("NoSuchBucket", 404)
     too_many = [{"Key": f"k{i}"} for i in range(1001)]
     assert refused(s3.delete_objects, Bucket=name, Delete={"Objects": too_many}) == ("MalformedXML", 400)
 
@@ -397,6 +399,21 @@ def test_copy_moves_no_bytes_and_outlives_its_source(cluster: Cluster, s3: Any, 
     cluster.run_worker_once("gc")
     left = {f.name for n in cluster.nodes for f in n.share_files()}
     assert left.isdisjoint(shares)
+
+
+def test_copy_onto_itself_replaces_metadata_and_keeps_the_shares(
+    cluster: Cluster, s3: Any, name: str
+) -> None:
+    s3.put_object(Bucket=name, Key="self", Body=BIG, Metadata={"v": "1"})
+    shares = _shares_of(cluster, name, "self")
+    source = {"Bucket": name, "Key": "self"}
+    s3.copy_object(
+        Bucket=name, Key="self", CopySource=source, MetadataDirective="REPLACE", Metadata={"v": "2"}
+    )
+    cluster.run_worker_once("gc")
+    got = s3.get_object(Bucket=name, Key="self")
+    assert got["Metadata"] == {"v": "2"} and got["Body"].read() == BIG
+    assert _shares_of(cluster, name, "self") == shares
 
 
 def test_copy_source_conditions_and_versions(s3: Any, name: str) -> None:

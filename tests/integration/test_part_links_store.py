@@ -81,3 +81,23 @@ def test_a_part_already_freed_cannot_be_linked(run_db: RunDb) -> None:
             assert await latest(conn) is None
 
     _with_store(run_db, body)
+
+
+def test_a_copy_onto_its_own_key_adopts_the_parts_it_replaces(run_db: RunDb) -> None:
+    """Unversioned: the new version replaces its source, so it takes the parts over instead of linking."""
+
+    async def body(s: Store) -> None:
+        b = await s.bucket("links-d")
+        source, _ = await s.put(b, "same")
+        part = source.parts[0].id
+        copy, freed = await _copy(s, b, source, "same")
+        assert freed == []
+        assert [p.id for p in copy.parts] == [part]
+        assert await _in_use(s, part)
+        found = await s.latest(b, "same")
+        assert found is not None and found.version_id == copy.version_id
+        assert [(p.id, p.part_number, p.offset) for p in found.parts] == [(part, 1, 0)]
+        last = await s.delete(b, "same")
+        assert last is not None and last.freed == [part]
+
+    _with_store(run_db, body)

@@ -24,6 +24,7 @@ from cargohold.s3.documents import elements, parse_document, read_bytes, text_of
 from cargohold.s3.errors import s3_code
 from cargohold.s3.headers import CHECKSUM_PREFIX
 from cargohold.s3.xml import child, root, xml_response
+from cargohold.service.access import Level
 
 MAX_KEYS = 1000
 
@@ -44,6 +45,9 @@ async def _checked_body(request: web.Request) -> bytes:
 
 async def delete_objects(request: web.Request) -> web.StreamResponse:
     bucket = bucket_name(request)
+    # A bucket the caller cannot see fails the whole call, as it would natively; a missing
+    # write grant is each key's own AccessDenied.
+    await services(request).access.bucket(who(request), bucket, Level.READ)
     data = await _checked_body(request)
     document = parse_document(data, "Delete")
     quiet = (text_of(document, "Quiet") or "false").strip().lower() == "true"

@@ -81,11 +81,13 @@ def _contents(
     child(entry, "StorageClass", "STANDARD")
 
 
-async def _bucket_and_owner(request: web.Request, name: str) -> tuple[Bucket, str | None]:
-    service = services(request)
-    bucket = await service.access.bucket(who(request), name, Level.READ)
-    owners = await service.namespaces.owners([bucket])
-    return bucket, owners.get(bucket.id)
+async def _bucket(request: web.Request, name: str) -> Bucket:
+    return await services(request).access.bucket(who(request), name, Level.READ)
+
+
+async def _owner_name(request: web.Request, bucket: Bucket) -> str | None:
+    """The bucket owner's name, shown as every entry's Owner (read only when an answer shows it)."""
+    return (await services(request).namespaces.owners([bucket])).get(bucket.id)
 
 
 async def list_objects(request: web.Request) -> web.StreamResponse:
@@ -94,7 +96,7 @@ async def list_objects(request: web.Request) -> web.StreamResponse:
     v2 = request.query.get("list-type") == "2"
     if "list-type" in request.query and not v2:
         raise InvalidArgument("list-type must be 2", argument="list-type")
-    bucket, owner = await _bucket_and_owner(request, name)
+    bucket = await _bucket(request, name)
     encode = _encoder(request)
     prefix, delimiter, limit = request.query.get("prefix", ""), _delimiter(request), max_keys(request)
     token = request.query.get("continuation-token")
@@ -132,6 +134,7 @@ async def list_objects(request: web.Request) -> web.StreamResponse:
     if "encoding-type" in request.query:
         child(document, "EncodingType", "url")
     fetch_owner = not v2 or request.query.get("fetch-owner") == "true"
+    owner = await _owner_name(request, bucket) if fetch_owner and objects else None
     for record in objects:
         _contents(document, record, encode, owner, fetch_owner)
     for common in prefixes:
@@ -145,7 +148,7 @@ async def list_versions(request: web.Request) -> web.StreamResponse:
     name = bucket_name(request)
     if request.query.get("delimiter"):
         raise InvalidArgument("ListObjectVersions does not group by delimiter here", argument="delimiter")
-    bucket, owner = await _bucket_and_owner(request, name)
+    bucket = await _bucket(request, name)
     encode = _encoder(request)
     prefix, limit = request.query.get("prefix", ""), max_keys(request)
     key_marker = request.query.get("key-marker", "")
@@ -175,6 +178,7 @@ async def list_versions(request: web.Request) -> web.StreamResponse:
         child(document, "NextVersionIdMarker", next_cursor)
     if "encoding-type" in request.query:
         child(document, "EncodingType", "url")
+    owner = await _owner_name(request, bucket) if versions else None
     for version in versions:
         entry = child(document, "DeleteMarker" if version.delete_marker else "Version")
         child(entry, "Key", encode(version.key))

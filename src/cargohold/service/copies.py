@@ -25,6 +25,9 @@ from cargohold.service.checksums import ExpectedDigests
 from cargohold.service.objects import Chunk, NewVersion, ObjectService
 from cargohold.service.quota import QuotaService
 
+#: How often a copy by reference reads its source again when the source changed under it.
+COPY_ATTEMPTS = 3
+
 
 @dataclass(frozen=True, slots=True)
 class Copied:
@@ -64,7 +67,29 @@ class CopyService:
         headers: dict[str, str] | None = None,
         condition: WriteCondition | None = None,
     ) -> Copied:
-        """Copy ``source`` to ``key``; ``content_type``/``headers`` None keep the source's."""
+        """Copy ``source`` to ``key``; ``content_type``/``headers`` None keep the source's.
+
+        A source replaced or deleted between reading it and committing a copy
+        by reference (``SourceChanged``) is read again, a few times at most.
+        """
+        for attempt in range(1, COPY_ATTEMPTS + 1):
+            try:
+                return await self._copy(who, source, bucket_name, key, content_type, headers, condition)
+            except SourceChanged:
+                if attempt == COPY_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _copy(
+        self,
+        who: Principal,
+        source: CopySource,
+        bucket_name: str,
+        key: str,
+        content_type: str | None,
+        headers: dict[str, str] | None,
+        condition: WriteCondition | None,
+    ) -> Copied:
         _, found = await self.source(who, source)
         target = await self._access.bucket(who, bucket_name, Level.WRITE)
         validate_key(key)
@@ -84,21 +109,10 @@ class CopyService:
             return Copied(record, found)
         source_bucket = await self._access.bucket(who, source.bucket, Level.READ)
         if source_bucket.layout == target.layout:
-            try:
-                record = await self._objects.commit(
-                    write, found.size, digests, None, [], etag=found.etag, linked=found.parts
-                )
-                return Copied(record, found)
-            except SourceChanged:  # replaced or deleted meanwhile: copy what is there now
-                return await self.copy(
-                    who,
-                    source,
-                    bucket_name,
-                    key,
-                    content_type=content_type,
-                    headers=headers,
-                    condition=condition,
-                )
+            record = await self._objects.commit(
+                write, found.size, digests, None, [], etag=found.etag, linked=found.parts
+            )
+            return Copied(record, found)
         parts = await self._store_copies(found.parts, Layout.parse(target.layout))
         record = await self._objects.commit(write, found.size, digests, None, parts, etag=found.etag)
         return Copied(record, found)

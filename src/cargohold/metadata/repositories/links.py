@@ -15,7 +15,7 @@ meanwhile, so a part being freed can never gain a link.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -31,8 +31,24 @@ class SourceChanged(Conflict):
     title = "The copy's source changed while it was copied"
 
 
-async def add_links(conn: AsyncConnection, object_id: int, linked: Sequence[PartRecord]) -> None:
-    """Make ``object_id`` use ``linked`` (part ids, with this version's numbers and offsets)."""
+async def add_links(
+    conn: AsyncConnection, object_id: int, linked: Sequence[PartRecord], *, adopt: Collection[str] = ()
+) -> None:
+    """Make ``object_id`` use ``linked`` (part ids, with this version's numbers and offsets).
+
+    ``adopt``: parts of the version this one just replaced (a copy onto its
+    own key) that nothing else refers to: the new version owns them instead.
+    """
+    for part in linked:
+        if part.id in adopt:
+            await conn.execute(
+                update(parts)
+                .where(parts.c.id == part.id, parts.c.object_id.is_(None))
+                .values(object_id=object_id, part_number=part.part_number, offset=part.offset)
+            )
+    linked = [p for p in linked if p.id not in adopt]
+    if not linked:
+        return
     ids = [p.id for p in linked]
     stmt = select(parts.c.id).where(parts.c.id.in_(ids), parts.c.object_id.is_not(None))
     if conn.dialect.name == "postgresql":

@@ -231,6 +231,7 @@ async def put_object(
     """
     now = utcnow()
     replaced: list[str] = []
+    adopt: set[str] = set()
     values = {
         "bucket_id": bucket_id,
         "key": key,
@@ -253,6 +254,9 @@ async def put_object(
         if condition is not None:
             condition.check(await _live_etag(conn, current.latest), key)
         replaced += await _make_room(conn, current, versioned)
+        # A copy onto the key it replaces: the parts it links are the ones just released.
+        adopt = {p.id for p in linked}.intersection(replaced)
+        replaced = [part_id for part_id in replaced if part_id not in adopt]
         inserted = await conn.execute(insert_or_nothing(conn, objects, values).returning(objects.c.id))
         new_id = inserted.scalar_one_or_none()
         if new_id is not None:
@@ -268,7 +272,7 @@ async def put_object(
             [{"b_id": p.id, "b_offset": p.offset} for p in attach],
         )
     if linked:
-        await links.add_links(conn, new_id, linked)
+        await links.add_links(conn, new_id, linked, adopt=adopt)
     ordered = tuple(sorted([*parts, *attach, *linked], key=lambda p: p.part_number))
     if parts:
         await conn.execute(
