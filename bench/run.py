@@ -17,6 +17,8 @@ Every figure is also printed as a ratio to the baseline it compares with.
 Usage: python bench/run.py [--size-mib 1024] [--repeat 3] [--ops 4000] [--dir PATH]
        python bench/run.py --healing [--heal-gib 12] [--rebalance-gib 4]  (bench/healing.py:
        rebuild, GET under repair, scrub and rebalance instead of the figures above; ~10 min)
+       python bench/run.py --s3  (bench/s3.py: the same PUT, GET and 4 KiB figures through S3
+       with the aws cli and boto3, and boto3 multipart, each beside the native figure)
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,22 +106,39 @@ def curl(args: list[str], stdin: Any = None) -> float:
     return time.perf_counter() - started
 
 
-async def _timed_ops(
-    session: aiohttp.ClientSession, method: str, count: int, concurrency: int, payload: bytes
+def _native_path(i: int) -> str:
+    return f"/api/v1/buckets/small/objects/o{i}"
+
+
+async def timed_ops(
+    session: aiohttp.ClientSession,
+    method: str,
+    count: int,
+    concurrency: int,
+    payload: bytes,
+    path: Callable[[int], str] = _native_path,
+    sign: Callable[[str, str, bytes], dict[str, str]] | None = None,
+    created: int = 201,
 ) -> tuple[float, float, float]:
-    """ops/s, p50 ms, p99 ms of ``count`` requests spread over ``concurrency`` workers."""
+    """ops/s, p50 ms, p99 ms of ``count`` requests spread over ``concurrency`` workers.
+
+    ``sign(method, path, body)`` gives per-request headers (S3's SigV4), computed
+    inside the timed span as a client computes them.
+    """
     latencies: list[float] = []
     counter = iter(range(count))
 
     async def worker() -> None:
         for i in counter:
-            path = f"/api/v1/buckets/small/objects/o{i}"
+            target = path(i)
             started = time.perf_counter()
+            body = payload if method == "PUT" else b""
+            headers = sign(method, target, body) if sign else None
             if method == "PUT":
-                async with session.put(path, data=payload) as reply:
-                    assert reply.status == 201, await reply.text()
+                async with session.put(target, data=payload, headers=headers) as reply:
+                    assert reply.status == created, await reply.text()
             else:
-                async with session.get(path) as reply:
+                async with session.get(target, headers=headers) as reply:
                     assert len(await reply.read()) == len(payload)
             latencies.append(time.perf_counter() - started)
 
@@ -139,8 +159,7 @@ async def small_ops(url: str, count: int, concurrency: int) -> dict[str, tuple[f
     async with aiohttp.ClientSession(url, connector=connector, headers=AUTH) as session:
         await session.put("/api/v1/buckets/small")
         return {
-            method: await _timed_ops(session, method, count, concurrency, payload)
-            for method in ("PUT", "GET")
+            method: await timed_ops(session, method, count, concurrency, payload) for method in ("PUT", "GET")
         }
 
 
@@ -160,7 +179,7 @@ async def granted_reads(url: str, count: int, concurrency: int) -> tuple[float, 
     connector = aiohttp.TCPConnector(limit=concurrency)
     headers = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(url, connector=connector, headers=headers) as session:
-        return await _timed_ops(session, "GET", count, concurrency, bytes(4096))
+        return await timed_ops(session, "GET", count, concurrency, bytes(4096))
 
 
 async def sign_ins(url: str, count: int, concurrency: int) -> float:
@@ -192,6 +211,7 @@ def main() -> None:
     healing.add_argument("--healing", action="store_true", help="run only the healing figures")
     healing.add_argument("--heal-gib", type=int, default=12, help="data written before a node is lost")
     healing.add_argument("--rebalance-gib", type=int, default=4, help="data on 8 nodes before 4 are added")
+    parser.add_argument("--s3", action="store_true", help="run only the S3 figures (bench/s3.py)")
     args = parser.parse_args()
 
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -212,6 +232,17 @@ def main() -> None:
             f"GETs median of {args.repeat}; runs: {runs})",
             [*baseline_rows(dd_write, dd_read), *figures.rows],
         )
+        return
+    if args.s3:
+        try:
+            dd_write, dd_read = dd_baseline(workdir, args.size_mib)
+            import s3 as s3_bench  # only when asked for
+
+            rows = s3_bench.bench(workdir, args)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        title = f"cargohold S3 bench (median of {args.repeat})"
+        print_table(title, [*baseline_rows(dd_write, dd_read), *rows])
         return
     try:
         dd_write, dd_read = dd_baseline(workdir, args.size_mib)

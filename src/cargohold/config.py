@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     nodes: int = Field(8, ge=1, le=64, description="Storage nodes `up` starts")
     layout: str = Field("ec:5+2", description="Default layout: ec:K+M, mirror:R or stripe:K")
     zone: str = Field("default", description="Zone of this gateway (reads prefer it)")
+    s3_domain: str | None = Field(
+        None,
+        description="Domain for virtual-hosted S3 (<bucket>.<s3_domain>); path-style works without it",
+    )
     cluster_secret: str | None = Field(None, description="Secret nodes require from gateways")
     admin_key: str | None = Field(None, description="Admin API key to create at first start")
     admin_password: str | None = Field(

@@ -288,3 +288,126 @@ class InsufficientStorage(CargoholdError):
     code = "insufficient_storage"
     status = 507
     title = "Node has no room for this share"
+
+
+# -- S3 --
+# Errors only the S3 surface raises (its authentication and its request bodies). Each still has a
+# native code; ``s3/errors.py`` maps every domain error, these and the ones above, to its S3 code.
+
+
+class InvalidAccessKeyId(Forbidden):
+    """An S3 access key id that is unknown, revoked, expired, or whose user is disabled."""
+
+    code = "invalid_access_key_id"
+    title = "The access key id does not exist in our records"
+
+
+class SignatureDoesNotMatch(Forbidden):
+    code = "signature_does_not_match"
+    title = "The request signature does not match the one calculated with the secret key"
+
+
+class RequestTimeTooSkewed(Forbidden):
+    """The signed time is more than the allowed skew (15 minutes) away from the server's clock."""
+
+    code = "request_time_too_skewed"
+    title = "The difference between the request time and the server's time is too large"
+
+
+class RequestExpired(AccessDenied):
+    """A presigned URL used after ``X-Amz-Date + X-Amz-Expires`` (or before ``X-Amz-Date``)."""
+
+    code = "request_expired"
+    title = "Request has expired"
+
+
+class AnonymousRequest(AccessDenied):
+    """An S3 request that carries no signature at all: no bucket is public."""
+
+    code = "anonymous_request"
+    title = "Anonymous requests are not allowed"
+
+
+class AuthorizationHeaderMalformed(BadRequest):
+    code = "authorization_header_malformed"
+    title = "The authorization header is malformed"
+
+
+class AuthorizationQueryParametersError(BadRequest):
+    code = "authorization_query_parameters_error"
+    title = "The presigned URL's authorization parameters are malformed"
+
+
+class UnsupportedSignature(BadRequest):
+    """Signature version 2 and other schemes: only AWS4-HMAC-SHA256 is accepted."""
+
+    code = "unsupported_signature"
+    title = "Please use AWS4-HMAC-SHA256"
+
+
+class MissingSecurityHeader(BadRequest):
+    code = "missing_security_header"
+    title = "The request is missing a required header"
+
+
+class ContentSha256Mismatch(BadRequest):
+    """The body's SHA-256 differs from the ``x-amz-content-sha256`` it was signed with."""
+
+    code = "content_sha256_mismatch"
+    title = "The provided x-amz-content-sha256 does not match what was computed"
+
+
+class MalformedChunkedBody(BadRequest):
+    """An ``aws-chunked`` body whose framing (sizes, signatures, trailer) cannot be parsed."""
+
+    code = "malformed_chunked_body"
+    title = "Malformed aws-chunked body"
+
+
+class MissingContentLength(CargoholdError):
+    code = "missing_content_length"
+    status = 411
+    title = "Content-Length (or x-amz-decoded-content-length) is required"
+
+
+class MalformedXML(BadRequest):
+    code = "malformed_xml"
+    title = "The XML body is not well-formed or does not match the schema"
+
+
+class S3NotImplemented(CargoholdError):
+    """An S3 operation or option this gateway does not implement."""
+
+    code = "not_implemented"
+    status = 501
+    title = "A header or operation you provided implies functionality that is not implemented"
+
+
+class S3MethodNotAllowed(CargoholdError):
+    code = "method_not_allowed"
+    status = 405
+    title = "The specified method is not allowed against this resource"
+
+
+class InvalidRequest(BadRequest):
+    """A request S3 refuses as a whole, e.g. copying an object onto itself without changing anything."""
+
+    code = "invalid_request"
+    title = "Invalid request"
+
+
+class InvalidLocationConstraint(BadRequest):
+    code = "invalid_location_constraint"
+    title = "The location constraint is not this gateway's region"
+
+
+class BucketAlreadyOwnedByYou(BucketAlreadyExists):
+    code = "bucket_already_owned_by_you"
+    title = "You already own a bucket of this name"
+
+
+class InvalidPartNumber(RangeNotSatisfiable):
+    """A ``partNumber`` read of a part the object does not have."""
+
+    code = "invalid_part_number"
+    title = "The requested part number is not satisfiable"

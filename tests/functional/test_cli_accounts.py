@@ -12,6 +12,7 @@ import pytest
 
 from cargohold.testing.cluster import Cluster
 from cargohold.testing.console import ConsoleScript
+from cargohold.testing.s3 import s3_client
 
 PASSWORD = "a fine password"
 NO_KEY = {"CARGOHOLD_KEY": ""}  # use the saved key, not the admin key the script is given
@@ -142,3 +143,20 @@ def test_login_into_a_new_config_file(cli: ConsoleScript, cluster: Cluster, tmp_
         saved = tomllib.load(fh)
     assert saved["url"] == cluster.url and saved["key"].startswith("CH")
     assert cli("whoami", env=env).stdout.splitlines()[0].split() == ["user:", "cli-erin"]
+
+
+def test_s3_keys_from_the_command_line(cli: ConsoleScript, cluster: Cluster) -> None:
+    made = cli.ok("keys", "create", "--s3", "backup job")
+    fields = dict(line.split(":", 1) for line in made.splitlines() if line[:1].isalpha() and ":" in line)
+    access_key, secret = fields["access key"].strip(), fields["secret"].strip()
+    assert "# ~/.aws/credentials" in made and f"aws_access_key_id = {access_key}" in made
+    assert f"aws_secret_access_key = {secret}" in made and f"endpoint_url = {cluster.url}" in made
+    assert s3_client(cluster, access_key, secret).list_buckets()["Owner"]["DisplayName"] == "admin"
+    listed = cli.ok("keys", "ls", "--s3", "--plain")
+    assert any(line.split("\t")[:3] == [access_key, "backup job", "active"] for line in listed.splitlines())
+    assert access_key not in cli.ok("keys", "ls", "--plain")
+    cli.ok("keys", "revoke", access_key)
+    assert any(
+        line.split("\t")[:3] == [access_key, "backup job", "revoked"]
+        for line in cli.ok("keys", "ls", "--s3", "--plain").splitlines()
+    )

@@ -1,4 +1,4 @@
-"""Schemathesis over every operation of the served OpenAPI document, against a real cluster.
+"""Schemathesis over every native operation of the served OpenAPI document, against a real cluster.
 
 Every check runs: no server error, every answer's status, content type, headers
 and body as the document says, invalid input refused, valid input accepted.
@@ -19,6 +19,11 @@ import pytest
 from cargohold.testing.cluster import ADMIN_KEY, Cluster
 
 MAX_EXAMPLES = 10
+#: The S3 catch-all operations are in the document to say where S3 is served, how it signs and
+#: how it fails, but they speak another protocol: SigV4-signed requests whose operation is chosen
+#: by query and headers, answered in XML. A bearer-token fuzzer can only reach their
+#: authentication refusal; boto3, the aws cli, rclone and s3cmd test them (test_s3_*.py).
+EXCLUDED_TAGS = ("s3",)
 SEED = 20261130
 
 
@@ -55,6 +60,7 @@ def test_every_operation_keeps_to_the_document(small_cluster: Cluster, tmp_path:
             str(SEED),
             "--workers",
             "1",
+            *(arg for tag in EXCLUDED_TAGS for arg in ("--exclude-tag", tag)),
             "--header",
             f"Authorization: Bearer {ADMIN_KEY}",
             "--report",

@@ -24,6 +24,7 @@ import pytest
 
 from cargohold.cli.children import die_with_parent
 from cargohold.testing.data import sample
+from cargohold.testing.s3 import s3_client_at
 
 NODE_LINE = re.compile(r"^node (\d+) pid (\d+) on (\S+)$")
 
@@ -111,6 +112,12 @@ def test_up_restarts_a_killed_node_on_its_port(
     assert worker.string in out.lines[:ready]
     old_pid, url = started[2]
     assert (tmp_path / "home" / ".config" / "cargohold" / "client.toml").exists()
+    _, endpoint = out.wait(r"^S3 endpoint: (\S+)  \(path-style; region us-east-1\)$")
+    _, s3_key = out.wait(r"^admin S3 key: (CH[A-Z0-9]{18})  secret: (\S+)  ")
+    assert f"aws_access_key_id = {s3_key[1]}" in out.lines[:ready]
+    assert f"endpoint_url = {is_up[1]}" in out.lines[:ready] and endpoint[1] == is_up[1]
+    profile = tmp_path / "data" / "aws-profile"
+    assert profile.stat().st_mode & 0o777 == 0o600 and s3_key[2] in profile.read_text()
 
     with httpx.Client(base_url=is_up[1], headers={"Authorization": f"Bearer {key[1]}"}, timeout=30) as api:
         _poll(lambda: _all_healthy(api))
@@ -126,6 +133,8 @@ def test_up_restarts_a_killed_node_on_its_port(
         put = api.put("/api/v1/buckets/restarts/objects/after-restart", content=data)
         assert put.status_code == 201, put.text
         assert api.get("/api/v1/buckets/restarts/objects/after-restart").content == data
+        listed = s3_client_at(is_up[1], s3_key[1], s3_key[2]).list_buckets()
+        assert [b["Name"] for b in listed["Buckets"]] == ["restarts"]
         restarted = [p for p in (tmp_path / "data" / "nodes" / "2" / "shares").rglob("*") if p.is_file()]
         assert len(restarted) == 1  # mirror:3 put a copy on the restarted node too
 

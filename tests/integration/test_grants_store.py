@@ -200,37 +200,37 @@ def test_levels_decide_404_403_or_allowed(run_db: RunDb) -> None:
         u = await _users(db, "olga", "rita", "will", "adam", "eve")
         boss = await db.write(lambda conn: repo.create_user(conn, "boss", "admin", None))
         olga, rita, will, adam, eve = (_principal(u[n]) for n in ("olga", "rita", "will", "adam", "eve"))
-        await spaces.create(olga, "docs")
+        await spaces.create(olga, "papers")
         for name, level in (("rita", "read"), ("will", "write"), ("adam", "admin")):
-            await spaces.grant(olga, "docs", name, level)
+            await spaces.grant(olga, "papers", name, level)
 
         for who, held in ((olga, Level.ADMIN), (rita, Level.READ), (will, Level.WRITE), (adam, Level.ADMIN)):
-            view = await spaces.describe(who, "docs")
+            view = await spaces.describe(who, "papers")
             assert (view.owner, view.level) == ("olga", held)
             for need in Level:
                 if need <= held:
-                    assert (await access.bucket(who, "docs", need)).name == "docs"
+                    assert (await access.bucket(who, "papers", need)).name == "papers"
                 else:
                     with pytest.raises(AccessDenied):
-                        await access.bucket(who, "docs", need)
-        assert (await spaces.describe(_principal(boss), "docs")).level is Level.ADMIN
+                        await access.bucket(who, "papers", need)
+        assert (await spaces.describe(_principal(boss), "papers")).level is Level.ADMIN
         # No grant: the same 404 as for a bucket that does not exist, whatever the level asked.
         for need in Level:
-            for name in ("docs", "nothing-here"):
+            for name in ("papers", "nothing-here"):
                 with pytest.raises(NoSuchBucket):
                     await access.bucket(eve, name, need)
         assert [b.name for b in await spaces.visible(eve)] == []
-        assert [b.name for b in await spaces.visible(rita)] == ["docs"]
+        assert [b.name for b in await spaces.visible(rita)] == ["papers"]
 
         # Only admin may see or change grants; a write grant cannot delete the bucket either.
         for who in (rita, will):
             with pytest.raises(AccessDenied):
-                await spaces.grants(who, "docs")
+                await spaces.grants(who, "papers")
             with pytest.raises(AccessDenied):
-                await spaces.grant(who, "docs", "eve", "read")
+                await spaces.grant(who, "papers", "eve", "read")
             with pytest.raises(AccessDenied):
-                await spaces.delete(who, "docs")
-        listed = await spaces.grants(adam, "docs")  # an admin grant manages grants too
+                await spaces.delete(who, "papers")
+        listed = await spaces.grants(adam, "papers")  # an admin grant manages grants too
         assert listed.owner == "olga"
         assert [(g.user_name, g.level, g.granted_by_name) for g in listed.grants] == [
             ("adam", "admin", "olga"),
@@ -246,42 +246,42 @@ def test_grant_changes_apply_at_once_and_arguments_are_checked_after_access(run_
         access, spaces = _services(db)  # a long cache: changes must drop it
         u = await _users(db, "olga", "rita", "eve")
         olga, rita, eve = (_principal(u[n]) for n in ("olga", "rita", "eve"))
-        await spaces.create(olga, "docs")
+        await spaces.create(olga, "papers")
         with pytest.raises(NoSuchBucket):
-            await access.bucket(rita, "docs", Level.READ)  # cached as "no level"
-        await spaces.grant(olga, "docs", "rita", "read")
-        assert (await access.bucket(rita, "docs", Level.READ)).name == "docs"
-        await spaces.grant(olga, "docs", "rita", "write")
-        assert (await access.bucket(rita, "docs", Level.WRITE)).name == "docs"
-        revoked = await spaces.revoke(olga, "docs", "rita")
+            await access.bucket(rita, "papers", Level.READ)  # cached as "no level"
+        await spaces.grant(olga, "papers", "rita", "read")
+        assert (await access.bucket(rita, "papers", Level.READ)).name == "papers"
+        await spaces.grant(olga, "papers", "rita", "write")
+        assert (await access.bucket(rita, "papers", Level.WRITE)).name == "papers"
+        revoked = await spaces.revoke(olga, "papers", "rita")
         assert revoked.level == "write"
         with pytest.raises(NoSuchBucket):
-            await access.bucket(rita, "docs", Level.READ)
+            await access.bucket(rita, "papers", Level.READ)
         with pytest.raises(NoSuchGrant):
-            await spaces.revoke(olga, "docs", "rita")
+            await spaces.revoke(olga, "papers", "rita")
         with pytest.raises(NoSuchGrant):
-            await spaces.revoke(olga, "docs", "nobody")
+            await spaces.revoke(olga, "papers", "nobody")
 
         # Bad arguments: a stranger learns nothing (404 first), the owner gets the reason.
         for user, level in (("rita", "owner"), (None, "read"), ("nobody", "read"), ("olga", "read")):
             with pytest.raises(NoSuchBucket):
-                await spaces.grant(eve, "docs", user, level)
+                await spaces.grant(eve, "papers", user, level)
         with pytest.raises(InvalidArgument, match="level"):
-            await spaces.grant(olga, "docs", "rita", "owner")
+            await spaces.grant(olga, "papers", "rita", "owner")
         with pytest.raises(InvalidArgument, match="user"):
-            await spaces.grant(olga, "docs", None, "read")
+            await spaces.grant(olga, "papers", None, "read")
         with pytest.raises(NoSuchUser):
-            await spaces.grant(olga, "docs", "nobody", "read")
+            await spaces.grant(olga, "papers", "nobody", "read")
         with pytest.raises(OwnerGrant, match="owns"):  # 409: the request is fine, the state refuses it
-            await spaces.grant(olga, "docs", "olga", "read")
+            await spaces.grant(olga, "papers", "olga", "read")
 
         # Deleting the bucket drops its cached grants: a new bucket of that name starts clean.
-        await spaces.grant(olga, "docs", "rita", "read")
-        await access.bucket(rita, "docs", Level.READ)
-        await spaces.delete(olga, "docs")
-        await spaces.create(eve, "docs")
+        await spaces.grant(olga, "papers", "rita", "read")
+        await access.bucket(rita, "papers", Level.READ)
+        await spaces.delete(olga, "papers")
+        await spaces.create(eve, "papers")
         with pytest.raises(NoSuchBucket):
-            await access.bucket(rita, "docs", Level.READ)
+            await access.bucket(rita, "papers", Level.READ)
 
     run_db(main)
 

@@ -75,6 +75,11 @@ def _accepted(model: type[Any], body: dict[str, Any]) -> bool:
         (schemas.AddNode, {"url": "http://node.example:9000/data/x_1"}, True),
         (schemas.AddNode, {"url": "http://node.example:9000/\u008a\u001f"}, False),
         (schemas.AddNode, {"url": "http://node.example:9000/a b"}, False),
+        # A key is an API key unless it asks for S3; any other kind, null included, is refused.
+        (schemas.CreateKey, {}, True),
+        (schemas.CreateKey, {"kind": "s3", "name": "laptop"}, True),
+        (schemas.CreateKey, {"kind": "ftp"}, False),
+        (schemas.CreateKey, {"kind": None}, False),
     ],
 )
 def test_the_document_and_the_handler_agree(model: type[Any], body: dict[str, Any], ok: bool) -> None:
@@ -129,3 +134,18 @@ def test_the_content_type_rule_is_the_documented_pattern() -> None:
     for bad in ("text/\u00e9", "a\tb", "x" * 256, "\u0094"):
         with pytest.raises(InvalidArgument):
             content_type(bad)
+
+
+def test_key_answers_are_documented_as_the_handlers_build_them() -> None:
+    """Both kinds of key answer, as ``key_json`` and ``s3_key_json`` make them, fit one union."""
+    from cargohold.api.accounts import key_json, s3_key_json
+    from cargohold.domain.model import ApiKey, S3Key
+
+    now = datetime.now(UTC)
+    api = key_json(ApiKey(key_id="k" * 16, user_id=1, name="cli", secret_hash="h", created_at=now))
+    s3 = s3_key_json(S3Key("CH" + "A" * 18, 1, "laptop", b"n", b"c", created_at=now, revoked_at=now))
+    assert _documented(schemas.KeyOut, api) and _documented(schemas.KeyOut, s3)
+    assert _documented(schemas.NewKey, {**api, "token": "k.s"})
+    assert _documented(schemas.NewKey, {**s3, "secret_access_key": "s" * 40})
+    assert not _documented(schemas.NewKey, {**s3, "token": "k.s"})  # an S3 key's secret has its name
+    assert _documented(schemas.KeyList, {"keys": [s3]}) and not _documented(schemas.KeyList, {"keys": [{}]})

@@ -56,6 +56,13 @@ def test_bucket_names_must_match_entirely(name: str) -> None:
         validate_bucket(name)
 
 
+@pytest.mark.parametrize("name", ["api", "tus", "docs", "openapi.json", "metrics", "healthz"])
+def test_the_gateways_own_path_prefixes_are_no_bucket_names(name: str) -> None:
+    with pytest.raises(InvalidBucketName, match="reserved"):
+        validate_bucket(name)
+    validate_bucket(name + "-x")  # only the exact names are taken
+
+
 @pytest.mark.parametrize("name", ["bob\n", "bob\r\n", "\nbob", "", "-bob", "b" * 65, "b o b", None, 5])
 def test_user_names_must_match_entirely(name: object) -> None:
     with pytest.raises(InvalidArgument):

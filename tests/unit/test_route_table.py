@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from cargohold.api.app import build_gateway
 from cargohold.api.openapi import openapi_document
@@ -24,3 +25,35 @@ def test_every_served_route_is_in_the_openapi_document() -> None:
     assert served <= documented, served - documented
     ids = [op["operationId"] for ops in openapi_document()["paths"].values() for op in ops.values()]
     assert len(ids) == len(set(ids))
+
+
+def _resolved(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with a ``$ref`` to ``components/schemas`` followed."""
+    ref = schema.get("$ref")
+    return document["components"]["schemas"][ref.rsplit("/", 1)[1]] if ref else schema
+
+
+def _shapes(document: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The object shapes a schema allows: itself, or each member of its ``oneOf``."""
+    schema = _resolved(document, schema)
+    return [_resolved(document, member) for member in schema.get("oneOf", [schema])]
+
+
+def test_key_routes_are_typed_and_s3_routes_say_how_they_authenticate() -> None:
+    document = openapi_document()
+    paths = document["paths"]
+    create = paths["/api/v1/keys"]["post"]
+    body = _resolved(document, create["requestBody"]["content"]["application/json"]["schema"])
+    assert body["properties"]["kind"]["enum"] == ["api", "s3"]
+    answer = _shapes(document, create["responses"]["201"]["content"]["application/json"]["schema"])
+    by_kind = {shape["properties"]["kind"]["const"]: set(shape["required"]) for shape in answer}
+    assert "token" in by_kind["api"] and "access_key_id" not in by_kind["api"]
+    assert {"secret_access_key", "access_key_id", "key_id"} <= by_kind["s3"]
+    listed = paths["/api/v1/keys"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    items = _resolved(document, listed)["properties"]["keys"]["items"]
+    assert [shape["required"][0] for shape in _shapes(document, items)] == ["kind", "kind"]
+    for path in ("/", "/{bucket}", "/{bucket}/{key}"):
+        for operation in paths[path].values():
+            assert operation["security"] == [{"sigv4": []}]
+            assert "application/xml" in operation["responses"]["4XX"]["content"]
+    assert document["components"]["schemas"]["S3Error"]["xml"] == {"name": "Error"}

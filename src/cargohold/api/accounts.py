@@ -16,8 +16,9 @@ from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
 from cargohold.api.inputs import json_body, model_body, validate_body
 from cargohold.api.native import API, Route, json_response
-from cargohold.domain.model import ApiKey, User
-from cargohold.service.accounts import UNSET, AccountService
+from cargohold.domain.model import ApiKey, S3Key, User
+from cargohold.errors import InvalidArgument
+from cargohold.service.accounts import UNSET, AccountService, NoSuchApiKey
 from cargohold.service.sessions import Session, SessionService
 
 
@@ -43,6 +44,7 @@ def user_json(user: User) -> dict[str, Any]:
 
 def key_json(key: ApiKey) -> dict[str, Any]:
     return {
+        "kind": "api",
         "key_id": key.key_id,
         "name": key.name,
         "created_at": key.created_at.isoformat(),
@@ -100,21 +102,66 @@ async def whoami(request: web.Request) -> web.Response:
     return json_response({**user_json(user), "key_id": who.key_id, "session": who.session})
 
 
+def s3_key_json(key: S3Key) -> dict[str, Any]:
+    """An S3 key as listed: its id, never its secret."""
+    return {
+        "kind": "s3",
+        "key_id": key.access_key_id,
+        "access_key_id": key.access_key_id,
+        "name": key.name,
+        "created_at": key.created_at.isoformat(),
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
+
+
+KINDS = ("api", "s3")
+
+
+def _kind(value: str | None) -> str:
+    """The ``?kind=`` of a key listing: API keys unless it names S3 keys."""
+    if value is None:
+        return "api"
+    if value not in KINDS:
+        raise InvalidArgument("kind must be 'api' (a bearer token) or 's3' (a SigV4 key pair)", field="kind")
+    return value
+
+
 async def create_key(request: web.Request) -> web.Response:
     body = await model_body(request, schemas.CreateKey)
+    who = principal(request)
+    if body.kind == "s3":
+        s3key, secret = await request.app[SERVICES].s3keys.create(
+            who, body.name or "s3 key", expires_at=body.expires_at, for_user=body.user
+        )
+        note(request, detail={"kind": "s3", "key_id": s3key.access_key_id})
+        return json_response({**s3_key_json(s3key), "secret_access_key": secret}, status=201)
     key, token = await _accounts(request).create_key(
-        principal(request), body.name or "api key", expires_at=body.expires_at, for_user=body.user
+        who, body.name or "api key", expires_at=body.expires_at, for_user=body.user
     )
     return json_response({**key_json(key), "token": token}, status=201)
 
 
 async def list_keys(request: web.Request) -> web.Response:
-    keys = await _accounts(request).list_keys(principal(request), request.query.get("user"))
+    kind = _kind(request.query.get("kind"))
+    who, user_name = principal(request), request.query.get("user")
+    if kind == "s3":
+        user_id = None if user_name is None else (await _accounts(request).get_user(who, user_name)).id
+        s3keys = await request.app[SERVICES].s3keys.list_keys(who, user_id)
+        return json_response({"keys": [s3_key_json(k) for k in s3keys]})
+    keys = await _accounts(request).list_keys(who, user_name)
     return json_response({"keys": [key_json(k) for k in keys]})
 
 
 async def revoke_key(request: web.Request) -> web.Response:
-    key = await _accounts(request).revoke_key(principal(request), request.match_info["key_id"])
+    """Revoke an API key or, when no API key has this id, an S3 key (their ids never collide)."""
+    who, key_id = principal(request), request.match_info["key_id"]
+    try:
+        key = await _accounts(request).revoke_key(who, key_id)
+    except NoSuchApiKey:
+        if await request.app[SERVICES].s3keys.get(who, key_id) is None:
+            raise
+        return json_response(s3_key_json(await request.app[SERVICES].s3keys.revoke(who, key_id)))
     return json_response(key_json(key))
 
 
@@ -223,7 +270,7 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         KEYS,
         create_key,
-        "Create an API key (admin: for ?user); the token is shown once",
+        "Create an API key, or an S3 access key with {kind: s3} (admin: for user); the secret is shown once",
         "keys",
         action="key.create",
         body=schemas.CreateKey,
@@ -234,17 +281,20 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         KEYS,
         list_keys,
-        "List your API keys (admin: ?user=)",
+        "List your API keys, or with ?kind=s3 your S3 keys (admin: ?user=); never their secrets",
         "keys",
         action="key.list",
         answer=schemas.KeyList,
-        query=(("user", {"type": "string", "maxLength": 64}),),
+        query=(
+            ("kind", {"type": "string", "enum": list(KINDS), "description": "api (the default) or s3"}),
+            ("user", {"type": "string", "maxLength": 64}),
+        ),
     ),
     Route(
         "DELETE",
         KEYS + "/{key_id}",
         revoke_key,
-        "Revoke an API key",
+        "Revoke an API key or an S3 access key",
         "keys",
         action="key.revoke",
         answer=schemas.KeyOut,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -21,10 +22,14 @@ from cargohold.concurrency import tune_malloc
 from cargohold.config import Settings
 from cargohold.domain.jobs import DELETE_PART
 from cargohold.problems import problem_middleware
-from cargohold.service.accounts import AccountService, Bootstrap
+from cargohold.s3.auth import s3_auth_middleware
+from cargohold.s3.routing import s3_middleware, s3_request_id
+from cargohold.s3.surface import S3_DOMAIN
+from cargohold.service.accounts import FIRST_ADMIN, AccountService, Bootstrap
 from cargohold.service.healing import HealingService
 from cargohold.service.history import HistoryService
 from cargohold.service.namespaces import NamespaceService
+from cargohold.service.s3keys import S3KeyService, bootstrap_admin_key
 from cargohold.service.sessions import SessionService
 from cargohold.service.share_links import ShareLinkService, cookie_key
 from cargohold.service.throttle import Throttle
@@ -46,16 +51,19 @@ def build_gateway(settings: Settings) -> web.Application:
         raise ValueError("the gateway needs the cluster secret nodes were started with")
     tune_malloc()
     # Request ids and fault logging wrap everything; history next: it records the status
-    # clients got, 401s and problem bodies included. Limits need the principal: after auth.
+    # clients got, 401s and problem bodies included. tus and S3 render their own errors just
+    # inside the problem+json renderer. Limits need the principal: after both authentications.
     app = web.Application(
         middlewares=[
             request_middleware,
             history_middleware(ALL_ROUTES),
             problem_middleware,
             tus.tus_middleware,
+            s3_middleware,
             error_code_middleware,
             path_middleware,
             auth_middleware,
+            s3_auth_middleware,
             limits_middleware,
         ],
         # A documented request line may be long: a 1024-byte key and 1024-character prefix and
@@ -64,6 +72,8 @@ def build_gateway(settings: Settings) -> web.Application:
         handler_args={"max_line_size": MAX_REQUEST_LINE},
     )
     serve_requests(app)
+    app.on_response_prepare.append(s3_request_id)
+    app[S3_DOMAIN] = (settings.s3_domain or "").strip(".").lower()
     app[ADMISSION] = Admission(Budgets.from_settings(settings))
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
@@ -88,7 +98,9 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
         ]
         try:
             history.start()
-            app[BOOTSTRAP] = await accounts.bootstrap(settings.admin_password, settings.admin_key)
+            s3keys = S3KeyService(db, core.auth, settings.cluster_secret or "", settings.auth_cache_seconds)
+            first = await accounts.bootstrap(settings.admin_password, settings.admin_key)
+            app[BOOTSTRAP] = replace(first, s3_key=await bootstrap_admin_key(s3keys, db, FIRST_ADMIN))
             for worker in workers:
                 worker.start()
             app[SERVICES] = Services(
@@ -112,6 +124,7 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
                     cookie_key(settings.token_secret or settings.cluster_secret or ""),
                 ),
                 healing=HealingService(db, core.nodes, core.limits, settings),
+                s3keys=s3keys,
             )
             app[AUTH] = core.auth
             yield

@@ -12,6 +12,7 @@ from aiohttp import web
 from cargohold.domain.model import Principal
 from cargohold.errors import Forbidden
 from cargohold.problems import Handler
+from cargohold.s3.surface import is_s3
 from cargohold.service.auth import AuthService
 
 PUBLIC_PATHS = frozenset(
@@ -48,6 +49,9 @@ AUTH = web.AppKey("auth", AuthService)
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bearer credentials for the native API; S3 requests authenticate themselves (``s3/auth.py``)."""
+    if is_s3(request):
+        return await handler(request)
     if not is_public(request.path) and effective_method(request) != "OPTIONS":
         request["principal"] = await request.app[AUTH].authenticate(request.headers.get("Authorization"))
     return await handler(request)

@@ -16,6 +16,7 @@ from cargohold.service.namespaces import NamespaceService
 from cargohold.service.nodes import NodeRegistry
 from cargohold.service.objects import ObjectService
 from cargohold.service.quota import QuotaService
+from cargohold.service.s3keys import S3KeyService
 from cargohold.service.sessions import SessionService
 from cargohold.service.share_links import ShareLinkService
 from cargohold.service.uploads import UploadService
@@ -36,6 +37,7 @@ class Services:
     history: HistoryService
     share_links: ShareLinkService
     healing: HealingService
+    s3keys: S3KeyService
 
 
 SERVICES = web.AppKey("services", Services)

@@ -68,6 +68,8 @@ def _action(request: web.Request, index: dict[tuple[Any, str], Route]) -> str:
     route = index.get((matched.handler, matched.method))
     if route is None:  # unknown path or method: aiohttp's own answer, nothing was done
         return ""
+    if route.action_of is not None:
+        return route.action_of(request)
     return route.action_for(effective_method(request))
 
 

@@ -9,6 +9,7 @@ OpenAPI document are both built from.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +24,8 @@ from cargohold.api.inputs import content_type, int_query, model_body, text_query
 from cargohold.api.object_responses import stream_object_response
 from cargohold.domain.model import Bucket, ObjectRecord
 from cargohold.domain.names import MAX_KEY_BYTES, validate_bucket
+from cargohold.service.catalog import VersionListing
 from cargohold.service.checksums import ExpectedDigests
-from cargohold.service.objects import VersionListing
 
 API = "/api/v1"
 #: The version a write made or a read served; on a delete, the version removed or the marker added.
@@ -316,6 +317,8 @@ class Route:
     query: tuple[tuple[str, dict[str, Any]], ...] = ()
     #: Required request headers: name -> JSON schema.
     headers: tuple[tuple[str, dict[str, Any]], ...] = ()
+    #: For a route that decides the action per request (the S3 catch-all): request -> action.
+    action_of: Callable[[web.Request], str] | None = None
 
     def action_for(self, method: str) -> str:
         """The history action of a call to this route with ``method``."""

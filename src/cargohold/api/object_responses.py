@@ -21,6 +21,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from cargohold.aborts import begin
+from cargohold.domain.conditions import ReadConditions
 from cargohold.domain.model import ObjectRecord
 from cargohold.domain.ranges import ByteRange, parse_range
 from cargohold.service.objects import Chunk, ObjectService
@@ -39,11 +40,9 @@ def object_headers(record: ObjectRecord) -> dict[str, str]:
 
 
 def not_modified(request: web.Request, record: ObjectRecord) -> bool:
-    header = request.headers.get("If-None-Match")
-    if header is None:
-        return False
-    tags = {t.strip().removeprefix("W/").strip('"') for t in header.split(",")}
-    return "*" in tags or record.etag in tags
+    """True for 304; ``PreconditionFailed`` (412) when If-Match or If-Unmodified-Since fails."""
+    conditions = ReadConditions.from_headers(request.headers)
+    return not conditions.evaluate(record.etag, record.created_at)
 
 
 def content_disposition(filename: str, disposition: str = "attachment") -> str:
@@ -64,17 +63,20 @@ async def stream_object_response(
     headers: dict[str, str] | None = None,
     *,
     admit: Admit | None = None,
+    byte_range: ByteRange | None = None,
 ) -> web.StreamResponse:
     """Answer a GET or HEAD of ``record``; ``headers`` are added (e.g. Content-Disposition).
 
     ``admit`` lets a caller refuse or count a download once the range is
     known and before anything is fetched (share links count downloads that
-    start at byte 0). It is not called for HEAD, 304 or 416.
+    start at byte 0). It is not called for HEAD, 304 or 416. ``byte_range``
+    is served instead of the request's ``Range`` (S3's ``partNumber``).
     """
     out = {**object_headers(record), **(headers or {})}
     if not_modified(request, record):
         return web.Response(status=304, headers=out)
-    byte_range = parse_range(request.headers.get("Range"), record.size)
+    if byte_range is None:
+        byte_range = parse_range(request.headers.get("Range"), record.size)
     status, length = 200, record.size
     if byte_range is not None:
         status, length = 206, byte_range.length

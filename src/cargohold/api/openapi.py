@@ -151,6 +151,36 @@ def _operation(route: Route, method: str, path_params: list[Any], schemas: dict[
     return operation
 
 
+_S3_ERROR = {
+    "description": "Error (application/xml: <Error> with Code, Message, Resource, RequestId)",
+    "content": {"application/xml": {"schema": {"$ref": "#/components/schemas/S3Error"}}},
+}
+#: What an S3 error is: S3's XML ``<Error>``, which S3 clients read (never problem+json).
+S3_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "xml": {"name": "Error"},
+    "required": ["Code", "Message", "Resource", "RequestId"],
+    "properties": {
+        "Code": {"type": "string"},
+        "Message": {"type": "string"},
+        "Resource": {"type": "string"},
+        "RequestId": {"type": "string"},
+    },
+}
+
+
+def _s3_operation(route: Route, path_params: list[Any]) -> dict[str, Any]:
+    """An S3 catch-all: which operation it is depends on the query and headers (S3's protocol, not
+    this document's), so the document says where S3 is served, how it signs and how it fails."""
+    return {
+        "summary": route.summary,
+        "tags": [route.tag],
+        "parameters": path_params,
+        "responses": {"2XX": {"description": "Success"}, "4XX": _S3_ERROR, "5XX": _S3_ERROR},
+        "security": [{"sigv4": []}],
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     from cargohold.api.routes import ALL_ROUTES  # the table lists this module's routes too
@@ -177,16 +207,21 @@ def openapi_document() -> dict[str, Any]:
             # OPTIONS answers what the server supports whatever the path names (tus discovery).
             any_params = [{**param, "schema": {"type": "string"}} for param in params]
             documented = any_params if method == "OPTIONS" else params
-            operation = {"operationId": operation_id, **_operation(route, method, documented, schemas)}
+            if route.tag == "s3":
+                operation = {"operationId": operation_id, **_s3_operation(route, params)}
+            else:
+                operation = {"operationId": operation_id, **_operation(route, method, documented, schemas)}
             paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "cargohold",
             "version": __version__,
-            "description": "Native API of the cargohold gateway. Every error is application/problem+json"
-            " with a stable `code`, tus routes included: tus clients act on the status and the Upload-*"
-            " headers and show the body as text, so one error format serves them and everyone else.",
+            "description": "Native API of the cargohold gateway, and where its S3-compatible API is"
+            " served. Every native error is application/problem+json with a stable `code`, tus routes"
+            " included: tus clients act on the status and the Upload-* headers and show the body as"
+            " text, so one error format serves them and everyone else. S3 requests are signed with"
+            " SigV4 and fail as S3 does, with an XML <Error>.",
         },
         "paths": paths,
         "security": [{"bearer": []}],
@@ -196,9 +231,16 @@ def openapi_document() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "API key <key_id>.<secret>",
-                }
+                },
+                "sigv4": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "S3 requests: AWS Signature Version 4 with an S3 access key"
+                    " (or a presigned URL's X-Amz-* query parameters)",
+                },
             },
-            "schemas": schemas,
+            "schemas": {"S3Error": S3_ERROR_SCHEMA, **schemas},
         },
     }
 

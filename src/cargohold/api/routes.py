@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cargohold.api import accounts, history, namespaces, native, nodes, openapi, share_links, tus, uploads
+from cargohold.s3 import routing as s3_routing
 
 ALL_ROUTES = (
     *native.ROUTES,
@@ -14,4 +15,6 @@ ALL_ROUTES = (
     *history.ROUTES,
     *tus.ROUTES,
     *openapi.ROUTES,
+    # Last: the S3 catch-alls answer every path the routes above do not claim.
+    *s3_routing.ROUTES,
 )

@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    RootModel,
     WithJsonSchema,
 )
 
@@ -268,8 +269,12 @@ class UpdateUser(Body):
 
 
 class CreateKey(Body):
+    kind: Annotated[
+        Literal["api", "s3"],
+        Field(description="api: a bearer token for this API; s3: an access key id and secret for SigV4"),
+    ] = "api"
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    user: Annotated[str, Field(max_length=64)] | None = None
+    user: Annotated[str, Field(max_length=64, description="Admins: create it for this user")] | None = None
     expires_at: Time | None = None
 
 
@@ -548,7 +553,10 @@ class Me(UserOut):
     session: str | None
 
 
-class KeyOut(Answer):
+class ApiKeyOut(Answer):
+    """An API key as listed: its id, never its secret."""
+
+    kind: Literal["api"]
     key_id: str
     name: str
     created_at: Stamp
@@ -556,12 +564,42 @@ class KeyOut(Answer):
     revoked_at: Stamp | None
 
 
-class NewKey(KeyOut):
-    token: str
+class S3KeyOut(Answer):
+    """An S3 access key as listed: its id (``key_id`` is the same, so one revoke serves both)."""
+
+    kind: Literal["s3"]
+    key_id: Annotated[str, Field(description="The access key id")]
+    access_key_id: str
+    name: str
+    created_at: Stamp
+    expires_at: Stamp | None
+    revoked_at: Stamp | None
+
+
+class NewApiKey(ApiKeyOut):
+    token: Annotated[str, Field(description="<key_id>.<secret>, shown only now")]
+
+
+class NewS3Key(S3KeyOut):
+    secret_access_key: Annotated[str, Field(description="The secret, shown only now")]
+
+
+#: Either kind of key, told apart by ``kind``.
+AnyKey = Annotated[ApiKeyOut | S3KeyOut, Field(discriminator="kind")]
+
+
+class KeyOut(RootModel[AnyKey]):
+    """A key revoked: an API key or an S3 key, whichever the id named."""
+
+
+class NewKey(RootModel[Annotated[NewApiKey | NewS3Key, Field(discriminator="kind")]]):
+    """A key made, with its secret: a bearer token, or an S3 secret access key."""
 
 
 class KeyList(Answer):
-    keys: list[KeyOut]
+    """Keys of one kind (``?kind=``, API keys by default)."""
+
+    keys: list[AnyKey]
 
 
 class SessionOut(Answer):

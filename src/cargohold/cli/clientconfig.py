@@ -194,3 +194,28 @@ def write_client_config(path: Path | str | None, url: str, key: str | None) -> P
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+#: The region S3 clients sign for; the gateway accepts any, clients just need one.
+S3_REGION = "us-east-1"
+
+
+def aws_profile_snippet(url: str, access_key_id: str, secret: str, profile: str = "cargohold") -> str:
+    """What to add to ``~/.aws/credentials`` and ``~/.aws/config`` for S3 tools to reach ``url``.
+
+    ``endpoint_url`` in a profile is read by aws cli v2 and boto3 (1.28+); path-style
+    addressing works whatever host name the gateway is reached by.
+    """
+    return (
+        "# ~/.aws/credentials\n"
+        f"[{profile}]\n"
+        f"aws_access_key_id = {access_key_id}\n"
+        f"aws_secret_access_key = {secret}\n"
+        "\n"
+        "# ~/.aws/config\n"
+        f"[profile {profile}]\n"
+        f"region = {S3_REGION}\n"
+        f"endpoint_url = {url.rstrip('/')}\n"
+        "s3 =\n"
+        "    addressing_style = path\n"
+    )

@@ -20,6 +20,7 @@ from cargohold.cli.client import (
     group_main,
     group_options,
 )
+from cargohold.cli.clientconfig import aws_profile_snippet
 from cargohold.cli.output import Col, show_rows
 
 KEYS = "/api/v1/keys"
@@ -99,9 +100,12 @@ def keys_ls(
     plain: PlainOpt = False,
     url: UrlOpt = None,
     key: KeyOpt = None,
+    s3: Annotated[bool, typer.Option("--s3", help="S3 access keys instead of API keys.")] = False,
 ) -> None:
-    """List API keys (never their secrets): id, name, state, expiry."""
-    params = {"user": user} if user else None
+    """List API keys, or with --s3 S3 access keys (never their secrets): id, name, state, expiry."""
+    params = {"user": user} if user else {}
+    if s3:
+        params["kind"] = "s3"
     with _gateway(*group_options(ctx, url, key)) as api:
         _show_keys(api.request_json("GET", KEYS, params=params)["keys"], plain)
 
@@ -115,17 +119,35 @@ def keys_create(
         typer.Option("--expires", metavar="WHEN", help="Expiry: a duration (90d, 12h) or an ISO 8601 time."),
     ] = None,
     user: ForUserOpt = None,
+    s3: Annotated[
+        bool, typer.Option("--s3", help="An S3 access key (id and secret for aws cli, boto3, rclone).")
+    ] = False,
     url: UrlOpt = None,
     key: KeyOpt = None,
 ) -> None:
-    """Create an API key; its token is printed once and cannot be shown again."""
+    """Create an API key, or with --s3 an S3 access key; the secret is printed once, never again."""
     body: dict[str, Any] = {"name": name}
     if expires:
         body["expires_at"] = parse_expiry(expires)
     if user:
         body["user"] = user
+    if s3:
+        body["kind"] = "s3"
+        if name == "api key":
+            body["name"] = "s3 key"
     with _gateway(*group_options(ctx, url, key)) as api:
         made = api.request_json("POST", KEYS, json=body)
+        gateway_url = api.url
+    if s3:
+        _show_fields([("name", made.get("name")), ("expires", made.get("expires_at"))])
+        typer.echo(f"{'access key:':<12}{made['access_key_id']}")
+        typer.echo(f"{'secret:':<12}{made['secret_access_key']}")
+        typer.echo("")
+        typer.echo(
+            aws_profile_snippet(gateway_url, made["access_key_id"], made["secret_access_key"]), nl=False
+        )
+        typer.echo("(the secret is shown only now: store it safely)", err=True)
+        return
     _show_fields(
         [("key id", made.get("key_id")), ("name", made.get("name")), ("expires", made.get("expires_at"))]
     )
@@ -140,7 +162,7 @@ def keys_revoke(
     url: UrlOpt = None,
     key: KeyOpt = None,
 ) -> None:
-    """Revoke an API key: it stops working at once."""
+    """Revoke an API key or an S3 access key: it stops working at once."""
     with _gateway(*group_options(ctx, url, key)) as api:
         api.call("DELETE", f"{KEYS}/{quote(key_id, safe='')}")
     typer.echo(f"revoked key {key_id}")

@@ -162,6 +162,8 @@ def gateway(
             print(f"admin user: admin  password: {bootstrap.password}", flush=True)
         if bootstrap.token:
             print(f"admin key: {bootstrap.token}", flush=True)
+        if bootstrap.s3_key:
+            print(f"admin S3 key: {bootstrap.s3_key[0]}  secret: {bootstrap.s3_key[1]}", flush=True)
 
     _run(serve_gateway(app, settings, announce, tls))
 

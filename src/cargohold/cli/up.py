@@ -23,7 +23,7 @@ from pathlib import Path
 from cargohold.api.app import BOOTSTRAP, build_gateway
 from cargohold.api.context import SERVICES
 from cargohold.cli.children import node_command
-from cargohold.cli.clientconfig import write_client_config
+from cargohold.cli.clientconfig import S3_REGION, aws_profile_snippet, write_client_config
 from cargohold.cli.supervisor import ChildSpec, Supervisor
 from cargohold.config import Settings
 from cargohold.serving import serve_gateway
@@ -117,6 +117,17 @@ async def run_up(settings: Settings, tls: ssl.SSLContext | None = None) -> None:
             print(f"client config written to {', '.join(str(p) for p in config_paths)}")
         else:
             print(f"admin key: as printed at first start (saved in {data_dir / 'client.toml'})")
+        print(f"S3 endpoint: {url}  (path-style; region {S3_REGION})")
+        if bootstrap.s3_key:
+            access_key_id, s3_secret = bootstrap.s3_key
+            snippet = aws_profile_snippet(url, access_key_id, s3_secret)
+            saved = data_dir / "aws-profile"
+            saved.write_text(snippet)
+            saved.chmod(0o600)
+            print(f"admin S3 key: {access_key_id}  secret: {s3_secret}  (for ~/.aws, also in {saved}):")
+            print(snippet, end="")
+        else:
+            print(f"admin S3 key: as printed at first start (saved in {data_dir / 'aws-profile'})")
         print("API docs: " + url + "/docs   stop with Ctrl-C", flush=True)
 
     try:

@@ -57,6 +57,23 @@ class ApiKey:
 
 
 @dataclass(frozen=True, slots=True)
+class S3Key:
+    """An S3 access key; the secret stays encrypted here (``service/s3keys.py`` opens it)."""
+
+    access_key_id: str
+    user_id: int
+    name: str
+    secret_nonce: bytes
+    secret_ciphertext: bytes
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def usable(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass(frozen=True, slots=True)
 class Bucket:
     id: int
     name: str
@@ -107,6 +124,9 @@ class ObjectRecord:
     is_latest: bool = True
     delete_marker: bool = False
     versioned: bool = False
+    #: Response headers stored with this version (lower-case names): Content-Disposition,
+    #: Cache-Control, x-amz-meta-*, ... Empty in listings, which never read them.
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,10 @@ import re
 from cargohold.errors import InvalidArgument, InvalidBucketName, InvalidKey
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+#: First path segments the gateway serves itself: the S3 surface answers every other one at the
+#: root path (``/<bucket>/<key>``), so no bucket may be named like these. Shorter ones (``s``,
+#: ``ui``) are below the 3-character minimum anyway, and listed so the set is complete.
+RESERVED_PREFIXES = ("api", "tus", "s", "docs", "openapi.json", "ui", "metrics", "healthz")
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 MAX_KEY_BYTES = 1024
 #: What no key may hold: C0 controls and DEL, C1 controls, the bidirectional
@@ -29,11 +33,19 @@ def validate_user_name(name: object) -> str:
 
 
 def validate_bucket(name: str) -> str:
-    """S3's rules: 3-63 chars of a-z 0-9 . -, starting and ending alphanumeric, no '..'."""
+    """S3's rules: 3-63 chars of a-z 0-9 . -, starting and ending alphanumeric, no '..'.
+
+    The gateway's own path prefixes (``RESERVED_PREFIXES``) are refused too.
+    """
     if not _BUCKET.fullmatch(name) or ".." in name:
         raise InvalidBucketName(
             f"bucket name {name!r} must be 3-63 chars of a-z, 0-9, '.', '-' "
             "and start and end with a letter or digit"
+        )
+    if name in RESERVED_PREFIXES:
+        raise InvalidBucketName(
+            f"bucket name {name!r} is reserved: the gateway serves /{name} itself "
+            f"(reserved: {', '.join(RESERVED_PREFIXES)})"
         )
     return name
 

@@ -37,6 +37,9 @@ OPEN_STATES = frozenset({PENDING, LOADING})
 FINAL_STATES = frozenset({UPLOADED, FAILED, DELETED})
 
 MAX_PART_NUMBER = 10_000
+#: S3's smallest part but the last (5 MiB); uploads of protocol "s3" keep S3's rules.
+S3_MIN_PART_SIZE = 5 * 1024 * 1024
+S3 = "s3"
 
 
 class UploadNotOpen(Conflict):
@@ -58,6 +61,16 @@ class OffsetMismatch(Conflict):
 class InvalidPart(InvalidArgument):
     code = "invalid_part"
     title = "Invalid part"
+
+
+class InvalidPartOrder(InvalidPart):
+    code = "invalid_part_order"
+    title = "The list of parts was not in ascending order"
+
+
+class EntityTooSmall(InvalidArgument):
+    code = "entity_too_small"
+    title = "A part other than the last is smaller than the minimum part size"
 
 
 class MissingParts(InvalidArgument):
@@ -83,7 +96,7 @@ class Upload:
     bucket: str
     key: str
     status: str
-    protocol: str  # "session" | "chunked" | "tus"
+    protocol: str  # "session" | "chunked" | "tus" | "s3"
     content_type: str
     total_size: int | None
     part_size: int | None
@@ -96,6 +109,9 @@ class Upload:
     concat: str | None = None  # tus: "partial" | "final"
     error: str | None = None
     parts: tuple[PartRecord, ...] = ()
+    #: Headers the completed object is stored with (see ``ObjectRecord.headers``).
+    headers: dict[str, str] = field(default_factory=dict)
+    owner: str | None = None  # name of the user who started it
 
     @property
     def received(self) -> int:
@@ -151,11 +167,16 @@ def check_append(upload: Upload, offset: int, length: int | None) -> None:
         )
 
 
-def completion_order(upload: Upload, requested: Sequence[tuple[int, str | None]] | None) -> list[PartRecord]:
+def completion_order(
+    upload: Upload, requested: Sequence[tuple[int, str | None]] | None, *, min_part_size: int = 0
+) -> list[PartRecord]:
     """The parts that make the object, in order; checks they are contiguous and match.
 
     ``requested`` is the client's ordered list of (part number, md5 or None);
-    without it every stored part is used. Raises MissingParts or InvalidPart.
+    without it every stored part is used. Raises MissingParts, InvalidPart or
+    InvalidPartOrder. S3 uploads follow S3's rules instead of contiguity: the
+    listed numbers may have gaps, and every part but the last must hold at
+    least ``min_part_size`` bytes (EntityTooSmall).
     """
     by_number = {p.part_number: p for p in upload.parts}
     if requested is None:
@@ -163,14 +184,24 @@ def completion_order(upload: Upload, requested: Sequence[tuple[int, str | None]]
     else:
         numbers = [n for n, _ in requested]
         if numbers != sorted(set(numbers)):
-            raise InvalidPart("the part list must be in ascending order without repeats")
+            raise InvalidPartOrder("the part list must be in ascending order without repeats")
         for number, md5 in requested:
             part = by_number.get(number)
             if part is None:
                 raise MissingParts(f"part {number} was never uploaded", part=number)
             if md5 is not None and part.etag != md5.strip('"').lower():
                 raise InvalidPart(f"part {number} has md5 {part.etag}, the list says {md5}", part=number)
-    if numbers != list(range(1, len(numbers) + 1)):
+    if upload.protocol == S3:
+        if not numbers:
+            raise MissingParts("an upload needs at least one part")
+        small = next((n for n in numbers[:-1] if by_number[n].size < min_part_size), None)
+        if small is not None:
+            raise EntityTooSmall(
+                f"part {small} holds {by_number[small].size} bytes; every part but the last needs "
+                f"at least {min_part_size}",
+                part=small,
+            )
+    elif numbers != list(range(1, len(numbers) + 1)):
         gap = next((i for i, n in enumerate(numbers, start=1) if n != i), len(numbers) + 1)
         raise MissingParts(f"part {gap} is missing: parts must run 1..N without a gap", part=gap)
     ordered = [by_number[n] for n in numbers]

@@ -133,6 +133,21 @@ api_keys = Table(
     _ts("revoked_at", nullable=True),
 )
 
+# S3 access keys: SigV4 needs the secret itself, so it is stored encrypted (AES-GCM under a key
+# derived from the cluster secret; the nonce is per row), never hashed (see service/s3keys.py).
+s3_keys = Table(
+    "s3_keys",
+    metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("secret_nonce", LargeBinary, nullable=False),
+    Column("secret_ciphertext", LargeBinary, nullable=False),
+    _ts("created_at", default=utcnow),
+    _ts("expires_at", nullable=True),
+    _ts("revoked_at", nullable=True),
+)
+
 refresh_tokens = Table(
     "refresh_tokens",
     metadata,
@@ -205,6 +220,8 @@ objects = Table(
     # False: the key's one unversioned ("null") version, replaced in place by
     # writes while versioning is off or suspended.
     Column("versioned", Boolean, nullable=False, default=False),
+    # Response headers stored with the object (S3 metadata): lower-case name -> value, or NULL.
+    Column("headers", JsonDoc, nullable=True),
     UniqueConstraint("version_id"),
     Index(
         "uq_objects_latest",
@@ -234,6 +251,19 @@ parts = Table(
     Index("ix_parts_upload_id_part_number", "upload_id", "part_number"),
 )
 
+#: Parts a version uses without owning them (a copy made by reference: S3 CopyObject). A part
+#: is owned by one version (``parts.object_id``); on the owner's removal a linking version takes
+#: it over (``repositories.links``), so the part lives while anything refers to it.
+part_links = Table(
+    "part_links",
+    metadata,
+    Column("object_id", BigId, ForeignKey("objects.id", ondelete="CASCADE"), nullable=False),
+    Column("part_number", Integer, nullable=False),
+    Column("part_id", String(32), ForeignKey("parts.id"), nullable=False, index=True),
+    Column("offset", BigInteger, nullable=False),
+    PrimaryKeyConstraint("object_id", "part_number"),
+)
+
 uploads = Table(
     "uploads",
     metadata,
@@ -254,6 +284,8 @@ uploads = Table(
     _ts("created_at", default=utcnow),
     _ts("updated_at", default=utcnow),
     _ts("expires_at"),
+    # The headers the completed object will be stored with (S3 multipart), or NULL.
+    Column("headers", JsonDoc, nullable=True),
     CheckConstraint("status IN ('PENDING', 'LOADING', 'UPLOADED', 'FAILED', 'DELETED')", name="status"),
     Index("ix_uploads_status_expires_at", "status", "expires_at"),
 )

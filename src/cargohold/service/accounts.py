@@ -34,6 +34,8 @@ class Bootstrap:
 
     password: str | None = None
     token: str | None = None
+    #: The admin's first S3 access key: (access key id, secret).
+    s3_key: tuple[str, str] | None = None
 
 
 class AccountService:

@@ -30,7 +30,7 @@ from cargohold.metadata.db import Database
 from cargohold.metadata.repositories import refresh_tokens as refresh_repo
 from cargohold.service.tokens import TokenSigner, hash_secret, looks_like_jwt
 
-__all__ = ["AuthService", "hash_secret", "new_key", "split_key"]
+__all__ = ["AuthService", "TtlCache", "hash_secret", "new_key", "split_key"]
 
 V = TypeVar("V")
 
@@ -52,7 +52,7 @@ class SessionRevoked(Unauthorized):
     title = "Signed out"
 
 
-class _TtlCache(Generic[V]):
+class TtlCache(Generic[V]):
     """A dict whose entries expire; each remembers the user it belongs to, to drop them together."""
 
     def __init__(self, seconds: float, max_entries: int = 100_000) -> None:
@@ -86,9 +86,9 @@ class AuthService:
     def __init__(self, db: Database, cache_seconds: float = 5.0, tokens: TokenSigner | None = None) -> None:
         self._db = db
         self._tokens = tokens
-        self._keys: _TtlCache[ApiKey] = _TtlCache(cache_seconds)
-        self._users: _TtlCache[User | None] = _TtlCache(cache_seconds)
-        self._families: _TtlCache[bool] = _TtlCache(cache_seconds)
+        self._keys: TtlCache[ApiKey] = TtlCache(cache_seconds)
+        self._users: TtlCache[User | None] = TtlCache(cache_seconds)
+        self._families: TtlCache[bool] = TtlCache(cache_seconds)
 
     @property
     def tokens(self) -> TokenSigner:

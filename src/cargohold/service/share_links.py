@@ -48,7 +48,8 @@ from cargohold.metadata.repositories import share_links as repo
 from cargohold.metadata.repositories.share_links import ShareLink
 from cargohold.service.access import AccessService, Level
 from cargohold.service.auth import AuthService
-from cargohold.service.objects import Listing, ObjectService
+from cargohold.service.catalog import Listing
+from cargohold.service.objects import ObjectService
 from cargohold.service.passwords import check_password_rules, hash_password, verify_password
 from cargohold.service.throttle import Throttle
 

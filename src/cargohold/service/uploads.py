@@ -91,6 +91,7 @@ class UploadService:
         protocol: str = "session",
         metadata: dict[str, str] | None = None,
         concat: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Upload:
         bucket = await self._access.bucket(who, bucket_name, Level.WRITE)
         validate_key(key)
@@ -119,6 +120,7 @@ class UploadService:
             expires_at=now + self._ttl,
             metadata=metadata or {},
             concat=concat,
+            headers=headers or {},
         )
         await self._db.write(lambda conn: repo.create_upload(conn, upload, who.name))
         return upload
@@ -344,13 +346,13 @@ class UploadService:
         a mismatch raises BadDigest and leaves the session open to fix parts.
         """
         upload = await self._open(who, upload_id)
-        ordered = sm.completion_order(upload, requested)
+        ordered = sm.completion_order(upload, requested, min_part_size=sm.S3_MIN_PART_SIZE)
         expected = expected or ExpectedDigests()
         md5 = expected.md5 or upload.expected_md5
         sha256 = expected.sha256 or upload.expected_sha256
         placed = _with_offsets(ordered)
         digests = await self._verify(placed, md5, sha256)
-        etag = _multipart_etag(placed)
+        etag = _multipart_etag(placed, always_count=upload.protocol == sm.S3)
         now = _now()
 
         async def commit(conn):  # type: ignore[no-untyped-def]
@@ -358,7 +360,8 @@ class UploadService:
             if current is None:
                 raise NoSuchUpload(f"no upload {upload_id!r}")
             sm.check_open(current, now)
-            if [p.id for p in sm.completion_order(current, requested)] != [p.id for p in placed]:
+            again = sm.completion_order(current, requested, min_part_size=sm.S3_MIN_PART_SIZE)
+            if [p.id for p in again] != [p.id for p in placed]:
                 raise sm.UploadNotOpen("parts changed while the upload was completing")
             record, replaced = await repo.put_object(
                 conn,
@@ -370,6 +373,7 @@ class UploadService:
                 md5=digests.get("md5"),
                 sha256=digests.get("sha256"),
                 attach=placed,
+                headers=current.headers,
             )
             for part_id in replaced + await repo.release_parts(conn, upload_id):
                 await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})
@@ -509,9 +513,14 @@ def _with_offsets(parts: Sequence[PartRecord]) -> list[PartRecord]:
     return placed
 
 
-def _multipart_etag(parts: Sequence[PartRecord]) -> str:
-    """S3's convention: md5 of the parts' binary md5s, then '-N' (a lone part: its md5)."""
-    if len(parts) == 1:
+def _multipart_etag(parts: Sequence[PartRecord], *, always_count: bool = False) -> str:
+    """S3's convention: md5 of the parts' binary md5s, then '-N'.
+
+    A lone part of a session or tus upload gives its own md5 (the file's); S3
+    clients expect '-1' for a multipart upload of one part, so S3 uploads
+    (``always_count``) get it.
+    """
+    if len(parts) == 1 and not always_count:
         return parts[0].etag
     joined = b"".join(bytes.fromhex(p.etag) for p in parts)
     return f"{hashlib.md5(joined, usedforsecurity=False).hexdigest()}-{len(parts)}"

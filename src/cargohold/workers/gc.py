@@ -31,6 +31,9 @@ class GarbageCollector:
     async def free(self, part_id: str) -> None:
         """Delete a detached part's shares, then the part (a no-op for a part still in use)."""
         async with self._db.read() as conn:
+            if await repo.part_in_use(conn, part_id):
+                log.warning("part %s is in use again; not freeing it", part_id)
+                return
             locations = await repo.part_share_locations(conn, [part_id])
         for part, index, node_id in locations:
             if node_id is None or self._nodes.get(node_id) is None:

@@ -20,9 +20,11 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cargohold.domain.conditions import WriteCondition
 from cargohold.domain.model import ObjectRecord, PartRecord
 from cargohold.errors import Conflict, NoSuchBucket
 from cargohold.metadata.listing import Lister, Step
+from cargohold.metadata.repositories import links
 from cargohold.metadata.repositories._sql import insert_or_nothing
 from cargohold.metadata.repositories.parts import PART_COLUMNS, collect_parts
 from cargohold.metadata.tables import buckets, objects, part_shares, utcnow
@@ -63,6 +65,7 @@ def _object(row: Row, *, with_inline: bool, with_parts: tuple[PartRecord, ...] =
         is_latest=row.is_latest,
         delete_marker=row.delete_marker,
         versioned=row.versioned,
+        headers=dict(getattr(row, "headers", None) or {}),  # listings do not select it
     )
 
 
@@ -93,7 +96,12 @@ async def get_object(
     rows = (await conn.execute(stmt)).all()
     if not rows:
         return None
-    return _object(rows[0], with_inline=True, with_parts=collect_parts(rows))
+    own = collect_parts(rows)
+    if rows[0].inline_data is None and sum(p.size for p in own) < rows[0].size:
+        # The rest is linked (a copy made by reference): a second read, only for such versions.
+        shared = await links.linked_parts(conn, rows[0].id)
+        own = tuple(sorted((*own, *shared), key=lambda p: p.part_number))
+    return _object(rows[0], with_inline=True, with_parts=own)
 
 
 async def _detach(conn: AsyncConnection, object_id: int) -> list[str]:
@@ -175,7 +183,7 @@ async def _make_room(conn: AsyncConnection, current: _Current, versioned: bool) 
 
 async def _remove(conn: AsyncConnection, object_id: int) -> list[str]:
     """Delete one version row; returns its (now detached) part ids."""
-    freed = await _detach(conn, object_id)
+    freed = await links.release(conn, object_id, await _detach(conn, object_id))
     await conn.execute(delete(objects).where(objects.c.id == object_id))
     return freed
 
@@ -192,6 +200,9 @@ async def put_object(
     inline_data: bytes | None = None,
     parts: Sequence[PartRecord] = (),
     attach: Sequence[PartRecord] = (),
+    linked: Sequence[PartRecord] = (),
+    headers: dict[str, str] | None = None,
+    condition: WriteCondition | None = None,
 ) -> tuple[ObjectRecord, list[str]]:
     """Make a new version of ``key`` the latest.
 
@@ -201,10 +212,17 @@ async def put_object(
     ``parts`` are inserted; ``attach`` are parts already stored by an upload
     session, which move to the new object with the offsets given (no bytes
     are copied, so completing an upload of any size is this one statement).
+    ``linked`` are parts of another version the new one shares, under its
+    own numbers and offsets (a copy by reference, see :mod:`.links`).
 
     Inserts the object row, its parts and their shares. Returns the new
     record and the ids of the replaced version's parts (now detached), which
     the caller must enqueue for deletion in the same transaction.
+
+    ``headers`` are stored with the version and returned with it. A
+    ``condition`` (If-Match / If-None-Match on a write) is checked against
+    the key's latest version under the key's lock, so two conditional
+    writers cannot both win.
 
     ``NoSuchBucket`` if the bucket is gone. Concurrent writers of one key
     are serialised (see ``_lock_current``); the insert still uses ``ON
@@ -213,6 +231,7 @@ async def put_object(
     """
     now = utcnow()
     replaced: list[str] = []
+    adopt: set[str] = set()
     values = {
         "bucket_id": bucket_id,
         "key": key,
@@ -226,11 +245,18 @@ async def put_object(
         "version_id": new_version_id(),
         "is_latest": True,
         "delete_marker": False,
+        "headers": headers or None,
     }
     versioned = await _lock_bucket(conn, bucket_id)
     values["versioned"] = versioned
     for _ in range(_PUT_RETRIES):
-        replaced += await _make_room(conn, await _lock_current(conn, bucket_id, key), versioned)
+        current = await _lock_current(conn, bucket_id, key)
+        if condition is not None:
+            condition.check(await _live_etag(conn, current.latest), key)
+        replaced += await _make_room(conn, current, versioned)
+        # A copy onto the key it replaces: the parts it links are the ones just released.
+        adopt = {p.id for p in linked}.intersection(replaced)
+        replaced = [part_id for part_id in replaced if part_id not in adopt]
         inserted = await conn.execute(insert_or_nothing(conn, objects, values).returning(objects.c.id))
         new_id = inserted.scalar_one_or_none()
         if new_id is not None:
@@ -245,7 +271,9 @@ async def put_object(
             .values(object_id=new_id, offset=bindparam("b_offset"), upload_id=None),
             [{"b_id": p.id, "b_offset": p.offset} for p in attach],
         )
-    ordered = tuple(sorted([*parts, *attach], key=lambda p: p.part_number))
+    if linked:
+        await links.add_links(conn, new_id, linked, adopt=adopt)
+    ordered = tuple(sorted([*parts, *attach, *linked], key=lambda p: p.part_number))
     if parts:
         await conn.execute(
             insert(part_rows),
@@ -285,8 +313,18 @@ async def put_object(
         parts=tuple(replace(p, shares=tuple(sorted(p.shares, key=lambda s: s.index))) for p in ordered),
         version_id=str(values["version_id"]),
         versioned=versioned,
+        headers=dict(headers or {}),
     )
     return record, sorted(replaced)
+
+
+async def _live_etag(conn: AsyncConnection, latest: int | None) -> str | None:
+    """The ETag of the key's latest version, or None when there is none or it is a delete marker."""
+    if latest is None:
+        return None
+    stmt = select(objects.c.etag, objects.c.delete_marker).where(objects.c.id == latest)
+    row = (await conn.execute(stmt)).one()
+    return None if row.delete_marker else str(row.etag)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.domain.model import PartRecord, ShareRecord
 from cargohold.metadata.repositories._sql import chunks
-from cargohold.metadata.tables import part_shares, parts
+from cargohold.metadata.tables import part_links, part_shares, parts
 
 
 async def mark_share_missing(
@@ -146,6 +146,15 @@ async def part_share_locations(
         )
         found.extend((row.part_id, row.share_index, row.node_id) for row in rows)
     return sorted(found)
+
+
+async def part_in_use(conn: AsyncConnection, part_id: str) -> bool:
+    """Whether a version or an open upload still refers to the part (gc must then leave it)."""
+    owned = select(parts.c.id).where(
+        parts.c.id == part_id, parts.c.object_id.is_not(None) | parts.c.upload_id.is_not(None)
+    )
+    linked = select(part_links.c.part_id).where(part_links.c.part_id == part_id)
+    return (await conn.execute(owned.union_all(linked).limit(1))).first() is not None
 
 
 async def delete_parts(conn: AsyncConnection, part_ids: Sequence[str]) -> int:

@@ -36,6 +36,8 @@ def _upload(row: Row, found: tuple[PartRecord, ...]) -> Upload:
         concat=row.concat,
         error=row.error,
         parts=found,
+        headers=dict(row.headers or {}),
+        owner=row.owner,
     )
 
 
@@ -58,6 +60,7 @@ async def create_upload(conn: AsyncConnection, upload: Upload, owner: str | None
             created_at=upload.created_at,
             updated_at=upload.updated_at,
             expires_at=upload.expires_at,
+            headers=upload.headers or None,
         )
     )
 

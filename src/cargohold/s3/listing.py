@@ -1,0 +1,194 @@
+"""ListObjects (v1 and v2) and ListObjectVersions over the object service's listings.
+
+The pages come from the same listing the native API uses (one index range
+scan per read, a common prefix skipped in one seek). S3's markers map onto
+its cursor: a v1 ``marker`` and a v2 ``start-after`` are cursors as they
+are ("keys after this one"), a v2 continuation token is the cursor in
+base64url. A version listing continues from ``NextVersionIdMarker``, which
+carries the version cursor (clients hand it back unread).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from urllib.parse import quote
+
+from aiohttp import web
+
+from cargohold.api.audit import note
+from cargohold.domain.model import Bucket, ObjectRecord
+from cargohold.domain.versions import VersionCursor
+from cargohold.errors import InvalidArgument
+from cargohold.s3.context import bucket_name, max_keys, services, who
+from cargohold.s3.xml import child, root, timestamp, xml_response
+from cargohold.service.access import Level
+
+#: Longest delimiter accepted (S3 sets no limit; a key has at most 1024 bytes).
+MAX_DELIMITER = 1024
+
+
+def _encoder(request: web.Request) -> Callable[[str], str]:
+    """``encoding-type=url``: keys and prefixes URL-encoded in the answer (safe for any character)."""
+    encoding = request.query.get("encoding-type")
+    if encoding is None:
+        return lambda text: text
+    if encoding != "url":
+        raise InvalidArgument("encoding-type must be url", argument="encoding-type")
+    return lambda text: quote(text, safe="/")
+
+
+def _delimiter(request: web.Request) -> str:
+    delimiter = request.query.get("delimiter", "")
+    if len(delimiter) > MAX_DELIMITER:
+        raise InvalidArgument(f"delimiter may have at most {MAX_DELIMITER} characters", argument="delimiter")
+    return delimiter
+
+
+def encode_token(cursor: str) -> str:
+    return base64.urlsafe_b64encode(cursor.encode()).decode().rstrip("=")
+
+
+def decode_token(token: str) -> str:
+    try:
+        cursor = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True).decode()
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(
+            "The continuation token provided is incorrect", argument="continuation-token"
+        ) from exc
+    if not cursor:
+        raise InvalidArgument("The continuation token provided is incorrect", argument="continuation-token")
+    return cursor
+
+
+def _owner(parent, owner: str | None) -> None:  # type: ignore[no-untyped-def]
+    element = child(parent, "Owner")
+    child(element, "ID", owner or "")
+    child(element, "DisplayName", owner or "")
+
+
+def _contents(
+    parent, record: ObjectRecord, encode: Callable[[str], str], owner: str | None, fetch_owner: bool
+) -> None:  # type: ignore[no-untyped-def]
+    entry = child(parent, "Contents")
+    child(entry, "Key", encode(record.key))
+    child(entry, "LastModified", timestamp(record.created_at))
+    child(entry, "ETag", f'"{record.etag}"')
+    child(entry, "Size", record.size)
+    if fetch_owner:
+        _owner(entry, owner)
+    child(entry, "StorageClass", "STANDARD")
+
+
+async def _bucket(request: web.Request, name: str) -> Bucket:
+    return await services(request).access.bucket(who(request), name, Level.READ)
+
+
+async def _owner_name(request: web.Request, bucket: Bucket) -> str | None:
+    """The bucket owner's name, shown as every entry's Owner (read only when an answer shows it)."""
+    return (await services(request).namespaces.owners([bucket])).get(bucket.id)
+
+
+async def list_objects(request: web.Request) -> web.StreamResponse:
+    """ListObjects (v1) and ListObjectsV2 (``list-type=2``)."""
+    name = bucket_name(request)
+    v2 = request.query.get("list-type") == "2"
+    if "list-type" in request.query and not v2:
+        raise InvalidArgument("list-type must be 2", argument="list-type")
+    bucket = await _bucket(request, name)
+    encode = _encoder(request)
+    prefix, delimiter, limit = request.query.get("prefix", ""), _delimiter(request), max_keys(request)
+    token = request.query.get("continuation-token")
+    if v2:
+        start_after = request.query.get("start-after") or None
+        cursor = decode_token(token) if token is not None else start_after
+    else:
+        cursor = request.query.get("marker") or None
+    objects, prefixes, next_cursor = [], [], None
+    if limit > 0:
+        listing = await services(request).objects.list_in(
+            bucket, prefix, delimiter, limit, cursor, max_delimiter=MAX_DELIMITER
+        )
+        objects, prefixes, next_cursor = listing.objects, listing.common_prefixes, listing.next_cursor
+    document = root("ListBucketResult")
+    child(document, "Name", bucket.name)
+    child(document, "Prefix", encode(prefix))
+    if v2:
+        if token is not None:
+            child(document, "ContinuationToken", token)
+        if start_after:
+            child(document, "StartAfter", encode(start_after))
+        child(document, "KeyCount", len(objects) + len(prefixes))
+    else:
+        child(document, "Marker", encode(cursor or ""))
+    child(document, "MaxKeys", limit)
+    if delimiter:
+        child(document, "Delimiter", encode(delimiter))
+    child(document, "IsTruncated", next_cursor is not None)
+    if next_cursor is not None:
+        if v2:
+            child(document, "NextContinuationToken", encode_token(next_cursor))
+        else:
+            child(document, "NextMarker", encode(next_cursor))
+    if "encoding-type" in request.query:
+        child(document, "EncodingType", "url")
+    fetch_owner = not v2 or request.query.get("fetch-owner") == "true"
+    owner = await _owner_name(request, bucket) if fetch_owner and objects else None
+    for record in objects:
+        _contents(document, record, encode, owner, fetch_owner)
+    for common in prefixes:
+        child(child(document, "CommonPrefixes"), "Prefix", encode(common))
+    note(request, detail={"s3": "ListObjectsV2" if v2 else "ListObjects"})
+    return xml_response(document)
+
+
+async def list_versions(request: web.Request) -> web.StreamResponse:
+    """ListObjectVersions: every version and delete marker under ``prefix``, keys ascending."""
+    name = bucket_name(request)
+    if request.query.get("delimiter"):
+        raise InvalidArgument("ListObjectVersions does not group by delimiter here", argument="delimiter")
+    bucket = await _bucket(request, name)
+    encode = _encoder(request)
+    prefix, limit = request.query.get("prefix", ""), max_keys(request)
+    key_marker = request.query.get("key-marker", "")
+    version_marker = request.query.get("version-id-marker", "")
+    if version_marker and not key_marker:
+        raise InvalidArgument("a version-id-marker needs a key-marker", argument="version-id-marker")
+    cursor = None
+    if version_marker:
+        cursor = VersionCursor.decode(version_marker).encode()
+    elif key_marker:
+        cursor = VersionCursor(key_marker, 0, None).encode()  # after every version of that key
+    versions, next_cursor = [], None
+    if limit > 0:
+        page = await services(request).objects.versions(
+            who(request), bucket.name, prefix=prefix, limit=limit, cursor=cursor
+        )
+        versions, next_cursor = page.versions, page.next_cursor
+    document = root("ListVersionsResult")
+    child(document, "Name", bucket.name)
+    child(document, "Prefix", encode(prefix))
+    child(document, "KeyMarker", encode(key_marker))
+    child(document, "VersionIdMarker", version_marker)
+    child(document, "MaxKeys", limit)
+    child(document, "IsTruncated", next_cursor is not None)
+    if next_cursor is not None:
+        child(document, "NextKeyMarker", encode(versions[-1].key))
+        child(document, "NextVersionIdMarker", next_cursor)
+    if "encoding-type" in request.query:
+        child(document, "EncodingType", "url")
+    owner = await _owner_name(request, bucket) if versions else None
+    for version in versions:
+        entry = child(document, "DeleteMarker" if version.delete_marker else "Version")
+        child(entry, "Key", encode(version.key))
+        child(entry, "VersionId", version.version_id)
+        child(entry, "IsLatest", version.is_latest)
+        child(entry, "LastModified", timestamp(version.created_at))
+        if not version.delete_marker:
+            child(entry, "ETag", f'"{version.etag}"')
+            child(entry, "Size", version.size)
+            child(entry, "StorageClass", "STANDARD")
+        _owner(entry, owner)
+    note(request, detail={"s3": "ListObjectVersions"})
+    return xml_response(document)

@@ -1,0 +1,80 @@
+"""S3 XML: rendering answers with ``xml.etree``, parsing request bodies with ``defusedxml``.
+
+Request bodies (DeleteObjects, CompleteMultipartUpload, versioning, ...) come
+from clients, so they are parsed by defusedxml, which refuses entity
+expansion and external references, and only after a size bound. Anything
+that is not well-formed is ``MalformedXML``.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from xml.etree.ElementTree import Element
+
+import defusedxml.ElementTree as safe_et
+from aiohttp import web
+from defusedxml import DefusedXmlException
+
+from cargohold.errors import MalformedXML
+
+#: The namespace of every S3 answer document (errors excepted, as S3 itself does).
+S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+CONTENT_TYPE = "application/xml"
+#: The largest XML body any operation takes (DeleteObjects with 1000 long keys is ~1.1 MB).
+MAX_XML_BYTES = 2 * 1024 * 1024
+
+
+def root(tag: str, namespace: bool = True) -> Element:
+    element = Element(tag)
+    if namespace:
+        element.set("xmlns", S3_NS)
+    return element
+
+
+def child(parent: Element, tag: str, text: str | int | bool | None = None) -> Element:
+    """Append ``<tag>text</tag>`` (booleans as ``true``/``false``) and return it."""
+    element = ET.SubElement(parent, tag)
+    if text is not None:
+        element.text = ("true" if text else "false") if isinstance(text, bool) else str(text)
+    return element
+
+
+def children(parent: Element, fields: Iterable[tuple[str, str | int | bool | None]]) -> None:
+    for tag, text in fields:
+        child(parent, tag, text)
+
+
+def timestamp(when: datetime) -> str:
+    """S3's ISO 8601 form with milliseconds: ``2026-01-01T00:00:00.000Z``."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def render(document: Element) -> bytes:
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(document, encoding="utf-8")
+
+
+def parse(body: bytes) -> Element:
+    """A client's XML body as an element tree, namespaces stripped from tags; ``MalformedXML`` else."""
+    if len(body) > MAX_XML_BYTES:
+        raise MalformedXML(f"the XML body is larger than {MAX_XML_BYTES} bytes")
+    try:
+        document = safe_et.fromstring(body)
+    except (ET.ParseError, DefusedXmlException, ValueError) as exc:
+        raise MalformedXML(f"the XML body is not well-formed: {exc}") from None
+    for element in document.iter():
+        if isinstance(element.tag, str) and element.tag.startswith("{"):
+            element.tag = element.tag.split("}", 1)[1]
+    return document
+
+
+def xml_response(document: Element, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=render(document), content_type=CONTENT_TYPE, headers=headers)
+
+
+def owner(parent: Element, name: str, tag: str = "Owner") -> Element:
+    """An ``<Owner>``: S3 gives a canonical id and a display name; both are the user name here."""
+    element = child(parent, tag)
+    children(element, [("ID", name), ("DisplayName", name)])
+    return element
