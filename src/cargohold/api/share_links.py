@@ -332,6 +332,49 @@ _LISTING = (
     ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
     ("cursor", {"type": "string", "maxLength": 1024}),
 )
+
+
+def _public_routes(path: str, get_summary: str, head_summary: str) -> tuple[Route, ...]:
+    """GET, HEAD and the browser's unlock POST of a share link's path (all public)."""
+    return (
+        Route(
+            "GET",
+            path,
+            _public_errors(public_get),
+            f"{get_summary} (public)",
+            "shares",
+            action="share.download",
+            produces="application/octet-stream,text/html",
+            answer=schemas.SharedListing,
+            errors=(410, 416),
+            query=_LISTING,
+        ),
+        Route(
+            "HEAD",
+            path,
+            _public_errors(public_get),
+            f"{head_summary} (public)",
+            "shares",
+            action="share.download",
+            produces="",
+            errors=(410, 416),
+        ),
+        Route(
+            "POST",
+            path,
+            _public_errors(public_unlock),
+            "Unlock a password-protected link in a browser (public)",
+            "shares",
+            action="share.unlock",
+            produces="text/html",
+            raw_body="application/x-www-form-urlencoded",
+            form=schemas.UnlockForm,
+            status=303,
+            errors=(410,),
+        ),
+    )
+
+
 ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
@@ -372,74 +415,8 @@ ROUTES: tuple[Route, ...] = (
         action="share.revoke",
         answer=schemas.ShareOut,
     ),
-    Route(
-        "GET",
-        PUBLIC,
-        _public_errors(public_get),
-        "Download a shared object, or list a shared prefix (public)",
-        "shares",
-        action="share.download",
-        produces="application/octet-stream,text/html",
-        answer=schemas.SharedListing,
-        errors=(410, 416),
-        query=_LISTING,
-    ),
-    Route(
-        "HEAD",
-        PUBLIC,
-        _public_errors(public_get),
-        "Shared object metadata (public)",
-        "shares",
-        action="share.download",
-        produces="",
-        errors=(410, 416),
-    ),
-    Route(
-        "POST",
-        PUBLIC,
-        _public_errors(public_unlock),
-        "Unlock a password-protected link in a browser (public)",
-        "shares",
-        action="share.unlock",
-        produces="text/html",
-        raw_body="application/x-www-form-urlencoded",
-        form=schemas.UnlockForm,
-        status=303,
-        errors=(410,),
-    ),
-    Route(
-        "GET",
-        REST,
-        _public_errors(public_get),
-        "Download an object under a shared prefix (public)",
-        "shares",
-        action="share.download",
-        produces="application/octet-stream,text/html",
-        answer=schemas.SharedListing,
-        errors=(410, 416),
-        query=_LISTING,
-    ),
-    Route(
-        "HEAD",
-        REST,
-        _public_errors(public_get),
-        "Metadata of an object under a shared prefix (public)",
-        "shares",
-        action="share.download",
-        produces="",
-        errors=(410, 416),
-    ),
-    Route(
-        "POST",
-        REST,
-        _public_errors(public_unlock),
-        "Unlock a password-protected link in a browser (public)",
-        "shares",
-        action="share.unlock",
-        produces="text/html",
-        raw_body="application/x-www-form-urlencoded",
-        form=schemas.UnlockForm,
-        status=303,
-        errors=(410,),
+    *_public_routes(PUBLIC, "Download a shared object, or list a shared prefix", "Shared object metadata"),
+    *_public_routes(
+        REST, "Download an object under a shared prefix", "Metadata of an object under a shared prefix"
     ),
 )
