@@ -479,8 +479,7 @@ class Versioning(Answer):
     status: str
 
 
-class ObjectOut(Answer):
-    bucket: str
+class ObjectEntry(Answer):
     key: str
     size: int
     etag: str
@@ -489,6 +488,12 @@ class ObjectOut(Answer):
     md5: str | None
     sha256: str | None
     version_id: str
+
+
+class ObjectOut(ObjectEntry):
+    """An object with its bucket (an entry of a listing names no bucket: the listing does)."""
+
+    bucket: str
 
 
 class RenamedFrom(Answer):
@@ -499,17 +504,6 @@ class RenamedFrom(Answer):
 
 class RenamedObject(ObjectOut):
     renamed_from: RenamedFrom
-
-
-class ObjectEntry(Answer):
-    key: str
-    size: int
-    etag: str
-    content_type: str
-    created_at: Stamp
-    md5: str | None
-    sha256: str | None
-    version_id: str
 
 
 class VersionOut(Answer):
