@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from cargohold.config import Settings
 from cargohold.domain.conditions import WriteCondition
+from cargohold.domain.digests import ContentHasher
 from cargohold.domain.layout import Layout
 from cargohold.domain.model import Bucket, ObjectRecord, PartRecord, Principal, ShareRecord
 from cargohold.domain.names import validate_key
@@ -25,7 +26,7 @@ from cargohold.domain.ranges import ByteRange
 from cargohold.domain.versions import validate_version_id
 from cargohold.erasure.codec import codec_for
 from cargohold.erasure.reader import FrameStream, OpenShare, full_frame_size, read_range
-from cargohold.erasure.writer import ContentHasher, PartWriteResult, write_part
+from cargohold.erasure.writer import PartWriteResult, write_part
 from cargohold.errors import (
     CargoholdError,
     IncompleteBody,
@@ -206,7 +207,7 @@ class ObjectService(CatalogOps):
             else functools.partial(_no_node, f"{part_id}.{index}")
             for index, node_id in enumerate(node_ids)
         ]
-        hasher = ContentHasher(md5=md5 or expected.md5 is not None, sha256=expected.sha256 is not None)
+        hasher = ContentHasher(expected.algorithms() | ({"md5"} if md5 else set()))
         try:
             result = await write_part(
                 body,
@@ -235,9 +236,7 @@ class ObjectService(CatalogOps):
         if content_length is not None and len(data) != content_length:
             raise IncompleteBody(f"received {len(data)} of {content_length} bytes")
         # Hashing a few KiB costs less than the hop to a worker thread.
-        hasher = ContentHasher(
-            md5=write.md5_etag or expected.md5 is not None, sha256=expected.sha256 is not None
-        )
+        hasher = ContentHasher(expected.algorithms() | ({"md5"} if write.md5_etag else set()))
         hasher.update(data)
         digests = hasher.hexdigests()
         expected.verify(digests)
