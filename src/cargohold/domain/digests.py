@@ -56,6 +56,18 @@ ALGORITHMS: dict[str, Callable[[], Hasher]] = {
 FAST = frozenset({"xxh3", "crc32", "crc32c"})
 
 
+def native_etag(xxh3_hex: str) -> str:
+    """The ETag of a write that computed no md5: its xxh3-128, marked as not being an md5.
+
+    S3 clients take a 32-hex-digit ETag for the md5 of the bytes and check
+    downloads against it (s3cmd warns, ``rclone check`` reports a
+    difference); an ETag with a ``-N`` suffix is, by S3's convention, not an
+    md5 of the body, so they skip the check instead of failing it. ``-1``:
+    the object is one part (``?partNumber=1`` reads all of it).
+    """
+    return f"{xxh3_hex}-1"
+
+
 class ContentHasher:
     """Every digest asked for, over the same bytes; xxh3-128 (the native ETag) always."""
 
