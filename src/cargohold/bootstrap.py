@@ -28,6 +28,7 @@ from cargohold.service.objects import ObjectService
 from cargohold.service.quota import QuotaService
 from cargohold.service.tokens import TokenSigner, signing_key
 from cargohold.service.uploads import UploadService
+from cargohold.service.zones import ZoneService
 from cargohold.storage.node_client import node_ssl_context
 from cargohold.workers.limits import LimitsStore, WorkerLimits
 
@@ -45,6 +46,7 @@ class Core:
     objects: ObjectService
     uploads: UploadService
     limits: LimitsStore
+    zones: ZoneService
 
 
 @asynccontextmanager
@@ -88,7 +90,8 @@ async def open_core(settings: Settings, *, monitor_nodes: bool = True) -> AsyncI
     )
     auth = AuthService(db, cache_seconds=cache, tokens=signer)
     quota = QuotaService(db, auth.user)
-    objects = ObjectService(db, access, quota, nodes, settings)
+    zones = ZoneService(db, nodes, home=settings.zone, cache_seconds=cache, geoip_db=settings.geoip_db)
+    objects = ObjectService(db, access, quota, nodes, settings, zones)
     core = Core(
         settings=settings,
         db=db,
@@ -101,9 +104,11 @@ async def open_core(settings: Settings, *, monitor_nodes: bool = True) -> AsyncI
         objects=objects,
         uploads=UploadService(db, buckets, access, quota, objects, settings),
         limits=LimitsStore(db, WorkerLimits.from_settings(settings)),
+        zones=zones,
     )
     try:
         await nodes.probe_all()
+        await zones.zones()
         if monitor_nodes:
             nodes.start_monitor()
         yield core
@@ -113,3 +118,4 @@ async def open_core(settings: Settings, *, monitor_nodes: bool = True) -> AsyncI
         await session.close()
         await probe_session.close()
         await db.close()
+        zones.close()

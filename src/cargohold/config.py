@@ -140,6 +140,29 @@ class Settings(BaseSettings):
         ge=1,
         description="Upload bytes one client address may have in flight on a gateway (429 beyond)",
     )
+    # -- zones, nearest reads and metrics ------------------------------------------
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="CIDRs of load balancers whose X-Forwarded-For / Forwarded name the client",
+    )
+    geoip_db: Path | None = Field(
+        None, description="MaxMind-format database (GeoLite2/GeoIP2 City) to place clients by coordinates"
+    )
+    nearest_reads: bool = Field(True, description="Read the shares nearest the client's zone first")
+    redirect_to_nearest: bool = Field(
+        False, description="Answer GETs from clients of another zone with 307 to a gateway in their zone"
+    )
+    public_url: str | None = Field(
+        None, description="URL other gateways redirect this gateway's zone's clients to (registers it)"
+    )
+    gateway_heartbeat: float = Field(10.0, gt=0, description="Seconds between a gateway's heartbeats")
+    debug: bool = Field(False, description="Debug answers (X-Cargohold-Zone-Bytes on reads)")
+    metrics_token: str | None = Field(
+        None, description="Bearer token /metrics requires (without it and metrics_allow: no /metrics)"
+    )
+    metrics_allow: list[str] = Field(
+        default_factory=list, description="CIDRs allowed to scrape /metrics without the token"
+    )
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or as JSON objects")
     tls_cert: Path | None = Field(None, description="PEM certificate (chain) this gateway or node serves")
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert")

@@ -151,6 +151,11 @@ class NoSuchNode(NotFound):
     title = "Node does not exist"
 
 
+class NoSuchZone(NotFound):
+    code = "no_such_zone"
+    title = "No such zone"
+
+
 class Conflict(CargoholdError):
     code = "conflict"
     status = 409
@@ -180,6 +185,11 @@ class NodeAlreadyExists(Conflict):
 class NodeNotEmpty(Conflict):
     code = "node_not_empty"
     title = "The node still holds shares"
+
+
+class ZoneInUse(Conflict):
+    code = "zone_in_use"
+    title = "Zone still holds nodes"
 
 
 class MovedAway(Conflict):

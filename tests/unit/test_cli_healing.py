@@ -285,7 +285,13 @@ def test_bad_arguments_fail_before_any_request(args: list[str], message: str) ->
 
 HEALTH = {
     "objects": {"total": 1204, "healthy": 1200, "degraded": 3, "unreadable": 1},
-    "parts": {"total": 1310, "healthy": 1305, "degraded": {"1": 3, "2": 1}, "unreadable": 1},
+    "parts": {
+        "total": 1310,
+        "healthy": 1305,
+        "degraded": {"1": 3, "2": 1},
+        "unreadable": 1,
+        "not_zone_safe": 2,
+    },
     "repair_waiting_bytes": 12_300_000,
     "nodes": {"up": 7, "down": 1, "lost": 0, "draining": 0, "retired": 0},
     "fill_spread": 3.25,
@@ -300,7 +306,7 @@ def test_health_table(monkeypatch: pytest.MonkeyPatch) -> None:
         "unreadable: 1 object(s) or part(s) cannot be read until nodes return",
         "objects 1,204 total · 1,200 healthy · 3 degraded · 1 unreadable",
         "parts 1,310 total · 1,305 healthy · 4 degraded (3 missing 1 share, 1 missing 2 shares) · "
-        "1 unreadable",
+        "1 unreadable · 2 not zone-safe",
         "repair 12.3 MB waiting",
         "nodes 7 up · 1 down · 0 lost · 0 draining · 0 retired",
         "fill spread 3.2 points",
@@ -315,7 +321,8 @@ def test_health_plain_is_one_line_per_figure(monkeypatch: pytest.MonkeyPatch) ->
     assert lines[:3] == ["objects.total\t1204", "objects.healthy\t1200", "objects.degraded\t3"]
     assert "parts.degraded.1\t3" in lines and "parts.degraded.2\t1" in lines
     assert "repair_waiting_bytes\t12300000" in lines and "fill_spread\t3.25" in lines
-    assert len(lines) == 19
+    assert "parts.not_zone_safe\t2" in lines
+    assert len(lines) == 20
 
 
 def test_verdict_names_the_worst_news_first() -> None:

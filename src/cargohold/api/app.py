@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from cargohold.api import tus
+from cargohold.api import tus, zones
 from cargohold.api.audit import error_code_middleware
 from cargohold.api.auth import AUTH, auth_middleware
 from cargohold.api.context import SERVICES, Services
@@ -21,6 +21,7 @@ from cargohold.bootstrap import open_core
 from cargohold.concurrency import tune_malloc
 from cargohold.config import Settings
 from cargohold.domain.jobs import DELETE_PART
+from cargohold.metrics_http import SCRAPE, ScrapeAccess, metrics_middleware
 from cargohold.problems import problem_middleware
 from cargohold.s3.auth import s3_auth_middleware
 from cargohold.s3.routing import s3_middleware, s3_request_id
@@ -33,6 +34,7 @@ from cargohold.service.s3keys import S3KeyService, bootstrap_admin_key
 from cargohold.service.sessions import SessionService
 from cargohold.service.share_links import ShareLinkService, cookie_key
 from cargohold.service.throttle import Throttle
+from cargohold.service.zones import trusted_networks
 from cargohold.serving import request_middleware, serve_requests
 from cargohold.workers.base import Periodic
 from cargohold.workers.gc import GarbageCollector
@@ -56,6 +58,7 @@ def build_gateway(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
             request_middleware,
+            metrics_middleware("gateway"),
             history_middleware(ALL_ROUTES),
             problem_middleware,
             tus.tus_middleware,
@@ -65,6 +68,7 @@ def build_gateway(settings: Settings) -> web.Application:
             auth_middleware,
             s3_auth_middleware,
             limits_middleware,
+            zones.zone_middleware,
         ],
         # A documented request line may be long: a 1024-byte key and 1024-character prefix and
         # cursor, each character up to 12 bytes once percent-encoded. aiohttp's 8190-byte default
@@ -75,6 +79,8 @@ def build_gateway(settings: Settings) -> web.Application:
     app.on_response_prepare.append(s3_request_id)
     app[S3_DOMAIN] = (settings.s3_domain or "").strip(".").lower()
     app[ADMISSION] = Admission(Budgets.from_settings(settings))
+    app[zones.TRUSTED] = trusted_networks(settings.trusted_proxies)
+    app[SCRAPE] = ScrapeAccess.from_settings(settings.metrics_token, settings.metrics_allow)
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     app.cleanup_ctx.append(lambda app: _lifecycle(app, settings))
@@ -125,6 +131,7 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
                 ),
                 healing=HealingService(db, core.nodes, core.limits, settings),
                 s3keys=s3keys,
+                zones=core.zones,
             )
             app[AUTH] = core.auth
             yield

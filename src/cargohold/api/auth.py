@@ -16,7 +16,7 @@ from cargohold.s3.surface import is_s3
 from cargohold.service.auth import AuthService
 
 PUBLIC_PATHS = frozenset(
-    {"/", "/healthz", "/openapi.json", "/docs", "/api/v1/auth/login", "/api/v1/auth/refresh"}
+    {"/", "/healthz", "/metrics", "/openapi.json", "/docs", "/api/v1/auth/login", "/api/v1/auth/refresh"}
 )
 #: Share links carry their own credential (the token in the path, and maybe a password).
 PUBLIC_PREFIXES = ("/s/",)

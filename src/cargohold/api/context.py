@@ -20,6 +20,7 @@ from cargohold.service.s3keys import S3KeyService
 from cargohold.service.sessions import SessionService
 from cargohold.service.share_links import ShareLinkService
 from cargohold.service.uploads import UploadService
+from cargohold.service.zones import ZoneService
 
 
 @dataclass(slots=True)
@@ -38,6 +39,7 @@ class Services:
     share_links: ShareLinkService
     healing: HealingService
     s3keys: S3KeyService
+    zones: ZoneService
 
 
 SERVICES = web.AppKey("services", Services)

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from cargohold.api import accounts, history, namespaces, native, nodes, openapi, share_links, tus, uploads
+from cargohold.api import (
+    accounts,
+    history,
+    namespaces,
+    native,
+    nodes,
+    observe,
+    openapi,
+    share_links,
+    tus,
+    uploads,
+    zones,
+)
 from cargohold.s3 import routing as s3_routing
 
 ALL_ROUTES = (
     *native.ROUTES,
     *nodes.ROUTES,
+    *zones.ROUTES,
     *namespaces.ROUTES,
     *uploads.ROUTES,
     *accounts.ROUTES,
@@ -15,6 +28,7 @@ ALL_ROUTES = (
     *history.ROUTES,
     *tus.ROUTES,
     *openapi.ROUTES,
+    *observe.ROUTES,
     # Last: the S3 catch-alls answer every path the routes above do not claim.
     *s3_routing.ROUTES,
 )

@@ -182,6 +182,7 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "name": {"type": "string", "pattern": USER_NAME_PATTERN, "description": "A user name"},
     "user": {"type": "string", "pattern": USER_NAME_PATTERN, "description": "A user name"},
     "node_id": {"type": "integer", "minimum": 1, "maximum": INT32_MAX},
+    "zone": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", "description": "A zone name"},
     "number": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "Part number"},
     "upload_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
     "key_id": {"type": "string", "pattern": "^CH[0-9A-Z]{16}$"},

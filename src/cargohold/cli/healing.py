@@ -86,6 +86,8 @@ def health_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
     if by_missing:
         part_text += f" ({by_missing})"
     part_text += f" · {_n(_count(parts.get('unreadable')), 'red')} unreadable"
+    if "not_zone_safe" in parts:
+        part_text += f" · {_n(_count(parts.get('not_zone_safe')), 'yellow')} not zone-safe"
     spread = report.get("fill_spread")
     spread_text = f"{spread:.1f} points" if isinstance(spread, int | float) else "-"
     return [

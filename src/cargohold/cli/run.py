@@ -180,6 +180,7 @@ def node(
     log_format: LogFormatOpt = None,
     config: ConfigOpt = None,
 ) -> None:
+    from cargohold.metrics_http import ScrapeAccess
     from cargohold.serving import deadlines_for
     from cargohold.storage.node_app import run_node
 
@@ -199,6 +200,7 @@ def node(
             secret,
             deadlines=deadlines_for(settings, "node"),
             ssl_context=tls,
+            scrape=ScrapeAccess.from_settings(settings.metrics_token, settings.metrics_allow),
         )
 
 

@@ -77,3 +77,23 @@ def choose_nodes(
     if shuffle:
         rng.shuffle(ids)
     return ids
+
+
+def zone_safe_possible(width: int, m: int, zone_nodes: dict[str, int]) -> bool:
+    """Whether ``width`` shares fit with at most ``m`` in each zone, given writable nodes per zone.
+
+    A layout without parity (``m == 0``) never survives the loss of a zone
+    that holds a share, and three zones cannot spread 5+2 with two at most in each.
+    """
+    if m <= 0:
+        return False
+    return sum(min(m, count) for count in zone_nodes.values()) >= width
+
+
+def zone_safe(zones_of_shares: Sequence[str | None], m: int) -> bool:
+    """True when no zone holds more than ``m`` of these shares: losing any one zone leaves k."""
+    counts: dict[str, int] = {}
+    for zone in zones_of_shares:
+        if zone is not None:
+            counts[zone] = counts.get(zone, 0) + 1
+    return m > 0 and all(count <= m for count in counts.values())

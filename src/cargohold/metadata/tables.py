@@ -31,6 +31,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -411,4 +412,27 @@ cluster_settings = Table(
     Column("key", String(64), primary_key=True),
     Column("value", JsonDoc, nullable=False),
     _ts("updated_at", default=utcnow),
+)
+
+zones = Table(
+    "zones",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    # Both or neither: a zone without coordinates is only ever chosen by its networks.
+    Column("latitude", Float, nullable=True),
+    Column("longitude", Float, nullable=True),
+    # Client networks (CIDR strings) of this zone, matched in memory by every gateway.
+    Column("networks", JsonDoc, nullable=False, default=list),
+    _ts("updated_at", default=utcnow),
+    CheckConstraint("(latitude IS NULL) = (longitude IS NULL)", name="coordinates"),
+)
+
+gateways = Table(
+    "gateways",
+    metadata,
+    # The URL clients are redirected to; each gateway refreshes its row on a heartbeat.
+    Column("url", String(255), primary_key=True),
+    Column("zone", String(64), nullable=False, index=True),
+    _ts("started_at", default=utcnow),
+    _ts("last_seen", default=utcnow),
 )

@@ -24,6 +24,7 @@ from cargohold.domain.model import (
     JobStatus,
     NodeRecord,
 )
+from cargohold.domain.placement import zone_safe, zone_safe_possible
 from cargohold.errors import InvalidArgument
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
@@ -44,6 +45,8 @@ class HealthReport:
     parts_healthy: int = 0
     parts_degraded: dict[int, int] = field(default_factory=dict)  # missing shares -> parts
     parts_unreadable: int = 0
+    #: Parts with more than m shares in one zone although their layout and the zones allow fewer.
+    parts_not_zone_safe: int = 0
     repair_waiting_bytes: int = 0
     nodes: dict[str, int] = field(default_factory=dict)
     fill_spread: float = 0.0
@@ -57,6 +60,7 @@ class HealthReport:
                 "healthy": self.parts_healthy,
                 "degraded": {str(k): v for k, v in sorted(self.parts_degraded.items())},
                 "unreadable": self.parts_unreadable,
+                "not_zone_safe": self.parts_not_zone_safe,
             },
             "repair_waiting_bytes": self.repair_waiting_bytes,
             "nodes": self.nodes,
@@ -111,12 +115,20 @@ class HealingService:
         report = HealthReport()
         nodes = {n.id: n for n in self._nodes.nodes()}
         object_worst: dict[int, str] = {}
+        zone_nodes: dict[str, int] = {}
+        for node in nodes.values():
+            if node.state == NODE_NORMAL and node.enabled:
+                zone_nodes[node.zone] = zone_nodes.get(node.zone, 0) + 1
         async with self._db.read() as conn:
             async for part in iter_part_shares(conn):
                 layout = _layout(part.layout)
                 available = sum(share_available(nodes.get(n) if n else None, s) for n, s in part.shares)
                 missing = layout.width - available
                 report.parts_total += 1
+                if zone_safe_possible(layout.width, layout.m, zone_nodes) and not zone_safe(
+                    [nodes[n].zone if n in nodes else None for n, _ in part.shares if n is not None], layout.m
+                ):
+                    report.parts_not_zone_safe += 1
                 if available < layout.k:
                     report.parts_unreadable += 1
                     verdict = "unreadable"

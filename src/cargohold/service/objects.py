@@ -15,6 +15,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cargohold.config import Settings
 from cargohold.domain.conditions import WriteCondition
@@ -24,6 +25,7 @@ from cargohold.domain.model import Bucket, ObjectRecord, PartRecord, Principal, 
 from cargohold.domain.names import validate_key
 from cargohold.domain.ranges import ByteRange
 from cargohold.domain.versions import validate_version_id
+from cargohold.domain.zones import zone_cost
 from cargohold.erasure.codec import codec_for
 from cargohold.erasure.reader import FrameStream, OpenShare, full_frame_size, read_range
 from cargohold.erasure.writer import PartWriteResult, write_part
@@ -38,11 +40,13 @@ from cargohold.errors import (
 )
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
+from cargohold.metrics import ZONE_READ_BYTES
 from cargohold.service.access import AccessService, Level
 from cargohold.service.catalog import CatalogOps, enqueue_deletions, no_such_version
 from cargohold.service.checksums import ExpectedDigests
 from cargohold.service.nodes import NodeRegistry
 from cargohold.service.quota import QuotaService, quota_exceeded
+from cargohold.service.zones import READER_ZONE, ZONE_BYTES, ZoneService
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,9 @@ class ObjectService(CatalogOps):
         quota: QuotaService,
         nodes: NodeRegistry,
         settings: Settings,
+        zones: ZoneService | None = None,
     ) -> None:
+        self._zones = zones
         self._db = db
         self._access = access
         self._quota = quota
@@ -349,11 +355,18 @@ class ObjectService(CatalogOps):
             part.size,
             start,
             length,
-            share_candidates(part, self._nodes),
-            share_opener(part, self._nodes),
+            share_candidates(part, self._nodes, self._distances()),
+            share_opener(part, self._nodes, READER_ZONE.get()),
             functools.partial(self.report_bad_share, part),
             self._settings.node_timeout,
         )
+
+    def _distances(self) -> dict[str, float] | None:
+        """km from the current reader's zone to every zone, or None to read data shares first."""
+        zone = READER_ZONE.get()
+        if zone is None or self._zones is None or not self._settings.nearest_reads:
+            return None
+        return self._zones.distances(zone)
 
     def report_bad_share(self, part: PartRecord, index: int, error: Exception) -> None:
         """A read had to do without share ``index``: queue a repair if the share itself is bad.
@@ -408,23 +421,72 @@ async def _no_node(share_id: str, body: AsyncIterator[bytes]) -> int:
     raise NodeUnavailable(f"no writable node for share {share_id}")
 
 
-def share_candidates(part: PartRecord, nodes: NodeRegistry) -> list[int]:
-    """Indexes of the part's shares worth trying, best first: readable nodes, then data before parity."""
+def share_candidates(
+    part: PartRecord, nodes: NodeRegistry, distances: dict[str, float] | None = None
+) -> list[int]:
+    """Indexes of the part's shares worth trying, best first.
+
+    Readable nodes first; then, for a reader with ``distances`` (km from its
+    zone), the nearest zones, so a parity share in the reader's zone goes
+    before a data share across the world (any k shares decode); then data
+    before parity, which spares the decode when distance does not decide.
+    """
     usable = [s for s in part.shares if s.state == "ok" and s.node_id is not None]
-    return [s.index for s in sorted(usable, key=lambda s: (not nodes.readable(s.node_id), s.index))]
+    if distances is None:
+        return [s.index for s in sorted(usable, key=lambda s: (not nodes.readable(s.node_id), s.index))]
+    return [
+        s.index
+        for s in sorted(
+            usable,
+            key=lambda s: (
+                not nodes.readable(s.node_id),
+                zone_cost(distances, nodes.zone_of(s.node_id)),
+                s.index,
+            ),
+        )
+    ]
 
 
-def share_opener(part: PartRecord, nodes: NodeRegistry) -> OpenShare:
-    """Opens share ``index`` of ``part`` for a byte range, on whichever node holds it."""
+def share_opener(part: PartRecord, nodes: NodeRegistry, reader_zone: str | None = None) -> OpenShare:
+    """Opens share ``index`` of ``part`` for a byte range, on whichever node holds it.
+
+    Every frame read is counted per zone pair (``cargohold_zone_read_bytes``).
+    """
     by_index = {s.index: s.node_id for s in part.shares}
 
     async def open_share(index: int, first: int, last: int) -> FrameStream:
         node_id = by_index[index]
         if node_id is None:
             raise NodeUnavailable(f"share {part.id}.{index} has no node")
-        return await nodes.client(node_id).open(f"{part.id}.{index}", first, last)
+        stream = await nodes.client(node_id).open(f"{part.id}.{index}", first, last)
+        zone = nodes.zone_of(node_id) or "-"
+        return _CountedStream(
+            stream, ZONE_READ_BYTES.labels(reader_zone or "-", zone), ZONE_BYTES.get(), zone
+        )
 
     return open_share
+
+
+class _CountedStream:
+    """A share stream that counts the payload bytes it hands out, by zone."""
+
+    __slots__ = ("_counter", "_inner", "_tally", "_zone")
+
+    def __init__(self, inner: FrameStream, counter: Any, tally: dict[str, int] | None, zone: str) -> None:
+        self._inner = inner
+        self._counter = counter
+        self._tally = tally
+        self._zone = zone
+
+    async def read_frame(self, expected_index: int) -> bytes:
+        frame = await self._inner.read_frame(expected_index)
+        self._counter.inc(len(frame))
+        if self._tally is not None:
+            self._tally[self._zone] = self._tally.get(self._zone, 0) + len(frame)
+        return frame
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 async def _peek(

@@ -32,6 +32,7 @@ from cargohold.errors import (
     ShareNotFound,
     Unauthorized,
 )
+from cargohold.metrics_http import SCRAPE, ScrapeAccess, metrics, metrics_middleware
 from cargohold.problems import problem_middleware
 from cargohold.serving import request_middleware, serve_requests, serve_until_stopped
 from cargohold.storage import direct_read
@@ -55,6 +56,8 @@ def _auth(secret: str) -> Middleware:
     @web.middleware
     async def check_secret(request: web.Request, handler: Handler) -> web.StreamResponse:
         """Only holders of the cluster secret (gateways, workers) may talk to a node."""
+        if request.path == "/metrics":  # guarded by the scrape token or allow-list instead
+            return await handler(request)
         given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
         if not hmac.compare_digest(given, expected):
             raise Unauthorized(f"missing or wrong {SECRET_HEADER} header")
@@ -175,18 +178,22 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
-def build_node_app(store: LocalShareStore, secret: str, zone: str) -> web.Application:
+def build_node_app(
+    store: LocalShareStore, secret: str, zone: str, scrape: ScrapeAccess | None = None
+) -> web.Application:
     """The node's aiohttp application over an opened store."""
     if not secret:
         raise ValueError("a node needs a non-empty cluster secret")
     app = web.Application(
-        middlewares=[request_middleware, problem_middleware, _auth(secret)],
+        middlewares=[request_middleware, metrics_middleware("node"), problem_middleware, _auth(secret)],
         # Bodies are stored verbatim (no gzip undoing) and read in big chunks.
         handler_args={"read_bufsize": READ_BUFSIZE, "auto_decompress": False},
     )
     serve_requests(app)
     app[STORE] = store
     app[ZONE] = zone
+    app[SCRAPE] = scrape or ScrapeAccess()
+    app.router.add_get("/metrics", metrics, allow_head=False)
     app.router.add_put("/v1/shares/{share_id}", put_share)
     app.router.add_get("/v1/shares/{share_id}", get_share)  # HEAD too
     app.router.add_delete("/v1/shares/{share_id}", delete_share)
@@ -207,6 +214,7 @@ async def serve_node(
     *,
     deadlines: Deadlines | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    scrape: ScrapeAccess | None = None,
 ) -> None:
     """Run a node until SIGTERM or SIGINT, then finish in-flight requests and return.
 
@@ -225,7 +233,7 @@ async def serve_node(
         store = LocalShareStore(data_dir, capacity)
         await store.start()
         await serve_until_stopped(
-            build_node_app(store, secret, zone),
+            build_node_app(store, secret, zone, scrape),
             host,
             port,
             "node",
@@ -246,6 +254,7 @@ def run_node(
     *,
     deadlines: Deadlines | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    scrape: ScrapeAccess | None = None,
 ) -> None:
     """Blocking entry point for ``cargohold node``: serve_node on uvloop, like the gateway.
 
@@ -259,7 +268,15 @@ def run_node(
     try:
         asyncio.run(
             serve_node(
-                data_dir, host, port, zone, capacity, secret, deadlines=deadlines, ssl_context=ssl_context
+                data_dir,
+                host,
+                port,
+                zone,
+                capacity,
+                secret,
+                deadlines=deadlines,
+                ssl_context=ssl_context,
+                scrape=scrape,
             )
         )
     except DataDirInUse as exc:

@@ -95,6 +95,10 @@ class Cluster:
     url: str = ""
     #: When set, the gateway's stderr (its log) is appended to this file for tests to read.
     gateway_log: Path | None = None
+    #: Zones of the nodes ``start`` creates, round-robin (node 1 in the first, ...).
+    zones: tuple[str, ...] = ()
+    #: The gateway's own zone (``--zone``).
+    gateway_zone: str | None = None
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CARGOHOLD_")}
@@ -191,6 +195,8 @@ class Cluster:
     def _start_gateway(self, port: int) -> None:
         cmd = [sys.executable, "-m", "cargohold", "gateway", "--db", self.db, "--port", str(port)]
         cmd += ["--layout", self.layout]
+        if self.gateway_zone is not None:
+            cmd += ["--zone", self.gateway_zone]
         if self.tls is not None:
             cmd += [*self._tls_args(self.tls), "--tls-ca", str(self.tls.ca)]
         self.gateway = self._spawn(cmd, "gateway")
@@ -278,8 +284,9 @@ class Cluster:
 
     def start(self) -> Cluster:
         self.root.mkdir(parents=True, exist_ok=True)
-        for _ in range(self.node_count):
-            self.add_node(register=False)
+        for number in range(self.node_count):
+            zone = self.zones[number % len(self.zones)] if self.zones else "default"
+            self.add_node(zone=zone, register=False)
         self.start_gateway()
         for node in self.nodes:
             self.register(node)

@@ -1,0 +1,183 @@
+"""Zones end to end: definitions, where a client is, zone-safe placement, nearest reads, metrics.
+
+Six nodes in three zones (two each) under ec:2+4: every zone holds two
+shares of every part, which is both zone-safe (at most m = 4 in one zone)
+and a readable set (k = 2) in each zone, so a reader in any zone can be
+served from its own zone alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from cargohold.testing.cluster import Cluster
+from cargohold.testing.data import sample
+
+TOKEN = "scrape-token-for-tests"
+ZONES = {
+    "a": {"latitude": 40.71, "longitude": -74.01, "networks": ["10.1.0.0/16"]},
+    "b": {"latitude": 32.78, "longitude": -96.80, "networks": ["10.2.0.0/16"]},
+    "c": {"latitude": -33.92, "longitude": 18.42, "networks": ["10.3.0.0/16", "127.0.0.3/32"]},
+}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    env = {
+        "CARGOHOLD_TRUSTED_PROXIES": '["127.0.0.1/32"]',
+        "CARGOHOLD_METRICS_TOKEN": TOKEN,
+    }
+    with Cluster(
+        tmp_path_factory.mktemp("zones"),
+        node_count=6,
+        layout="ec:2+4",
+        zones=("a", "b", "c"),
+        gateway_zone="c",
+        env=env,
+    ) as running:
+        with running.client() as api:
+            for name, body in ZONES.items():
+                assert api.put(f"/api/v1/zones/{name}", json=body).status_code == 200
+        yield running
+
+
+def _metrics(url: str, token: str | None = TOKEN) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    reply = httpx.get(url + "/metrics", headers=headers)
+    assert reply.status_code == 200, reply.text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(reply.text)
+        for s in family.samples
+    }
+
+
+def _zone_bytes(cluster: Cluster, client_zone: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for (name, labels), value in _metrics(cluster.url).items():
+        label = dict(labels)
+        if name == "cargohold_zone_read_bytes_total" and label["client_zone"] == client_zone:
+            found[label["share_zone"]] = value
+    return found
+
+
+def test_zones_list_with_their_nodes(api: httpx.Client) -> None:
+    listing = api.get("/api/v1/zones").json()
+    assert listing["home"] == "c"
+    assert [(z["name"], z["nodes"], z["defined"]) for z in listing["zones"]] == [
+        ("a", 2, True),
+        ("b", 2, True),
+        ("c", 2, True),
+    ]
+    assert listing["zones"][2]["networks"] == ["10.3.0.0/16", "127.0.0.3/32"]
+
+
+def test_bad_zone_definitions_are_refused(api: httpx.Client) -> None:
+    for body, field in (
+        ({"networks": ["10.0.0.1/8"]}, "networks"),
+        ({"latitude": 10.0}, "latitude"),
+        ({"latitude": 100.0, "longitude": 0.0}, "latitude"),
+        ({"networks": "10.0.0.0/8"}, "networks"),
+    ):
+        reply = api.put("/api/v1/zones/spare", json=body)
+        assert reply.status_code == 400, body
+        assert reply.json()["code"] == "invalid_argument"
+        assert reply.json()["field"] == field
+    assert api.put("/api/v1/zones/-bad", json={}).json()["code"] == "invalid_argument"
+
+
+def test_zone_delete_rules(api: httpx.Client) -> None:
+    in_use = api.delete("/api/v1/zones/a")
+    assert (in_use.status_code, in_use.json()["code"]) == (409, "zone_in_use")
+    missing = api.delete("/api/v1/zones/nowhere")
+    assert (missing.status_code, missing.json()["code"]) == (404, "no_such_zone")
+    assert api.put("/api/v1/zones/spare", json={"networks": ["10.9.0.0/16"]}).status_code == 200
+    assert api.delete("/api/v1/zones/spare").status_code == 204
+    assert "spare" not in [z["name"] for z in api.get("/api/v1/zones").json()["zones"]]
+
+
+def test_whereami_believes_forwarded_for_only_from_trusted_proxies(cluster: Cluster) -> None:
+    headers = {"Authorization": f"Bearer {cluster.client().headers['Authorization'].split()[1]}"}
+    trusted = httpx.get(cluster.url + "/api/v1/whereami", headers={**headers, "X-Forwarded-For": "10.1.4.4"})
+    assert trusted.json() | {} == {
+        "address": "10.1.4.4",
+        "zone": "a",
+        "decided_by": "network",
+        "forwarded": True,
+        "network": "10.1.0.0/16",
+        "latitude": None,
+        "longitude": None,
+        "distance_km": None,
+        "gateway_zone": "c",
+    }
+    for local, zone, how in (("127.0.0.2", "c", "gateway"), ("127.0.0.3", "c", "network")):
+        transport = httpx.HTTPTransport(local_address=local)
+        with httpx.Client(transport=transport, headers=headers) as client:
+            untrusted = client.get(cluster.url + "/api/v1/whereami", headers={"X-Forwarded-For": "10.1.4.4"})
+        answer = untrusted.json()
+        assert (answer["address"], answer["zone"], answer["decided_by"], answer["forwarded"]) == (
+            local,
+            zone,
+            how,
+            False,
+        )
+
+
+def test_each_zone_reads_its_own_shares_and_survives_losing_another(
+    cluster: Cluster, api: httpx.Client
+) -> None:
+    assert api.put("/api/v1/buckets/near").status_code == 201
+    data = sample(1024 * 1024 + 17)
+    assert api.put("/api/v1/buckets/near/objects/obj", content=data).status_code == 201
+    assert api.get("/api/v1/health").json()["parts"]["not_zone_safe"] == 0
+    for zone, client_ip in (("a", "10.1.0.9"), ("b", "10.2.0.9")):
+        before = _zone_bytes(cluster, zone)
+        reply = api.get("/api/v1/buckets/near/objects/obj", headers={"X-Forwarded-For": client_ip})
+        assert hashlib.sha256(reply.content).digest() == hashlib.sha256(data).digest()
+        after = _zone_bytes(cluster, zone)
+        pulled = {z: after.get(z, 0) - before.get(z, 0) for z in after}
+        assert pulled[zone] >= len(data) / 2  # k = 2: half the object from each of two shares
+        assert sum(pulled.values()) == pulled[zone], pulled
+    # Zone b goes dark: readers there now read from the next nearest zone (a, in Dallas' view).
+    lost = [n for n in cluster.nodes if n.zone == "b"]
+    for node in lost:
+        cluster.stop_node(node)
+    try:
+        cluster.wait_for(
+            lambda: sum(not n["healthy"] for n in api.get("/api/v1/nodes").json()["nodes"]) == 2, timeout=15
+        )
+        before = _zone_bytes(cluster, "b")
+        reply = api.get("/api/v1/buckets/near/objects/obj", headers={"X-Forwarded-For": "10.2.0.9"})
+        assert reply.status_code == 200 and reply.content == data
+        after = _zone_bytes(cluster, "b")
+        assert after["a"] - before.get("a", 0) >= len(data) / 2
+        assert after.get("b", 0) == before.get("b", 0)
+    finally:
+        for node in lost:
+            cluster.start_node(node)
+
+
+def test_metrics_need_the_token_and_move_with_traffic(cluster: Cluster, api: httpx.Client) -> None:
+    refused = httpx.get(cluster.url + "/metrics")
+    assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+    wrong = httpx.get(cluster.url + "/metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403
+    key = (
+        "cargohold_requests_total",
+        (("method", "GET"), ("role", "gateway"), ("route", "/api/v1/zones"), ("status", "200")),
+    )
+    before = _metrics(cluster.url).get(key, 0)
+    for _ in range(3):
+        assert api.get("/api/v1/zones").status_code == 200
+    assert _metrics(cluster.url)[key] == before + 3
+    node = cluster.nodes[0]
+    assert httpx.get(node.url + "/metrics").status_code == 403
+    node_metrics = _metrics(node.url)
+    assert any(
+        name == "cargohold_requests_total" and ("role", "node") in labels for name, labels in node_metrics
+    )
