@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cargohold.testing.cluster import Cluster
+from cargohold.testing.console import ConsoleScript
 from cargohold.testing.data import sample
 
 TOKEN = "scrape-token-for-tests"
@@ -31,6 +33,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     env = {
         "CARGOHOLD_TRUSTED_PROXIES": '["127.0.0.1/32"]',
         "CARGOHOLD_METRICS_TOKEN": TOKEN,
+        "CARGOHOLD_REDIRECT_TO_NEAREST": "true",
+        "CARGOHOLD_GATEWAY_HEARTBEAT": "1",
     }
     with Cluster(
         tmp_path_factory.mktemp("zones"),
@@ -181,3 +185,44 @@ def test_metrics_need_the_token_and_move_with_traffic(cluster: Cluster, api: htt
     assert any(
         name == "cargohold_requests_total" and ("role", "node") in labels for name, labels in node_metrics
     )
+
+
+def test_cli_zones_and_whereami(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> None:
+    cli = ConsoleScript(cluster, tmp_path_factory.mktemp("home"))
+    cli.ok("zones", "set", "spare-cli", "--lat", "45.5", "--lon", "-122.7", "--network", "10.8.0.0/16")
+    rows = {line.split("\t")[0]: line.split("\t") for line in cli.ok("zones", "--plain").splitlines()}
+    assert rows["spare-cli"] == ["spare-cli", "45.5", "-122.7", "10.8.0.0/16", "0", "True"]
+    assert rows["a"][3:5] == ["10.1.0.0/16", "2"]
+    refused = cli("zones", "rm", "a")
+    assert refused.returncode == 1 and "zone_in_use" in refused.stderr
+    assert cli.ok("zones", "rm", "spare-cli") == "removed zone spare-cli\n"
+    figures = dict(line.split("\t") for line in cli.ok("whereami", "--plain").splitlines())
+    assert (figures["address"], figures["zone"], figures["decided_by"]) == ("127.0.0.1", "c", "gateway")
+
+
+def test_downloads_are_sent_to_a_gateway_in_the_clients_zone(cluster: Cluster, api: httpx.Client) -> None:
+    assert api.put("/api/v1/buckets/redirect").status_code == 201
+    data = sample(200_000, seed=5)
+    path = "/api/v1/buckets/redirect/objects/f"
+    assert api.put(path, content=data).status_code == 201
+    link = api.post("/api/v1/shares", json={"bucket": "redirect", "key": "f"}).json()
+    share_path = urlsplit(link["url"]).path
+    from_a = {"X-Forwarded-For": "10.1.0.7"}
+    # No gateway in zone a yet: served where it arrived.
+    assert api.get(path, headers=from_a).content == data
+    other, other_url = cluster.spawn_gateway("a")
+    try:
+        cluster.wait_for(lambda: api.get(path, headers=from_a).status_code == 307, timeout=15)
+        moved = api.get(path + "?x=1", headers=from_a)
+        assert moved.headers["Location"] == other_url + path + "?x=1"
+        # The gateway in zone a serves its own zone's clients itself.
+        assert api.get(moved.headers["Location"], headers=from_a).content == data
+        shared = httpx.get(cluster.url + share_path, headers=from_a)
+        assert (shared.status_code, shared.headers["Location"]) == (307, other_url + share_path)
+        # Clients of the gateway's own zone, and non-downloads, are answered here.
+        assert api.get(path, headers={"X-Forwarded-For": "10.3.0.7"}).status_code == 200
+        assert api.get("/api/v1/zones", headers=from_a).status_code == 200
+    finally:
+        other.terminate()
+        other.wait(15)
+    cluster.wait_for(lambda: api.get(path, headers=from_a).status_code == 200, timeout=15)

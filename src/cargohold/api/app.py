@@ -27,6 +27,7 @@ from cargohold.s3.auth import s3_auth_middleware
 from cargohold.s3.routing import s3_middleware, s3_request_id
 from cargohold.s3.surface import S3_DOMAIN
 from cargohold.service.accounts import FIRST_ADMIN, AccountService, Bootstrap
+from cargohold.service.gateways import GatewayDirectory
 from cargohold.service.healing import HealingService
 from cargohold.service.history import HistoryService
 from cargohold.service.namespaces import NamespaceService
@@ -80,6 +81,7 @@ def build_gateway(settings: Settings) -> web.Application:
     app[S3_DOMAIN] = (settings.s3_domain or "").strip(".").lower()
     app[ADMISSION] = Admission(Budgets.from_settings(settings))
     app[zones.TRUSTED] = trusted_networks(settings.trusted_proxies)
+    app[zones.REDIRECT] = settings.redirect_to_nearest
     app[SCRAPE] = ScrapeAccess.from_settings(settings.metrics_token, settings.metrics_allow)
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
@@ -102,6 +104,7 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
             Periodic("gc", functools.partial(gc.run_due, [DELETE_PART]), 5.0, core.objects.gc_wakeup),
             Periodic("upload-expiry", core.uploads.sweep, settings.sweep_interval),
         ]
+        directory = GatewayDirectory(db, settings.zone, settings.gateway_heartbeat)
         try:
             history.start()
             s3keys = S3KeyService(db, core.auth, settings.cluster_secret or "", settings.auth_cache_seconds)
@@ -132,11 +135,27 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
                 healing=HealingService(db, core.nodes, core.limits, settings),
                 s3keys=s3keys,
                 zones=core.zones,
+                gateways=directory,
             )
             app[AUTH] = core.auth
             yield
         finally:
+            await directory.stop()
             await history.stop()  # stores what is queued while the database is open
             for worker in workers:
                 await worker.stop()
             await gc.stop()
+
+
+async def announce_gateway(app: web.Application, settings: Settings, listening: str) -> None:
+    """Register this gateway for redirects: under ``public_url``, else the URL it listens on.
+
+    A gateway bound to a wildcard address has no URL others could use; it
+    registers only with ``public_url`` set.
+    """
+    url = settings.public_url or listening
+    host = url.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    if host in ("0.0.0.0", "::", ""):
+        log.info("not registered for redirects: set public_url (listening on %s)", listening)
+        return
+    await app[SERVICES].gateways.announce(url)

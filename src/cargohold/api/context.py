@@ -10,6 +10,7 @@ from cargohold.service.access import AccessService
 from cargohold.service.accounts import AccountService
 from cargohold.service.auth import AuthService
 from cargohold.service.buckets import BucketService
+from cargohold.service.gateways import GatewayDirectory
 from cargohold.service.healing import HealingService
 from cargohold.service.history import HistoryService
 from cargohold.service.namespaces import NamespaceService
@@ -40,6 +41,7 @@ class Services:
     healing: HealingService
     s3keys: S3KeyService
     zones: ZoneService
+    gateways: GatewayDirectory
 
 
 SERVICES = web.AppKey("services", Services)

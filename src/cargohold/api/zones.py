@@ -22,6 +22,11 @@ from cargohold.service.zones import READER_ZONE, ZoneService, ZoneView
 
 #: The trusted proxies' networks, parsed once at start.
 TRUSTED = web.AppKey("trusted_proxies", tuple)
+#: Whether downloads from clients of another zone are sent to a gateway in theirs.
+REDIRECT = web.AppKey("redirect_to_nearest", bool)
+#: The routes a redirect may answer: object and share-link downloads (their bytes are what
+#: crosses zones; everything else is small and answered where it arrives).
+REDIRECTED_ROUTES = frozenset({"/api/v1/buckets/{bucket}/objects/{key}", "/s/{token}", "/s/{token}/{rest}"})
 LOCATION = web.RequestKey[Location]("client_location")
 
 
@@ -51,11 +56,27 @@ async def zone_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.method not in ("GET", "HEAD") or SERVICES not in request.app:
         return await handler(request)
     location = await locate(request)
+    if request.app.get(REDIRECT) and request.method == "GET":
+        target = await _nearer_gateway(request, location)
+        if target is not None:
+            return web.Response(status=307, headers={"Location": target, "Cache-Control": "no-store"})
     token = READER_ZONE.set(location.zone)
     try:
         return await handler(request)
     finally:
         READER_ZONE.reset(token)
+
+
+async def _nearer_gateway(request: web.Request, location: Location) -> str | None:
+    """The same URL on a healthy gateway in the client's zone, when this one is elsewhere."""
+    services = request.app[SERVICES]
+    if location.zone == services.zones.home:
+        return None
+    resource = request.match_info.route.resource
+    if resource is None or resource.canonical not in REDIRECTED_ROUTES:
+        return None
+    gateway = await services.gateways.in_zone(location.zone)
+    return gateway.url + request.path_qs if gateway is not None else None
 
 
 def _zone_json(view: ZoneView) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cargohold.cli import accounts, client, grants, healing, history, jobs, nodes, run, share, uploads
+from cargohold.cli import accounts, client, grants, healing, history, jobs, nodes, run, share, uploads, zones
 
 app = typer.Typer(
     name="cargohold",
@@ -22,6 +22,7 @@ history.register(app)
 grants.register(app)
 accounts.register(app)
 share.register(app)
+zones.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

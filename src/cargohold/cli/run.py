@@ -134,7 +134,7 @@ def gateway(
     log_format: LogFormatOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    from cargohold.api.app import BOOTSTRAP, build_gateway
+    from cargohold.api.app import BOOTSTRAP, announce_gateway, build_gateway
     from cargohold.serving import serve_gateway
 
     settings = load_settings(
@@ -157,6 +157,7 @@ def gateway(
     app = build_gateway(settings)
 
     async def announce(url: str) -> None:
+        await announce_gateway(app, settings, url)
         bootstrap = app[BOOTSTRAP]
         if bootstrap.password:
             print(f"admin user: admin  password: {bootstrap.password}", flush=True)

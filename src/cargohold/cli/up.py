@@ -20,7 +20,7 @@ import ssl
 import sys
 from pathlib import Path
 
-from cargohold.api.app import BOOTSTRAP, build_gateway
+from cargohold.api.app import BOOTSTRAP, announce_gateway, build_gateway
 from cargohold.api.context import SERVICES
 from cargohold.cli.children import node_command
 from cargohold.cli.clientconfig import S3_REGION, aws_profile_snippet, write_client_config
@@ -98,6 +98,7 @@ async def run_up(settings: Settings, tls: ssl.SSLContext | None = None) -> None:
         for node in nodes:
             if node.address not in known:
                 await registry.add(node.address or "", "default")
+        await announce_gateway(app, settings, url)
         # After the gateway: the metadata store is migrated and the nodes are registered.
         await supervisor.start(worker_spec(settings, secret))
         config_paths = [data_dir / "client.toml"]

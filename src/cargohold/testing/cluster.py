@@ -203,6 +203,23 @@ class Cluster:
         line = _wait_for_line(self.gateway, "gateway listening on")
         self.url = line.rsplit(" ", 1)[1]
 
+    def spawn_gateway(
+        self, zone: str | None = None, env: dict[str, str] | None = None
+    ) -> tuple[subprocess.Popen[bytes], str]:
+        """One more gateway over the same metadata store and nodes; returns it and its URL.
+
+        The caller stops it (``terminate``); ``env`` adds settings for this one only.
+        """
+        cmd = [sys.executable, "-m", "cargohold", "gateway", "--db", self.db, "--port", "0"]
+        cmd += ["--layout", self.layout, *(["--zone", zone] if zone else [])]
+        if self.tls is not None:
+            cmd += [*self._tls_args(self.tls), "--tls-ca", str(self.tls.ca)]
+        process = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, env={**self._env(), **(env or {})}, preexec_fn=die_with_parent
+        )
+        line = _wait_for_line(process, "gateway listening on")
+        return process, line.rsplit(" ", 1)[1]
+
     # -- worker -------------------------------------------------------------
 
     @property
