@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     metrics_token: str | None = Field(
         None, description="Bearer token /metrics requires (without it and metrics_allow: no /metrics)"
     )
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Port a worker serves /metrics on (none: no metrics server)"
+    )
     metrics_allow: list[str] = Field(
         default_factory=list, description="CIDRs allowed to scrape /metrics without the token"
     )

@@ -179,6 +179,8 @@ def test_metrics_need_the_token_and_move_with_traffic(cluster: Cluster, api: htt
     for _ in range(3):
         assert api.get("/api/v1/zones").status_code == 200
     assert _metrics(cluster.url)[key] == before + 3
+    gauges = _metrics(cluster.url)
+    assert sum(v for (name, _), v in gauges.items() if name == "cargohold_node_up") == 6
     node = cluster.nodes[0]
     assert httpx.get(node.url + "/metrics").status_code == 403
     node_metrics = _metrics(node.url)
@@ -226,3 +228,16 @@ def test_downloads_are_sent_to_a_gateway_in_the_clients_zone(cluster: Cluster, a
         other.terminate()
         other.wait(15)
     cluster.wait_for(lambda: api.get(path, headers=from_a).status_code == 200, timeout=15)
+
+
+def test_a_worker_serves_job_and_repair_metrics(cluster: Cluster) -> None:
+    url = cluster.start_worker(metrics=True)
+    assert url is not None
+    try:
+        assert httpx.get(url + "/metrics").status_code == 403
+        cluster.wait_for(lambda: ("cargohold_parts_degraded", ()) in _metrics(url), timeout=30)
+        found = _metrics(url)
+        assert found[("cargohold_parts_degraded", ())] == 0
+        assert found[("cargohold_jobs", (("kind", "repair_part"), ("state", "failed")))] == 0
+    finally:
+        cluster.stop_worker()

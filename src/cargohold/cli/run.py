@@ -227,6 +227,10 @@ def worker(
         ),
     ] = None,
     tls_ca: TlsCaOpt = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve /metrics on this port (0: any free port; token or allow-list)"),
+    ] = None,
     log_format: LogFormatOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -244,6 +248,7 @@ def worker(
         cluster_secret=secret,
         data_dir=data_dir,
         node_ca_file=tls_ca,
+        metrics_port=metrics_port,
         log_format=_log_format(log_format),
     )
     _require_secret(settings)

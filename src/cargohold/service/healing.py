@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.config import Settings
-from cargohold.domain.jobs import DRAIN_NODE, LOST_NODE, REBALANCE, SCRUB_NODE
+from cargohold.domain.jobs import ALL_KINDS, DRAIN_NODE, LOST_NODE, REBALANCE, SCRUB_NODE
 from cargohold.domain.layout import Layout
 from cargohold.domain.model import (
     NODE_DRAINING,
@@ -29,6 +29,7 @@ from cargohold.errors import InvalidArgument
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.metadata.repositories.health import count_objects, iter_part_shares
+from cargohold.metrics import JOBS, PARTS_DEGRADED, REPAIR_WAITING_BYTES
 from cargohold.service.nodes import NodeRegistry
 from cargohold.workers.limits import LimitsStore, WorkerLimits
 
@@ -156,7 +157,17 @@ class HealingService:
                 report.nodes[node.state] += 1
         report.fill_spread = fill_spread(list(nodes.values()))
         report.jobs = {state: counts.get(state, 0) for state in ("queued", "running", "failed")}
+        PARTS_DEGRADED.set(sum(report.parts_degraded.values()) + report.parts_unreadable)
+        REPAIR_WAITING_BYTES.set(report.repair_waiting_bytes)
         return report
+
+    async def export_job_counts(self) -> None:
+        """Set the jobs gauge (every kind and state, zero included, so a drained queue shows 0)."""
+        async with self._db.read() as conn:
+            counts = await repo.job_counts_by_kind(conn)
+        for kind in ALL_KINDS:
+            for state in ("queued", "running", "failed"):
+                JOBS.labels(kind, state).set(counts.get((kind, state), 0))
 
     # -- throttles --------------------------------------------------------------
 

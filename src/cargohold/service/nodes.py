@@ -32,6 +32,7 @@ from cargohold.errors import (
 )
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
+from cargohold.metrics import NODE_ERRORS, NODE_FILL, NODE_SHARES, NODE_UP
 from cargohold.storage.node_client import NodeClient
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,10 @@ class NodeRegistry:
         )
         self._nodes[node.id] = updated
         self._reserved[node.id] = 0
+        labels = (str(node.id), updated.zone)
+        NODE_UP.labels(*labels).set(1 if updated.healthy else 0)
+        NODE_FILL.labels(*labels).set(updated.fill)
+        NODE_SHARES.labels(*labels).set(updated.shares)
         return updated
 
     async def _record_health(self, node: NodeRecord, health: dict[str, Any] | None) -> NodeRecord:
@@ -221,6 +226,7 @@ class NodeRegistry:
 
     def mark_down(self, node_id: int) -> None:
         """A transfer failed: stop placing on this node until the next probe says otherwise."""
+        NODE_ERRORS.labels(str(node_id)).inc()
         node = self._nodes.get(node_id)
         if node is not None and node.healthy:
             self._nodes[node_id] = replace(node, healthy=False)

@@ -277,10 +277,13 @@ class Cluster:
             preexec_fn=die_with_parent,
         )
 
-    def start_worker(self) -> None:
-        """A long-running worker process, as `up` runs one."""
-        self.worker = self._spawn(self._worker_command(), "worker")
+    def start_worker(self, metrics: bool = False) -> str | None:
+        """A long-running worker process, as `up` runs one; with ``metrics``, the URL of its /metrics."""
+        command = self._worker_command(*(["--metrics-port", "0"] if metrics else []))
+        self.worker = self._spawn(command, "worker")
+        found = _wait_for_line(self.worker, "worker metrics on").rsplit(" ", 1)[1] if metrics else None
         _wait_for_line(self.worker, "worker running")
+        return found
 
     def stop_worker(self) -> None:
         if self.worker is not None and self.worker.poll() is None:

@@ -52,6 +52,8 @@ SCHEDULE_KEY = "schedule"  # cluster_settings: when scrub and the orphan sweep l
 PAGE = 500
 #: Seconds between reads of the throttles an admin may have changed.
 LIMITS_REFRESH = 3.0
+#: How often a worker recounts degraded parts for the metrics (a pass over every part).
+HEALTH_METRICS_EVERY = timedelta(minutes=5)
 
 
 class HealingWorker:
@@ -68,6 +70,7 @@ class HealingWorker:
             core.db, core.nodes, mover, settings.rebalance_threshold, self.limits.concurrency
         )
         self.healing = HealingService(core.db, core.nodes, core.limits, settings)
+        self._health_due = datetime.min.replace(tzinfo=UTC)
         handlers: dict[str, Handler] = {
             REPAIR_PART: self.repairer.handle,
             LOST_NODE: self._queue_lost_node,
@@ -149,6 +152,10 @@ class HealingWorker:
         settings = self.core.settings
         await self.declare_lost_nodes(now)
         await self.queue_degraded()
+        await self.healing.export_job_counts()
+        if self._health_due <= now:  # a full pass over every part: not on every check
+            self._health_due = now + HEALTH_METRICS_EVERY
+            await self.healing.health()
         if fill_spread(self.core.nodes.nodes()) > settings.rebalance_threshold:
             await self.healing.start_rebalance()
         schedule = await self._schedule()

@@ -35,6 +35,7 @@ from cargohold.metadata.repositories.jobs import (
     extend_lease,
     fail,
     job_counts,
+    job_counts_by_kind,
     list_jobs,
     report_progress,
 )
@@ -149,6 +150,7 @@ __all__ = [
     "get_user_by_name",
     "granted_bucket_ids",
     "job_counts",
+    "job_counts_by_kind",
     "known_shares",
     "list_buckets",
     "list_grants",

@@ -234,3 +234,11 @@ async def job_counts(conn: AsyncConnection) -> dict[str, int]:
     """Number of jobs per state (metrics, tests)."""
     rows = await conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state))
     return {state: int(n) for state, n in rows}
+
+
+async def job_counts_by_kind(conn: AsyncConnection) -> dict[tuple[str, str], int]:
+    """Jobs per (kind, state), for the metrics (served by ix_jobs_kind_state)."""
+    rows = await conn.execute(
+        select(jobs.c.kind, jobs.c.state, func.count()).group_by(jobs.c.kind, jobs.c.state)
+    )
+    return {(kind, state): int(n) for kind, state, n in rows}
