@@ -35,6 +35,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "CARGOHOLD_METRICS_TOKEN": TOKEN,
         "CARGOHOLD_REDIRECT_TO_NEAREST": "true",
         "CARGOHOLD_GATEWAY_HEARTBEAT": "1",
+        "CARGOHOLD_DEBUG": "true",
     }
     with Cluster(
         tmp_path_factory.mktemp("zones"),
@@ -147,6 +148,8 @@ def test_each_zone_reads_its_own_shares_and_survives_losing_another(
         pulled = {z: after.get(z, 0) - before.get(z, 0) for z in after}
         assert pulled[zone] >= len(data) / 2  # k = 2: half the object from each of two shares
         assert sum(pulled.values()) == pulled[zone], pulled
+        plan = reply.headers["X-Cargohold-Zone-Bytes"]
+        assert plan.startswith(f"{zone}=") and "," not in plan and int(plan[2:]) >= pulled[zone]
     # Zone b goes dark: readers there now read from the next nearest zone (a, in Dallas' view).
     lost = [n for n in cluster.nodes if n.zone == "b"]
     for node in lost:
@@ -158,6 +161,7 @@ def test_each_zone_reads_its_own_shares_and_survives_losing_another(
         before = _zone_bytes(cluster, "b")
         reply = api.get("/api/v1/buckets/near/objects/obj", headers={"X-Forwarded-For": "10.2.0.9"})
         assert reply.status_code == 200 and reply.content == data
+        assert reply.headers["X-Cargohold-Zone-Bytes"].startswith("a=")
         after = _zone_bytes(cluster, "b")
         assert after["a"] - before.get("a", 0) >= len(data) / 2
         assert after.get("b", 0) == before.get("b", 0)

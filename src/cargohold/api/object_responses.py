@@ -90,6 +90,9 @@ async def stream_object_response(
         data = record.inline_data
         body = data if byte_range is None else data[byte_range.start : byte_range.end + 1]
         return web.Response(status=status, body=body, headers=out)
+    if objects.debug:
+        plan = objects.zone_plan(record, byte_range)
+        out["X-Cargohold-Zone-Bytes"] = ", ".join(f"{zone}={n}" for zone, n in sorted(plan.items()))
     chunks = objects.stream(record, byte_range)
     try:
         first = await anext(chunks, None)

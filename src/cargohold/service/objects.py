@@ -20,7 +20,7 @@ from typing import Any
 from cargohold.config import Settings
 from cargohold.domain.conditions import WriteCondition
 from cargohold.domain.digests import ContentHasher, native_etag
-from cargohold.domain.layout import Layout
+from cargohold.domain.layout import Layout, block_span
 from cargohold.domain.model import Bucket, ObjectRecord, PartRecord, Principal, ShareRecord
 from cargohold.domain.names import validate_key
 from cargohold.domain.ranges import ByteRange
@@ -360,6 +360,34 @@ class ObjectService(CatalogOps):
             functools.partial(self.report_bad_share, part),
             self._settings.node_timeout,
         )
+
+    @property
+    def debug(self) -> bool:
+        return self._settings.debug
+
+    def zone_plan(self, record: ObjectRecord, byte_range: ByteRange | None) -> dict[str, int]:
+        """Share bytes a read of ``record`` will pull from each zone if every chosen share answers.
+
+        The k shares first in each part's order, times the frames covering
+        the range: what the debug header shows, since headers leave before
+        the bytes are read.
+        """
+        start = byte_range.start if byte_range else 0
+        end = byte_range.end + 1 if byte_range else record.size
+        plan: dict[str, int] = {}
+        distances = self._distances()
+        for part in record.parts:
+            lo, hi = max(start, part.offset), min(end, part.offset + part.size)
+            layout = Layout.parse(part.layout, part.block_size)
+            span = block_span(layout, part.size, lo - part.offset, hi - lo) if lo < hi else None
+            if span is None:
+                continue
+            frames = (span.last_block - span.first_block + 1) * full_frame_size(codec_for(layout))
+            by_index = {s.index: s.node_id for s in part.shares}
+            for index in share_candidates(part, self._nodes, distances)[: layout.k]:
+                zone = self._nodes.zone_of(by_index[index]) or "-"
+                plan[zone] = plan.get(zone, 0) + frames
+        return plan
 
     def _distances(self) -> dict[str, float] | None:
         """km from the current reader's zone to every zone, or None to read data shares first."""
