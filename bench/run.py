@@ -17,6 +17,8 @@ Every figure is also printed as a ratio to the baseline it compares with.
 Usage: python bench/run.py [--size-mib 1024] [--repeat 3] [--ops 4000] [--dir PATH]
        python bench/run.py --healing [--heal-gib 12] [--rebalance-gib 4]  (bench/healing.py:
        rebuild, GET under repair, scrub and rebalance instead of the figures above; ~10 min)
+       python bench/run.py --zones  (bench/zones.py: cross-zone bytes and GET p50 with nearest
+       reads on vs off, PUT MB/s through 1 vs 2 gateways; 3 zones in network namespaces, root)
        python bench/run.py --s3  (bench/s3.py: the same PUT, GET and 4 KiB figures through S3
        with the aws cli and boto3, and boto3 multipart, each beside the native figure)
 """
@@ -212,6 +214,12 @@ def main() -> None:
     healing.add_argument("--heal-gib", type=int, default=12, help="data written before a node is lost")
     healing.add_argument("--rebalance-gib", type=int, default=4, help="data on 8 nodes before 4 are added")
     parser.add_argument("--s3", action="store_true", help="run only the S3 figures (bench/s3.py)")
+    zones = parser.add_argument_group("zones (bench/zones.py; needs root for network namespaces)")
+    zones.add_argument("--zones", action="store_true", help="run only the zone figures")
+    zones.add_argument("--cross-zone-ms", type=float, default=40.0, help="one-way latency between zones")
+    zones.add_argument("--zone-objects", type=int, default=64, help="1 MiB objects read per mode")
+    zones.add_argument("--latency-gets", type=int, default=20, help="GETs per zone and mode for the p50")
+    zones.add_argument("--put-objects", type=int, default=32, help="4 MiB PUTs per gateway count")
     args = parser.parse_args()
 
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -232,6 +240,15 @@ def main() -> None:
             f"GETs median of {args.repeat}; runs: {runs})",
             [*baseline_rows(dd_write, dd_read), *figures.rows],
         )
+        return
+    if args.zones:
+        import zones as zones_bench  # only when asked for
+
+        try:
+            rows = zones_bench.bench(workdir, args)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print_table(f"cargohold zones bench ({args.cross_zone_ms:g} ms one way between zones)", rows)
         return
     if args.s3:
         try:
