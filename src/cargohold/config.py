@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     port: int = Field(8080, description="Port the gateway listens on")
     db: str | None = Field(None, description="Metadata store URL (default: SQLite in data_dir)")
     nodes: int = Field(8, ge=1, le=64, description="Storage nodes `up` starts")
+    gateways: int = Field(1, ge=1, le=32, description="Gateways `up` runs over the one metadata store")
     layout: str = Field("ec:5+2", description="Default layout: ec:K+M, mirror:R or stripe:K")
     zone: str = Field("default", description="Zone of this gateway (reads prefer it)")
     s3_domain: str | None = Field(

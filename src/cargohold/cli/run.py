@@ -92,6 +92,13 @@ def up(
     host: Annotated[str | None, typer.Option(help="Gateway address [default: 127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="Gateway port [default: 8080]")] = None,
     nodes: Annotated[int | None, typer.Option(help="Storage nodes to run [default: 8]")] = None,
+    gateways: Annotated[
+        int | None,
+        typer.Option(help="Gateways to run over one metadata store, on --port, --port+1, … [default: 1]"),
+    ] = None,
+    db: Annotated[
+        str | None, typer.Option(help="Metadata store URL (default: SQLite in the data directory)")
+    ] = None,
     layout: Annotated[str | None, typer.Option(help="Default layout [default: ec:5+2]")] = None,
     tls_cert: TlsCertOpt = None,
     tls_key: TlsKeyOpt = None,
@@ -106,6 +113,8 @@ def up(
         host=host,
         port=port,
         nodes=nodes,
+        gateways=gateways,
+        db=db,
         layout=layout,
         tls_cert=tls_cert,
         tls_key=tls_key,

@@ -57,6 +57,35 @@ def node_spec(
     )
 
 
+def gateway_spec(settings: Settings, secret: str, number: int) -> ChildSpec:
+    """Gateway ``number`` (2, 3, ...) beside the one ``up`` runs itself, over the same metadata store.
+
+    It listens on the next ports after ``--port`` (any free port when that is 0), so a load
+    balancer can be pointed at a known list; it reads the rest as ``up`` did.
+    """
+    port = settings.port + number - 1 if settings.port else 0
+    return ChildSpec(
+        f"gateway {number}",
+        lambda: [
+            sys.executable,
+            "-m",
+            "cargohold",
+            "gateway",
+            "--db",
+            settings.db_url,
+            "--host",
+            settings.host,
+            "--port",
+            str(port),
+            "--layout",
+            settings.layout,
+        ],
+        "gateway listening on",
+        env={**os.environ, "CARGOHOLD_CLUSTER_SECRET": secret, "CARGOHOLD_LOG_FORMAT": settings.log_format},
+        on_ready=lambda line: line.rsplit(" ", 1)[1],
+    )
+
+
 def worker_spec(settings: Settings, secret: str) -> ChildSpec:
     """The worker that repairs, scrubs, rebalances and drains for this cluster.
 
@@ -101,6 +130,11 @@ async def run_up(settings: Settings, tls: ssl.SSLContext | None = None) -> None:
         await announce_gateway(app, settings, url)
         # After the gateway: the metadata store is migrated and the nodes are registered.
         await supervisor.start(worker_spec(settings, secret))
+        more = [
+            await supervisor.start(gateway_spec(settings, secret, n)) for n in range(2, settings.gateways + 1)
+        ]
+        if more:
+            print(f"more gateways: {' '.join(g.address or '?' for g in more)}  (one metadata store)")
         config_paths = [data_dir / "client.toml"]
         bootstrap = app[BOOTSTRAP]
         token = bootstrap.token
