@@ -66,7 +66,7 @@ def up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Lines, Lines]]
         CARGOHOLD_HEALTH_INTERVAL="0.5",
     )
     command = [sys.executable, "-m", "cargohold", "up", "--data-dir", str(tmp_path / "data")]
-    command += ["--port", "0", "--nodes", "3", "--layout", "mirror:3"]
+    command += ["--port", "0", "--nodes", "3", "--layout", "mirror:3", "--gateways", "2"]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=die_with_parent
     )
@@ -119,6 +119,10 @@ def test_up_restarts_a_killed_node_on_its_port(
     profile = tmp_path / "data" / "aws-profile"
     assert profile.stat().st_mode & 0o777 == 0o600 and s3_key[2] in profile.read_text()
 
+    _, more = out.wait(r"^more gateways: (\S+)  \(one metadata store\)$")
+    assert more[1] != is_up[1]
+    with httpx.Client(base_url=more[1], headers={"Authorization": f"Bearer {key[1]}"}, timeout=30) as second:
+        assert len(second.get("/api/v1/nodes").json()["nodes"]) == 3  # the same cluster, seen from gateway 2
     with httpx.Client(base_url=is_up[1], headers={"Authorization": f"Bearer {key[1]}"}, timeout=30) as api:
         _poll(lambda: _all_healthy(api))
         os.kill(old_pid, signal.SIGKILL)
