@@ -146,3 +146,13 @@ def test_geoip_places_a_client_in_the_nearest_zone(tmp_path: Path) -> None:
         assert (fallback.zone, fallback.how) == ("home", "gateway")
     finally:
         service.close()
+
+
+def test_repair_places_a_lost_share_in_the_zone_that_keeps_the_part_zone_safe() -> None:
+    # ec:4+2 over a, b, c: the share lost was zone c's; a and b already hold m = 2 each.
+    nodes = [Candidate(i, zone, 100, 0) for i, zone in enumerate(("a", "a", "b", "b", "c", "c"), 1)]
+    for seed in range(50):
+        chosen = choose_nodes(
+            nodes, 1, random.Random(seed), zones_used={"a": 2, "b": 2, "c": 1}, shuffle=False
+        )
+        assert [nodes[i - 1].zone for i in chosen] == ["c"]
