@@ -28,9 +28,10 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
-from typing import Any
+from http.cookies import SimpleCookie
 
 from aiohttp import web
+from aiohttp.hdrs import SET_COOKIE
 
 from cargohold.domain.model import Principal
 from cargohold.errors import CsrfRejected, Unauthorized
@@ -99,28 +100,40 @@ async def cookie_principal(request: web.Request, auth: AuthService, method: str)
     return who
 
 
+def _cookie(request: web.Request, name: str, value: str, max_age: int, httponly: bool) -> str:
+    cookie: SimpleCookie = SimpleCookie()
+    cookie[name] = value
+    morsel = cookie[name]
+    morsel["path"] = "/"
+    morsel["max-age"] = str(max_age)
+    morsel["samesite"] = "Strict"
+    morsel["httponly"] = httponly
+    morsel["secure"] = request.secure
+    return morsel.OutputString()
+
+
 def set_cookies(request: web.Request, response: web.StreamResponse, token: str, family_id: str) -> None:
-    """The session cookie (HttpOnly) and the CSRF cookie the page reads, with the same lifetime."""
+    """The session cookie (HttpOnly) and the CSRF cookie the page reads, with the same lifetime.
+
+    Written as headers, not through ``response.set_cookie``: a renewal happens in the
+    ``on_response_prepare`` hook, after aiohttp has turned the response's cookies into headers.
+    """
     sessions = request.app[WEB_SESSIONS]
-    common: dict[str, Any] = {
-        "path": "/",
-        "max_age": sessions.idle_timeout,
-        "samesite": "Strict",
-        "secure": request.secure,
-    }
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, **common)
-    response.set_cookie(CSRF_COOKIE, sessions.csrf_token(family_id), **common)
+    response.headers.add(SET_COOKIE, _cookie(request, SESSION_COOKIE, token, sessions.idle_timeout, True))
+    csrf = sessions.csrf_token(family_id)
+    response.headers.add(SET_COOKIE, _cookie(request, CSRF_COOKIE, csrf, sessions.idle_timeout, False))
 
 
 def clear_cookies(request: web.Request, response: web.StreamResponse) -> None:
     for name in (SESSION_COOKIE, CSRF_COOKIE):
-        response.del_cookie(name, path="/", samesite="Strict", secure=request.secure)
+        response.headers.add(SET_COOKIE, _cookie(request, name, "", 0, name == SESSION_COOKIE))
 
 
 async def renew_cookie(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: a request that used an aging cookie gets a fresh one."""
     renewed = request.get(_RENEW)
-    if renewed is None or SESSION_COOKIE in response.cookies:
-        return
+    written = response.headers.getall(SET_COOKIE, ())
+    if renewed is None or any(v.startswith(SESSION_COOKIE + "=") for v in written):
+        return  # signed in or out by this very request
     who, token = renewed
     set_cookies(request, response, token, who.session)
