@@ -19,6 +19,8 @@ Usage: python bench/run.py [--size-mib 1024] [--repeat 3] [--ops 4000] [--dir PA
        rebuild, GET under repair, scrub and rebalance instead of the figures above; ~10 min)
        python bench/run.py --s3  (bench/s3.py: the same PUT, GET and 4 KiB figures through S3
        with the aws cli and boto3, and boto3 multipart, each beside the native figure)
+       python bench/run.py --ui [--ui-mib 256]  (bench/ui.py: an upload through the web page in
+       headless Chromium beside `cargohold put`, and the first render of a 10,000-object folder)
 """
 
 from __future__ import annotations
@@ -212,6 +214,8 @@ def main() -> None:
     healing.add_argument("--heal-gib", type=int, default=12, help="data written before a node is lost")
     healing.add_argument("--rebalance-gib", type=int, default=4, help="data on 8 nodes before 4 are added")
     parser.add_argument("--s3", action="store_true", help="run only the S3 figures (bench/s3.py)")
+    parser.add_argument("--ui", action="store_true", help="run only the web page figures (bench/ui.py)")
+    parser.add_argument("--ui-mib", type=int, default=256, help="size of the upload through the page")
     args = parser.parse_args()
 
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -232,6 +236,15 @@ def main() -> None:
             f"GETs median of {args.repeat}; runs: {runs})",
             [*baseline_rows(dd_write, dd_read), *figures.rows],
         )
+        return
+    if args.ui:
+        try:
+            import ui as ui_bench  # only when asked for
+
+            rows = ui_bench.bench(workdir, args)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print_table(f"cargohold web page bench (median of {args.repeat})", rows)
         return
     if args.s3:
         try:

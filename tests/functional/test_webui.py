@@ -113,6 +113,7 @@ def test_sign_in_create_bucket_upload_and_download(web: Page, api: httpx.Client,
     assert sorted(keys) == sorted([*files, "album/cover.bin", "album/inner/deep.txt"])
 
     page.get_by_role("navigation", name="Breadcrumbs").get_by_role("link", name="web-files").click()
+    _row(page, "three.bin").wait_for()
     web.shot("files")
     with page.expect_download() as download:
         _row(page, "three.bin").get_by_role("link").click()
@@ -316,3 +317,27 @@ def test_a_state_changing_request_without_the_csrf_token_is_refused(web: Page, a
     status, _ = page.evaluate(script, True)
     assert status == 201
     web.errors.clear()  # the refused request is logged by the browser, on purpose
+
+
+def test_history_filters_and_a_phone_sized_screen(web: Page, api: httpx.Client) -> None:
+    assert api.put("/api/v1/buckets/web-history").status_code == 201
+    for i in range(3):
+        assert api.put(f"/api/v1/buckets/web-history/objects/h{i}.txt", content=b"h").status_code == 201
+    page = web.sign_in()
+    page.get_by_role("link", name="History").click()
+    page.locator("#history tbody tr").first.wait_for()
+    page.get_by_label("Bucket").fill("web-history")
+    page.get_by_label("Action").fill("object.create")
+    page.get_by_role("button", name="Apply").click()
+    rows = page.locator("#history tbody tr")
+    page.wait_for_function("() => document.querySelectorAll('#history tbody tr').length === 3")
+    assert sorted(rows.locator("td.name").all_inner_texts()) == [f"web-history/h{i}.txt" for i in range(3)]
+    web.shot("history")
+    # The keyboard reaches the navigation, and a phone-wide screen needs no sideways scrolling.
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.textContent") == "Skip to content"
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.get_by_role("link", name="Files").click()
+    page.locator("#listing, table").first.wait_for()
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    web.shot("buckets-phone")

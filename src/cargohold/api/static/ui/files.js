@@ -52,11 +52,38 @@ function bucketRow(bucket, reload) {
       if (!(await confirmed(`Delete the bucket ${bucket.name}? It must be empty.`))) return;
       try { await api("DELETE", `/api/v1/buckets/${enc(bucket.name)}`); toast(`Bucket ${bucket.name} deleted`); reload(); } catch (e) { failed(e); }
     } }, "Delete");
+  const grants = h("button", { class: "small", type: "button", "aria-label": `Grants of ${bucket.name}`,
+    onclick: () => grantsDialog(bucket.name) }, "Grants");
   return h("tr", {},
     h("td", { class: "name" }, h("a", { href: `#/b/${enc(bucket.name)}/` }, bucket.name)),
     h("td", {}, h("label", {}, toggle, " ", bucket.versioning)),
     h("td", { class: "hide-narrow" }, bucket.layout), h("td", { class: "hide-narrow" }, bucket.owner || "—"),
-    h("td", { class: "hide-narrow" }, when(bucket.created_at)), h("td", { class: "actions" }, remove));
+    h("td", { class: "hide-narrow" }, when(bucket.created_at)), h("td", { class: "actions" }, grants, remove));
+}
+
+/** Who else may read, write or manage a bucket: list, add, revoke. */
+async function grantsDialog(name) {
+  const url = `/api/v1/buckets/${enc(name)}/grants`;
+  const body = h("tbody");
+  const owner = h("p", { class: "muted" });
+  async function load() {
+    let answer;
+    try { answer = await api("GET", url); } catch (e) { failed(e); return; }
+    owner.textContent = `Owner: ${answer.owner || "—"}`;
+    body.replaceChildren(...answer.grants.map((g) => h("tr", {}, h("td", {}, g.user), h("td", {}, g.level),
+      h("td", { class: "actions" }, h("button", { type: "button", class: "small danger", "aria-label": `Revoke grant of ${g.user}`,
+        onclick: async () => { try { await api("DELETE", `${url}/${enc(g.user)}`); load(); } catch (e) { failed(e); } } }, "Revoke")))));
+    if (!answer.grants.length) body.append(h("tr", {}, h("td", { colspan: 3, class: "muted" }, "Only the owner and admins.")));
+  }
+  const user = h("input", { type: "text", id: "grant-user", autocomplete: "off" });
+  const level = h("select", { id: "grant-level" }, ["read", "write", "admin"].map((l) => h("option", { value: l }, l)));
+  const add = h("button", { type: "button", class: "primary", onclick: async () => {
+    try { await api("POST", url, { user: user.value, level: level.value }); user.value = ""; load(); } catch (e) { failed(e); }
+  } }, "Grant");
+  await load();
+  await dialog(`Grants of ${name}`, [owner, h("div", { class: "table-wrap" }, h("table", {}, body)),
+    h("div", { class: "row" }, h("label", { for: "grant-user" }, "User", user), h("label", { for: "grant-level" }, "Level", level), add)],
+  { submit: null });
 }
 
 function crumbs(bucket, prefix) {
