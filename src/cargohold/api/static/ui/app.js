@@ -68,12 +68,14 @@ function showSignIn(message) {
   name.focus();
 }
 
-function signedIn(answer) {
+function signedIn(answer, { routed = false } = {}) {
   session.user = answer.user;
   session.idleTimeout = answer.idle_timeout;
   initUploads();
-  initEvents();
-  route();
+  // Not on the first render's path: the event stream only confirms uploads.
+  setTimeout(initEvents, 1000);
+  if (routed) renderHeader();
+  else route();
 }
 
 let routing = 0;
@@ -87,7 +89,7 @@ async function route() {
   if (parts[0] === "b" && parts[1]) view = browserView(parts[1], parts.slice(2).join("/"));
   else if (parts[0] === "shares") view = sharesView();
   else if (parts[0] === "history") view = historyView();
-  else if (parts[0] === "admin") view = adminView(session.user);
+  else if (parts[0] === "admin") view = sessionReady.then(() => adminView(session.user));
   else view = bucketsView();
   const node = await view;
   if (ticket !== routing) return; // a newer address was asked for meanwhile
@@ -103,11 +105,19 @@ onSignedOut((problem) => {
 });
 window.addEventListener("hashchange", () => { route(); main.focus({ preventScroll: true }); });
 
+let sessionReady = Promise.resolve();
+
 async function start() {
   // No CSRF cookie: not signed in (the session cookie itself is out of a script's reach).
   if (!csrfToken()) { showSignIn(""); return; }
+  // Signed in as far as the page can tell: the view's requests go out beside the session check
+  // (one round trip less before the first rows); a 401 from either shows the sign-in form.
+  const who = api("GET", "/api/v1/auth/cookie", undefined, { quiet401: true });
+  sessionReady = who.catch(() => {});
+  session.user = { name: "", role: "" };
+  route();
   try {
-    signedIn(await api("GET", "/api/v1/auth/cookie", undefined, { quiet401: true }));
+    signedIn(await who, { routed: true });
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 401)) toast(e.message, "error");
     showSignIn("");
