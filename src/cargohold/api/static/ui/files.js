@@ -166,7 +166,7 @@ export async function browserView(bucket, prefix) {
     for (const folder of state.folders) {
       const name = folder.slice(prefix.length);
       frag.append(h("tr", { class: "folder" },
-        h("td", { class: "name" }, h("a", { href: `#/b/${enc(bucket)}/${folder.split("/").map(enc).join("/")}` }, `📁 ${name}`)),
+        h("td", { class: "name" }, h("a", { href: `#/b/${enc(bucket)}/${folder.split("/").map(enc).join("/")}` }, name)),
         h("td", { class: "num" }, "—"), h("td", { class: "hide-narrow" }), h("td", { class: "actions" })));
     }
     for (const obj of sorted(state.rows)) frag.append(objectRow(bucket, prefix, obj, () => load(true)));
