@@ -26,7 +26,10 @@ USER_PASSWORD = "a-user-password-long-enough"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with Cluster(tmp_path_factory.mktemp("webui"), node_count=3, layout="ec:2+1") as running:
+    # A browser beside 3 nodes on a 2-core machine: nodes may answer slowly right after the
+    # 64 MiB upload, so they get longer than the clusters of API-only tests before a read fails.
+    env = {"CARGOHOLD_NODE_TIMEOUT": "30"}
+    with Cluster(tmp_path_factory.mktemp("webui"), node_count=3, layout="ec:2+1", env=env) as running:
         yield running
 
 
