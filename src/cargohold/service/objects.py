@@ -38,6 +38,7 @@ from cargohold.errors import (
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.service.access import AccessService, Level
+from cargohold.service.appends import PartAppender
 from cargohold.service.catalog import CatalogOps, enqueue_deletions, no_such_version
 from cargohold.service.checksums import ExpectedDigests
 from cargohold.service.nodes import NodeRegistry
@@ -77,6 +78,8 @@ class ObjectService(CatalogOps):
         self._settings = settings
         self._background: set[asyncio.Task[None]] = set()
         self.gc_wakeup = asyncio.Event()
+        #: Chunked uploads (tus, Content-Range) grow their parts through it.
+        self.appender = PartAppender(nodes, settings, self.forget_part)
 
     # -- write --------------------------------------------------------------
 
