@@ -477,7 +477,12 @@ class LocalShareStore:
     # -- scrub ----------------------------------------------------------------
 
     async def verify(self, share_id: str, *, quarantine: bool = False) -> VerifyReport:
-        """Re-read a share frame by frame; with ``quarantine``, move it aside if corrupt."""
+        """Re-read a share frame by frame; with ``quarantine``, move it aside if corrupt.
+
+        A share with an append running ends in a frame still arriving: it is
+        reported as found, never quarantined for it.
+        """
+        quarantine = quarantine and share_id not in self._appending
         return await run_io(self._verify_sync, share_id, self._final_path(share_id), quarantine)
 
     def _verify_sync(self, share_id: str, final: Path, quarantine: bool) -> VerifyReport:
