@@ -7,11 +7,13 @@ seal is reached with a few MiB.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import itertools
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -173,3 +175,43 @@ def test_a_node_killed_mid_append_and_the_upload_goes_on_in_a_new_part(
         assert _parts(api, upload_id) == [2 * BLOCK]
         uploader.upload()
         assert _object(api, "kill", "survivor.bin") == data
+
+
+def test_a_second_patch_while_one_is_stored_is_refused(
+    cluster: Cluster, api: httpx.Client, bucket: str
+) -> None:
+    data = sample(2 * BLOCK, seed=144)
+    url = _create(api, bucket, "raced.bin", len(data))
+    upload_id = url.rsplit("/", 1)[1]
+    headers = {
+        **STREAM,
+        "Upload-Offset": "0",
+        "Tus-Resumable": VERSION,
+        "Authorization": f"Bearer {ADMIN_KEY}",
+    }
+
+    async def race() -> tuple[int, int]:
+        release = asyncio.Event()
+
+        async def slow() -> AsyncIterator[bytes]:
+            yield data[:BLOCK]
+            await release.wait()
+            yield data[BLOCK:]
+
+        async with httpx.AsyncClient(base_url=cluster.url, timeout=30) as client:
+            first = asyncio.create_task(
+                client.patch(url, content=slow(), headers={**headers, "Content-Length": str(len(data))})
+            )
+            deadline = time.monotonic() + 10
+            while (await client.get(f"/api/v1/uploads/{upload_id}", headers=headers)).json()[
+                "bytes_received"
+            ] == 0:
+                assert time.monotonic() < deadline, "the first PATCH never started"
+                await asyncio.sleep(0.05)
+            second = await client.patch(url, content=data, headers=headers)
+            release.set()
+            return (await first).status_code, second.status_code
+
+    assert asyncio.run(race()) == (204, 409)
+    assert _offset(api, url) == len(data)
+    assert _object(api, bucket, "raced.bin") == data

@@ -65,6 +65,10 @@ from cargohold.service.nodes import NodeRegistry
 log = logging.getLogger(__name__)
 
 
+#: Open parts held per process (about 200 bytes each); past it, the oldest start a new part.
+MAX_OPEN = 100_000
+
+
 @dataclass(slots=True)
 class _Open:
     part: PartRecord  # as last committed
@@ -220,9 +224,16 @@ class PartAppender:
     def committed(self, upload_id: str, part: PartRecord) -> None:
         """The append is recorded: the part takes the next chunk, unless it is sealed."""
         hasher = self._hashers.pop(part.id, None)
-        if hasher is not None:
+        sealed = part.size % part.block_size or part.size >= self._settings.append_part_limit
+        if hasher is not None and not sealed:
+            if len(self._open) >= MAX_OPEN:  # uploads left unfinished: the oldest give way
+                self._open.pop(next(iter(self._open)))
             self._open[upload_id] = _Open(part, hasher)
         self._busy.discard(upload_id)
+
+    def close(self, upload_id: str) -> None:
+        """The upload is completed, aborted or expired: forget its open part."""
+        self._open.pop(upload_id, None)
 
     def abandon(self, upload_id: str, appended: Appended) -> None:
         """The append could not be recorded: the next chunk opens a new part.

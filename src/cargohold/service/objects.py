@@ -357,6 +357,7 @@ class ObjectService(CatalogOps):
             share_opener(part, self._nodes),
             functools.partial(self.report_bad_share, part),
             self._settings.node_timeout,
+            window=self._settings.blocks_in_flight,
         )
 
     def report_bad_share(self, part: PartRecord, index: int, error: Exception) -> None:

@@ -432,7 +432,8 @@ class UploadService:
                 raise NoSuchUpload(f"no upload {upload_id!r}")
             sm.check_open(current, now)
             again = sm.completion_order(current, requested, min_part_size=sm.S3_MIN_PART_SIZE)
-            if [p.id for p in again] != [p.id for p in placed]:
+            # Sizes too: an append may have grown the last part since it was read.
+            if [(p.id, p.size) for p in again] != [(p.id, p.size) for p in placed]:
                 raise sm.UploadNotOpen("parts changed while the upload was completing")
             record, replaced = await repo.put_object(
                 conn,
@@ -452,6 +453,7 @@ class UploadService:
             return record
 
         record = await self._db.write(commit)
+        self._objects.appender.close(upload_id)
         self._objects.kick_gc()
         self._notify(upload_id)
         return record
@@ -487,6 +489,7 @@ class UploadService:
         if upload.status not in sm.OPEN_STATES:
             raise sm.UploadNotOpen(f"upload {upload_id} is {upload.status}", upload_status=upload.status)
         await self._db.write(functools.partial(_close, upload_id=upload_id, status=sm.DELETED, error=None))
+        self._objects.appender.close(upload_id)
         self._objects.kick_gc()
         self._notify(upload_id)
         return replace(upload, status=sm.DELETED, parts=())
@@ -526,6 +529,7 @@ class UploadService:
             await self._db.write(
                 functools.partial(_close, upload_id=upload_id, status=sm.FAILED, error=EXPIRED)
             )
+            self._objects.appender.close(upload_id)
             self._notify(upload_id)
         if expired:
             self._objects.kick_gc()
