@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cargohold.concurrency import run_cpu
 from cargohold.config import Settings
 from cargohold.domain import uploads as sm
+from cargohold.domain.digests import native_etag
 from cargohold.domain.jobs import DELETE_PART
 from cargohold.domain.layout import Layout
 from cargohold.domain.model import ObjectRecord, PartRecord, Principal
@@ -593,10 +594,12 @@ def _multipart_etag(parts: Sequence[PartRecord], *, always_count: bool = False) 
 
     A lone part of a session or tus upload gives its own md5 (the file's); S3
     clients expect '-1' for a multipart upload of one part, so S3 uploads
-    (``always_count``) get it.
+    (``always_count``) get it. A lone part grown by appends has no md5: its
+    xxh3-64, marked '-1' as not being one (``native_etag``).
     """
     if len(parts) == 1 and not always_count:
-        return parts[0].etag
+        etag = parts[0].etag
+        return etag if len(etag) == MD5_HEX else native_etag(etag)
     joined = b"".join(bytes.fromhex(p.etag) for p in parts)
     return f"{hashlib.md5(joined, usedforsecurity=False).hexdigest()}-{len(parts)}"
 
