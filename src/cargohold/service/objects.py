@@ -39,6 +39,7 @@ from cargohold.errors import (
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.service.access import AccessService, Level
+from cargohold.service.appends import PartAppender
 from cargohold.service.catalog import CatalogOps, enqueue_deletions, no_such_version
 from cargohold.service.checksums import ExpectedDigests
 from cargohold.service.nodes import NodeRegistry
@@ -78,6 +79,8 @@ class ObjectService(CatalogOps):
         self._settings = settings
         self._background: set[asyncio.Task[None]] = set()
         self.gc_wakeup = asyncio.Event()
+        #: Chunked uploads (tus, Content-Range) grow their parts through it.
+        self.appender = PartAppender(nodes, settings, self.forget_part)
 
     # -- write --------------------------------------------------------------
 
@@ -353,6 +356,7 @@ class ObjectService(CatalogOps):
             share_opener(part, self._nodes),
             functools.partial(self.report_bad_share, part),
             self._settings.node_timeout,
+            window=self._settings.blocks_in_flight,
         )
 
     def report_bad_share(self, part: PartRecord, index: int, error: Exception) -> None:
