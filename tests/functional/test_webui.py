@@ -234,7 +234,8 @@ def test_password_share_link_in_a_fresh_browser(
         public.get_by_label("Password").fill("share-password-1")
         public.get_by_role("button", name="Open").click()
         public.get_by_text("report.pdf · 200.0 kB").wait_for()
-        web.shot("share-page")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        public.screenshot(path=str(ARTIFACTS / "share-page.png"))
         with public.expect_download() as download:
             public.get_by_role("link", name="Download").click()
         assert download.value.suggested_filename == "report.pdf"
