@@ -32,15 +32,19 @@ from pydantic import (
 
 from cargohold.api.inputs import (
     CONTENT_TYPE_PATTERN,
+    CURSOR_PATTERN,
     INT32_MAX,
     INT64_MAX,
     MAX_CONTENT_TYPE,
+    MAX_CURSOR,
     MAX_FUTURE,
     MAX_STRING,
+    NO_CONTROLS,
     parse_time,
 )
 from cargohold.domain.layout import LAYOUT_PATTERN
 from cargohold.domain.names import MAX_KEY_BYTES
+from cargohold.domain.versions import VERSION_ID_PATTERN
 from cargohold.service.passwords import MAX_LENGTH as MAX_PASSWORD
 from cargohold.service.passwords import MIN_LENGTH as MIN_PASSWORD
 from cargohold.workers.limits import MAX_BANDWIDTH, MAX_CONCURRENCY
@@ -147,7 +151,7 @@ MediaType = Annotated[str, Field(max_length=MAX_CONTENT_TYPE, pattern=CONTENT_TY
 
 # -- path parameters ------------------------------------------------------------------
 
-_NO_CONTROLS = "\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069"
+_NO_CONTROLS = NO_CONTROLS
 USER_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
 BUCKET_SCHEMA = {
     "type": "string",
@@ -188,6 +192,27 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "link_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
     "token": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$", "description": "A share link's token"},
 }
+
+
+#: A version id, as ``versions.validate_version_id`` judges it (``400 invalid_version_id``).
+VERSION_ID_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": VERSION_ID_PATTERN,
+    "description": "32 lower-case hex digits; anything else is 400 invalid_version_id",
+}
+#: A listing cursor (``inputs.cursor_query``): every text a key could hold names a position.
+CURSOR_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "maxLength": MAX_CURSOR,
+    "pattern": CURSOR_PATTERN,
+    "description": "The previous page's next_cursor, given back as it was (or a key to resume"
+    " after); longer, or with a control or formatting character, is 400 invalid_cursor",
+}
+
+
+#: A version id in a body: documented with its pattern, judged by ``validate_version_id``
+#: (``invalid_version_id``, as in a query).
+VersionId = Annotated[str, PlainValidator(_key_text), WithJsonSchema(VERSION_ID_SCHEMA)]
 
 
 #: An object key in a body: documented with the key rules, judged by ``validate_key``.
@@ -236,9 +261,7 @@ class UnlockForm(BaseModel):
 
 
 class RestoreObject(Body):
-    version_id: Annotated[
-        str, Field(max_length=64), WithJsonSchema({"type": "string", "pattern": "^[0-9a-f]{32}$"})
-    ]
+    version_id: VersionId
 
 
 class RenameObject(Body):
@@ -408,7 +431,7 @@ class CreateShare(Body):
     expires_at: Time | None = None
     expires_in: Seconds | None = None
     max_downloads: Count32 | None = None
-    version_id: Annotated[str, Field(max_length=32)] | None = None
+    version_id: VersionId | None = None
 
 
 class CreateUpload(Body):
