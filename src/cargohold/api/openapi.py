@@ -64,6 +64,9 @@ _TUS: dict[str, dict[str, Any]] = {
         "status": 204,
         "body": "application/offset+octet-stream",
         "errors": (409, 410, 412, 413, 415, 460),
+        "description": "Upload-Offset is required: missing, or not a whole number from 0, it is 400"
+        " invalid_upload_offset; another offset than the upload's is 409 offset_mismatch.",
+        "required": (("Upload-Offset", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}),),
     },
     "DELETE": {"status": 204, "errors": (409, 410, 412)},
 }
@@ -158,8 +161,9 @@ def _operation(route: Route, method: str, path_params: list[Any], schemas: dict[
             {"name": "Tus-Resumable", "in": "header", "required": True, "schema": {"const": "1.0.0"}}
         )
         operation["parameters"] += [
-            {"name": name, "in": "header", "required": False, "schema": schema}
-            for name, schema in _TUS[method].get("headers", ())
+            {"name": name, "in": "header", "required": required, "schema": schema}
+            for required, key in ((True, "required"), (False, "headers"))
+            for name, schema in _TUS[method].get(key, ())
         ]
     if tus and "description" in _TUS[method]:
         operation["description"] = _TUS[method]["description"]
