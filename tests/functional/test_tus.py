@@ -298,7 +298,7 @@ def test_concatenation(cluster: Cluster, api: httpx.Client, tus: httpx.Client, b
             "Upload-Metadata": _meta(bucket=bucket, key="x"),
         },
     )
-    assert refused.status_code == 400
+    assert refused.status_code == 400 and refused.json()["code"] == "missing_parts"
     final = tus.post(
         "/tus/",
         headers={

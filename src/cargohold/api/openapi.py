@@ -180,9 +180,11 @@ def _operation(route: Route, method: str, path_params: list[Any], schemas: dict[
         }
     raw_media = _TUS[method].get("body") if tus else route.raw_body
     if raw_media:
-        raw_schema = _schema(route.form, schemas) if route.form else {"type": "string", "format": "binary"}
+        raw_schema = _schema(route.form, schemas) if route.form else dict(_BYTES)
+        if route.body_min_bytes:
+            raw_schema["minLength"] = route.body_min_bytes
         operation["requestBody"] = {
-            "required": route.form is not None,
+            "required": route.form is not None or route.body_min_bytes > 0,
             "content": {raw_media: {"schema": raw_schema}},
         }
     if public or method == "OPTIONS":

@@ -441,7 +441,8 @@ class CreateUpload(Body):
     content_type: MediaType | None = None
     md5: Hex32 | None = None
     sha256: Hex64 | None = None
-    part_size: Count64 | None = None
+    #: The largest part this upload takes (the gateway's own limit caps it): at least one byte.
+    part_size: Annotated[int, Field(ge=1, le=INT64_MAX), BeforeValidator(_whole)] | None = None
 
 
 class ListedPart(BaseModel):

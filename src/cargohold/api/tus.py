@@ -110,6 +110,11 @@ _STATUS: dict[type[CargoholdError], int] = {
     MethodNotAllowed: 405,
     ChecksumMismatch: 460,
     sm.OffsetMismatch: 409,
+    # A length that disagrees with the declared one, or a final upload of unfinished partial
+    # uploads, is a bad request to tus clients (as tusd answers), which retry a 409 as an offset
+    # conflict.
+    sm.SizeMismatch: 400,
+    sm.MissingParts: 400,
     sm.UploadExpired: 410,
     sm.UploadNotOpen: 409,
     sm.PartTooLarge: 413,
