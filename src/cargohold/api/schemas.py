@@ -178,6 +178,7 @@ KEY_SCHEMA = {
     "pattern": f"^({_SEGMENT})(/({_SEGMENT}))*/?$",
     "description": f"UTF-8, at most {MAX_KEY_BYTES} bytes, '/' separates segments; no control or"
     " bidirectional formatting characters, no leading '/', no empty, '.' or '..' segment",
+    "examples": ["photos/2026/cat.jpg"],
 }
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "bucket": BUCKET_SCHEMA,
@@ -728,7 +729,9 @@ class PartOut(Answer):
     md5: str
 
 
-class UploadOut(Answer):
+class UploadState(Answer):
+    """An upload without its parts: what each of its server-sent events holds."""
+
     id: str
     bucket: str
     key: str
@@ -740,11 +743,14 @@ class UploadOut(Answer):
     uploaded_percentage: float | None
     content_type: str | None
     part_size: int | None
-    parts: list[PartOut]
     created_at: Stamp
     updated_at: Stamp
     expires_at: Stamp
     error: str | None
+
+
+class UploadOut(UploadState):
+    parts: list[PartOut]
 
 
 class UploadList(Answer):

@@ -306,6 +306,10 @@ ROUTES: tuple[Route, ...] = (
         "Server-sent events of status and progress",
         "uploads",
         action="upload.events",
+        answer=schemas.UploadState,
         produces="text/event-stream",
+        events="upload",
+        success="'upload' events, each the upload's state (UploadState) as JSON, until a final"
+        " state; ': keep-alive' comments in between",
     ),
 )
