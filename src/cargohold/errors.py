@@ -65,6 +65,13 @@ class InvalidArgument(BadRequest):
     title = "Invalid argument"
 
 
+class InvalidCursor(InvalidArgument):
+    """A listing cursor that no page could have given: too long, or holding a control character."""
+
+    code = "invalid_cursor"
+    title = "Malformed listing cursor"
+
+
 class Unauthorized(CargoholdError):
     code = "unauthorized"
     status = 401

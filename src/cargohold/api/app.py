@@ -112,7 +112,7 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
             app[SERVICES] = Services(
                 buckets=core.buckets,
                 access=core.access,
-                namespaces=NamespaceService(db, core.buckets, core.access),
+                namespaces=NamespaceService(db, core.buckets, core.access, core.nodes),
                 quota=core.quota,
                 auth=core.auth,
                 accounts=accounts,

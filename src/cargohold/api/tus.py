@@ -94,6 +94,13 @@ class MethodNotAllowed(CargoholdError):
     title = "Method not allowed"
 
 
+class InvalidUploadOffset(InvalidArgument):
+    """A PATCH without Upload-Offset, or with one that is not a whole number (tus 1.0.0: 400)."""
+
+    code = "invalid_upload_offset"
+    title = "Missing or malformed Upload-Offset"
+
+
 class ChecksumMismatch(BadDigest):
     code = "checksum_mismatch"
     status = 460
@@ -108,6 +115,11 @@ _STATUS: dict[type[CargoholdError], int] = {
     MethodNotAllowed: 405,
     ChecksumMismatch: 460,
     sm.OffsetMismatch: 409,
+    # A length that disagrees with the declared one, or a final upload of unfinished partial
+    # uploads, is a bad request to tus clients (as tusd answers), which retry a 409 as an offset
+    # conflict.
+    sm.SizeMismatch: 400,
+    sm.MissingParts: 400,
     sm.UploadExpired: 410,
     sm.UploadNotOpen: 409,
     sm.PartTooLarge: 413,
@@ -337,6 +349,16 @@ async def _complete_if_full(request: web.Request, upload: Upload) -> Upload:
     return replace(upload, status=sm.UPLOADED)
 
 
+def _upload_offset(request: web.Request) -> int:
+    try:
+        offset = int_header(request, "Upload-Offset")
+    except InvalidArgument:
+        offset = None
+    if offset is None:
+        raise InvalidUploadOffset("PATCH needs Upload-Offset: the offset, a whole number from 0")
+    return offset
+
+
 def _has_body(request: web.Request) -> bool:
     if request.content_type == OFFSET_STREAM:
         return True
@@ -451,9 +473,7 @@ async def patch(request: web.Request) -> web.Response:
         raise Forbidden("a final upload is assembled from its partial uploads and takes no PATCH")
     if request.content_type != OFFSET_STREAM:
         raise UnsupportedMediaType(f"PATCH needs Content-Type: {OFFSET_STREAM}")
-    offset = int_header(request, "Upload-Offset")
-    if offset is None:
-        raise InvalidArgument("PATCH needs Upload-Offset")
+    offset = _upload_offset(request)
     if offset != _offset(upload):
         raise sm.OffsetMismatch(f"Upload-Offset is {offset}, the upload is at {_offset(upload)}")
     length = int_header(request, "Upload-Length")

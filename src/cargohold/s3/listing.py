@@ -159,7 +159,7 @@ async def list_versions(request: web.Request) -> web.StreamResponse:
     if version_marker:
         cursor = VersionCursor.decode(version_marker).encode()
     elif key_marker:
-        cursor = VersionCursor(key_marker, 0, None).encode()  # after every version of that key
+        cursor = VersionCursor.after_key(key_marker).encode()
     versions, next_cursor = [], None
     if limit > 0:
         page = await services(request).objects.versions(

@@ -29,9 +29,13 @@ class BucketService:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Bucket]] = {}
 
+    def layout(self, layout: str | None = None) -> Layout:
+        """``layout``, or the default layout of new buckets (``InvalidLayout`` if malformed)."""
+        return Layout.parse(self._default_layout if layout is None else layout)
+
     async def create(self, name: str, owner_id: int, layout: str | None = None) -> Bucket:
         validate_bucket(name)
-        spec = Layout.parse(self._default_layout if layout is None else layout).spec
+        spec = self.layout(layout).spec
         return await self._db.write(lambda conn: repo.create_bucket(conn, name, spec, owner_id))
 
     async def get(self, name: str) -> Bucket:

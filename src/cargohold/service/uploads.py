@@ -34,7 +34,7 @@ from cargohold.domain.layout import Layout
 from cargohold.domain.model import ObjectRecord, PartRecord, Principal
 from cargohold.domain.names import validate_key
 from cargohold.domain.uploads import Upload
-from cargohold.errors import BadDigest, NoSuchBucket, NotFound, PayloadTooLarge
+from cargohold.errors import NoSuchBucket, NotFound, PayloadTooLarge
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.service.access import AccessService, Level
@@ -105,7 +105,7 @@ class UploadService:
         bucket = await self._access.bucket(who, bucket_name, Level.WRITE)
         validate_key(key)
         if total_size is not None and not 0 <= total_size <= self._settings.max_object_size:
-            raise sm.SizeMismatch(f"total size must be between 0 and {self._settings.max_object_size}")
+            raise PayloadTooLarge(f"an upload may declare at most {self._settings.max_object_size} bytes")
         if concat != "final":  # a final tus upload takes parts already stored and counted
             await self._quota.admit(bucket, total_size or 0)
         if part_size is not None and part_size <= 0:
@@ -400,8 +400,10 @@ class UploadService:
         upload = await self._open(who, upload_id)
         if upload.total_size is not None:
             raise sm.SizeMismatch("the upload's length is already known")
-        if total_size < upload.offset or total_size > self._settings.max_object_size:
-            raise sm.SizeMismatch(f"length {total_size} is below the offset or above the limit")
+        if total_size > self._settings.max_object_size:
+            raise PayloadTooLarge(f"an upload may declare at most {self._settings.max_object_size} bytes")
+        if total_size < upload.offset:
+            raise sm.SizeMismatch(f"length {total_size} is below the {upload.offset} bytes received")
         await self._db.write(lambda conn: repo.update_upload(conn, upload_id, total_size=total_size))
         return replace(upload, total_size=total_size)
 
@@ -417,7 +419,7 @@ class UploadService:
         """Make the object visible from the upload's parts, in one transaction.
 
         A whole-file md5/sha256 (given now or at creation) is verified first;
-        a mismatch raises BadDigest and leaves the session open to fix parts.
+        a mismatch raises DigestMismatch and leaves the session open to fix parts.
         """
         upload = await self._open(who, upload_id)
         ordered = sm.completion_order(upload, requested, min_part_size=sm.S3_MIN_PART_SIZE)
@@ -483,7 +485,7 @@ class UploadService:
         digests = {name: h.hexdigest() for name, h in hashers.items()}
         for name, want in (("md5", md5), ("sha256", sha256)):
             if want is not None and digests[name] != want:
-                raise BadDigest(f"{name} of the assembled file is {digests[name]}, expected {want}")
+                raise sm.DigestMismatch(f"{name} of the assembled file is {digests[name]}, expected {want}")
         return digests
 
     async def abort(self, who: Principal, upload_id: str) -> Upload:
