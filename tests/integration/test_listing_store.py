@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from sqlalchemy import event, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cargohold.domain.versions import VersionCursor
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.metadata.listing import MAX_CHAR, prefix_successor
@@ -270,5 +271,27 @@ def test_each_listing_statement_is_an_index_seek(
                 found, prefixes, _ = await repo.list_objects(conn, bucket_id, prefix, delimiter, 50, cursor)
         assert found or prefixes
         await _assert_seeks(db, seen, "ix_objects_live")
+
+    loop.run_until_complete(run())
+
+
+def test_a_version_page_seeks_to_its_cursor(loop_db: tuple[asyncio.AbstractEventLoop, Database]) -> None:
+    loop, db = loop_db
+
+    async def run() -> None:
+        bucket_id = await _bucket(db, "versions")
+        await _bulk(db, bucket_id, [f"k{g:02d}/{i:05d}" for g in range(20) for i in range(300)])
+        if not db.is_sqlite:
+            async with db.engine.connect() as conn:
+                await conn.execute(text("ANALYZE objects"))
+        async with db.read() as conn:
+            first, cursor = await repo.list_versions(conn, bucket_id, prefix="k1", limit=50)
+        assert cursor is not None and first[-1].key == "k10/00049"
+        for after in (cursor, VersionCursor("k15/00100", 0, None)):
+            with Statements(db) as seen:
+                async with db.read() as conn:
+                    page, _ = await repo.list_versions(conn, bucket_id, prefix="k1", limit=50, cursor=after)
+            assert page[0].key > after.key
+            await _assert_seeks(db, seen, "ix_objects_bucket_id_key_id")
 
     loop.run_until_complete(run())
