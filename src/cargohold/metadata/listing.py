@@ -113,15 +113,18 @@ class Lister:
     prefixes: list[str] = field(default_factory=list)
     truncated: bool = False
     done: bool = False
-    position: Seek = field(init=False)
     upper: str | None = field(init=False)
+    # ``position``, kept as two plain fields: ``feed`` runs a thousand times a page.
+    _seek_key: str = field(default="", init=False)
+    _seek_inclusive: bool = field(default=True, init=False)
+    _count: int = field(default=0, init=False)
     _last: str | None = field(default=None, init=False)
     _group: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.delimiter = self.delimiter or None
         self.upper = prefix_successor(self.prefix) if self.prefix else None
-        self.position = Seek(self.prefix, inclusive=True)
+        position = Seek(self.prefix, inclusive=True)
         if self.cursor is not None:
             group = common_prefix(self.cursor, self.prefix, self.delimiter)
             if group is not None and group == self.cursor:
@@ -129,34 +132,41 @@ class Lister:
                 if after is None:
                     self.done = True
                     return
-                self.position = self.position.later(Seek(after, inclusive=True))
+                position = position.later(Seek(after, inclusive=True))
             else:
-                self.position = self.position.later(Seek(self.cursor, inclusive=False))
-        if self.limit <= 0 or (self.upper is not None and self.position.key >= self.upper):
+                position = position.later(Seek(self.cursor, inclusive=False))
+        self._seek_key, self._seek_inclusive = position.key, position.inclusive
+        if self.limit <= 0 or (self.upper is not None and position.key >= self.upper):
             self.done = True
 
     @property
+    def position(self) -> Seek:
+        """Where the next key may be: the lower bound of the next read."""
+        return Seek(self._seek_key, self._seek_inclusive)
+
+    @property
     def entries(self) -> int:
-        return len(self.keys) + len(self.prefixes)
+        return self._count
 
     def wanted(self) -> int:
         """How many entries the page still needs, plus one that tells whether more follow."""
-        return max(1, self.limit - self.entries + 1)
+        return max(1, self.limit - self._count + 1)
 
     def feed(self, key: str) -> Step:
         """Take the next key in order; ``position`` then says where the following key may be."""
         if self._group is not None and key.startswith(self._group):
             return Step.SKIP
-        if self.entries >= self.limit:
+        if self._count >= self.limit:
             self.truncated = True
             self.done = True
             return Step.STOP
-        group = common_prefix(key, self.prefix, self.delimiter)
+        self._count += 1
+        group = common_prefix(key, self.prefix, self.delimiter) if self.delimiter else None
         if group is None:
             self.keys.append(key)
             self._last = key
             self._group = None
-            self.position = Seek(key, inclusive=False)
+            self._seek_key, self._seek_inclusive = key, False
             return Step.OBJECT
         self.prefixes.append(group)
         self._last = group
@@ -165,7 +175,7 @@ class Lister:
         if after is None:
             self.done = True  # every remaining key is inside this group
             return Step.PREFIX
-        self.position = Seek(after, inclusive=True)
+        self._seek_key, self._seek_inclusive = after, True
         return Step.PREFIX
 
     def exhausted(self) -> None:
