@@ -232,7 +232,7 @@ objects = Table(
         postgresql_where=text("is_latest"),
     ),
     Index("ix_objects_bucket_id_key_id", "bucket_id", "key", "id"),
-    # The keys a listing shows (migration 0007 says why the predicate is spelt twice).
+    # The keys a listing shows (migration 0009 says why the predicate is spelt twice).
     Index(
         "ix_objects_live",
         "bucket_id",

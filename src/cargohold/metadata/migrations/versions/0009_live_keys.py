@@ -1,6 +1,6 @@
 """An index of the keys a listing shows: latest versions that are not delete markers.
 
-Revision ID: 0007
+Revision ID: 0009
 Revises: 0006
 Create Date: 2026-12-08
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
+revision = "0009"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
