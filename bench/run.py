@@ -222,6 +222,11 @@ def main() -> None:
         "--listing-stores", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
     )
     listing.add_argument("--listing-pages", type=int, default=5, help="pages timed per figure (median)")
+    parser.add_argument(
+        "--uploads",
+        action="store_true",
+        help="only PUT, GET, 4 parallel session parts and tus, interleaved in each of --repeat rounds",
+    )
     args = parser.parse_args()
 
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -262,6 +267,12 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
         title = f"cargohold S3 bench (median of {args.repeat})"
         print_table(title, [*baseline_rows(dd_write, dd_read), *rows])
+        return
+    if args.uploads:
+        try:
+            upload_rows(workdir, args)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
         return
     try:
         dd_write, dd_read = dd_baseline(workdir, args.size_mib)
@@ -361,6 +372,58 @@ def main() -> None:
         f"GET {[round(g) for g in gets]})",
         rows,
     )
+
+
+def upload_rows(workdir: Path, args: argparse.Namespace) -> None:
+    """The big-transfer figures only, each round measuring all of them one after the other
+    (dd included), so a busy neighbour slows every figure of a round alike; medians printed."""
+    size = args.size_mib * 1024 * 1024
+    source = workdir / "source.bin"
+    with source.open("wb") as f:
+        for _ in range(args.size_mib):
+            f.write(os.urandom(1024 * 1024))
+    runs: dict[str, list[float]] = {
+        name: [] for name in ("dd write", "dd read", "PUT", "GET", "session4", "tus")
+    }
+    with Cluster(workdir / "cluster") as cluster:
+        url = cluster.url
+        auth = ["-H", f"Authorization: Bearer {ADMIN_KEY}"]
+        subprocess.run(
+            ["curl", "-sS", "-f", "-X", "PUT", *auth, f"{url}/api/v1/buckets/bench"],
+            check=True,
+            capture_output=True,
+        )
+        for run in range(args.repeat):
+            dd_write, dd_read = dd_baseline(workdir, args.size_mib)
+            runs["dd write"].append(dd_write)
+            runs["dd read"].append(dd_read)
+            obj = f"{url}/api/v1/buckets/bench/objects/big{run}"
+            runs["PUT"].append(size / curl([*auth, "-T", str(source), obj]) / MB)
+            runs["GET"].append(size / curl([*auth, obj]) / MB)
+            runs["session4"].append(asyncio.run(uploads.session_upload(url, source, 4)))
+            runs["tus"].append(uploads.tus_upload(url, source))
+    med = {name: statistics.median(rates) for name, rates in runs.items()}
+    rows = [
+        *baseline_rows(med["dd write"], med["dd read"]),
+        (
+            f"PUT {args.size_mib} MiB",
+            f"{med['PUT']:8.0f} MB/s",
+            f"{med['PUT'] / med['dd write']:.2f} x dd write",
+        ),
+        (
+            f"GET {args.size_mib} MiB",
+            f"{med['GET']:8.0f} MB/s",
+            f"{med['GET'] / med['dd read']:.2f} x dd read",
+        ),
+        (
+            "session, 4 parallel parts",
+            f"{med['session4']:8.0f} MB/s",
+            f"{med['session4'] / med['PUT']:.2f} x PUT",
+        ),
+        ("tus (tuspy, 8 MiB chunks)", f"{med['tus']:8.0f} MB/s", f"{med['tus'] / med['PUT']:.2f} x PUT"),
+    ]
+    detail = "; ".join(f"{name} {[round(r) for r in rates]}" for name, rates in runs.items())
+    print_table(f"cargohold upload bench (median of {args.repeat}; runs: {detail})", rows)
 
 
 def baseline_rows(dd_write: float, dd_read: float) -> list[tuple[str, str, str]]:

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     sweep_interval: float = Field(60.0, gt=0, description="Seconds between sweeps for expired uploads")
     max_part_size: int = Field(5 * 1024**3, gt=0, description="Largest part of an upload session, in bytes")
     blocks_in_flight: int = Field(4, ge=1, le=64, description="Blocks buffered per transfer")
+    append_part_limit: int = Field(
+        128 * 1024**2,
+        gt=0,
+        description="A part grown by tus PATCHes or Content-Range chunks takes no more chunks past this size",
+    )
     # -- healing (the worker role) --------------------------------------------
     node_lost_after: float = Field(
         900.0, gt=0, description="Seconds a node may stay down before its shares are rebuilt elsewhere"

@@ -279,6 +279,13 @@ class ShareNotFound(NotFound):
     title = "Share does not exist"
 
 
+class ShareOffsetMismatch(Conflict):
+    """An append named another offset than the share's length, or the share is being appended to."""
+
+    code = "share_offset_mismatch"
+    title = "Share is not at the expected offset"
+
+
 class InvalidShareId(BadRequest):
     code = "invalid_share_id"
     title = "Invalid share id"

@@ -701,7 +701,8 @@ class SharedListing(Answer):
 class PartOut(Answer):
     part_number: int
     size: int
-    md5: str
+    #: None for a part grown by Content-Range chunks: no protocol asks for its md5.
+    md5: str | None
 
 
 class UploadOut(Answer):

@@ -12,7 +12,11 @@ into problem+json responses, with the status of the one table ``_STATUS``
 and stamps it on every answer.
 It sits outside the auth middleware so a 401 speaks tus too.
 
-A PATCH whose connection breaks keeps every byte that arrived (the service's
+Consecutive PATCHes grow one part (``cargohold.service.appends``), which
+stores whole blocks: the Upload-Offset a PATCH answers may end before its
+last byte, at the last whole block, and the client sends the rest again (tus
+clients continue from the offset the server answers). A PATCH whose
+connection breaks keeps every whole block that arrived (the service's
 ``keep_partial``), so a client resumes from a HEAD without resending them,
 unless the PATCH carried an ``Upload-Checksum``: a cut-off chunk cannot match
 its checksum, so then nothing of it is kept.
@@ -301,7 +305,13 @@ async def _receive(request: web.Request, upload: Upload, offset: int) -> Upload:
     # A chunk cut short cannot match its checksum: with one, nothing of a broken chunk is kept.
     body = _arrived(request.content) if checksum is None else _verified(request.content.iter_any(), *checksum)
     upload = await service.append(
-        principal(request), upload.id, offset, body, request.content_length, keep_partial=checksum is None
+        principal(request),
+        upload.id,
+        offset,
+        body,
+        request.content_length,
+        keep_partial=checksum is None,
+        whole_blocks=True,
     )
     return await _complete_if_full(request, upload)
 

@@ -22,7 +22,7 @@ from cargohold.api.native import Route, json_response, object_json
 from cargohold.domain.uploads import FINAL_STATES, Upload, percentage_of
 from cargohold.errors import InvalidArgument
 from cargohold.service.checksums import ExpectedDigests
-from cargohold.service.uploads import UploadService
+from cargohold.service.uploads import MD5_HEX, UploadService
 
 API = "/api/v1/uploads"
 CONTENT_RANGE_PATTERN = "^bytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19}|[*])$"
@@ -49,7 +49,10 @@ def upload_json(upload: Upload, inflight: int = 0) -> dict[str, Any]:
         "uploaded_percentage": percentage,
         "content_type": upload.content_type,
         "part_size": upload.part_size,
-        "parts": [{"part_number": p.part_number, "size": p.size, "md5": p.etag} for p in upload.parts],
+        "parts": [
+            {"part_number": p.part_number, "size": p.size, "md5": p.etag if len(p.etag) == MD5_HEX else None}
+            for p in upload.parts
+        ],
         "created_at": upload.created_at.isoformat(),
         "updated_at": upload.updated_at.isoformat(),
         "expires_at": upload.expires_at.isoformat(),
