@@ -22,6 +22,8 @@ Usage: python bench/run.py [--size-mib 1024] [--repeat 3] [--ops 4000] [--dir PA
        python bench/run.py --listing [--listing-sizes 100000 1000000] [--listing-stores sqlite postgres]
        (bench/listing.py: ms per 1,000-entry listing page with and without a delimiter, in the
        store, through the native API and through S3 ListObjectsV2, on SQLite and PostgreSQL)
+       python bench/run.py --ui [--ui-mib 256]  (bench/ui.py: an upload through the web page in
+       headless Chromium beside `cargohold put`, and the first render of a 10,000-object folder)
 """
 
 from __future__ import annotations
@@ -222,6 +224,8 @@ def main() -> None:
         "--listing-stores", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
     )
     listing.add_argument("--listing-pages", type=int, default=5, help="pages timed per figure (median)")
+    parser.add_argument("--ui", action="store_true", help="run only the web page figures (bench/ui.py)")
+    parser.add_argument("--ui-mib", type=int, default=256, help="size of the upload through the page")
     parser.add_argument(
         "--uploads",
         action="store_true",
@@ -256,6 +260,15 @@ def main() -> None:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         listing_bench.print_rows(title, listing_rows)
+        return
+    if args.ui:
+        try:
+            import ui as ui_bench  # only when asked for
+
+            rows = ui_bench.bench(workdir, args)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print_table(f"cargohold web page bench (median of {args.repeat})", rows)
         return
     if args.s3:
         try:

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     refresh_token_ttl: float = Field(
         30 * 24 * 3600.0, gt=0, description="Seconds a refresh token is valid if not rotated"
     )
+    ui_idle_timeout: float = Field(
+        1800.0,
+        gt=0,
+        le=30 * 24 * 3600.0,
+        description="Seconds a web page sign-in (session cookie) lasts without a request",
+    )
     login_max_failures: int = Field(
         5,
         ge=1,

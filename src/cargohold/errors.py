@@ -91,6 +91,13 @@ class AccessDenied(Forbidden):
     title = "Access denied"
 
 
+class CsrfRejected(Forbidden):
+    """A state-changing request signed in by the web page's cookie without its CSRF token."""
+
+    code = "csrf_rejected"
+    title = "CSRF token missing or wrong"
+
+
 class QuotaExceeded(Forbidden):
     code = "quota_exceeded"
     title = "Storage quota exceeded"

@@ -240,13 +240,16 @@ def test_password_form_and_cookie_in_a_browser(cluster: Cluster, api: httpx.Clie
         wrong = browser.post(link["url"], data={"password": "wrong guess"})
         assert wrong.status_code == 401 and "Wrong password" in wrong.text
         unlocked = browser.post(link["url"], data={"password": PASSWORD})
-        assert unlocked.status_code == 200 and unlocked.content == b"quarterly numbers"
+        # A person sees the file's name and size and a download button; the button gets the bytes.
+        assert unlocked.status_code == 200 and unlocked.headers["content-type"].startswith("text/html")
+        assert "report.txt" in unlocked.text and "17 B" in unlocked.text
+        assert f'href="{link["url"]}?download=1"' in unlocked.text
         (redirect,) = unlocked.history
         assert redirect.status_code == 303 and redirect.headers["location"] == link["url"]
         cookie = redirect.headers["set-cookie"]
         for attribute in ("HttpOnly", "SameSite=Strict", f"Path={link['url']}", "Max-Age="):
             assert attribute in cookie, cookie
-        again = browser.get(link["url"])  # the cookie opens it from now on
+        again = browser.get(link["url"] + "?download=1")  # the cookie opens it from now on
         assert again.status_code == 200 and again.content == b"quarterly numbers"
         forged = cookie.split(";")[0].split("=", 1)[1][:-4] + "0000"
         browser.cookies.clear()

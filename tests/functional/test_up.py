@@ -116,6 +116,8 @@ def test_up_restarts_a_killed_node_on_its_port(
     _, s3_key = out.wait(r"^admin S3 key: (CH[A-Z0-9]{18})  secret: (\S+)  ")
     assert f"aws_access_key_id = {s3_key[1]}" in out.lines[:ready]
     assert f"endpoint_url = {is_up[1]}" in out.lines[:ready] and endpoint[1] == is_up[1]
+    _, page = out.wait(r"^web page: (\S+)  \(sign in as admin\)$")
+    assert page[1] == is_up[1] + "/ui/"
     profile = tmp_path / "data" / "aws-profile"
     assert profile.stat().st_mode & 0o777 == 0o600 and s3_key[2] in profile.read_text()
 

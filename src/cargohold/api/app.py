@@ -17,6 +17,7 @@ from cargohold.api.history import history_middleware
 from cargohold.api.inputs import path_middleware
 from cargohold.api.limits import ADMISSION, Admission, Budgets, limits_middleware
 from cargohold.api.routes import ALL_ROUTES
+from cargohold.api.websession import WEB_SESSIONS, CookieSessions, renew_cookie
 from cargohold.bootstrap import open_core
 from cargohold.concurrency import tune_malloc
 from cargohold.config import Settings
@@ -33,6 +34,7 @@ from cargohold.service.s3keys import S3KeyService, bootstrap_admin_key
 from cargohold.service.sessions import SessionService
 from cargohold.service.share_links import ShareLinkService, cookie_key
 from cargohold.service.throttle import Throttle
+from cargohold.service.tokens import signing_key
 from cargohold.serving import request_middleware, serve_requests
 from cargohold.workers.base import Periodic
 from cargohold.workers.gc import GarbageCollector
@@ -73,6 +75,10 @@ def build_gateway(settings: Settings) -> web.Application:
     )
     serve_requests(app)
     app.on_response_prepare.append(s3_request_id)
+    app.on_response_prepare.append(renew_cookie)
+    app[WEB_SESSIONS] = CookieSessions.build(
+        signing_key(settings.token_secret, settings.cluster_secret), settings.ui_idle_timeout
+    )
     app[S3_DOMAIN] = (settings.s3_domain or "").strip(".").lower()
     app[ADMISSION] = Admission(Budgets.from_settings(settings))
     for route in ALL_ROUTES:

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from cargohold.api import accounts, history, namespaces, native, nodes, openapi, share_links, tus, uploads
+from cargohold.api import (
+    accounts,
+    history,
+    namespaces,
+    native,
+    nodes,
+    openapi,
+    share_links,
+    tus,
+    uploads,
+    webui,
+)
 from cargohold.s3 import routing as s3_routing
 
 ALL_ROUTES = (
@@ -14,6 +25,7 @@ ALL_ROUTES = (
     *share_links.ROUTES,
     *history.ROUTES,
     *tus.ROUTES,
+    *webui.ROUTES,
     *openapi.ROUTES,
     # Last: the S3 catch-alls answer every path the routes above do not claim.
     *s3_routing.ROUTES,

@@ -209,6 +209,8 @@ async def public_get(request: web.Request) -> web.StreamResponse:
         return await _listing(request, opened)
     record = await service.find(opened, rest)
     note(request, key=record.key, version_id=record.version_id or None)
+    if rest is None and _wants_page(request) and DOWNLOAD not in request.query:
+        return _object_page(record, request.match_info["token"])
 
     async def admit(byte_range: ByteRange | None) -> None:
         note(request, size=byte_range.length if byte_range else record.size)
@@ -306,6 +308,21 @@ def _error_page(request: web.Request, error: CargoholdError) -> web.Response:
     return _page(error.status, error.title, content, headers)
 
 
+#: ``?download`` on a link to one object: its bytes, even for a browser (which otherwise gets a page).
+DOWNLOAD = "download"
+
+
+def _object_page(record: ObjectRecord, token: str) -> web.Response:
+    """What a person opening a link to one file sees: its name, its size and a download button."""
+    name = _file_name(record)
+    href = html.escape(f"/s/{quote(token, safe='')}?{DOWNLOAD}=1", quote=True)
+    content = (
+        f"<p><strong>{html.escape(name)}</strong> · {_human_size(record.size)}</p>"
+        f'<p><a class="download" href="{href}" download>Download</a></p>'
+    )
+    return _page(200, "Shared file", content)
+
+
 def _listing_page(entries: list[dict[str, Any]], next_cursor: str | None, token: str) -> web.Response:
     rows = "".join(
         f'<tr><td><a href="{html.escape(e["url"], quote=True)}" download>{html.escape(e["name"])}</a></td>'
@@ -331,6 +348,14 @@ def _human_size(size: int) -> str:
 _LISTING = (
     ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
     ("cursor", {"type": "string", "maxLength": 1024}),
+    (
+        DOWNLOAD,
+        {
+            "type": "string",
+            "maxLength": 8,
+            "description": "present: the file's bytes even when the client prefers an HTML page",
+        },
+    ),
 )
 
 

@@ -29,6 +29,7 @@ import binascii
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -219,12 +220,23 @@ def _partial_ids(header: str) -> list[str]:
     return ids
 
 
-def _target(metadata: dict[str, str], partial: bool) -> tuple[str, str, str]:
-    """Bucket, key and content type named by the metadata (a partial upload needs no key)."""
-    bucket = metadata.get("bucket")
+def _target(
+    metadata: dict[str, str], partial: bool, bucket: str | None = None, upload_id: str = ""
+) -> tuple[str, str, str]:
+    """Bucket, key and content type of a new upload.
+
+    On ``/tus/{bucket}/`` the path names the bucket, so a stock client (Uppy,
+    tus-js-client) needs only the endpoint: the key is ``key``, else the
+    ``relativePath`` Uppy sends for a file of a dropped folder, else
+    ``filename`` or ``name``, and with none of them the upload's own id. On
+    ``/tus/`` the metadata names the bucket and the key or file name.
+    """
+    bucket = bucket or metadata.get("bucket")
     if not bucket:
         raise InvalidArgument("Upload-Metadata must name the bucket: 'bucket <base64 name>'")
-    key = metadata.get("key") or metadata.get("filename") or ("tus-partial" if partial else "")
+    names = ("key", "relativePath", "filename", "name") if upload_id else ("key", "filename")
+    key = next((metadata[n] for n in names if metadata.get(n)), "") or ("tus-partial" if partial else "")
+    key = key or upload_id
     if not key:
         raise InvalidArgument("Upload-Metadata must carry 'key' or 'filename' (base64) for the object key")
     return bucket, key, content_type(metadata.get("content_type") or metadata.get("filetype"))
@@ -363,7 +375,9 @@ async def create(request: web.Request) -> web.Response:
         raise InvalidArgument("send either Upload-Length or Upload-Defer-Length: 1")
     if length is not None and length > service.max_size:
         raise PayloadTooLarge(f"Upload-Length exceeds Tus-Max-Size {service.max_size}")
-    bucket, key, media_type = _target(metadata, partial=concat == "partial")
+    in_path = request.match_info.get("bucket")
+    upload_id = uuid.uuid4().hex if in_path else ""
+    bucket, key, media_type = _target(metadata, concat == "partial", in_path, upload_id)
     upload = await service.create(
         principal(request),
         bucket,
@@ -373,6 +387,7 @@ async def create(request: web.Request) -> web.Response:
         protocol="tus",
         metadata=metadata,
         concat=concat,
+        upload_id=upload_id or None,
     )
     note(request, bucket=upload.bucket, key=upload.key, size=length)
     if _has_body(request):
@@ -386,7 +401,9 @@ async def create(request: web.Request) -> web.Response:
 async def _create_final(request: web.Request, metadata: dict[str, str], ids: list[str]) -> web.Response:
     """Upload-Concat: final: checked up front, so a refused final upload leaves nothing behind."""
     service = _uploads(request)
-    bucket, key, media_type = _target(metadata, partial=False)
+    in_path = request.match_info.get("bucket")
+    upload_id = uuid.uuid4().hex if in_path else ""
+    bucket, key, media_type = _target(metadata, False, in_path, upload_id)
     size = 0
     for partial_id in ids:
         partial = _live(await service.get(principal(request), partial_id))
@@ -406,6 +423,7 @@ async def _create_final(request: web.Request, metadata: dict[str, str], ids: lis
         protocol="tus",
         metadata=metadata,
         concat="final",
+        upload_id=upload_id or None,
     )
     await service.concatenate(principal(request), final, ids)
     final = replace(final, status=sm.UPLOADED)
@@ -481,6 +499,15 @@ _UPLOAD = "tus 1.0.0: offset (HEAD), append (PATCH), terminate (DELETE) an uploa
 ROUTES: tuple[Route, ...] = (
     Route("*", "/tus", tus_collection, _CREATE, "tus", ("POST", "OPTIONS"), action="POST=upload.create"),
     Route("*", TUS, tus_collection, _CREATE, "tus", ("POST", "OPTIONS"), action="POST=upload.create"),
+    Route(
+        "*",
+        TUS + "{bucket}/",
+        tus_collection,
+        _CREATE + " in this bucket: the key is the metadata's key, relativePath or filename, else the id",
+        "tus",
+        ("POST", "OPTIONS"),
+        action="POST=upload.create",
+    ),
     Route(
         "*",
         TUS + "{upload_id}",

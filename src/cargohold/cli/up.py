@@ -104,6 +104,7 @@ async def run_up(settings: Settings, tls: ssl.SSLContext | None = None) -> None:
         bootstrap = app[BOOTSTRAP]
         token = bootstrap.token
         print(f"cargohold is up: {url}  ({len(nodes)} nodes, a worker, layout {settings.layout})")
+        print(f"web page: {url}/ui/  (sign in as admin)")
         if bootstrap.password:
             print(
                 f"admin user: admin  password: {bootstrap.password}  (shown once; change it with"

@@ -99,7 +99,9 @@ class UploadService:
         metadata: dict[str, str] | None = None,
         concat: str | None = None,
         headers: dict[str, str] | None = None,
+        upload_id: str | None = None,
     ) -> Upload:
+        """A new upload; ``upload_id`` fixes its id (a tus upload named after its own id needs it first)."""
         bucket = await self._access.bucket(who, bucket_name, Level.WRITE)
         validate_key(key)
         if total_size is not None and not 0 <= total_size <= self._settings.max_object_size:
@@ -111,7 +113,7 @@ class UploadService:
         now = _now()
         expected = expected or ExpectedDigests()
         upload = Upload(
-            id=uuid.uuid4().hex,
+            id=upload_id or uuid.uuid4().hex,
             bucket_id=bucket.id,
             bucket=bucket.name,
             key=key,
