@@ -19,6 +19,9 @@ Usage: python bench/run.py [--size-mib 1024] [--repeat 3] [--ops 4000] [--dir PA
        rebuild, GET under repair, scrub and rebalance instead of the figures above; ~10 min)
        python bench/run.py --s3  (bench/s3.py: the same PUT, GET and 4 KiB figures through S3
        with the aws cli and boto3, and boto3 multipart, each beside the native figure)
+       python bench/run.py --listing [--listing-sizes 100000 1000000] [--listing-stores sqlite postgres]
+       (bench/listing.py: ms per 1,000-entry listing page with and without a delimiter, in the
+       store, through the native API and through S3 ListObjectsV2, on SQLite and PostgreSQL)
        python bench/run.py --ui [--ui-mib 256]  (bench/ui.py: an upload through the web page in
        headless Chromium beside `cargohold put`, and the first render of a 10,000-object folder)
 """
@@ -214,6 +217,13 @@ def main() -> None:
     healing.add_argument("--heal-gib", type=int, default=12, help="data written before a node is lost")
     healing.add_argument("--rebalance-gib", type=int, default=4, help="data on 8 nodes before 4 are added")
     parser.add_argument("--s3", action="store_true", help="run only the S3 figures (bench/s3.py)")
+    listing = parser.add_argument_group("listing (bench/listing.py)")
+    listing.add_argument("--listing", action="store_true", help="run only the listing figures")
+    listing.add_argument("--listing-sizes", type=int, nargs="+", default=[10**5, 10**6], metavar="N")
+    listing.add_argument(
+        "--listing-stores", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
+    )
+    listing.add_argument("--listing-pages", type=int, default=5, help="pages timed per figure (median)")
     parser.add_argument("--ui", action="store_true", help="run only the web page figures (bench/ui.py)")
     parser.add_argument("--ui-mib", type=int, default=256, help="size of the upload through the page")
     parser.add_argument(
@@ -241,6 +251,15 @@ def main() -> None:
             f"GETs median of {args.repeat}; runs: {runs})",
             [*baseline_rows(dd_write, dd_read), *figures.rows],
         )
+        return
+    if args.listing:
+        try:
+            import listing as listing_bench  # only when asked for
+
+            title, listing_rows = listing_bench.bench(workdir, args)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        listing_bench.print_rows(title, listing_rows)
         return
     if args.ui:
         try:

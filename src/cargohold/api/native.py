@@ -56,8 +56,12 @@ def bucket_json(bucket: Bucket, owner: str | None) -> dict[str, Any]:
 
 
 def object_json(bucket: str, record: ObjectRecord) -> dict[str, Any]:
+    return {"bucket": bucket, **entry_json(record)}
+
+
+def entry_json(record: ObjectRecord) -> dict[str, Any]:
+    """An object as a listing shows it: an object answer without its bucket."""
     return {
-        "bucket": bucket,
         "key": record.key,
         "size": record.size,
         "etag": record.etag,
@@ -278,10 +282,7 @@ async def list_objects(request: web.Request) -> web.Response:
     )
     return json_response(
         {
-            "objects": [
-                {k: v for k, v in object_json(bucket, o).items() if k not in ("bucket",)}
-                for o in listing.objects
-            ],
+            "objects": [entry_json(o) for o in listing.objects],
             "common_prefixes": listing.common_prefixes,
             "next_cursor": listing.next_cursor,
             "truncated": listing.next_cursor is not None,

@@ -54,12 +54,12 @@ from cargohold.metadata.repositories.nodes import (
     update_node,
     update_node_stats,
 )
+from cargohold.metadata.repositories.object_listing import list_objects
 from cargohold.metadata.repositories.objects import (
     Deletion,
     delete_latest,
     delete_object,
     get_object,
-    list_objects,
     put_object,
 )
 from cargohold.metadata.repositories.parts import (

@@ -23,13 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cargohold.domain.conditions import WriteCondition
 from cargohold.domain.model import ObjectRecord, PartRecord
 from cargohold.errors import Conflict, NoSuchBucket
-from cargohold.metadata.listing import Lister, Step
 from cargohold.metadata.repositories import links
 from cargohold.metadata.repositories._sql import insert_or_nothing
 from cargohold.metadata.repositories.parts import PART_COLUMNS, collect_parts
 from cargohold.metadata.tables import buckets, objects, part_shares, utcnow
 from cargohold.metadata.tables import parts as part_rows
 
+# What a listing reads, in the order ``object_listing.listed`` unpacks.
 _LISTED_COLUMNS = (
     objects.c.id,
     objects.c.bucket_id,
@@ -397,42 +397,3 @@ async def _version_and_size(conn: AsyncConnection, object_id: int) -> tuple[str,
 async def _is_marker(conn: AsyncConnection, object_id: int) -> bool:
     stmt = select(objects.c.delete_marker).where(objects.c.id == object_id)
     return bool((await conn.execute(stmt)).scalar_one())
-
-
-async def list_objects(
-    conn: AsyncConnection,
-    bucket_id: int,
-    prefix: str = "",
-    delimiter: str | None = None,
-    limit: int = 1000,
-    cursor: str | None = None,
-) -> tuple[list[ObjectRecord], list[str], str | None]:
-    """One page of an S3-style listing: ``(objects, common_prefixes, next_cursor)``.
-
-    Grouping and pagination rules are in :mod:`cargohold.metadata.listing`.
-    Records carry no parts and no inline data (a listing never needs bytes).
-    Each read is an index range scan on ``(bucket_id, key)``; a common prefix
-    is skipped with one seek, however many keys it holds.
-    """
-    lister = Lister(prefix, delimiter, limit, cursor)
-    found: list[ObjectRecord] = []
-    while not lister.done:
-        pos = lister.position
-        lower = objects.c.key >= pos.key if pos.inclusive else objects.c.key > pos.key
-        stmt = select(*_LISTED_COLUMNS).where(
-            objects.c.bucket_id == bucket_id, objects.c.is_latest, ~objects.c.delete_marker, lower
-        )
-        if lister.upper is not None:
-            stmt = stmt.where(objects.c.key < lister.upper)
-        want = lister.wanted()
-        rows = (await conn.execute(stmt.order_by(objects.c.key).limit(want))).all()
-        for row in rows:
-            step = lister.feed(row.key)
-            if step is Step.OBJECT:
-                found.append(_object(row, with_inline=False))
-            elif step in (Step.SKIP, Step.STOP):
-                break
-        else:
-            if len(rows) < want:
-                lister.exhausted()
-    return found, lister.prefixes, lister.next_cursor
