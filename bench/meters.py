@@ -8,7 +8,9 @@ when the disk is the bottleneck and hides it from the throughput figures:
 * the nodes: the same over every node process;
 * the whole machine: busy time of every core from ``/proc/stat`` (everything
   but idle and iowait), so the client, the kernel's network and disk work and
-  anyone else's load on the machine are in it too. Read it on a quiet machine.
+  anyone else's load on the machine are in it too. The machine's busy rate
+  with the cluster idle, measured first (:meth:`CpuMeter.calibrate`), is
+  taken off as the background; on a shared machine read it with its ratio.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,12 +52,13 @@ class Cpu:
     gateway: float
     nodes: float
     machine: float
-
-    def __sub__(self, other: Cpu) -> Cpu:
-        return Cpu(self.gateway - other.gateway, self.nodes - other.nodes, self.machine - other.machine)
+    #: The machine's background in the span (its idle busy rate times the span's length).
+    background: float = 0.0
 
     def scaled(self, factor: float) -> Cpu:
-        return Cpu(self.gateway * factor, self.nodes * factor, self.machine * factor)
+        return Cpu(
+            self.gateway * factor, self.nodes * factor, self.machine * factor, self.background * factor
+        )
 
 
 class CpuMeter:
@@ -63,20 +67,31 @@ class CpuMeter:
     def __init__(self, gateway_pids: Callable[[], list[int]], node_pids: Callable[[], list[int]]) -> None:
         self._gateway_pids = gateway_pids
         self._node_pids = node_pids
+        #: Busy CPU-seconds per second of the machine with the cluster idle.
+        self.background_rate = 0.0
 
-    def read(self) -> Cpu:
-        return Cpu(
+    def read(self) -> tuple[float, float, float]:
+        return (
             sum(process_cpu(pid) for pid in self._gateway_pids()),
             sum(process_cpu(pid) for pid in self._node_pids()),
             machine_busy(),
         )
 
+    def calibrate(self, seconds: float = 5.0) -> float:
+        """Measure the machine's busy rate while nothing is asked of the cluster."""
+        started, before = time.monotonic(), machine_busy()
+        time.sleep(seconds)
+        self.background_rate = (machine_busy() - before) / (time.monotonic() - started)
+        return self.background_rate
+
     @contextlib.contextmanager
     def span(self, into: list[Cpu]) -> Iterator[None]:
         """Append the CPU used inside the ``with`` block to ``into``."""
-        before = self.read()
+        started, before = time.monotonic(), self.read()
         yield
-        into.append(self.read() - before)
+        after, elapsed = self.read(), time.monotonic() - started
+        gateway, nodes, machine = (b - a for a, b in zip(before, after, strict=True))
+        into.append(Cpu(gateway, nodes, machine, self.background_rate * elapsed))
 
 
 def median_cpu(spans: list[Cpu]) -> Cpu:
@@ -91,6 +106,7 @@ def median_cpu(spans: list[Cpu]) -> Cpu:
         median([s.gateway for s in spans]),
         median([s.nodes for s in spans]),
         median([s.machine for s in spans]),
+        median([s.background for s in spans]),
     )
 
 
