@@ -55,7 +55,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from cargohold.metadata import migrate
+from cargohold.metadata import migrate, sqlite_driver
 from cargohold.metadata.writer_lock import WriterLock
 
 T = TypeVar("T")
@@ -83,6 +83,7 @@ def normalise_url(url: str) -> URL:
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    sqlite_driver.adopt(dbapi_connection)
     # Take BEGIN away from pysqlite (see the module docstring).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
