@@ -62,6 +62,9 @@ T = TypeVar("T")
 WriteFn = Callable[[AsyncConnection], Awaitable[T]]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: SQLite connections kept open for reads (and the one writer), and opened beyond that at peaks.
+SQLITE_POOL_SIZE = 32
+SQLITE_POOL_OVERFLOW = 224
 DEFAULT_BATCH_SIZE = 64
 _BEGIN_OPTION = "cargohold_sqlite_begin"
 
@@ -130,6 +133,11 @@ def make_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
         if database in ("", ":memory:") or "mode=memory" in str(parsed):
             raise ValueError("the metadata store needs a SQLite file, not an in-memory database")
         _owner_only(Path(database).expanduser())
+        # SQLAlchemy's default keeps 5 connections and closes any beyond when they come
+        # back: at 16 concurrent GETs every read past the fifth opened a connection (a
+        # thread, its PRAGMAs and functions) and closed it again. Idle ones cost a thread.
+        engine_kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
+        engine_kwargs.setdefault("max_overflow", SQLITE_POOL_OVERFLOW)
         engine = create_async_engine(parsed, **engine_kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
