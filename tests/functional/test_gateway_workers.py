@@ -13,6 +13,7 @@ the worker that accepted it, so a test picks workers by picking connections.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import select
 import signal
@@ -54,21 +55,22 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 class Conn:
     """One kept-alive connection, and the worker that accepted it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, key: str = ADMIN_KEY) -> None:
         parts = urlsplit(url)
         self.http = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60)
+        self.auth = {"Authorization": f"Bearer {key}"}
         self.worker = self.call("GET", "/healthz")[1]
 
     def call(self, method: str, path: str, body: bytes = b"") -> tuple[int, str, bytes]:
         """Status, answering worker and body of one request."""
-        self.http.request(method, path, body=body, headers=AUTH)
+        self.http.request(method, path, body=body, headers=self.auth)
         reply = self.http.getresponse()
         return reply.status, reply.getheader("X-Gateway-Worker") or "", reply.read()
 
     def start_put(self, path: str, size: int, first: bytes) -> None:
         """Send a PUT's head and the first bytes of its body, and stop there."""
         self.http.putrequest("PUT", path)
-        self.http.putheader("Authorization", AUTH["Authorization"])
+        self.http.putheader("Authorization", self.auth["Authorization"])
         self.http.putheader("Content-Length", str(size))
         self.http.endheaders(first)
 
@@ -80,11 +82,11 @@ class Conn:
         self.http.close()
 
 
-def by_worker(url: str, each: int) -> dict[str, list[Conn]]:
+def by_worker(url: str, each: int, key: str = ADMIN_KEY) -> dict[str, list[Conn]]:
     """``each`` connections to each of the two workers (the kernel spreads them at random)."""
     found: dict[str, list[Conn]] = {"1": [], "2": []}
     for _ in range(200):
-        conn = Conn(url)
+        conn = Conn(url, key)
         if len(found[conn.worker]) < each:
             found[conn.worker].append(conn)
         else:
@@ -184,3 +186,15 @@ def test_a_killed_worker_is_replaced_and_sigterm_leaves_no_process(cluster: Clus
     cluster.wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in replaced), 10)
     with pytest.raises(httpx.ConnectError):
         httpx.get(cluster.url + "/healthz", timeout=5)
+
+
+def test_a_key_revoked_through_one_worker_stops_at_once_on_the_other(cluster: Cluster) -> None:
+    """The workers share a revocation counter: no worker answers from a cached key once it is revoked."""
+    admin = by_worker(cluster.url, 1)["1"][0]
+    status, _, body = admin.call("POST", "/api/v1/keys", b'{"name": "short-lived"}')
+    assert status == 201
+    made = json.loads(body)
+    holder = by_worker(cluster.url, 1, made["token"])["2"][0]
+    assert holder.call("GET", "/api/v1/me")[:2] == (200, "2")  # worker 2 now has the key cached
+    assert admin.call("DELETE", f"/api/v1/keys/{made['key_id']}")[:2] == (200, "1")
+    assert holder.call("GET", "/api/v1/me")[:2] == (401, "2")

@@ -29,6 +29,7 @@ from cargohold.service.accounts import FIRST_ADMIN, AccountService, Bootstrap
 from cargohold.service.healing import HealingService
 from cargohold.service.history import HistoryService
 from cargohold.service.namespaces import NamespaceService
+from cargohold.service.revocations import Revocations
 from cargohold.service.s3keys import S3KeyService, bootstrap_admin_key
 from cargohold.service.sessions import SessionService
 from cargohold.service.share_links import ShareLinkService, cookie_key
@@ -47,13 +48,16 @@ MAX_REQUEST_LINE = 64 * 1024
 WORKER_HEADER = "X-Gateway-Worker"
 
 
-def build_gateway(settings: Settings, *, processes: int = 1, worker: int | None = None) -> web.Application:
+def build_gateway(
+    settings: Settings, *, processes: int = 1, worker: int | None = None, shared_fd: int | None = None
+) -> web.Application:
     """The gateway application; services start and stop with the app's lifecycle.
 
     ``processes`` gateway processes share one port (``gateway --workers``):
     each admits its share of the request and upload budgets
     (``api/limits.py``); ``worker`` is this one's number, sent back in
-    ``X-Gateway-Worker`` so operators (and tests) can tell them apart.
+    ``X-Gateway-Worker`` so operators (and tests) can tell them apart;
+    ``shared_fd`` is the revocation counter they share (``service/revocations.py``).
     """
     if not settings.cluster_secret:
         raise ValueError("the gateway needs the cluster secret nodes were started with")
@@ -87,7 +91,7 @@ def build_gateway(settings: Settings, *, processes: int = 1, worker: int | None 
     app[ADMISSION] = Admission(Budgets.from_settings(settings, processes))
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
-    app.cleanup_ctx.append(lambda app: _lifecycle(app, settings))
+    app.cleanup_ctx.append(lambda app: _lifecycle(app, settings, Revocations(shared_fd)))
     return app
 
 
@@ -107,8 +111,10 @@ async def first_start(core: Core, settings: Settings) -> Bootstrap:
     return replace(first, s3_key=await bootstrap_admin_key(s3keys, core.db, FIRST_ADMIN))
 
 
-async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[None]:
-    async with open_core(settings) as core:
+async def _lifecycle(
+    app: web.Application, settings: Settings, revocations: Revocations
+) -> AsyncIterator[None]:
+    async with open_core(settings, revocations=revocations) as core:
         db = core.db
         accounts = AccountService(db, core.auth)
         sessions = SessionService(

@@ -43,6 +43,7 @@ from cargohold.bootstrap import open_core
 from cargohold.cli.supervisor import ChildSpec, Supervisor
 from cargohold.config import Settings
 from cargohold.service.accounts import Bootstrap
+from cargohold.service.revocations import shared_counter
 
 #: Connections the kernel queues per worker socket before refusing more.
 BACKLOG = 1024
@@ -82,8 +83,10 @@ def url_of(sock: socket.socket, tls: bool) -> str:
     return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
-def gateway_spec(settings: Settings, sock: socket.socket, number: int, count: int) -> ChildSpec:
-    """Gateway worker ``number`` of ``count``, serving ``sock``.
+def gateway_spec(
+    settings: Settings, sock: socket.socket, number: int, count: int, shared_fd: int
+) -> ChildSpec:
+    """Gateway worker ``number`` of ``count``, serving ``sock``, sharing the revocation counter.
 
     Its settings travel in the environment (a command line is visible to
     every user of the host, and the store URL may hold a password); the
@@ -106,14 +109,14 @@ def gateway_spec(settings: Settings, sock: socket.socket, number: int, count: in
         if path is not None:
             resolved[name] = str(Path(path).resolve())
     command = [sys.executable, "-m", "cargohold", "gateway", "--workers", str(count)]
-    command += ["--listen-fd", str(fd), "--worker-number", str(number)]
+    command += ["--listen-fd", str(fd), "--worker-number", str(number), "--shared-fd", str(shared_fd)]
     return ChildSpec(
         f"gateway {number}",
         lambda: command,
         "gateway listening on ",
         env={**os.environ, **resolved},
         on_ready=lambda line: line.rsplit(" ", 1)[1],
-        pass_fds=(fd,),
+        pass_fds=(fd, shared_fd),
     )
 
 
@@ -130,10 +133,18 @@ async def prepare(settings: Settings, node_urls: Sequence[str] = ()) -> Bootstra
 async def start_gateways(
     supervisor: Supervisor, settings: Settings, sockets: Sequence[socket.socket]
 ) -> None:
-    """Start one worker per socket, all at once; raises if one does not come up."""
+    """Start one worker per socket, all at once; raises if one does not come up.
+
+    They share one revocation counter (``service/revocations.py``), which
+    lives as long as the parent (it keeps the descriptor open).
+    """
     count = len(sockets)
+    shared = shared_counter()
     await asyncio.gather(
-        *(supervisor.start(gateway_spec(settings, sock, n, count)) for n, sock in enumerate(sockets, 1))
+        *(
+            supervisor.start(gateway_spec(settings, sock, n, count, shared))
+            for n, sock in enumerate(sockets, 1)
+        )
     )
 
 

@@ -148,6 +148,7 @@ def gateway(
     config: ConfigOpt = None,
     listen_fd: Annotated[int | None, typer.Option(hidden=True, help="Serve this inherited socket")] = None,
     worker_number: Annotated[int | None, typer.Option(hidden=True, help="This worker's number")] = None,
+    shared_fd: Annotated[int | None, typer.Option(hidden=True, help="Revocation counter to map")] = None,
 ) -> None:
     """With --workers N > 1 this process binds the port and supervises N gateway processes
     (``cli/gateways.py``); with 1 it is the gateway. The hidden options start one of the N."""
@@ -180,7 +181,7 @@ def gateway(
     elif count > 1:
         _run(run_gateways(settings, count))
         return
-    app = build_gateway(settings, processes=count, worker=worker_number)
+    app = build_gateway(settings, processes=count, worker=worker_number, shared_fd=shared_fd)
 
     async def ready(url: str) -> None:
         announce(app[BOOTSTRAP])

@@ -26,7 +26,7 @@ from typing import TextIO
 
 from cargohold.cli.children import die_with_parent
 
-READY_TIMEOUT = 30.0
+READY_TIMEOUT = 60.0  # a loaded machine takes tens of seconds to import and migrate
 STOP_TIMEOUT = 10.0
 
 

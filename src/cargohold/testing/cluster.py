@@ -221,7 +221,9 @@ class Cluster:
         if self.tls is not None:
             cmd += [*self._tls_args(self.tls), "--tls-ca", str(self.tls.ca)]
         self.gateway = self._spawn(cmd, "gateway")
-        line = _wait_for_line(self.gateway, "gateway listening on")
+        # A parent prepares the store, then starts its workers: two process start-ups in a row.
+        timeout = 30.0 if self.gateway_workers == 1 else 90.0
+        line = _wait_for_line(self.gateway, "gateway listening on", timeout)
         self.url = line.rsplit(" ", 1)[1]
 
     # -- worker -------------------------------------------------------------
