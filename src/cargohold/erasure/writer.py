@@ -3,44 +3,25 @@
 Four small steps, after MinIO's erasure path: read one block into a buffer,
 encode it (and checksum every share) off the event loop, hand the frames to
 the :class:`Fanout`, which streams them to the nodes and decides the quorum.
-Content hashes (the ETag's xxh3-128, plus md5/sha256 when the client sent one
-to verify) run in a worker thread beside the encoding, never on the loop.
+Content hashes (the ETag's xxh3-128, plus whatever digests the request must
+be checked against or answered with: ``domain/digests.py``) run on the CPU
+pool beside the encoding, never on the loop, each slow algorithm on its own
+thread so md5 and sha256 of one block proceed side by side.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import xxhash
 
 from cargohold.concurrency import run_cpu
+from cargohold.domain.digests import ContentHasher
 from cargohold.domain.layout import Layout
 from cargohold.erasure.codec import Codec
 from cargohold.erasure.fanout import Fanout, ShareOutcome, ShareWriter
 from cargohold.erasure.framing import frame_header
 from cargohold.errors import IncompleteBody, PayloadTooLarge
-
-
-class ContentHasher:
-    """xxh3-128 always (the ETag); md5 and sha256 only when asked for."""
-
-    def __init__(self, md5: bool = False, sha256: bool = False) -> None:
-        self._hashers: dict[str, Any] = {"xxh3": xxhash.xxh3_128()}
-        if md5:
-            self._hashers["md5"] = hashlib.md5(usedforsecurity=False)
-        if sha256:
-            self._hashers["sha256"] = hashlib.sha256()
-
-    def update(self, data: bytes | bytearray | memoryview) -> None:
-        for hasher in self._hashers.values():
-            hasher.update(data)
-
-    def hexdigests(self) -> dict[str, str]:
-        return {name: h.hexdigest() for name, h in self._hashers.items()}
 
 
 @dataclass(slots=True)
@@ -99,7 +80,8 @@ async def write_part(
     layout: Layout = codec.layout
     fanout = Fanout(writers, layout.write_quorum, depth, stall_timeout)
     size = 0
-    hashing: asyncio.Future[None] | None = None
+    hashing: asyncio.Future[list[None]] | None = None
+    lanes = hasher.lanes()
     try:
         index = 0
         async for block in _blocks(body, layout.block_size):
@@ -108,7 +90,7 @@ async def write_part(
                 raise PayloadTooLarge(f"body exceeds the {max_size}-byte limit")
             if hashing is not None:
                 await hashing  # keep the hash updates in order
-            hashing = asyncio.ensure_future(run_cpu(hasher.update, block))
+            hashing = asyncio.gather(*(run_cpu(lane, block) for lane in lanes))
             frames = await run_cpu(encode_block, codec, block, index)
             await fanout.send(frames)
             index += 1
