@@ -30,7 +30,7 @@ ADMIN_PASSWORD = "test-admin-password"
 SECRET = "test-cluster-secret"
 
 
-def _wait_for_line(process: subprocess.Popen[bytes], marker: str, timeout: float = 30.0) -> str:
+def _wait_for_line(process: subprocess.Popen[bytes], marker: str, timeout: float = 60.0) -> str:
     assert process.stdout is not None
     deadline = time.monotonic() + timeout
     seen = []
@@ -222,7 +222,8 @@ class Cluster:
             cmd += [*self._tls_args(self.tls), "--tls-ca", str(self.tls.ca)]
         self.gateway = self._spawn(cmd, "gateway")
         # A parent prepares the store, then starts its workers: two process start-ups in a row.
-        timeout = 30.0 if self.gateway_workers == 1 else 90.0
+        # (A fresh PostgreSQL store's migrations alone took over 30 s on a machine at load 23.)
+        timeout = 60.0 if self.gateway_workers == 1 else 120.0
         line = _wait_for_line(self.gateway, "gateway listening on", timeout)
         self.url = line.rsplit(" ", 1)[1]
 
