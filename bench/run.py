@@ -6,12 +6,16 @@ in a directory on the same disk as the baseline, then measures:
 * ``dd`` writing 1 GiB with fdatasync, and reading it cold with O_DIRECT;
 * PUT and GET of a 1 GiB file with curl (median of --repeat runs); nodes
   write and read shares with O_DIRECT, so every GET comes from the device;
-* the gateway's peak RSS during the PUT (VmHWM, reset before each run), and
-  with --rss-gib N during an N GiB streamed PUT, to show memory does not grow
-  with the size of the file;
+* the peak RSS of each gateway worker during the PUT (VmHWM, reset before
+  each run, and sampled), and with --rss-gib N during an N GiB streamed PUT,
+  to show memory does not grow with the size of the file;
+* CPU-seconds per GiB of the PUTs and GETs, for the gateway, the nodes and
+  the whole machine (bench/meters.py), and CPU-milliseconds per 4 KiB request;
 * 4 KiB PUT and GET ops/s at concurrency 16 with p50/p99 latency, the same
   GETs by a user who reads through a grant (the cost of the access check),
   and sign-ins per second (argon2id is slow on purpose).
+
+The gateway runs --workers processes (default one per core, as `up` runs it).
 
 Every figure is also printed as a ratio to the baseline it compares with.
 Usage: python bench/run.py [--size-mib 1024] [--repeat 3] [--ops 4000] [--dir PATH]
@@ -32,13 +36,11 @@ import argparse
 import asyncio
 import contextlib
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +48,7 @@ from typing import Any
 
 import aiohttp
 import uploads  # bench/uploads.py: the script's folder is first on sys.path
+from meters import Cpu, CpuMeter, PeakRss, median_cpu
 
 from cargohold.testing.cluster import ADMIN_KEY, Cluster
 
@@ -70,39 +73,6 @@ def dd_baseline(workdir: Path, size_mib: int) -> tuple[float, float]:
     read = size_mib * 1024 * 1024 / (time.perf_counter() - started) / MB
     target.unlink()
     return write, read
-
-
-class PeakRss:
-    """Peak resident memory of a process over a window (VmHWM after a reset)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.samples: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _read(self, field: str) -> int:
-        text = Path(f"/proc/{self.pid}/status").read_text()
-        match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
-        return int(match.group(1)) * 1024 if match else 0
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.02):
-            self.samples.append(self._read("VmRSS"))
-
-    def __enter__(self) -> PeakRss:
-        with contextlib.suppress(OSError):
-            Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # resets VmHWM
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def peak(self) -> int:
-        return max([self._read("VmHWM"), *self.samples])
 
 
 def curl(args: list[str], stdin: Any = None) -> float:
@@ -158,15 +128,26 @@ async def timed_ops(
     )
 
 
-async def small_ops(url: str, count: int, concurrency: int) -> dict[str, tuple[float, float, float]]:
+async def small_ops(
+    url: str, count: int, concurrency: int, meter: CpuMeter | None = None, cpu: dict[str, Cpu] | None = None
+) -> dict[str, tuple[float, float, float]]:
+    """4 KiB PUTs then GETs; with ``meter``, ``cpu`` gets each method's CPU per request."""
     payload = os.urandom(4096)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(url, connector=connector, headers=AUTH) as session:
         await session.put("/api/v1/buckets/small")
-        return {
-            method: await timed_ops(session, method, count, concurrency, payload) for method in ("PUT", "GET")
-        }
+        ops = {}
+        for method in ("PUT", "GET"):
+            spans: list[Cpu] = []
+            with meter.span(spans) if meter else contextlib.nullcontext():
+                ops[method] = await timed_ops(session, method, count, concurrency, payload)
+            if cpu is not None and spans:
+                cpu[method] = spans[0].scaled(1 / count)
+        return ops
 
+
+#: ops/s the 4 KiB figures aim at (concurrency 16).
+SMALL_TARGETS = {"PUT": 1000, "GET": 2500}
 
 READER = {"name": "bench-reader", "password": "bench-reader-password"}
 
@@ -211,6 +192,7 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rss-gib", type=int, default=0, help="also PUT N GiB and report peak RSS")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gateway processes")
     parser.add_argument("--dir", type=Path, default=Path.cwd() / ".bench", help="work dir (same disk)")
     healing = parser.add_argument_group("healing (bench/healing.py)")
     healing.add_argument("--healing", action="store_true", help="run only the healing figures")
@@ -293,9 +275,17 @@ def main() -> None:
         with source.open("wb") as f:
             for _ in range(args.size_mib):
                 f.write(os.urandom(1024 * 1024))
-        with Cluster(workdir / "cluster") as cluster:
+        with Cluster(workdir / "cluster", gateway_workers=args.workers) as cluster:
             assert cluster.gateway is not None
             url = cluster.url
+            gateway = cluster.gateway
+
+            def node_pids() -> list[int]:
+                return [n.process.pid for n in cluster.nodes if n.process is not None]
+
+            meter = CpuMeter(lambda: [gateway.pid, *cluster.gateway_pids()], node_pids)
+            workers = sorted(set(cluster.gateway_pids()))
+            background = meter.calibrate()
             auth = ["-H", f"Authorization: Bearer {ADMIN_KEY}"]
             subprocess.run(
                 ["curl", "-sS", "-f", "-X", "PUT", *auth, f"{url}/api/v1/buckets/bench"],
@@ -303,28 +293,34 @@ def main() -> None:
                 capture_output=True,
             )
             puts, gets, peaks = [], [], []
+            put_cpu: list[Cpu] = []
+            get_cpu: list[Cpu] = []
+            worker_peaks: list[list[int]] = []
             for run in range(args.repeat):
                 obj = f"{url}/api/v1/buckets/bench/objects/big{run}"
-                with PeakRss(cluster.gateway.pid) as rss:
+                with PeakRss(workers) as rss, meter.span(put_cpu):
                     puts.append(size / curl([*auth, "-T", str(source), obj]) / MB)
                 peaks.append(rss.peak)
-                gets.append(size / curl([*auth, obj]) / MB)
+                worker_peaks.append(rss.peaks)
+                with meter.span(get_cpu):
+                    gets.append(size / curl([*auth, obj]) / MB)
             big_peak = 0
             if args.rss_gib:
-                with PeakRss(cluster.gateway.pid) as rss:
+                with PeakRss(workers) as rss:
                     feed = subprocess.Popen(
                         ["head", "-c", str(args.rss_gib * 2**30), "/dev/urandom"], stdout=subprocess.PIPE
                     )
                     curl([*auth, "-T", "-", f"{url}/api/v1/buckets/bench/objects/huge"], stdin=feed.stdout)
                     feed.wait()
                 big_peak = rss.peak
-            ops = asyncio.run(small_ops(url, args.ops, args.concurrency))
+            small_cpu: dict[str, Cpu] = {}
+            ops = asyncio.run(small_ops(url, args.ops, args.concurrency, meter, small_cpu))
             ops["GET, read grant"] = asyncio.run(granted_reads(url, args.ops, args.concurrency))
             logins = asyncio.run(sign_ins(url, 100, 4))
             sessions: dict[int, float] = {}
             session_peak = 0
             for parallel in (1, 4, 8):
-                with PeakRss(cluster.gateway.pid) as rss:
+                with PeakRss(workers) as rss:
                     sessions[parallel] = asyncio.run(uploads.session_upload(url, source, parallel))
                 if parallel == 8:
                     session_peak = rss.peak
@@ -346,8 +342,26 @@ def main() -> None:
             f"{get:8.0f} MB/s",
             f"{get / dd_read:.2f} x dd read",
         ),
-        ("gateway peak RSS during PUT", f"{max(peaks) / 2**20:8.0f} MiB", ""),
+        (
+            "gateway peak RSS per worker during PUT",
+            f"{max(peaks) / 2**20:8.0f} MiB",
+            f"{max(peaks) / 2**20 / 150:.2f} x target 150 MiB; last run"
+            f" {[round(p / 2**20) for p in worker_peaks[-1]]} MiB",
+        ),
     ]
+    gib = size / 2**30
+    #: Half the cores busy with the cluster idle: the machine's figures cannot be told apart.
+    busy = background > (os.cpu_count() or 1) / 2
+    for name, spans in (("PUT", put_cpu), ("GET", get_cpu)):
+        cpu = median_cpu(spans).scaled(1 / gib)
+        machine = cpu.machine - cpu.background
+        parts = f"gateway {cpu.gateway:.2f}, nodes {cpu.nodes:.2f}"
+        if busy:  # others kept the cores busy: what is left of them says nothing about ours
+            machine_text, ratio = "n/a", f"machine busy before the run; {parts}"
+        else:
+            machine_text = f"{machine:8.2f} CPU-s"
+            ratio = f"{machine / 3:.2f} x target 3; {parts}, rest {machine - cpu.gateway - cpu.nodes:.2f}"
+        rows.append((f"CPU per GiB {name}, whole machine", machine_text, ratio))
     if big_peak:
         rows.append(
             (
@@ -372,6 +386,8 @@ def main() -> None:
     for method in ("PUT", "GET", "GET, read grant"):
         rate, p50, p99 = ops[method]
         versus = f", {rate / ops['GET'][0]:.2f} x owner GET" if method != "GET" and "GET" in method else ""
+        if method in SMALL_TARGETS:
+            versus += f", {rate / SMALL_TARGETS[method]:.2f} x target {SMALL_TARGETS[method]}"
         rows.append(
             (
                 f"4 KiB {method} x{args.concurrency}",
@@ -379,10 +395,21 @@ def main() -> None:
                 f"p50 {p50:.1f} ms, p99 {p99:.1f} ms{versus}",
             )
         )
+    for method, cpu in small_cpu.items():
+        rows.append(
+            (
+                f"CPU per 4 KiB {method}, gateway",
+                f"{cpu.gateway * 1000:8.2f} ms",
+                "whole machine n/a (busy before the run)"
+                if busy
+                else f"whole machine {(cpu.machine - cpu.background) * 1000:.2f} ms (client included)",
+            )
+        )
     rows.append(("sign-ins (argon2id), 4 at a time", f"{logins:8.1f} /s", ""))
     print_table(
         f"cargohold bench (median of {args.repeat}; runs: PUT {[round(p) for p in puts]}, "
-        f"GET {[round(g) for g in gets]})",
+        f"GET {[round(g) for g in gets]}; {args.workers} gateway workers; machine background"
+        f" {background:.2f} CPU-s/s taken off)",
         rows,
     )
 

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     nodes: int = Field(8, ge=1, le=64, description="Storage nodes `up` starts")
     layout: str = Field("ec:5+2", description="Default layout: ec:K+M, mirror:R or stripe:K")
     zone: str = Field("default", description="Zone of this gateway (reads prefer it)")
+    gateway_workers: int = Field(
+        0, ge=0, le=256, description="Gateway processes on the one port (0: one per core)"
+    )
     s3_domain: str | None = Field(
         None,
         description="Domain for virtual-hosted S3 (<bucket>.<s3_domain>); path-style works without it",

@@ -15,8 +15,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -74,6 +75,25 @@ def new_version_id() -> str:
     return uuid.uuid4().hex
 
 
+def _object_query(which: ColumnElement[bool]) -> Select[Any]:
+    return (
+        select(objects, *PART_COLUMNS)
+        .select_from(
+            objects.outerjoin(part_rows, part_rows.c.object_id == objects.c.id).outerjoin(
+                part_shares, part_shares.c.part_id == part_rows.c.id
+            )
+        )
+        .where(objects.c.bucket_id == bindparam("o_bucket"), objects.c.key == bindparam("o_key"), which)
+        .order_by(part_rows.c.part_number, part_rows.c.id, part_shares.c.share_index)
+    )
+
+
+# Built once: every GET runs one of them, and building a statement (and its cache key) each
+# time cost more CPU than SQLite's answer.
+_LATEST = _object_query(objects.c.is_latest)
+_VERSION = _object_query(objects.c.version_id == bindparam("o_version"))
+
+
 async def get_object(
     conn: AsyncConnection, bucket_id: int, key: str, version_id: str | None = None
 ) -> ObjectRecord | None:
@@ -82,18 +102,11 @@ async def get_object(
     The latest version may be a delete marker; callers decide what that
     means. Parts come ordered by ``part_number``, shares by index.
     """
-    which = objects.c.is_latest if version_id is None else objects.c.version_id == version_id
-    stmt = (
-        select(objects, *PART_COLUMNS)
-        .select_from(
-            objects.outerjoin(part_rows, part_rows.c.object_id == objects.c.id).outerjoin(
-                part_shares, part_shares.c.part_id == part_rows.c.id
-            )
-        )
-        .where(objects.c.bucket_id == bucket_id, objects.c.key == key, which)
-        .order_by(part_rows.c.part_number, part_rows.c.id, part_shares.c.share_index)
-    )
-    rows = (await conn.execute(stmt)).all()
+    params: dict[str, Any] = {"o_bucket": bucket_id, "o_key": key}
+    if version_id is not None:
+        params["o_version"] = version_id
+    stmt = _LATEST if version_id is None else _VERSION
+    rows = (await conn.execute(stmt, params)).all()
     if not rows:
         return None
     own = collect_parts(rows)
