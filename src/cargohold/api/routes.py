@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from cargohold.api import accounts, history, namespaces, native, nodes, openapi, share_links, tus, uploads
+from cargohold.api import (
+    accounts,
+    events,
+    history,
+    namespaces,
+    native,
+    nodes,
+    openapi,
+    share_links,
+    tus,
+    uploads,
+    webhooks,
+)
 from cargohold.s3 import routing as s3_routing
 
 ALL_ROUTES = (
@@ -13,6 +25,8 @@ ALL_ROUTES = (
     *accounts.ROUTES,
     *share_links.ROUTES,
     *history.ROUTES,
+    *events.ROUTES,
+    *webhooks.ROUTES,
     *tus.ROUTES,
     *openapi.ROUTES,
     # Last: the S3 catch-alls answer every path the routes above do not claim.
