@@ -19,6 +19,8 @@ Usage: python bench/run.py [--size-mib 1024] [--repeat 3] [--ops 4000] [--dir PA
        rebuild, GET under repair, scrub and rebalance instead of the figures above; ~10 min)
        python bench/run.py --s3  (bench/s3.py: the same PUT, GET and 4 KiB figures through S3
        with the aws cli and boto3, and boto3 multipart, each beside the native figure)
+       python bench/run.py --events [--subscriptions 8] [--event-count 1000] [--latency-count 300]
+       (bench/events.py: webhook deliveries/s with a fast receiver, event-to-delivery p50/p99)
 """
 
 from __future__ import annotations
@@ -212,6 +214,11 @@ def main() -> None:
     healing.add_argument("--heal-gib", type=int, default=12, help="data written before a node is lost")
     healing.add_argument("--rebalance-gib", type=int, default=4, help="data on 8 nodes before 4 are added")
     parser.add_argument("--s3", action="store_true", help="run only the S3 figures (bench/s3.py)")
+    events = parser.add_argument_group("events (bench/events.py)")
+    events.add_argument("--events", action="store_true", help="run only the event and webhook figures")
+    events.add_argument("--subscriptions", type=int, default=8, help="webhooks delivering the backlog")
+    events.add_argument("--event-count", type=int, default=1000, help="events in the backlog")
+    events.add_argument("--latency-count", type=int, default=300, help="events timed one by one")
     args = parser.parse_args()
 
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -232,6 +239,15 @@ def main() -> None:
             f"GETs median of {args.repeat}; runs: {runs})",
             [*baseline_rows(dd_write, dd_read), *figures.rows],
         )
+        return
+    if args.events:
+        try:
+            import events as events_bench  # only when asked for
+
+            rows = events_bench.bench(workdir, args)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print_table("cargohold events bench (one gateway, one worker, SQLite)", rows)
         return
     if args.s3:
         try:
