@@ -82,6 +82,7 @@ def build_gateway(settings: Settings) -> web.Application:
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     app.cleanup_ctx.append(lambda app: _lifecycle(app, settings))
+    app.on_shutdown.append(_close_streams)
     return app
 
 
@@ -96,7 +97,6 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
         feed = EventFeed(db, poll_interval=settings.event_poll_interval)
         webhooks = WebhookService(db, core.access, settings.cluster_secret or "", EventSettings(db))
         app[PING_SENDER] = Sender(webhooks.settings.allow_private, timeout=settings.webhook_timeout)
-        app.on_shutdown.append(lambda _app: _close_streams(feed))
         # Workers collect garbage too; the gateway also does it at once after a
         # delete, so freed space shows without waiting for a worker's poll.
         gc = JobRunner(db, {DELETE_PART: GarbageCollector(db, core.nodes).handle}, lambda: 4)
@@ -148,6 +148,8 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
             await gc.stop()
 
 
-async def _close_streams(feed: EventFeed) -> None:
+async def _close_streams(app: web.Application) -> None:
     """Shutdown: end the event streams, which would otherwise hold it up until their timeout."""
-    feed.close_readers()
+    services = app.get(SERVICES)
+    if services is not None:
+        services.events.close_readers()
