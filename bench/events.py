@@ -74,6 +74,7 @@ def _wait(check: Any, timeout: float) -> None:
 def throughput(cluster: Cluster, receiver: Receiver, subscriptions: int, events: int) -> dict[str, float]:
     cluster.stop_worker()
     with cluster.client() as client:
+        client.put("/api/v1/buckets/bench-backlog").raise_for_status()
         for n in range(subscriptions):
             _subscribe(client, receiver, f"t{n}", bucket="bench-backlog")
     written = asyncio.run(_put_many(cluster.url, "bench-backlog", events))
@@ -143,6 +144,7 @@ async def _latency_run(url: str, count: int, receiver: Receiver) -> tuple[dict[i
 
 def latency(cluster: Cluster, receiver: Receiver, count: int) -> dict[str, list[float]]:
     with cluster.client() as client:
+        client.put("/api/v1/buckets/bench-latency").raise_for_status()
         _subscribe(client, receiver, "latency", types=["object.created"], bucket="bench-latency")
     stream, hooks = asyncio.run(_latency_run(cluster.url, count, receiver))
     return {"stream": list(stream.values()), "webhook": list(hooks.values())}

@@ -238,3 +238,44 @@ def test_cli_prints_the_stream(cluster: Cluster, people: dict[str, str], tmp_pat
     ]
     refused = cli("events", "--bucket", "ev-carol")
     assert refused.returncode == 1 and "no_such_bucket" in refused.stderr
+
+
+def test_a_share_link_tells_when_made_used_and_exhausted(cluster: Cluster, people: dict[str, str]) -> None:
+    with cluster.client(people["alice"]) as alice:
+        assert alice.put("/api/v1/buckets/ev-alice/objects/shared.txt", content=b"s").status_code == 201
+        start = max(e["id"] for e in read_all(alice))
+        link = alice.post(
+            "/api/v1/shares", json={"bucket": "ev-alice", "key": "shared.txt", "max_downloads": 1}
+        )
+        assert link.status_code == 201, link.text
+        with httpx.Client(base_url=cluster.url) as anonymous:
+            assert anonymous.get(link.json()["url"]).content == b"s"
+            assert anonymous.get(link.json()["url"]).status_code == 410
+        told = read_all(alice, after=str(start), type="share.*")
+    assert [e["type"] for e in told] == ["share.created", "share.used", "share.exhausted"]
+    assert {e["detail"]["link_id"] for e in told} == {link.json()["id"]}
+    assert [e["detail"]["downloads"] for e in told] == [0, 1, 1]
+    assert all((e["bucket"], e["key"]) == ("ev-alice", "shared.txt") for e in told)
+
+
+def test_a_node_going_down_and_up_is_told_to_admins_only(cluster: Cluster, people: dict[str, str]) -> None:
+    """Last in the module: one of the three nodes stops for a moment."""
+    with cluster.client() as admin:
+        start = max([e["id"] for e in read_all(admin)] or [0])
+        node = cluster.nodes[-1]
+
+        def node_events() -> list[tuple[str, int]]:
+            return [
+                (e["type"], e["detail"]["node_id"]) for e in read_all(admin, after=str(start), type="node.*")
+            ]
+
+        cluster.stop_node(node)
+        deadline = time.monotonic() + 30
+        while ("node.down", node.node_id) not in node_events() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        cluster.start_node(node)
+        while ("node.up", node.node_id) not in node_events() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert node_events() == [("node.down", node.node_id), ("node.up", node.node_id)]
+    with cluster.client(people["alice"]) as alice:
+        assert read_all(alice, after=str(start), type="node.*") == []

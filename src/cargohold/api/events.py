@@ -85,6 +85,8 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     follow = _follow(request)
     feed = services.events
     await feed.ready.wait()
+    if not follow:
+        await feed.sync()  # "up to now" includes what the caller has just written
     if after is None:  # a stream that follows starts now; one that does not, at the oldest kept
         after = feed.head if follow else 0
     until = feed.head

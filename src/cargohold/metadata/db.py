@@ -261,14 +261,26 @@ class Database:
 
     @asynccontextmanager
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction that calls the commit listeners of the topics it touched."""
-        async with self._write_engine.begin() as conn:
-            try:
-                yield conn
-            except BaseException:
-                conn.info.pop(_TOUCHED, None)
-                raise
-            touched: set[str] = conn.info.pop(_TOUCHED, set())
+        """A write transaction that calls the commit listeners of the topics it touched.
+
+        A task cancelled mid-statement leaves asyncpg's connection unusable, so
+        the rollback on the way out raises ``PendingRollbackError``, which
+        would replace the ``CancelledError`` and let a loop that catches
+        ``Exception`` carry on as if never cancelled (a worker that ignores
+        SIGTERM): the cancellation is raised again instead.
+        """
+        try:
+            async with self._write_engine.begin() as conn:
+                try:
+                    yield conn
+                except BaseException:
+                    conn.info.pop(_TOUCHED, None)
+                    raise
+                touched: set[str] = conn.info.pop(_TOUCHED, set())
+        except Exception as exc:
+            if isinstance(exc.__context__, asyncio.CancelledError):
+                raise exc.__context__ from exc
+            raise
         for topic in touched:
             for listener in self._listeners.get(topic, ()):
                 listener()
