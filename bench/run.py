@@ -28,6 +28,8 @@ Usage: python bench/run.py [--size-mib 1024] [--repeat 3] [--ops 4000] [--dir PA
        store, through the native API and through S3 ListObjectsV2, on SQLite and PostgreSQL)
        python bench/run.py --ui [--ui-mib 256]  (bench/ui.py: an upload through the web page in
        headless Chromium beside `cargohold put`, and the first render of a 10,000-object folder)
+       python bench/run.py --events [--subscriptions 8] [--event-count 1000] [--latency-count 300]
+       (bench/events.py: webhook deliveries/s with a fast receiver, event-to-delivery p50/p99)
 """
 
 from __future__ import annotations
@@ -213,6 +215,11 @@ def main() -> None:
         action="store_true",
         help="only PUT, GET, 4 parallel session parts and tus, interleaved in each of --repeat rounds",
     )
+    events = parser.add_argument_group("events (bench/events.py)")
+    events.add_argument("--events", action="store_true", help="run only the event and webhook figures")
+    events.add_argument("--subscriptions", type=int, default=8, help="webhooks delivering the backlog")
+    events.add_argument("--event-count", type=int, default=1000, help="events in the backlog")
+    events.add_argument("--latency-count", type=int, default=300, help="events timed one by one")
     args = parser.parse_args()
 
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -251,6 +258,15 @@ def main() -> None:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         print_table(f"cargohold web page bench (median of {args.repeat})", rows)
+        return
+    if args.events:
+        try:
+            import events as events_bench  # only when asked for
+
+            rows = events_bench.bench(workdir, args)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print_table("cargohold events bench (one gateway, one worker, SQLite)", rows)
         return
     if args.s3:
         try:

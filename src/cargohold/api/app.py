@@ -17,6 +17,7 @@ from cargohold.api.history import history_middleware
 from cargohold.api.inputs import path_middleware
 from cargohold.api.limits import ADMISSION, Admission, Budgets, limits_middleware
 from cargohold.api.routes import ALL_ROUTES
+from cargohold.api.webhooks import PING_SENDER
 from cargohold.api.websession import WEB_SESSIONS, CookieSessions, renew_cookie
 from cargohold.bootstrap import Core, open_core
 from cargohold.concurrency import tune_malloc
@@ -27,6 +28,7 @@ from cargohold.s3.auth import s3_auth_middleware
 from cargohold.s3.routing import s3_middleware, s3_request_id
 from cargohold.s3.surface import S3_DOMAIN
 from cargohold.service.accounts import FIRST_ADMIN, AccountService, Bootstrap
+from cargohold.service.events import EventFeed
 from cargohold.service.healing import HealingService
 from cargohold.service.history import HistoryService
 from cargohold.service.namespaces import NamespaceService
@@ -36,10 +38,12 @@ from cargohold.service.sessions import SessionService
 from cargohold.service.share_links import ShareLinkService, cookie_key
 from cargohold.service.throttle import Throttle
 from cargohold.service.tokens import signing_key
+from cargohold.service.webhooks import EventSettings, WebhookService
 from cargohold.serving import request_middleware, serve_requests
 from cargohold.workers.base import Periodic
 from cargohold.workers.gc import GarbageCollector
 from cargohold.workers.jobs import JobRunner
+from cargohold.workers.webhook_sender import Sender
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,7 @@ def build_gateway(
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     app.cleanup_ctx.append(lambda app: _lifecycle(app, settings, Revocations(shared_fd)))
+    app.on_shutdown.append(_close_streams)
     return app
 
 
@@ -127,6 +132,9 @@ async def _lifecycle(
             db, core.auth, Throttle(db, limit=settings.login_max_failures), settings.refresh_token_ttl
         )
         history = HistoryService(db)
+        feed = EventFeed(db, poll_interval=settings.event_poll_interval)
+        webhooks = WebhookService(db, core.access, settings.cluster_secret or "", EventSettings(db))
+        app[PING_SENDER] = Sender(webhooks.settings.allow_private, timeout=settings.webhook_timeout)
         # Workers collect garbage too; the gateway also does it at once after a
         # delete, so freed space shows without waiting for a worker's poll.
         gc = JobRunner(db, {DELETE_PART: GarbageCollector(db, core.nodes).handle}, lambda: 4)
@@ -136,6 +144,7 @@ async def _lifecycle(
         ]
         try:
             history.start()
+            feed.start()
             s3keys = S3KeyService(db, core.auth, settings.cluster_secret or "", settings.auth_cache_seconds)
             app[BOOTSTRAP] = await first_start(core, settings)
             for worker in workers:
@@ -162,11 +171,22 @@ async def _lifecycle(
                 ),
                 healing=HealingService(db, core.nodes, core.limits, settings),
                 s3keys=s3keys,
+                events=feed,
+                webhooks=webhooks,
             )
             app[AUTH] = core.auth
             yield
         finally:
             await history.stop()  # stores what is queued while the database is open
+            await feed.stop()
+            await app[PING_SENDER].close()
             for worker in workers:
                 await worker.stop()
             await gc.stop()
+
+
+async def _close_streams(app: web.Application) -> None:
+    """Shutdown: end the event streams, which would otherwise hold it up until their timeout."""
+    services = app.get(SERVICES)
+    if services is not None:
+        services.events.close_readers()

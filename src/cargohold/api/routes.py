@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cargohold.api import (
     accounts,
+    events,
     history,
     namespaces,
     native,
@@ -12,6 +13,7 @@ from cargohold.api import (
     share_links,
     tus,
     uploads,
+    webhooks,
     webui,
 )
 from cargohold.s3 import routing as s3_routing
@@ -24,6 +26,8 @@ ALL_ROUTES = (
     *accounts.ROUTES,
     *share_links.ROUTES,
     *history.ROUTES,
+    *events.ROUTES,
+    *webhooks.ROUTES,
     *tus.ROUTES,
     *webui.ROUTES,
     *openapi.ROUTES,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cargohold.cli import accounts, client, grants, healing, history, jobs, nodes, run, share, uploads
+from cargohold.cli import accounts, client, events, grants, healing, history, jobs, nodes, run, share, uploads
 
 app = typer.Typer(
     name="cargohold",
@@ -19,6 +19,7 @@ jobs.register(app)
 healing.register(app)
 uploads.register(app)
 history.register(app)
+events.register(app)
 grants.register(app)
 accounts.register(app)
 share.register(app)

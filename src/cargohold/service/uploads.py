@@ -29,6 +29,7 @@ from cargohold.concurrency import run_cpu
 from cargohold.config import Settings
 from cargohold.domain import uploads as sm
 from cargohold.domain.digests import native_etag
+from cargohold.domain.events import EventDraft, EventType
 from cargohold.domain.jobs import DELETE_PART
 from cargohold.domain.layout import Layout
 from cargohold.domain.model import ObjectRecord, PartRecord, Principal
@@ -41,12 +42,16 @@ from cargohold.service.access import AccessService, Level
 from cargohold.service.appends import Appended
 from cargohold.service.buckets import BucketService
 from cargohold.service.checksums import ExpectedDigests
-from cargohold.service.objects import Chunk, ObjectService
+from cargohold.service.objects import Chunk, ObjectService, object_created
 from cargohold.service.quota import QuotaService, quota_exceeded
 
 log = logging.getLogger(__name__)
 
 EXPIRED = "expired"
+#: ``upload.progress`` events: at most one per upload per PROGRESS_SECONDS, or per PROGRESS_STEP
+#: percent of a known size.
+PROGRESS_SECONDS = 1.0
+PROGRESS_STEP = 5.0
 
 T = TypeVar("T")
 #: A part sent whole is tagged with its md5 (32 hex digits); one grown by appends with
@@ -82,6 +87,8 @@ class UploadService:
         self._ttl = timedelta(seconds=settings.upload_ttl)
         self._changed: dict[str, asyncio.Event] = {}
         self._inflight: dict[str, int] = {}
+        #: Upload id -> (monotonic time, percent) of its last progress event from this gateway.
+        self._progressed: dict[str, tuple[float, float | None]] = {}
 
     # -- create and read ------------------------------------------------------
 
@@ -131,7 +138,15 @@ class UploadService:
             concat=concat,
             headers=headers or {},
         )
-        await self._db.write(lambda conn: repo.create_upload(conn, upload, who.name))
+
+        async def create(conn):  # type: ignore[no-untyped-def]
+            await repo.create_upload(conn, upload, who.name)
+            await repo.events.append(
+                conn,
+                _upload_event(EventType.UPLOAD_CREATED, upload, who.user_id, content_type=content_type),
+            )
+
+        await self._db.write(create)
         return upload
 
     async def get(
@@ -197,7 +212,7 @@ class UploadService:
             return self._whole_part(layout, counted, content_length, expected, number, 0, room)
 
         part = await self._store(upload, body, content_length, limit, store)
-        await self._commit_part(upload, part, None)
+        await self._commit_part(upload, part, None, who.user_id)
         return part
 
     async def append(
@@ -246,7 +261,7 @@ class UploadService:
                 # A concurrent append may have landed first: the chunk no longer fits.
                 sm.check_append(current, offset, part.size)
 
-            return await self._commit_part(upload, part, fits)
+            return await self._commit_part(upload, part, fits, who.user_id)
 
         appender = self._objects.appender
 
@@ -278,7 +293,7 @@ class UploadService:
                     )
 
         try:
-            updated = await self._commit_part(upload, grown, still_at, grown=appended.grown)
+            updated = await self._commit_part(upload, grown, still_at, who.user_id, grown=appended.grown)
         except BaseException:
             appender.abandon(upload.id, appended)
             raise
@@ -348,16 +363,25 @@ class UploadService:
                 self._inflight.pop(upload.id, None)
 
     async def _commit_part(
-        self, upload: Upload, part: PartRecord, check: Callable[[Upload], None] | None, *, grown: bool = False
+        self,
+        upload: Upload,
+        part: PartRecord,
+        check: Callable[[Upload], None] | None,
+        actor_id: int,
+        *,
+        grown: bool = False,
     ) -> Any:
         """Record a stored part; ``check`` (appends) re-validates against the parts as they are now.
 
         Without a check the other parts are not read, so storing part n costs
         the same whatever the number of parts already there. ``grown``: the
         part is already the upload's and only its size changed (an append);
-        if that cannot be recorded its shares stay, at the recorded size.
+        if that cannot be recorded its shares stay, at the recorded size. An
+        ``upload.progress`` event joins the transaction when one is due.
         """
         now = _now()
+        last = self._progressed.get(upload.id)
+        progressed: list[tuple[float, float | None]] = []
 
         async def commit(conn):  # type: ignore[no-untyped-def]
             current = await repo.get_upload(conn, upload.id, for_update=True, with_parts=check is not None)
@@ -378,6 +402,10 @@ class UploadService:
                 await repo.enqueue_repair(conn, part.id)
             await repo.update_upload(conn, upload.id, status=sm.LOADING, expires_at=now + self._ttl)
             parts = [p for p in current.parts if p.part_number != part.part_number] + [part]
+            progressed.clear()  # a replayed batch runs this again
+            progress = await _progress_event(conn, current, parts, check is None, last, actor_id)
+            if progress is not None:
+                progressed.append(progress)
             return replace(
                 current,
                 status=sm.LOADING,
@@ -391,6 +419,8 @@ class UploadService:
             if not grown:
                 self._objects.forget_part(part)
             raise
+        if progressed:
+            self._progressed[upload.id] = progressed[-1]
         self._objects.kick_gc()
         self._notify(upload.id)
         return updated
@@ -455,10 +485,27 @@ class UploadService:
             for part_id in replaced + await repo.release_parts(conn, upload_id):
                 await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})
             await repo.update_upload(conn, upload_id, status=sm.UPLOADED)
+            bucket = await repo.get_bucket_by_id(conn, current.bucket_id)
+            if bucket is not None:
+                await repo.events.append(
+                    conn, object_created(bucket, record, who.user_id, upload_id=upload_id)
+                )
+            await repo.events.append(
+                conn,
+                _upload_event(
+                    EventType.UPLOAD_COMPLETED,
+                    current,
+                    who.user_id,
+                    size=record.size,
+                    version_id=record.version_id,
+                    etag=record.etag,
+                ),
+            )
             return record
 
         record = await self._db.write(commit)
         self._objects.appender.close(upload_id)
+        self._progressed.pop(upload_id, None)
         self._objects.kick_gc()
         self._notify(upload_id)
         return record
@@ -493,7 +540,12 @@ class UploadService:
         upload = await self.get(who, upload_id, need=Level.WRITE)
         if upload.status not in sm.OPEN_STATES:
             raise sm.UploadNotOpen(f"upload {upload_id} is {upload.status}", upload_status=upload.status)
-        await self._db.write(functools.partial(_close, upload_id=upload_id, status=sm.DELETED, error=None))
+        await self._db.write(
+            functools.partial(
+                _close, upload_id=upload_id, status=sm.DELETED, error=None, actor_id=who.user_id
+            )
+        )
+        self._progressed.pop(upload_id, None)
         self._objects.appender.close(upload_id)
         self._objects.kick_gc()
         self._notify(upload_id)
@@ -532,9 +584,10 @@ class UploadService:
             expired = await repo.expired_uploads(conn, now)
         for upload_id in expired:
             await self._db.write(
-                functools.partial(_close, upload_id=upload_id, status=sm.FAILED, error=EXPIRED)
+                functools.partial(_close, upload_id=upload_id, status=sm.FAILED, error=EXPIRED, actor_id=None)
             )
             self._objects.appender.close(upload_id)
+            self._progressed.pop(upload_id, None)
             self._notify(upload_id)
         if expired:
             self._objects.kick_gc()
@@ -575,10 +628,75 @@ class UploadService:
             yield chunk
 
 
-async def _close(conn: AsyncConnection, *, upload_id: str, status: str, error: str | None) -> None:
+async def _close(
+    conn: AsyncConnection, *, upload_id: str, status: str, error: str | None, actor_id: int | None
+) -> None:
+    """End an upload (aborted: DELETED; expired: FAILED), free its parts, and say so in an event."""
+    closing = await repo.get_upload(conn, upload_id, with_parts=False)
     for part_id in await repo.release_parts(conn, upload_id):
         await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})
     await repo.update_upload(conn, upload_id, status=status, error=error)
+    if closing is not None:
+        kind = EventType.UPLOAD_ABORTED if status == sm.DELETED else EventType.UPLOAD_FAILED
+        extra: dict[str, Any] = {"reason": error} if error else {}
+        await repo.events.append(conn, _upload_event(kind, closing, actor_id, detail=extra))
+
+
+def _upload_event(
+    kind: EventType,
+    upload: Upload,
+    actor_id: int | None,
+    *,
+    size: int | None = None,
+    version_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+    **more: Any,
+) -> EventDraft:
+    return EventDraft(
+        kind,
+        actor_id,
+        bucket=upload.bucket,
+        bucket_id=upload.bucket_id,
+        key=upload.key,
+        version_id=version_id,
+        size=size if size is not None else upload.total_size,
+        detail={"upload_id": upload.id, "protocol": upload.protocol, **(detail or {}), **more},
+    )
+
+
+async def _progress_event(
+    conn: AsyncConnection,
+    upload: Upload,
+    parts: list[PartRecord],
+    partial: bool,
+    last: tuple[float, float | None] | None,
+    actor_id: int,
+) -> tuple[float, float | None] | None:
+    """Append ``upload.progress`` if one is due (see PROGRESS_SECONDS); returns what to remember.
+
+    ``partial``: ``parts`` holds only the new part (numbered parts are committed
+    without reading the others), so the bytes received are summed here.
+    """
+    now = time.monotonic()
+    received = await repo.bytes_received(conn, upload.id) if partial else sum(p.size for p in parts)
+    percent = sm.percentage_of(received, upload.total_size)
+    due = last is None or now - last[0] >= PROGRESS_SECONDS
+    if not due and percent is not None and last is not None and last[1] is not None:
+        due = percent // PROGRESS_STEP > last[1] // PROGRESS_STEP
+    if not due:
+        return None
+    await repo.events.append(
+        conn,
+        _upload_event(
+            EventType.UPLOAD_PROGRESS,
+            upload,
+            actor_id,
+            bytes_received=received,
+            uploaded_percentage=percent,
+            status=sm.LOADING,
+        ),
+    )
+    return now, percent
 
 
 def _number(part: PartRecord) -> int:

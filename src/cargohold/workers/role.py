@@ -6,8 +6,11 @@ role on top of it. Running, it claims due jobs of every kind and, every
 ``node_lost_after`` (declared lost, their parts queued for repair, most
 endangered first), degraded parts without a queued repair, a fill spread
 above ``rebalance_threshold``, a scrub pass that is due, and the orphan
-sweep. ``--once`` does the same for the chosen kinds immediately and returns
-when nothing of them is left to do.
+sweep; it prunes events and webhook attempts older than ``event_retention``.
+Beside the jobs it delivers webhooks (``workers/webhooks.py``) from the
+event log, which it follows through its own :class:`EventFeed`. ``--once``
+does the same for the chosen kinds immediately and returns when nothing of
+them is left to do (webhooks are delivered by running workers only).
 """
 
 from __future__ import annotations
@@ -35,7 +38,10 @@ from cargohold.domain.jobs import (
 )
 from cargohold.domain.model import NODE_DRAINING, NODE_LOST, NODE_NORMAL
 from cargohold.metadata import repositories as repo
+from cargohold.metadata.repositories.webhooks import prune_attempts
+from cargohold.service.events import EventFeed
 from cargohold.service.healing import HealingService, fill_spread, share_available
+from cargohold.service.webhooks import EventSettings, WebhookService
 from cargohold.workers.drain import Drainer
 from cargohold.workers.gc import GarbageCollector
 from cargohold.workers.jobs import Handler, JobContext, JobRunner
@@ -45,11 +51,13 @@ from cargohold.workers.orphans import OrphanSweeper
 from cargohold.workers.rebalance import Rebalancer
 from cargohold.workers.repair import Repairer
 from cargohold.workers.scrub import Scrubber
+from cargohold.workers.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
 SCHEDULE_KEY = "schedule"  # cluster_settings: when scrub and the orphan sweep last started
 PAGE = 500
+PRUNE_BATCH = 5000
 #: Seconds between reads of the throttles an admin may have changed.
 LIMITS_REFRESH = 3.0
 
@@ -78,6 +86,9 @@ class HealingWorker:
             ORPHAN_SWEEP: OrphanSweeper(core.db, core.nodes, settings.orphan_grace).handle,
         }
         self.runner = JobRunner(core.db, handlers, lambda: self.limits.concurrency)
+        self.events = EventFeed(core.db, poll_interval=settings.event_poll_interval)
+        webhooks = WebhookService(core.db, core.access, settings.cluster_secret or "", EventSettings(core.db))
+        self.webhooks = WebhookDispatcher(core.db, self.events, webhooks, settings)
 
     # -- throttles ------------------------------------------------------------------
 
@@ -103,12 +114,16 @@ class HealingWorker:
 
     async def run_forever(self) -> None:
         checks = asyncio.create_task(self._check_loop(), name="worker-checks")
+        self.events.start()
+        hooks = asyncio.create_task(self.webhooks.run_forever(), name="webhooks")
         try:
             await self.runner.run_forever(ALL_KINDS, self.core.settings.worker_poll_interval)
         finally:
-            checks.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await checks
+            for task in (checks, hooks):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self.events.stop()
             await self.runner.stop()
 
     async def _check_loop(self) -> None:
@@ -162,7 +177,19 @@ class HealingWorker:
             await self._enqueue(ORPHAN_SWEEP, {}, ORPHAN_SWEEP)
             schedule["orphans"] = now.isoformat()
         await self.core.db.write(lambda conn: repo.put_setting(conn, SCHEDULE_KEY, schedule))
+        await self.prune_events(now)
         self.runner.wakeup.set()
+
+    async def prune_events(self, now: datetime | None = None) -> int:
+        """Delete events and webhook attempts older than ``event_retention``, a bounded batch a
+        transaction so the store's writer is never held for long."""
+        before = (now or datetime.now(UTC)) - timedelta(seconds=self.core.settings.event_retention)
+        pruned = 0
+        while True:
+            batch = await self.core.db.write(lambda conn: _prune(conn, before))
+            pruned += batch
+            if batch < PRUNE_BATCH:
+                return pruned
 
     async def _schedule(self) -> dict[str, str]:
         async with self.core.db.read() as conn:
@@ -235,6 +262,12 @@ def _due(last: str | None, interval: float, now: datetime) -> bool:
         return now - datetime.fromisoformat(last) >= timedelta(seconds=interval)
     except ValueError:
         return True
+
+
+async def _prune(conn: AsyncConnection, before: datetime) -> int:
+    return await repo.events.prune(conn, before, PRUNE_BATCH) + await prune_attempts(
+        conn, before, PRUNE_BATCH
+    )
 
 
 async def _queue_repairs(conn: AsyncConnection, *, part_ids: list[str], priority: int) -> int:

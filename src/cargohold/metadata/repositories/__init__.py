@@ -8,6 +8,7 @@ replaced). Expected conflicts come back as domain errors from
 transaction usable.
 """
 
+from cargohold.metadata.repositories import events
 from cargohold.metadata.repositories.buckets import (
     count_owned,
     create_bucket,
@@ -51,6 +52,7 @@ from cargohold.metadata.repositories.nodes import (
     get_node,
     get_node_by_url,
     list_nodes,
+    node_healthy,
     update_node,
     update_node_stats,
 )
@@ -77,6 +79,7 @@ from cargohold.metadata.repositories.parts import (
 from cargohold.metadata.repositories.settings import get_setting, put_setting, update_setting
 from cargohold.metadata.repositories.uploads import (
     add_part,
+    bytes_received,
     create_upload,
     expired_uploads,
     get_upload,
@@ -113,6 +116,7 @@ __all__ = [
     "add_part",
     "backoff_delay",
     "bytes_owned",
+    "bytes_received",
     "claim",
     "complete",
     "count_keys",
@@ -133,6 +137,7 @@ __all__ = [
     "delete_version",
     "enqueue",
     "enqueue_repair",
+    "events",
     "expired_uploads",
     "extend_lease",
     "fail",
@@ -164,6 +169,7 @@ __all__ = [
     "lock_enabled_admins",
     "mark_share_missing",
     "move_part",
+    "node_healthy",
     "owner_names",
     "part_in_use",
     "part_share_locations",
