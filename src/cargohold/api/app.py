@@ -125,6 +125,7 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
                 ),
                 healing=HealingService(db, core.nodes, core.limits, settings),
                 s3keys=s3keys,
+                imports=core.imports,
             )
             app[AUTH] = core.auth
             yield

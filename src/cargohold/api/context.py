@@ -12,6 +12,7 @@ from cargohold.service.auth import AuthService
 from cargohold.service.buckets import BucketService
 from cargohold.service.healing import HealingService
 from cargohold.service.history import HistoryService
+from cargohold.service.imports import ImportService
 from cargohold.service.namespaces import NamespaceService
 from cargohold.service.nodes import NodeRegistry
 from cargohold.service.objects import ObjectService
@@ -38,6 +39,7 @@ class Services:
     share_links: ShareLinkService
     healing: HealingService
     s3keys: S3KeyService
+    imports: ImportService
 
 
 SERVICES = web.AppKey("services", Services)

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from cargohold.api import accounts, history, namespaces, native, nodes, openapi, share_links, tus, uploads
+from cargohold.api import (
+    accounts,
+    history,
+    imports,
+    namespaces,
+    native,
+    nodes,
+    openapi,
+    share_links,
+    tus,
+    uploads,
+)
 from cargohold.s3 import routing as s3_routing
 
 ALL_ROUTES = (
@@ -10,6 +21,7 @@ ALL_ROUTES = (
     *nodes.ROUTES,
     *namespaces.ROUTES,
     *uploads.ROUTES,
+    *imports.ROUTES,
     *accounts.ROUTES,
     *share_links.ROUTES,
     *history.ROUTES,

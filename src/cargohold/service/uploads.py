@@ -17,7 +17,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -129,15 +129,19 @@ class UploadService:
         self, who: Principal, upload_id: str, *, with_parts: bool = True, need: Level = Level.READ
     ) -> Upload:
         """The upload, if ``who`` may ``need`` on its bucket (404 when it may not see it)."""
-        async with self._db.read() as conn:
-            upload = await repo.get_upload(conn, upload_id, with_parts=with_parts)
-        if upload is None:
+        upload = await self.load(upload_id, with_parts=with_parts)
+        if upload is None or upload.protocol == sm.IMPORT:
             raise NoSuchUpload(f"no upload {upload_id!r}", upload_id=upload_id)
         try:
             await self._access.bucket(who, upload.bucket, need)
         except NoSuchBucket:
             raise NoSuchUpload(f"no upload {upload_id!r}", upload_id=upload_id) from None
         return upload
+
+    async def load(self, upload_id: str, *, with_parts: bool = True) -> Upload | None:
+        """The upload whoever asks: for the owner of an upload that checked access itself (imports)."""
+        async with self._db.read() as conn:
+            return await repo.get_upload(conn, upload_id, with_parts=with_parts)
 
     async def list_open(self, who: Principal, bucket_name: str | None = None) -> list[Upload]:
         """Open uploads in one bucket, or in every bucket ``who`` may see.
@@ -152,10 +156,11 @@ class UploadService:
         found: list[Upload] = []
         async with self._db.read() as conn:
             if who.is_admin and not bucket_name:
-                return await repo.list_uploads(conn, None)
-            for bucket in buckets:
-                found += await repo.list_uploads(conn, bucket.id)
-        return found
+                found = await repo.list_uploads(conn, None)
+            else:
+                for bucket in buckets:
+                    found += await repo.list_uploads(conn, bucket.id)
+        return [upload for upload in found if upload.protocol != sm.IMPORT]
 
     @property
     def max_size(self) -> int:
@@ -180,6 +185,21 @@ class UploadService:
         """Store part ``number``; sending a number again replaces that part atomically."""
         sm.check_part_number(number)
         upload = await self._open(who, upload_id, with_parts=False)
+        return await self.write_part(upload, number, body, content_length, expected)
+
+    async def write_part(
+        self,
+        upload: Upload,
+        number: int,
+        body: AsyncIterator[bytes],
+        content_length: int | None,
+        expected: ExpectedDigests,
+    ) -> PartRecord:
+        """Store part ``number`` of an upload its caller has checked (``put_part``, an import).
+
+        The part is durable when this returns: its shares are on a write
+        quorum and it is recorded against the upload (which must still be open).
+        """
         limit = upload.part_size or self._settings.max_part_size
         if content_length is not None and content_length > limit:
             raise sm.PartTooLarge(f"part of {content_length} bytes exceeds the {limit}-byte limit")
@@ -346,12 +366,37 @@ class UploadService:
         a mismatch raises BadDigest and leaves the session open to fix parts.
         """
         upload = await self._open(who, upload_id)
+        return await self.finish(upload, requested, expected)
+
+    async def finish(
+        self,
+        upload: Upload,
+        requested: Sequence[tuple[int, str | None]] | None = None,
+        expected: ExpectedDigests | None = None,
+        *,
+        digests: dict[str, str] | None = None,
+        also: Callable[[AsyncConnection, ObjectRecord], Awaitable[None]] | None = None,
+    ) -> ObjectRecord:
+        """Complete an upload its caller has checked (``complete``, an import), with its parts.
+
+        ``digests``: the whole file's md5/sha256 as the caller computed them
+        while the bytes went by; the expected ones are checked against them
+        instead of reading the parts back. ``also`` runs in the transaction
+        that makes the object visible (an import's status changes with it).
+        """
+        upload_id = upload.id
         ordered = sm.completion_order(upload, requested, min_part_size=sm.S3_MIN_PART_SIZE)
         expected = expected or ExpectedDigests()
         md5 = expected.md5 or upload.expected_md5
         sha256 = expected.sha256 or upload.expected_sha256
         placed = _with_offsets(ordered)
-        digests = await self._verify(placed, md5, sha256)
+        if digests is not None:
+            ExpectedDigests(md5, sha256).verify(digests)
+            digests = {name: value for name, value in digests.items() if name in ("md5", "sha256")}
+            if "md5" not in digests and len(placed) == 1:
+                digests["md5"] = placed[0].etag  # a lone part's md5 is the file's md5
+        else:
+            digests = await self._verify(placed, md5, sha256)
         etag = _multipart_etag(placed, always_count=upload.protocol == sm.S3)
         now = _now()
 
@@ -378,6 +423,8 @@ class UploadService:
             for part_id in replaced + await repo.release_parts(conn, upload_id):
                 await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})
             await repo.update_upload(conn, upload_id, status=sm.UPLOADED)
+            if also is not None:
+                await also(conn, record)
             return record
 
         record = await self._db.write(commit)
@@ -415,7 +462,9 @@ class UploadService:
         upload = await self.get(who, upload_id, need=Level.WRITE)
         if upload.status not in sm.OPEN_STATES:
             raise sm.UploadNotOpen(f"upload {upload_id} is {upload.status}", upload_status=upload.status)
-        await self._db.write(functools.partial(_close, upload_id=upload_id, status=sm.DELETED, error=None))
+        await self._db.write(
+            functools.partial(close_upload, upload_id=upload_id, status=sm.DELETED, error=None)
+        )
         self._objects.kick_gc()
         self._notify(upload_id)
         return replace(upload, status=sm.DELETED, parts=())
@@ -453,7 +502,7 @@ class UploadService:
             expired = await repo.expired_uploads(conn, now)
         for upload_id in expired:
             await self._db.write(
-                functools.partial(_close, upload_id=upload_id, status=sm.FAILED, error=EXPIRED)
+                functools.partial(close_upload, upload_id=upload_id, status=sm.FAILED, error=EXPIRED)
             )
             self._notify(upload_id)
         if expired:
@@ -495,10 +544,16 @@ class UploadService:
             yield chunk
 
 
-async def _close(conn: AsyncConnection, *, upload_id: str, status: str, error: str | None) -> None:
+async def close_upload(conn: AsyncConnection, *, upload_id: str, status: str, error: str | None) -> None:
+    """In the caller's transaction: end an upload with ``status`` and queue its parts for deletion."""
+    await release_upload_parts(conn, upload_id)
+    await repo.update_upload(conn, upload_id, status=status, error=error)
+
+
+async def release_upload_parts(conn: AsyncConnection, upload_id: str) -> None:
+    """In the caller's transaction: detach every part of an upload and queue their deletion."""
     for part_id in await repo.release_parts(conn, upload_id):
         await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})
-    await repo.update_upload(conn, upload_id, status=status, error=error)
 
 
 def _number(part: PartRecord) -> int:

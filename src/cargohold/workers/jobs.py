@@ -77,10 +77,17 @@ Handler = Callable[[JobContext], Awaitable[None]]
 class JobRunner:
     """Runs due jobs of the kinds it has handlers for, up to ``concurrency()`` at once."""
 
-    def __init__(self, db: Database, handlers: dict[str, Handler], concurrency: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        handlers: dict[str, Handler],
+        concurrency: Callable[[], int],
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> None:
         self._db = db
         self._handlers = handlers
         self._concurrency = concurrency
+        self._lease = lease_seconds
         self._running: set[asyncio.Task[None]] = set()
         self.wakeup = asyncio.Event()
 
@@ -93,7 +100,7 @@ class JobRunner:
         ran = 0
         while True:
             while len(self._running) < max(1, self._concurrency()):
-                job = await self._db.write(functools.partial(_claim, kinds=list(kinds)))
+                job = await self._db.write(functools.partial(_claim, kinds=list(kinds), lease=self._lease))
                 if job is None:
                     break
                 self._start(job)
@@ -123,6 +130,9 @@ class JobRunner:
         try:
             await self._handlers[job.kind](context)
         except asyncio.CancelledError:
+            # The worker is stopping: hand the job back now rather than when its lease lapses.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._db.write(functools.partial(_release, job_id=job.id)))
             raise
         except Exception as exc:
             expected = isinstance(exc, CargoholdError | OSError)
@@ -143,9 +153,9 @@ class JobRunner:
 
     async def _keep_lease(self, job_id: int) -> None:
         while True:
-            await asyncio.sleep(LEASE_SECONDS / 3)
+            await asyncio.sleep(self._lease / 3)
             with contextlib.suppress(Exception):
-                await self._db.write(functools.partial(_extend, job_id=job_id))
+                await self._db.write(functools.partial(_extend, job_id=job_id, lease=self._lease))
 
     async def stop(self) -> None:
         for task in list(self._running):
@@ -153,8 +163,12 @@ class JobRunner:
         await asyncio.gather(*self._running, return_exceptions=True)
 
 
-async def _claim(conn: AsyncConnection, *, kinds: list[str]) -> Job | None:
-    return await repo.claim(conn, kinds, LEASE_SECONDS)
+async def _claim(conn: AsyncConnection, *, kinds: list[str], lease: float) -> Job | None:
+    return await repo.claim(conn, kinds, lease)
+
+
+async def _release(conn: AsyncConnection, *, job_id: int) -> None:
+    await repo.release(conn, job_id)
 
 
 async def _fail(conn: AsyncConnection, *, job_id: int, error: str) -> None:
@@ -165,8 +179,8 @@ async def _done(conn: AsyncConnection, *, job_id: int) -> None:
     await repo.complete(conn, job_id)
 
 
-async def _extend(conn: AsyncConnection, *, job_id: int) -> None:
-    await repo.extend_lease(conn, job_id, LEASE_SECONDS)
+async def _extend(conn: AsyncConnection, *, job_id: int, lease: float) -> None:
+    await repo.extend_lease(conn, job_id, lease)
 
 
 async def _store_progress(

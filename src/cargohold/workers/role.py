@@ -26,6 +26,7 @@ from cargohold.domain.jobs import (
     ALL_KINDS,
     DELETE_PART,
     DRAIN_NODE,
+    IMPORT,
     KIND_GROUPS,
     LOST_NODE,
     ORPHAN_SWEEP,
@@ -38,6 +39,7 @@ from cargohold.metadata import repositories as repo
 from cargohold.service.healing import HealingService, fill_spread, share_available
 from cargohold.workers.drain import Drainer
 from cargohold.workers.gc import GarbageCollector
+from cargohold.workers.imports import ImportRunner
 from cargohold.workers.jobs import Handler, JobContext, JobRunner
 from cargohold.workers.limits import Bandwidth, WorkerLimits
 from cargohold.workers.moves import ShareMover
@@ -49,6 +51,8 @@ from cargohold.workers.scrub import Scrubber
 log = logging.getLogger(__name__)
 
 SCHEDULE_KEY = "schedule"  # cluster_settings: when scrub and the orphan sweep last started
+#: Imports run beside the healing work, under their own cap (``import_concurrency``).
+HEALING_KINDS = tuple(kind for kind in ALL_KINDS if kind != IMPORT)
 PAGE = 500
 #: Seconds between reads of the throttles an admin may have changed.
 LIMITS_REFRESH = 3.0
@@ -78,6 +82,15 @@ class HealingWorker:
             ORPHAN_SWEEP: OrphanSweeper(core.db, core.nodes, settings.orphan_grace).handle,
         }
         self.runner = JobRunner(core.db, handlers, lambda: self.limits.concurrency)
+        importer = ImportRunner(
+            core.db, core.imports, core.uploads, core.access, core.auth, core.quota, core.source, settings
+        )
+        self.imports = JobRunner(
+            core.db,
+            {IMPORT: importer.handle},
+            lambda: settings.import_concurrency,
+            lease_seconds=settings.import_lease,
+        )
 
     # -- throttles ------------------------------------------------------------------
 
@@ -99,16 +112,22 @@ class HealingWorker:
         for group in groups:
             kinds.extend(KIND_GROUPS[group])
             await self._start(group)
-        return await self.runner.run_due(kinds)
+        healing = [kind for kind in kinds if kind != IMPORT]
+        ran = await self.imports.run_due([IMPORT]) if IMPORT in kinds else 0
+        return ran + (await self.runner.run_due(healing) if healing else 0)
 
     async def run_forever(self) -> None:
         checks = asyncio.create_task(self._check_loop(), name="worker-checks")
+        poll = self.core.settings.worker_poll_interval
         try:
-            await self.runner.run_forever(ALL_KINDS, self.core.settings.worker_poll_interval)
+            await asyncio.gather(
+                self.runner.run_forever(HEALING_KINDS, poll), self.imports.run_forever([IMPORT], poll)
+            )
         finally:
             checks.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await checks
+            await self.imports.stop()
             await self.runner.stop()
 
     async def _check_loop(self) -> None:
