@@ -65,6 +65,13 @@ class InvalidArgument(BadRequest):
     title = "Invalid argument"
 
 
+class InvalidEventType(InvalidArgument):
+    """An event type filter that names no type or family of types."""
+
+    code = "invalid_event_type"
+    title = "Unknown event type"
+
+
 class Unauthorized(CargoholdError):
     code = "unauthorized"
     status = 401

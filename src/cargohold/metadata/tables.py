@@ -31,6 +31,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -411,6 +412,73 @@ cluster_settings = Table(
     Column("key", String(64), primary_key=True),
     Column("value", JsonDoc, nullable=False),
     _ts("updated_at", default=utcnow),
+)
+
+# The event outbox (migration 0007): appended in the transaction of the change it tells of.
+# No foreign keys: an event outlives its user and bucket. Ids ascend in commit order as
+# readers see them (repositories/events.py).
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _ts("at", default=utcnow),
+    Column("type", String(32), nullable=False),
+    Column("actor_id", Integer, nullable=True),
+    Column("bucket_id", Integer, nullable=True),
+    Column("bucket", String(63), nullable=True),
+    Column("key", ObjectKey, nullable=True),
+    Column("version_id", String(32), nullable=True),
+    Column("size", BigInteger, nullable=True),
+    Column("detail", JsonDoc, nullable=True),
+    Index("ix_events_at", "at"),
+    sqlite_autoincrement=True,
+)
+
+# Webhook subscriptions: the secret is sealed like an S3 secret (service/s3keys.py's SecretBox,
+# the webhook id as associated data); ``cursor`` is the last event id the subscription is done
+# with, so deliveries go out in order; ``lease_until`` gives it to one worker at a time.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("url", String(2048), nullable=False),
+    Column("event_types", JsonDoc, nullable=False),
+    Column("bucket", String(63), nullable=True),
+    Column("secret_nonce", LargeBinary, nullable=False),
+    Column("secret_ciphertext", LargeBinary, nullable=False),
+    Column("state", String(16), nullable=False, default="active"),
+    _ts("created_at", default=utcnow),
+    _ts("disabled_at", nullable=True),
+    Column("disabled_reason", String(255), nullable=True),
+    Column("cursor", BigInteger, nullable=False, default=0),
+    # Failed attempts at the event after ``cursor``; reset by a success.
+    Column("attempts", Integer, nullable=False, default=0),
+    _ts("failing_since", nullable=True),
+    _ts("next_attempt_at", nullable=True),
+    _ts("lease_until", nullable=True),
+    Column("delivered", BigInteger, nullable=False, default=0),
+    CheckConstraint("state IN ('active', 'disabled')", name="state"),
+    Index("ix_webhooks_state_next_attempt_at", "state", "next_attempt_at"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("webhook_id", String(32), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    # NULL for a ping, which is no event of the log.
+    Column("event_id", BigInteger, nullable=True),
+    Column("event_type", String(32), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    _ts("at", default=utcnow),
+    Column("ok", Boolean, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("latency_ms", Float, nullable=True),
+    Column("error", String(500), nullable=True),
+    Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
+    Index("ix_webhook_deliveries_at", "at"),
+    sqlite_autoincrement=True,
 )
 
 #: Background imports (``domain/imports.py``): a URL a worker fetches into an object through

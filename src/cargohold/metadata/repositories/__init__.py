@@ -8,7 +8,7 @@ replaced). Expected conflicts come back as domain errors from
 transaction usable.
 """
 
-from cargohold.metadata.repositories import imports
+from cargohold.metadata.repositories import events, imports
 from cargohold.metadata.repositories.buckets import (
     count_owned,
     create_bucket,
@@ -134,6 +134,7 @@ __all__ = [
     "delete_version",
     "enqueue",
     "enqueue_repair",
+    "events",
     "expired_uploads",
     "extend_lease",
     "fail",

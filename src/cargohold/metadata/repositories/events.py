@@ -1,0 +1,162 @@
+"""The event outbox: append in the caller's transaction, read in id order, prune by age.
+
+``append`` is called inside the ``db.write(fn)`` that makes the change the
+event tells of, so the event commits or rolls back with it.
+
+Readers page through ids ascending and resume after the last id they saw, so
+an id must never become visible *below* one already read. SQLite gives that
+for free: one writer at a time, and AUTOINCREMENT ids taken inside the
+write lock. PostgreSQL does not: two transactions take ids 10 and 11 from
+the sequence, 11 commits first, and a reader that took 11 would never see
+10. ``read_after`` therefore returns a PostgreSQL page only up to the first
+hole, except where the hole is *settled*: every transaction that could still
+fill it has ended (see :class:`Horizon`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cargohold.domain.events import Event, EventDraft
+from cargohold.metadata.tables import buckets, events, utcnow
+
+_SEQUENCE_LAST = text("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_id_seq")
+
+#: A detail document larger than this (as JSON) is replaced by a note saying so.
+MAX_DETAIL_BYTES = 4096
+
+
+def _detail(detail: Mapping[str, Any]) -> dict[str, Any] | None:
+    if not detail:
+        return None
+    document = json.loads(json.dumps(dict(detail), default=str))
+    if len(json.dumps(document)) > MAX_DETAIL_BYTES:
+        return {"truncated": True}
+    return document
+
+
+async def append(conn: AsyncConnection, draft: EventDraft) -> int:
+    """Insert one event in the caller's transaction; returns its id."""
+    bucket_id = draft.bucket_id
+    if bucket_id is None and draft.bucket is not None:
+        bucket_id = (
+            await conn.execute(select(buckets.c.id).where(buckets.c.name == draft.bucket))
+        ).scalar_one_or_none()
+    if conn.dialect.name == "postgresql":
+        # The transaction id first, the event id after it: Horizon relies on that order.
+        await conn.execute(text("SELECT pg_current_xact_id()"))
+    result = await conn.execute(
+        insert(events)
+        .values(
+            at=utcnow(),
+            type=str(draft.type),
+            actor_id=draft.actor_id,
+            bucket_id=bucket_id,
+            bucket=draft.bucket,
+            key=draft.key,
+            version_id=draft.version_id,
+            size=draft.size,
+            detail=_detail(draft.detail),
+        )
+        .returning(events.c.id)
+    )
+    return int(result.scalar_one())
+
+
+def _event(row: Row[Any]) -> Event:
+    return Event(
+        id=row.id,
+        at=row.at,
+        type=row.type,
+        actor_id=row.actor_id,
+        bucket_id=row.bucket_id,
+        bucket=row.bucket,
+        key=row.key,
+        version_id=row.version_id,
+        size=row.size,
+        detail=row.detail or {},
+    )
+
+
+@dataclass(slots=True)
+class Horizon:
+    """How far ids are settled on PostgreSQL: no transaction can still commit an id at or below.
+
+    ``append`` takes the transaction id before the event id. So if the
+    sequence's last value was L and, after reading it, the next transaction
+    id to be assigned was X, every id up to L belongs to a transaction below
+    X; once the oldest running transaction is at or above X (the snapshot's
+    xmin), all of those have ended and every hole up to L is final.
+    Each ``advance`` notes one (L, X) checkpoint and settles the ones it
+    can; a poller calls it before every read, so holes settle within a poll
+    or two unless a transaction stays open that long.
+    """
+
+    settled: int = 0
+    checkpoints: list[tuple[int, int]] = field(default_factory=list)
+
+    async def advance(self, conn: AsyncConnection) -> None:
+        last = (await conn.execute(_SEQUENCE_LAST)).scalar_one()
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin, "
+                    "pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax"
+                )
+            )
+        ).one()
+        keep = []
+        for seq_value, xmax in self.checkpoints:
+            if row.xmin >= xmax:
+                self.settled = max(self.settled, seq_value)
+            else:
+                keep.append((seq_value, xmax))
+        keep.append((int(last), int(row.xmax)))
+        self.checkpoints = keep[-64:]
+
+    async def settle(self, conn: AsyncConnection) -> int:
+        """Advance on PostgreSQL; returns the settled id for :func:`read_after`."""
+        if conn.dialect.name == "postgresql":
+            await self.advance(conn)
+        return self.settled
+
+
+async def read_after(conn: AsyncConnection, after: int, limit: int, settled: int = 0) -> list[Event]:
+    """Up to ``limit`` events with ids above ``after``, ascending, that no later commit can precede.
+
+    On PostgreSQL a page stops before the first hole in the ids above
+    ``settled`` (a :class:`Horizon`'s); SQLite has no such holes.
+    """
+    rows = (
+        await conn.execute(select(events).where(events.c.id > after).order_by(events.c.id).limit(limit))
+    ).all()
+    found = [_event(r) for r in rows]
+    if conn.dialect.name != "postgresql":
+        return found
+    page: list[Event] = []
+    expected = after + 1
+    for event in found:
+        if event.id != expected and event.id - 1 > settled:
+            break  # a hole that a transaction still running may fill: stop before it
+        page.append(event)
+        expected = event.id + 1
+    return page
+
+
+async def last_id(conn: AsyncConnection) -> int:
+    """The highest event id committed so far (0 for none)."""
+    return int((await conn.execute(select(func.coalesce(func.max(events.c.id), 0)))).scalar_one())
+
+
+async def prune(conn: AsyncConnection, before: datetime) -> int:
+    """Delete events older than ``before``; returns how many."""
+    result = await conn.execute(delete(events).where(events.c.at < before))
+    return result.rowcount or 0
