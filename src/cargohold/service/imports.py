@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.domain import uploads as sm
+from cargohold.domain.events import EventDraft, EventType
 from cargohold.domain.imports import (
     FINAL_STATUSES,
     OPEN_STATUSES,
@@ -47,8 +48,10 @@ from cargohold.metadata.db import Database
 from cargohold.service.access import AccessService, Level
 from cargohold.service.uploads import close_upload
 
-#: The cluster setting (``cluster_settings``) that opens private addresses to imports and webhooks.
+#: The cluster setting that opens private addresses to imports and webhooks, a field of the
+#: event settings (``cluster_settings["events"]``).
 ALLOW_PRIVATE = "webhook_allow_private"
+SETTINGS_KEY = "events"
 MAX_LIST = 1000
 
 #: ``(host, port) -> addresses``; raises ``SourceUnresolvable`` when the name does not resolve.
@@ -86,8 +89,8 @@ def _now() -> datetime:
 
 async def private_allowed(db: Database) -> bool:
     async with db.read() as conn:
-        stored = await repo.get_setting(conn, ALLOW_PRIVATE)
-    return bool(stored and stored.get("enabled") is True)
+        stored = await repo.get_setting(conn, SETTINGS_KEY) or {}
+    return stored.get(ALLOW_PRIVATE) is True
 
 
 class ImportService:
@@ -133,6 +136,7 @@ class ImportService:
         async def store(conn: AsyncConnection) -> Import:
             stored = await repo.imports.create(conn, record)
             await repo.enqueue(conn, IMPORT, {"import_id": record.id})
+            await repo.events.append(conn, _draft(EventType.IMPORT_CREATED, stored))
             return stored
 
         return await self._db.write(store)
@@ -199,9 +203,11 @@ class ImportService:
             current = await repo.imports.get(conn, import_id, for_update=True)
             if current is None or current.status not in OPEN_STATUSES:
                 return False
-            await repo.imports.change(conn, import_id, status=sm.DELETED, finished_at=_now(), rate=None)
+            values: dict[str, Any] = {"status": sm.DELETED, "finished_at": _now(), "rate": None}
+            await repo.imports.change(conn, import_id, **values)
             if current.upload_id is not None:
                 await close_upload(conn, upload_id=current.upload_id, status=sm.DELETED, error=None)
+            await repo.events.append(conn, _draft(EventType.IMPORT_CANCELLED, replace(current, **values)))
             return True
 
         if not await self._db.write(cancel):
@@ -225,16 +231,22 @@ class ImportService:
             values: dict[str, Any] = {"status": sm.LOADING, "fence": fence}
             if current.started_at is None:
                 values["started_at"] = _now()
-            await repo.imports.change(conn, import_id, statuses=OPEN_STATUSES, **values)
-            return replace(current, **values)
+            await repo.imports.change(conn, import_id, if_status=OPEN_STATUSES, **values)
+            started = replace(current, **values)
+            if current.status == sm.PENDING:
+                await repo.events.append(conn, _draft(EventType.IMPORT_PROGRESS, started))
+            return started
 
         return await self._db.write(begin)
 
-    async def record(self, import_id: str, fence: int, **values: Any) -> bool:
+    async def record(self, import_id: str, fence: int, *, announce: bool = False, **values: Any) -> bool:
         """Store progress and facts about the source while LOADING; False once the import is
-        no longer this run's (cancelled, or taken over by another worker)."""
+        no longer this run's (cancelled, or taken over by another worker). ``announce``: the
+        change is progress users follow (an ``import.progress`` event with it)."""
         return await self._db.write(
-            functools.partial(_change_loading, import_id=import_id, fence=fence, values=values)
+            functools.partial(
+                _change_loading, import_id=import_id, fence=fence, values=values, announce=announce
+            )
         )
 
     async def fail(self, record: Import, fence: int, code: str, message: str) -> bool:
@@ -244,17 +256,17 @@ class ImportService:
             current = await repo.imports.get(conn, record.id, for_update=True)
             if current is None or current.status not in OPEN_STATUSES or current.fence != fence:
                 return False
-            await repo.imports.change(
-                conn,
-                record.id,
-                status=sm.FAILED,
-                error_code=code,
-                error_message=message[:4000],
-                finished_at=_now(),
-                rate=None,
-            )
+            values: dict[str, Any] = {
+                "status": sm.FAILED,
+                "error_code": code,
+                "error_message": message[:4000],
+                "finished_at": _now(),
+                "rate": None,
+            }
+            await repo.imports.change(conn, record.id, **values)
             if current.upload_id is not None:
                 await close_upload(conn, upload_id=current.upload_id, status=sm.FAILED, error=code)
+            await repo.events.append(conn, _draft(EventType.IMPORT_FAILED, replace(current, **values)))
             return True
 
         return await self._db.write(fail)
@@ -266,25 +278,56 @@ class ImportService:
         visible (``UploadService.finish(also=...)``); a cancel that won the race rolls both back."""
 
         async def uploaded(conn: AsyncConnection, version: ObjectRecord) -> None:
-            changed = await repo.imports.change(
-                conn,
-                record.id,
-                statuses=(sm.LOADING,),
-                fence=fence,
-                status=sm.UPLOADED,
-                version_id=version.version_id,
-                total_size=size,
-                bytes_done=size,
-                finished_at=_now(),
-                rate=None,
-            )
-            if not changed:
+            current = await repo.imports.get(conn, record.id, for_update=True)
+            if current is None or current.status != sm.LOADING or current.fence != fence:
                 raise sm.UploadNotOpen(f"import {record.id} was cancelled or taken over")
+            values: dict[str, Any] = {
+                "status": sm.UPLOADED,
+                "version_id": version.version_id,
+                "total_size": size,
+                "bytes_done": size,
+                "finished_at": _now(),
+                "rate": None,
+            }
+            await repo.imports.change(conn, record.id, **values)
+            await repo.events.append(conn, _draft(EventType.IMPORT_COMPLETED, replace(current, **values)))
 
         return uploaded
 
 
 async def _change_loading(
-    conn: AsyncConnection, *, import_id: str, fence: int, values: dict[str, Any]
+    conn: AsyncConnection, *, import_id: str, fence: int, values: dict[str, Any], announce: bool
 ) -> bool:
-    return await repo.imports.change(conn, import_id, statuses=(sm.LOADING,), fence=fence, **values)
+    changed = await repo.imports.change(conn, import_id, if_status=(sm.LOADING,), if_fence=fence, **values)
+    if changed and announce:
+        current = await repo.imports.get(conn, import_id)
+        if current is not None:
+            await repo.events.append(conn, _draft(EventType.IMPORT_PROGRESS, current))
+    return changed
+
+
+def _draft(kind: EventType, record: Import) -> EventDraft:
+    """The event of an import's change: the object it makes, and where the import stands."""
+    return EventDraft(
+        type=kind,
+        actor_id=record.user_id,
+        bucket=record.bucket,
+        bucket_id=record.bucket_id,
+        key=record.key,
+        version_id=record.version_id,
+        size=record.total_size,
+        detail={
+            "import_id": record.id,
+            "status": record.status,
+            "source": record.source,
+            "bytes_done": record.bytes_done,
+            "uploaded_percentage": record.percentage,
+            "rate": record.rate,
+            "eta_seconds": record.eta_seconds,
+            **(
+                {"error": {"code": record.error_code, "message": record.error_message}}
+                if record.error_code
+                else {}
+            ),
+        },
+    )

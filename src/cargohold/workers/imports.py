@@ -185,6 +185,7 @@ class _Run:
         return await self.r.imports.record(
             self.record.id,
             self.fence,
+            announce=True,
             bytes_done=self.progress.current(),
             rate=int(rate) if rate is not None else None,
         )
@@ -287,15 +288,14 @@ class _Run:
         return upload
 
     async def _store_facts(self, **values: Any) -> bool:
-        return await self.r.imports.record(
-            self.record.id,
-            self.fence,
-            total_size=self.total,
-            validator=self.validator,
-            bytes_done=self.progress.current(),
+        facts: dict[str, Any] = {
+            "total_size": self.total,
+            "validator": self.validator,
+            "bytes_done": self.progress.current(),
             **self.counts,
             **values,
-        )
+        }
+        return await self.r.imports.record(self.record.id, self.fence, **facts)
 
     async def _start_over(self, upload: Upload | None) -> None:
         """The source is not the file the stored parts came from: free them, start from zero."""

@@ -117,19 +117,19 @@ async def change(
     conn: AsyncConnection,
     import_id: str,
     *,
-    statuses: Collection[str] | None = None,
-    fence: int | None = None,
+    if_status: Collection[str] | None = None,
+    if_fence: int | None = None,
     **values: Any,
 ) -> bool:
-    """Set ``values`` if the import is in one of ``statuses`` and run by ``fence`` (when given).
+    """Set ``values`` if the import is in one of ``if_status`` and run by ``if_fence`` (when given).
 
     ``updated_at`` follows. Returns whether the row changed.
     """
     values.setdefault("updated_at", utcnow())
     stmt = update(imports).where(imports.c.id == import_id)
-    if statuses is not None:
-        stmt = stmt.where(imports.c.status.in_(sorted(statuses)))
-    if fence is not None:
-        stmt = stmt.where(imports.c.fence == fence)
+    if if_status is not None:
+        stmt = stmt.where(imports.c.status.in_(sorted(if_status)))
+    if if_fence is not None:
+        stmt = stmt.where(imports.c.fence == if_fence)
     result = await conn.execute(stmt.values(**values))
     return result.rowcount > 0
