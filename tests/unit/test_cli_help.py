@@ -50,6 +50,10 @@ CLIENT_COMMANDS = {
     ("scrub",),
     ("rebalance",),
     ("worker-settings",),
+    ("import",),
+    ("imports", "list"),
+    ("imports", "show"),
+    ("imports", "cancel"),
 }
 
 runner = CliRunner()

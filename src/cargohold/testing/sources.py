@@ -26,6 +26,8 @@ from cargohold.domain.imports import Answer, SourceBrokeOff
 from cargohold.service.imports import SourceReply
 
 CHUNK = 256 * 1024
+#: Seconds between the last byte before a scripted drop and the drop itself.
+DROP_LINGER = 0.5
 _RANGE = re.compile(r"bytes=(\d+)-")
 
 
@@ -50,6 +52,10 @@ class SourceServer:
     status: int = 200
     etag: str = '"v1"'
     seen: list[Seen] = field(default_factory=list)
+    #: Requests being answered now, the most at any one time, and bytes of the file sent.
+    active: int = 0
+    most_active: int = 0
+    sent: int = 0
     url: str = ""
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
@@ -95,6 +101,14 @@ class SourceServer:
         loop.close()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.active += 1
+        self.most_active = max(self.most_active, self.active)
+        try:
+            return await self._answer(request)
+        finally:
+            self.active -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         seen = Seen(request.headers.get("Range"), request.headers.get("If-Range"))
         self.seen.append(seen)
         if self.status != 200:
@@ -124,12 +138,16 @@ class SourceServer:
             drop = next((d for d in sorted(self.drops) if position < d <= end), None)
             if drop is not None:
                 end = drop
-            await response.write(self.data[position:end])
-            if self.pace:
+            if self.pace:  # before the write: the answer ends with its last byte
                 await asyncio.sleep((end - position) / self.pace)
+            await response.write(self.data[position:end])
+            self.sent += end - position
             position = end
             if drop is not None:
                 self.drops.remove(drop)
+                # A breaking connection makes the client drop what it has not read yet: wait
+                # until it has, so a test knows which byte the transfer broke off at.
+                await asyncio.sleep(DROP_LINGER)
                 assert request.transport is not None
                 request.transport.abort()  # the connection breaks: the client has a short body
                 return response

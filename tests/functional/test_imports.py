@@ -1,0 +1,322 @@
+"""Background imports against a real cluster (gateway, worker, nodes) and real HTTP sources.
+
+Each source is an aiohttp server in this process (``testing/sources.py``) on
+127.0.0.1, so every test but the one about the refusal turns the cluster
+setting ``webhook_allow_private`` on. Files are 8-16 MiB in 1 MiB parts: a
+drop at byte N resumes at the part boundary below N. Runs on SQLite and on
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from cargohold.metadata import repositories as repo
+from cargohold.metadata.db import Database
+from cargohold.testing.accounts import make_user
+from cargohold.testing.cluster import Cluster
+from cargohold.testing.console import ConsoleScript
+from cargohold.testing.sources import SourceServer
+from tests.conftest import BOTH_STORES, store_url
+
+MIB = 1 << 20
+PART = MIB
+BUCKET = "imports"
+ORDER = {"PENDING": 0, "LOADING": 1, "UPLOADED": 2, "FAILED": 2, "DELETED": 2}
+
+
+@pytest.fixture(scope="module", params=BOTH_STORES)
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    env = {
+        "CARGOHOLD_IMPORT_PART_SIZE": str(PART),
+        "CARGOHOLD_IMPORT_RETRY_BACKOFF": "0.2",
+        "CARGOHOLD_IMPORT_LEASE": "3",
+        "CARGOHOLD_IMPORT_CONCURRENCY": "2",
+        "CARGOHOLD_WORKER_POLL_INTERVAL": "0.2",
+    }
+    with (
+        store_url(request, request.param) as url,
+        Cluster(
+            tmp_path_factory.mktemp("imports"), node_count=3, layout="ec:2+1", db_url=url, env=env
+        ) as running,
+    ):
+        running.start_worker()
+        with running.client() as api:
+            assert api.put(f"/api/v1/buckets/{BUCKET}").status_code == 201
+        set_allow_private(running, True)
+        yield running
+
+
+@pytest.fixture
+def api(cluster: Cluster) -> Iterator[httpx.Client]:
+    with cluster.client() as client:
+        yield client
+
+
+def set_allow_private(cluster: Cluster, allowed: bool) -> None:
+    """The cluster setting ``webhook_allow_private``, as stored in ``cluster_settings["events"]``."""
+
+    async def change() -> None:
+        db = await Database.open(cluster.db)
+        try:
+            await db.write(
+                lambda conn: repo.update_setting(
+                    conn, "events", lambda stored: {**stored, "webhook_allow_private": allowed}
+                )
+            )
+        finally:
+            await db.close()
+
+    asyncio.run(change())
+
+
+def start(api: httpx.Client, source: str, key: str, **extra: Any) -> dict[str, Any]:
+    reply = api.post("/api/v1/imports", json={"source": source, "bucket": BUCKET, "key": key, **extra})
+    assert reply.status_code == 202, reply.text
+    body = reply.json()
+    assert body["status"] == "PENDING"
+    assert reply.headers["Location"] == f"/api/v1/imports/{body['id']}"
+    return dict(body)
+
+
+def follow(
+    api: httpx.Client, import_id: str, until: Any = None, timeout: float = 60.0
+) -> list[dict[str, Any]]:
+    """Every state the import shows, polled every 50 ms, until it is over (or ``until(state)``)."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = api.get(f"/api/v1/imports/{import_id}").json()
+        seen.append(state)
+        if state["status"] in ("UPLOADED", "FAILED", "DELETED") or (until is not None and until(state)):
+            return seen
+        time.sleep(0.05)
+    raise TimeoutError(f"import {import_id} still {seen[-1]['status']} after {timeout} s")
+
+
+def stored_sha256(api: httpx.Client, key: str) -> str:
+    reply = api.get(f"/api/v1/buckets/{BUCKET}/objects/{key}")
+    assert reply.status_code == 200, reply.text
+    return hashlib.sha256(reply.content).hexdigest()
+
+
+def share_files(cluster: Cluster) -> int:
+    return sum(len(node.share_files()) for node in cluster.nodes)
+
+
+def test_two_drops_resume_by_range_from_the_last_part_and_progress_only_moves_forward(
+    api: httpx.Client,
+) -> None:
+    data = os.urandom(8 * MIB)
+    digest = hashlib.sha256(data).hexdigest()
+    with SourceServer(data, drops=[3_000_000, 6_500_000], pace=6 * MIB) as source:
+        made = start(api, source.file_url(), "ranged.bin", expected_sha256=digest)
+        seen = follow(api, made["id"])
+        requests = [(s.range, s.if_range, s.status) for s in source.seen]
+    final = seen[-1]
+    assert final["status"] == "UPLOADED", final
+    # Each drop costs the part in flight: the next request starts at the part boundary below it.
+    assert requests == [
+        (None, None, 200),
+        (f"bytes={2 * PART}-", '"v1"', 206),
+        (f"bytes={6 * PART}-", '"v1"', 206),
+    ]
+    assert (final["attempts"], final["resumes"], final["restarts"]) == (3, 2, 0)
+    assert (final["size"], final["bytes_done"], final["uploaded_percentage"]) == (len(data), len(data), 100.0)
+    assert final["content_type"] is None and final["version_id"]
+    assert stored_sha256(api, "ranged.bin") == digest
+    head = api.head(f"/api/v1/buckets/{BUCKET}/objects/ranged.bin")
+    assert head.headers["content-type"] == "application/x-test"
+    assert head.headers["x-version-id"] == final["version_id"]
+    # Status and progress never go backwards, and progress was seen on the way.
+    statuses = [ORDER[s["status"]] for s in seen]
+    assert statuses == sorted(statuses)
+    done = [s["bytes_done"] for s in seen]
+    assert done == sorted(done)
+    percentages = [s["uploaded_percentage"] for s in seen if s["uploaded_percentage"] is not None]
+    assert percentages == sorted(percentages)
+    assert any(0 < p < 100 for p in percentages), percentages
+    assert any(s["status"] == "LOADING" and s["rate"] for s in seen), "no rate while loading"
+
+
+def test_a_source_without_ranges_is_read_again_from_its_start_and_stored_once(
+    cluster: Cluster, api: httpx.Client
+) -> None:
+    data = os.urandom(6 * MIB + 12345)
+    with SourceServer(data, ranges=False, drops=[2_500_000, 4_800_000]) as source:
+        made = start(api, source.file_url(), "no-ranges.bin")
+        final = follow(api, made["id"])[-1]
+        requests = [(s.range, s.status) for s in source.seen]
+    assert final["status"] == "UPLOADED", final
+    # The Range requests are answered with the whole file: the stored parts are read past.
+    assert requests == [(None, 200), (f"bytes={2 * PART}-", 200), (f"bytes={4 * PART}-", 200)]
+    assert (final["attempts"], final["resumes"], final["restarts"]) == (3, 0, 2)
+    assert stored_sha256(api, "no-ranges.bin") == hashlib.sha256(data).hexdigest()
+
+
+def test_a_missing_source_fails_with_its_reason(api: httpx.Client) -> None:
+    with SourceServer(b"", status=404) as source:
+        made = start(api, source.file_url("gone.bin"), "gone.bin")
+        final = follow(api, made["id"])[-1]
+        assert len(source.seen) == 1  # a 404 is not retried
+    assert final["status"] == "FAILED"
+    assert final["error"]["code"] == "source_not_found"
+    assert "404" in final["error"]["message"]
+    assert api.get(f"/api/v1/buckets/{BUCKET}/objects/gone.bin").json()["code"] == "no_such_key"
+
+
+def test_a_private_address_is_refused_unless_the_cluster_allows_it(
+    cluster: Cluster, api: httpx.Client
+) -> None:
+    set_allow_private(cluster, False)
+    try:
+        for source in ("http://127.0.0.1:9/file", "http://[::1]:9/file", "http://localhost:9/file"):
+            reply = api.post("/api/v1/imports", json={"source": source, "bucket": BUCKET, "key": "x"})
+            assert reply.status_code == 422, reply.text
+            assert reply.json()["code"] == "source_not_allowed"
+    finally:
+        set_allow_private(cluster, True)
+    for source, code in (
+        ("ftp://example.com/file", "invalid_argument"),
+        ("http://u:p@h/f", "invalid_argument"),
+    ):
+        reply = api.post("/api/v1/imports", json={"source": source, "bucket": BUCKET, "key": "x"})
+        assert (reply.status_code, reply.json()["code"]) == (400, code), reply.text
+
+
+def test_a_wrong_checksum_fails_the_import_and_frees_its_shares(cluster: Cluster, api: httpx.Client) -> None:
+    before = share_files(cluster)
+    data = os.urandom(3 * MIB)
+    with SourceServer(data) as source:
+        made = start(api, source.file_url(), "wrong.bin", expected_md5="0" * 32)
+        final = follow(api, made["id"])[-1]
+    assert final["status"] == "FAILED"
+    assert final["error"]["code"] == "checksum_mismatch"
+    assert api.get(f"/api/v1/buckets/{BUCKET}/objects/wrong.bin").status_code == 404
+    cluster.wait_for(lambda: share_files(cluster) == before, timeout=30)
+
+
+def test_a_cancel_mid_way_stops_the_transfer_and_frees_its_shares(
+    cluster: Cluster, api: httpx.Client
+) -> None:
+    before = share_files(cluster)
+    data = os.urandom(16 * MIB)
+    with SourceServer(data, pace=3 * MIB) as source:
+        made = start(api, source.file_url(), "cancelled.bin")
+        follow(api, made["id"], until=lambda s: s["bytes_done"] >= 3 * MIB)
+        assert share_files(cluster) > before  # parts are stored
+        cancelled = api.delete(f"/api/v1/imports/{made['id']}")
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "DELETED"
+        # The worker notices within a tick: the source's connection is dropped long before its end.
+        stopped = time.monotonic()
+        cluster.wait_for(lambda: source.active == 0, timeout=5)
+        assert time.monotonic() - stopped < 3
+        assert source.sent < len(data)
+    again = api.delete(f"/api/v1/imports/{made['id']}")
+    assert (again.status_code, again.json()["code"]) == (409, "import_finished")
+    cluster.wait_for(lambda: share_files(cluster) == before, timeout=30)
+    assert api.get(f"/api/v1/imports/{made['id']}").json()["status"] == "DELETED"
+
+
+def test_a_worker_killed_mid_import_is_followed_by_one_that_continues_after_the_stored_parts(
+    cluster: Cluster, api: httpx.Client
+) -> None:
+    data = os.urandom(10 * MIB)
+    with SourceServer(data, pace=3 * MIB) as source:
+        made = start(api, source.file_url(), "survivor.bin")
+        follow(api, made["id"], until=lambda s: s["bytes_done"] >= 4 * MIB)
+        assert cluster.worker is not None
+        cluster.worker.send_signal(signal.SIGKILL)
+        cluster.worker.wait(10)
+        cluster.worker = None
+        cluster.start_worker()
+        final = follow(api, made["id"])[-1]
+        requests = [(s.range, s.status) for s in source.seen]
+    assert final["status"] == "UPLOADED", final
+    assert requests[0] == (None, 200) and len(requests) == 2
+    resumed_at = int(str(requests[1][0]).removeprefix("bytes=").rstrip("-"))
+    assert requests[1][1] == 206 and resumed_at % PART == 0 and resumed_at >= 3 * PART
+    assert stored_sha256(api, "survivor.bin") == hashlib.sha256(data).hexdigest()
+
+
+def test_a_worker_runs_at_most_its_share_of_imports_at_once(cluster: Cluster, api: httpx.Client) -> None:
+    data = os.urandom(2 * MIB)
+    with SourceServer(data, pace=2 * MIB) as source:
+        made = [start(api, source.file_url(f"f{i}"), f"parallel-{i}.bin") for i in range(5)]
+        finals = [follow(api, m["id"])[-1] for m in made]
+    assert [f["status"] for f in finals] == ["UPLOADED"] * 5
+    assert source.most_active == 2  # CARGOHOLD_IMPORT_CONCURRENCY
+
+
+def test_a_source_larger_than_the_quota_fails_before_its_body_is_stored(
+    cluster: Cluster, api: httpx.Client
+) -> None:
+    token = make_user(api, "importer", quota_bytes=2 * MIB)
+    before = share_files(cluster)
+    with cluster.client(token) as user, SourceServer(os.urandom(3 * MIB)) as source:
+        assert user.put("/api/v1/buckets/importer-b").status_code == 201
+        reply = user.post(
+            "/api/v1/imports", json={"source": source.file_url(), "bucket": "importer-b", "key": "big"}
+        )
+        assert reply.status_code == 202, reply.text
+        final = follow(user, reply.json()["id"])[-1]
+    assert final["status"] == "FAILED"
+    assert final["error"]["code"] == "quota_exceeded"
+    assert final["bytes_done"] == 0
+    assert share_files(cluster) == before
+
+
+def test_users_see_their_own_imports_and_admins_see_everyones(cluster: Cluster, api: httpx.Client) -> None:
+    token = make_user(api, "lister")
+    with cluster.client(token) as user, SourceServer(os.urandom(64 * 1024)) as source:
+        assert user.put("/api/v1/buckets/lister-b").status_code == 201
+        mine = user.post(
+            "/api/v1/imports", json={"source": source.file_url(), "bucket": "lister-b", "key": "k"}
+        ).json()
+        follow(user, mine["id"])
+        theirs = start(api, source.file_url(), "admins.bin")
+        follow(api, theirs["id"])
+        listed = user.get("/api/v1/imports").json()
+        assert [i["id"] for i in listed["imports"]] == [mine["id"]]
+        assert user.get(f"/api/v1/imports/{theirs['id']}").json()["code"] == "no_such_import"
+        assert user.delete(f"/api/v1/imports/{theirs['id']}").json()["code"] == "no_such_import"
+        everyone = api.get("/api/v1/imports", params={"status": "UPLOADED", "limit": 1000}).json()["imports"]
+        assert {mine["id"], theirs["id"]} <= {i["id"] for i in everyone}
+        only = api.get("/api/v1/imports", params={"user": "lister"}).json()["imports"]
+        assert [i["id"] for i in only] == [mine["id"]]
+        assert api.get("/api/v1/imports", params={"status": "BOGUS"}).json()["code"] == "invalid_argument"
+        # The upload session behind an import belongs to it: the upload APIs do not show it.
+        assert user.get("/api/v1/uploads").json()["uploads"] == []
+
+
+def test_the_cli_imports_and_waits_then_lists_shows_and_cancels(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    cli = ConsoleScript(cluster, tmp_path_factory.mktemp("home"))
+    data = os.urandom(3 * MIB)
+    digest = hashlib.sha256(data).hexdigest()
+    with SourceServer(data) as source:
+        done = cli.run_ok("import", source.file_url(), f"{BUCKET}/cli.bin", "--wait", "--sha256", digest)
+        assert f"imported {BUCKET}/cli.bin (3.1 MB, version " in done.stdout
+        failed = cli("import", source.file_url(), f"{BUCKET}/cli-bad.bin", "--wait", "--sha256", "0" * 64)
+        assert failed.returncode == 1
+        assert "error: checksum_mismatch: sha256 of the body is" in failed.stderr
+    with SourceServer(os.urandom(8 * MIB), pace=MIB) as slow:
+        queued = cli.ok("import", slow.file_url(), f"{BUCKET}/cli-cancel.bin")
+        import_id = queued.split()[1]
+        assert queued.startswith(f"import {import_id} PENDING: ")
+        assert cli.ok("imports", "cancel", import_id).startswith(f"cancelled import {import_id}")
+    shown = cli.ok("imports", "show", import_id)
+    assert "status:       DELETED" in shown
+    listed = cli.ok("imports", "list", "--plain", "--status", "deleted")
+    assert import_id in listed and "cli.bin" not in listed
