@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import signal
 import time
@@ -109,12 +110,23 @@ def stored_sha256(api: httpx.Client, key: str) -> str:
     return hashlib.sha256(reply.content).hexdigest()
 
 
+def events_of(cluster: Cluster, import_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """The import.* events of one import in the outbox, in order: (type, detail)."""
+    rows = cluster.query("SELECT type, detail FROM events WHERE type LIKE 'import.%' ORDER BY id")
+    found = []
+    for kind, detail in rows:
+        document = json.loads(detail) if isinstance(detail, str) else detail
+        if document.get("import_id") == import_id:
+            found.append((kind, document))
+    return found
+
+
 def share_files(cluster: Cluster) -> int:
     return sum(len(node.share_files()) for node in cluster.nodes)
 
 
 def test_two_drops_resume_by_range_from_the_last_part_and_progress_only_moves_forward(
-    api: httpx.Client,
+    cluster: Cluster, api: httpx.Client
 ) -> None:
     data = os.urandom(8 * MIB)
     digest = hashlib.sha256(data).hexdigest()
@@ -146,6 +158,12 @@ def test_two_drops_resume_by_range_from_the_last_part_and_progress_only_moves_fo
     assert percentages == sorted(percentages)
     assert any(0 < p < 100 for p in percentages), percentages
     assert any(s["status"] == "LOADING" and s["rate"] for s in seen), "no rate while loading"
+    # Every status change wrote its event in the same transaction: created, progress, completed.
+    kinds = [kind for kind, detail in events_of(cluster, made["id"])]
+    assert kinds[0] == "import.created" and kinds[-1] == "import.completed", kinds
+    assert set(kinds[1:-1]) == {"import.progress"} and len(kinds) >= 4, kinds
+    progress = [detail["bytes_done"] for kind, detail in events_of(cluster, made["id"])]
+    assert progress == sorted(progress)
 
 
 def test_a_source_without_ranges_is_read_again_from_its_start_and_stored_once(
@@ -202,6 +220,8 @@ def test_a_wrong_checksum_fails_the_import_and_frees_its_shares(cluster: Cluster
     assert final["status"] == "FAILED"
     assert final["error"]["code"] == "checksum_mismatch"
     assert api.get(f"/api/v1/buckets/{BUCKET}/objects/wrong.bin").status_code == 404
+    failed = events_of(cluster, made["id"])[-1]
+    assert failed[0] == "import.failed" and failed[1]["error"]["code"] == "checksum_mismatch"
     cluster.wait_for(lambda: share_files(cluster) == before, timeout=30)
 
 
@@ -226,6 +246,7 @@ def test_a_cancel_mid_way_stops_the_transfer_and_frees_its_shares(
     assert (again.status_code, again.json()["code"]) == (409, "import_finished")
     cluster.wait_for(lambda: share_files(cluster) == before, timeout=30)
     assert api.get(f"/api/v1/imports/{made['id']}").json()["status"] == "DELETED"
+    assert events_of(cluster, made["id"])[-1][0] == "import.cancelled"
 
 
 def test_a_worker_killed_mid_import_is_followed_by_one_that_continues_after_the_stored_parts(

@@ -46,7 +46,7 @@ from cargohold.errors import InvalidArgument
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.service.access import AccessService, Level
-from cargohold.service.uploads import close_upload
+from cargohold.service.uploads import close_upload, release_upload_parts
 
 #: The cluster setting that opens private addresses to imports and webhooks, a field of the
 #: event settings (``cluster_settings["events"]``).
@@ -216,6 +216,19 @@ class ImportService:
         return await self.get(who, import_id)
 
     # -- what a worker records -------------------------------------------------------------
+
+    async def allow_private(self) -> bool:
+        return await private_allowed(self._db)
+
+    async def discard_parts(self, upload_id: str) -> None:
+        """Free what an import stored so far (its source changed: it starts over)."""
+        await self._db.write(functools.partial(release_upload_parts, upload_id=upload_id))
+
+    async def drop_upload(self, upload_id: str) -> None:
+        """End an upload made for an import that was cancelled meanwhile."""
+        await self._db.write(
+            functools.partial(close_upload, upload_id=upload_id, status=sm.DELETED, error=None)
+        )
 
     async def load(self, import_id: str) -> Import | None:
         async with self._db.read() as conn:

@@ -546,11 +546,11 @@ class UploadService:
 
 async def close_upload(conn: AsyncConnection, *, upload_id: str, status: str, error: str | None) -> None:
     """In the caller's transaction: end an upload with ``status`` and queue its parts for deletion."""
-    await release_upload_parts(conn, upload_id)
+    await release_upload_parts(conn, upload_id=upload_id)
     await repo.update_upload(conn, upload_id, status=status, error=error)
 
 
-async def release_upload_parts(conn: AsyncConnection, upload_id: str) -> None:
+async def release_upload_parts(conn: AsyncConnection, *, upload_id: str) -> None:
     """In the caller's transaction: detach every part of an upload and queue their deletion."""
     for part_id in await repo.release_parts(conn, upload_id):
         await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})

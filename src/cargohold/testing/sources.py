@@ -161,13 +161,15 @@ class FakeSource:
 
     Answers like :class:`SourceServer` (ranges, If-Range, drops at offsets,
     once each) and records the offset and validator of every ``open``.
-    ``validator`` may be changed between calls to play a file that changed.
+    ``changed``: the file (bytes and validator) the source holds from the
+    first drop on, to play a file replaced while it was being fetched.
     """
 
     data: bytes
     ranges: bool = True
     validator: str | None = '"v1"'
     drops: list[int] = field(default_factory=list)
+    changed: tuple[bytes, str | None] | None = None
     chunk: int = 64 * 1024
     opened: list[tuple[int, str | None]] = field(default_factory=list)
     allow_private_seen: list[bool] = field(default_factory=list)
@@ -196,4 +198,6 @@ class FakeSource:
             await asyncio.sleep(0)
             if drop is not None:
                 self.drops.remove(drop)
+                if self.changed is not None:
+                    (self.data, self.validator), self.changed = self.changed, None
                 raise SourceBrokeOff(f"dropped at {drop}")

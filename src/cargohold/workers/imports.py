@@ -52,13 +52,12 @@ from cargohold.domain.imports import (
 from cargohold.domain.model import Bucket, Principal
 from cargohold.domain.uploads import Upload
 from cargohold.errors import CargoholdError, InsufficientNodes, NodeUnavailable
-from cargohold.metadata.db import Database
 from cargohold.service.access import AccessService, Level
 from cargohold.service.auth import AuthService
 from cargohold.service.checksums import ExpectedDigests
-from cargohold.service.imports import ImportService, Source, private_allowed
+from cargohold.service.imports import ImportService, Source
 from cargohold.service.quota import QuotaService
-from cargohold.service.uploads import UploadService, close_upload, release_upload_parts
+from cargohold.service.uploads import UploadService
 from cargohold.workers.jobs import MAX_ATTEMPTS, JobContext
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,6 @@ class ImportRunner:
 
     def __init__(
         self,
-        db: Database,
         imports: ImportService,
         uploads: UploadService,
         access: AccessService,
@@ -83,7 +81,6 @@ class ImportRunner:
         source: Source,
         settings: Settings,
     ) -> None:
-        self.db = db
         self.imports = imports
         self.uploads = uploads
         self.access = access
@@ -229,7 +226,7 @@ class _Run:
         self.progress.durable, self.progress.inflight = offset, 0
         if self.digests is not None and self.digests.size != offset:
             self.digests = None
-        allowed = await private_allowed(self.r.db)
+        allowed = await self.r.imports.allow_private()
         self.counts["attempts"] += 1
         async with self.r.source.open(
             self.record.source,
@@ -281,9 +278,7 @@ class _Run:
         )
         self.upload_id = upload.id
         if not await self._store_facts(upload_id=upload.id):
-            await self.r.db.write(
-                lambda conn: close_upload(conn, upload_id=upload.id, status=sm.DELETED, error=None)
-            )
+            await self.r.imports.drop_upload(upload.id)
             raise _Stopped
         return upload
 
@@ -300,7 +295,7 @@ class _Run:
     async def _start_over(self, upload: Upload | None) -> None:
         """The source is not the file the stored parts came from: free them, start from zero."""
         if upload is not None:
-            await self.r.db.write(lambda conn: release_upload_parts(conn, upload.id))
+            await self.r.imports.discard_parts(upload.id)
         self.progress.durable = 0
         self.digests = None
         self.validator = self.total = None

@@ -83,7 +83,7 @@ class HealingWorker:
         }
         self.runner = JobRunner(core.db, handlers, lambda: self.limits.concurrency)
         importer = ImportRunner(
-            core.db, core.imports, core.uploads, core.access, core.auth, core.quota, core.source, settings
+            core.imports, core.uploads, core.access, core.auth, core.quota, core.source, settings
         )
         self.imports = JobRunner(
             core.db,
