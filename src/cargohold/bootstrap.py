@@ -19,12 +19,12 @@ import aiohttp
 from cargohold.config import Settings
 from cargohold.domain.layout import Layout
 from cargohold.erasure.codec import codec_for
-from cargohold.imports.http import HttpSource, resolve
+from cargohold.imports.http import HttpSource
 from cargohold.metadata.db import Database
 from cargohold.service.access import AccessService
 from cargohold.service.auth import AuthService
 from cargohold.service.buckets import BucketService
-from cargohold.service.imports import ImportService, Source
+from cargohold.service.imports import Source
 from cargohold.service.nodes import NodeRegistry
 from cargohold.service.objects import ObjectService
 from cargohold.service.quota import QuotaService
@@ -47,7 +47,6 @@ class Core:
     objects: ObjectService
     uploads: UploadService
     limits: LimitsStore
-    imports: ImportService
     #: Where workers fetch import sources from (HTTP; tests may hand in a fake).
     source: Source
 
@@ -106,7 +105,6 @@ async def open_core(settings: Settings, *, monitor_nodes: bool = True) -> AsyncI
         objects=objects,
         uploads=UploadService(db, buckets, access, quota, objects, settings),
         limits=LimitsStore(db, WorkerLimits.from_settings(settings)),
-        imports=ImportService(db, access, resolve),
         source=HttpSource(
             connect_timeout=settings.import_connect_timeout, read_timeout=settings.import_read_timeout
         ),

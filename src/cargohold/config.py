@@ -122,6 +122,28 @@ class Settings(BaseSettings):
     import_lease: float = Field(
         30.0, gt=0, description="Seconds before another worker takes over an import whose worker died"
     )
+    # -- events and webhooks ---------------------------------------------------
+    event_retention: float = Field(
+        7 * 24 * 3600.0, gt=0, description="Seconds events (and webhook attempts) are kept"
+    )
+    event_poll_interval: float = Field(
+        0.05,
+        gt=0,
+        le=10,
+        description="Seconds between a process's looks for events other processes wrote (one query"
+        " for all of its streams and deliveries)",
+    )
+    webhook_concurrency: int = Field(
+        32, ge=1, le=1024, description="Webhook subscriptions a worker delivers at once"
+    )
+    webhook_timeout: float = Field(10.0, gt=0, description="Seconds a webhook receiver may take to answer")
+    webhook_backoff_base: float = Field(
+        5.0, gt=0, description="Seconds before the first retry of a failed delivery (doubling after)"
+    )
+    webhook_backoff_max: float = Field(3600.0, gt=0, description="Longest wait between two retries, seconds")
+    webhook_disable_after: float = Field(
+        24 * 3600.0, gt=0, description="Seconds of failures after which a webhook is disabled"
+    )
     # -- connections, fairness and exposure (every role) -----------------------
     header_timeout: float = Field(
         30.0, gt=0, description="Seconds from a request's first byte until its headers must be complete"

@@ -72,6 +72,30 @@ class InvalidEventType(InvalidArgument):
     title = "Unknown event type"
 
 
+class InvalidWebhookUrl(InvalidArgument):
+    code = "invalid_webhook_url"
+    title = "Invalid webhook URL"
+
+
+class InvalidWebhookSecret(InvalidArgument):
+    code = "invalid_webhook_secret"
+    title = "Invalid webhook secret"
+
+
+class WebhookTargetForbidden(CargoholdError):
+    """A webhook URL whose host is a private, loopback or otherwise non-public address."""
+
+    code = "webhook_target_forbidden"
+    status = 422
+    title = "Webhook target is not a public address"
+
+
+class WebhookTargetUnresolvable(CargoholdError):
+    code = "webhook_target_unresolvable"
+    status = 422
+    title = "Webhook target host does not resolve"
+
+
 class Unauthorized(CargoholdError):
     code = "unauthorized"
     status = 401
@@ -151,6 +175,11 @@ class NoSuchUser(NotFound):
 class NoSuchGrant(NotFound):
     code = "no_such_grant"
     title = "The user holds no grant on this bucket"
+
+
+class NoSuchWebhook(NotFound):
+    code = "no_such_webhook"
+    title = "Webhook does not exist"
 
 
 class NoSuchNode(NotFound):

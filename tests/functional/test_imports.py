@@ -9,7 +9,6 @@ PostgreSQL.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -21,8 +20,6 @@ from typing import Any
 import httpx
 import pytest
 
-from cargohold.metadata import repositories as repo
-from cargohold.metadata.db import Database
 from cargohold.testing.accounts import make_user
 from cargohold.testing.cluster import Cluster
 from cargohold.testing.console import ConsoleScript
@@ -64,20 +61,11 @@ def api(cluster: Cluster) -> Iterator[httpx.Client]:
 
 
 def set_allow_private(cluster: Cluster, allowed: bool) -> None:
-    """The cluster setting ``webhook_allow_private``, as stored in ``cluster_settings["events"]``."""
-
-    async def change() -> None:
-        db = await Database.open(cluster.db)
-        try:
-            await db.write(
-                lambda conn: repo.update_setting(
-                    conn, "events", lambda stored: {**stored, "webhook_allow_private": allowed}
-                )
-            )
-        finally:
-            await db.close()
-
-    asyncio.run(change())
+    """The cluster setting ``webhook_allow_private``, which opens private addresses to imports too."""
+    with cluster.client() as admin:
+        reply = admin.patch("/api/v1/events/settings", json={"webhook_allow_private": allowed})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["webhook_allow_private"] is allowed
 
 
 def start(api: httpx.Client, source: str, key: str, **extra: Any) -> dict[str, Any]:

@@ -25,10 +25,10 @@ from cargohold.domain.imports import (
     InvalidSource,
     Plan,
     Progress,
-    address_allowed,
     parse_source,
     part_size_for,
     plan_reconnection,
+    refused_addresses,
     stored_content_type,
 )
 from cargohold.domain.model import Bucket, Job, ObjectRecord, PartRecord, User
@@ -95,7 +95,7 @@ def test_other_urls_are_refused_saying_why(url: str, says: str) -> None:
     ],
 )
 def test_only_global_unicast_addresses_are_allowed(address: str, allowed: bool) -> None:
-    assert address_allowed(address) is allowed
+    assert refused_addresses([address]) == ([] if allowed else [address])
 
 
 def _answer(status: int, start: int, total: int | None, validator: str | None) -> Answer:
@@ -218,7 +218,7 @@ class FakeUploads:
         return replace(self.upload, parts=records, expires_at=datetime.now(UTC) + timedelta(days=1))
 
     async def write_part(
-        self, upload: Upload, number: int, body: Any, length: int | None, _: Any
+        self, upload: Upload, number: int, body: Any, length: int | None, _: Any, actor_id: int
     ) -> PartRecord:
         data = b"".join([chunk async for chunk in body])
         assert length is None or len(data) == length
@@ -228,7 +228,9 @@ class FakeUploads:
     def discard(self) -> None:
         self.parts.clear()
 
-    async def finish(self, upload: Upload, *, digests: dict[str, str] | None, also: Any) -> ObjectRecord:
+    async def finish(
+        self, upload: Upload, actor_id: int, *, digests: dict[str, str] | None, also: Any
+    ) -> ObjectRecord:
         data = b"".join(data for _, data in sorted(self.parts.items()))
         computed = {"sha256": hashlib.sha256(data).hexdigest(), "md5": hashlib.md5(data).hexdigest()}
         if digests is not None:  # what the job computed on the way must be what was stored

@@ -17,26 +17,32 @@ from cargohold.api.history import history_middleware
 from cargohold.api.inputs import path_middleware
 from cargohold.api.limits import ADMISSION, Admission, Budgets, limits_middleware
 from cargohold.api.routes import ALL_ROUTES
+from cargohold.api.webhooks import PING_SENDER
 from cargohold.bootstrap import open_core
 from cargohold.concurrency import tune_malloc
 from cargohold.config import Settings
 from cargohold.domain.jobs import DELETE_PART
+from cargohold.imports.http import resolve
 from cargohold.problems import problem_middleware
 from cargohold.s3.auth import s3_auth_middleware
 from cargohold.s3.routing import s3_middleware, s3_request_id
 from cargohold.s3.surface import S3_DOMAIN
 from cargohold.service.accounts import FIRST_ADMIN, AccountService, Bootstrap
+from cargohold.service.events import EventFeed
 from cargohold.service.healing import HealingService
 from cargohold.service.history import HistoryService
+from cargohold.service.imports import ImportService
 from cargohold.service.namespaces import NamespaceService
 from cargohold.service.s3keys import S3KeyService, bootstrap_admin_key
 from cargohold.service.sessions import SessionService
 from cargohold.service.share_links import ShareLinkService, cookie_key
 from cargohold.service.throttle import Throttle
+from cargohold.service.webhooks import EventSettings, WebhookService
 from cargohold.serving import request_middleware, serve_requests
 from cargohold.workers.base import Periodic
 from cargohold.workers.gc import GarbageCollector
 from cargohold.workers.jobs import JobRunner
+from cargohold.workers.webhook_sender import Sender
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +95,11 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
             db, core.auth, Throttle(db, limit=settings.login_max_failures), settings.refresh_token_ttl
         )
         history = HistoryService(db)
+        feed = EventFeed(db, poll_interval=settings.event_poll_interval)
+        webhooks = WebhookService(db, core.access, settings.cluster_secret or "", EventSettings(db))
+        imports = ImportService(db, core.access, resolve, webhooks.settings.allow_private)
+        app[PING_SENDER] = Sender(webhooks.settings.allow_private, timeout=settings.webhook_timeout)
+        app.on_shutdown.append(lambda _app: _close_streams(feed))
         # Workers collect garbage too; the gateway also does it at once after a
         # delete, so freed space shows without waiting for a worker's poll.
         gc = JobRunner(db, {DELETE_PART: GarbageCollector(db, core.nodes).handle}, lambda: 4)
@@ -98,6 +109,7 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
         ]
         try:
             history.start()
+            feed.start()
             s3keys = S3KeyService(db, core.auth, settings.cluster_secret or "", settings.auth_cache_seconds)
             first = await accounts.bootstrap(settings.admin_password, settings.admin_key)
             app[BOOTSTRAP] = replace(first, s3_key=await bootstrap_admin_key(s3keys, db, FIRST_ADMIN))
@@ -125,12 +137,21 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
                 ),
                 healing=HealingService(db, core.nodes, core.limits, settings),
                 s3keys=s3keys,
-                imports=core.imports,
+                imports=imports,
+                events=feed,
+                webhooks=webhooks,
             )
             app[AUTH] = core.auth
             yield
         finally:
             await history.stop()  # stores what is queued while the database is open
+            await feed.stop()
+            await app[PING_SENDER].close()
             for worker in workers:
                 await worker.stop()
             await gc.stop()
+
+
+async def _close_streams(feed: EventFeed) -> None:
+    """Shutdown: end the event streams, which would otherwise hold it up until their timeout."""
+    feed.close_readers()

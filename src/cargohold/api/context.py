@@ -10,6 +10,7 @@ from cargohold.service.access import AccessService
 from cargohold.service.accounts import AccountService
 from cargohold.service.auth import AuthService
 from cargohold.service.buckets import BucketService
+from cargohold.service.events import EventFeed
 from cargohold.service.healing import HealingService
 from cargohold.service.history import HistoryService
 from cargohold.service.imports import ImportService
@@ -21,6 +22,7 @@ from cargohold.service.s3keys import S3KeyService
 from cargohold.service.sessions import SessionService
 from cargohold.service.share_links import ShareLinkService
 from cargohold.service.uploads import UploadService
+from cargohold.service.webhooks import WebhookService
 
 
 @dataclass(slots=True)
@@ -40,6 +42,8 @@ class Services:
     healing: HealingService
     s3keys: S3KeyService
     imports: ImportService
+    events: EventFeed
+    webhooks: WebhookService
 
 
 SERVICES = web.AppKey("services", Services)

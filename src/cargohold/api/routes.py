@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cargohold.api import (
     accounts,
+    events,
     history,
     imports,
     namespaces,
@@ -13,6 +14,7 @@ from cargohold.api import (
     share_links,
     tus,
     uploads,
+    webhooks,
 )
 from cargohold.s3 import routing as s3_routing
 
@@ -25,6 +27,8 @@ ALL_ROUTES = (
     *accounts.ROUTES,
     *share_links.ROUTES,
     *history.ROUTES,
+    *events.ROUTES,
+    *webhooks.ROUTES,
     *tus.ROUTES,
     *openapi.ROUTES,
     # Last: the S3 catch-alls answer every path the routes above do not claim.

@@ -187,6 +187,7 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "import_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
     "key_id": {"type": "string", "pattern": "^CH[0-9A-Z]{16}$"},
     "link_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+    "webhook_id": {"type": "string", "pattern": "^wh_[0-9a-f]{16}$"},
     "token": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$", "description": "A share link's token"},
 }
 

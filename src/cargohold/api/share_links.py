@@ -213,7 +213,7 @@ async def public_get(request: web.Request) -> web.StreamResponse:
     async def admit(byte_range: ByteRange | None) -> None:
         note(request, size=byte_range.length if byte_range else record.size)
         if byte_range is None or byte_range.start == 0:  # a resumed range is the same download
-            await service.count_download(link)
+            await service.count_download(link, record.key)
 
     headers = {**PUBLIC_HEADERS, "Content-Disposition": content_disposition(_file_name(record))}
     return await stream_object_response(request, request.app[SERVICES].objects, record, headers, admit=admit)

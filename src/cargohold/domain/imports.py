@@ -24,6 +24,7 @@ from enum import Enum
 from urllib.parse import urlsplit
 
 from cargohold.domain.uploads import DELETED, FAILED, LOADING, MAX_PART_NUMBER, PENDING, UPLOADED
+from cargohold.domain.webhooks import forbidden_address
 from cargohold.errors import BadDigest, CargoholdError, Conflict, InvalidArgument, NotFound
 
 STATUSES = (PENDING, LOADING, UPLOADED, FAILED, DELETED)
@@ -237,25 +238,10 @@ def is_ip(host: str) -> bool:
     return True
 
 
-def address_allowed(address: str) -> bool:
-    """Whether an import may connect to ``address``: only globally routable unicast ones.
-
-    Loopback, private (RFC 1918, ULA), link-local, shared (CGNAT),
-    reserved, unspecified and multicast addresses all reach something
-    inside a network rather than the internet; an IPv4-mapped IPv6
-    address is judged as the IPv4 address it carries.
-    """
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0].strip("[]"))
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
 def refused_addresses(addresses: list[str]) -> list[str]:
-    return [a for a in addresses if not address_allowed(a)]
+    """The addresses an import may not connect to: those a webhook may not either (loopback,
+    private, link-local, shared, reserved, multicast, unspecified; IPv4-mapped judged as IPv4)."""
+    return [a for a in addresses if forbidden_address(a)]
 
 
 # -- reading a source's answers ----------------------------------------------------------------

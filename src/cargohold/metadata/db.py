@@ -21,6 +21,11 @@ ways in, each for a reason:
     caller that cannot express its work as one ``fn``. On SQLite it excludes
     the writer for its whole duration, so keep it short.
 
+``touch(conn, topic)`` inside a write marks the transaction; once it has
+committed, the listeners added with ``on_commit(topic, fn)`` are called (the
+event outbox wakes this process's event poller that way, without a poll).
+Nothing is called for a write that rolled back.
+
 Write functions must only touch the database (no network calls, no waiting on
 other writes): on SQLite they run back to back on one connection. Calling
 ``db.write`` from inside a write function or a ``transaction()`` block would
@@ -59,8 +64,16 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 DEFAULT_BATCH_SIZE = 64
 _BEGIN_OPTION = "cargohold_sqlite_begin"
 
+#: ``conn.info`` entry: the topics touched in the transaction running on this connection.
+_TOUCHED = "cargohold_touched"
+
 # True while the current task is inside a write function or a transaction().
 _in_write: contextvars.ContextVar[bool] = contextvars.ContextVar("cargohold_in_write", default=False)
+
+
+def touch(conn: AsyncConnection, topic: str) -> None:
+    """Ask for ``topic``'s commit listeners to be called once this transaction commits."""
+    conn.info.setdefault(_TOUCHED, set()).add(topic)
 
 
 def normalise_url(url: str) -> URL:
@@ -160,6 +173,7 @@ class Database:
         self._busy = 0  # reads, transactions and PostgreSQL writes in progress
         self._idle = asyncio.Event()
         self._idle.set()
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
 
     @classmethod
     async def open(
@@ -195,7 +209,7 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: commits when the block succeeds, rolls back if it raises."""
         self._check_usable()
-        async with self._tracked(), self._exclusive(), self._write_engine.begin() as conn:
+        async with self._tracked(), self._exclusive(), self._begin() as conn:
             token = _in_write.set(True)
             try:
                 yield conn
@@ -206,7 +220,7 @@ class Database:
         """Run ``fn(conn)`` in a write transaction and return its result (see module doc)."""
         self._check_usable()
         if not self.is_sqlite:
-            async with self._tracked(), self._write_engine.begin() as conn:
+            async with self._tracked(), self._begin() as conn:
                 token = _in_write.set(True)
                 try:
                     return await fn(conn)
@@ -239,7 +253,25 @@ class Database:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def on_commit(self, topic: str, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every commit of a transaction that touched ``topic``."""
+        self._listeners.setdefault(topic, []).append(listener)
+
     # -- internals -------------------------------------------------------
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction that calls the commit listeners of the topics it touched."""
+        async with self._write_engine.begin() as conn:
+            try:
+                yield conn
+            except BaseException:
+                conn.info.pop(_TOUCHED, None)
+                raise
+            touched: set[str] = conn.info.pop(_TOUCHED, set())
+        for topic in touched:
+            for listener in self._listeners.get(topic, ()):
+                listener()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -306,7 +338,7 @@ class Database:
             return
         outcomes: list[tuple[_Pending, Any, bool]] = []
         try:
-            async with self._lock, self._write_engine.begin() as conn:
+            async with self._lock, self._begin() as conn:
                 if len(batch) == 1:
                     # Alone in its transaction, which serves as its savepoint: a
                     # savepoint costs two more round trips to the aiosqlite thread.
@@ -341,7 +373,7 @@ class Database:
         which is safe because write functions only touch the database.
         """
         try:
-            async with self._lock, self._write_engine.begin() as conn:
+            async with self._lock, self._begin() as conn:
                 values = [await pending.fn(conn) for pending in batch]
         except Exception:
             return False

@@ -48,14 +48,15 @@ from cargohold.metadata.db import Database
 from cargohold.service.access import AccessService, Level
 from cargohold.service.uploads import close_upload, release_upload_parts
 
-#: The cluster setting that opens private addresses to imports and webhooks, a field of the
-#: event settings (``cluster_settings["events"]``).
+#: The cluster setting that opens private addresses to imports and webhooks (one of the event
+#: settings: ``PATCH /api/v1/events/settings``, ``service/webhooks.EventSettings``).
 ALLOW_PRIVATE = "webhook_allow_private"
-SETTINGS_KEY = "events"
 MAX_LIST = 1000
 
 #: ``(host, port) -> addresses``; raises ``SourceUnresolvable`` when the name does not resolve.
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+#: Whether private addresses are open to imports now (the cluster setting, briefly cached).
+PrivateAllowed = Callable[[], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,17 +88,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def private_allowed(db: Database) -> bool:
-    async with db.read() as conn:
-        stored = await repo.get_setting(conn, SETTINGS_KEY) or {}
-    return stored.get(ALLOW_PRIVATE) is True
-
-
 class ImportService:
-    def __init__(self, db: Database, access: AccessService, resolve: Resolver) -> None:
+    def __init__(
+        self, db: Database, access: AccessService, resolve: Resolver, private_allowed: PrivateAllowed
+    ) -> None:
         self._db = db
         self._access = access
         self._resolve = resolve
+        self.allow_private = private_allowed
 
     # -- what clients ask ------------------------------------------------------------
 
@@ -144,7 +142,7 @@ class ImportService:
     async def check_source(self, source: str) -> None:
         """Refuse a URL this server will not fetch, or whose host is not a public address."""
         url = parse_source(source)
-        if await private_allowed(self._db):
+        if await self.allow_private():
             return
         addresses = [url.host.strip("[]")] if url.literal else await self._resolve(url.host, url.port)
         refused = refused_addresses(addresses)
@@ -206,7 +204,9 @@ class ImportService:
             values: dict[str, Any] = {"status": sm.DELETED, "finished_at": _now(), "rate": None}
             await repo.imports.change(conn, import_id, **values)
             if current.upload_id is not None:
-                await close_upload(conn, upload_id=current.upload_id, status=sm.DELETED, error=None)
+                await close_upload(
+                    conn, upload_id=current.upload_id, status=sm.DELETED, error=None, actor_id=who.user_id
+                )
             await repo.events.append(conn, _draft(EventType.IMPORT_CANCELLED, replace(current, **values)))
             return True
 
@@ -217,9 +217,6 @@ class ImportService:
 
     # -- what a worker records -------------------------------------------------------------
 
-    async def allow_private(self) -> bool:
-        return await private_allowed(self._db)
-
     async def discard_parts(self, upload_id: str) -> None:
         """Free what an import stored so far (its source changed: it starts over)."""
         await self._db.write(functools.partial(release_upload_parts, upload_id=upload_id))
@@ -227,7 +224,7 @@ class ImportService:
     async def drop_upload(self, upload_id: str) -> None:
         """End an upload made for an import that was cancelled meanwhile."""
         await self._db.write(
-            functools.partial(close_upload, upload_id=upload_id, status=sm.DELETED, error=None)
+            functools.partial(close_upload, upload_id=upload_id, status=sm.DELETED, error=None, actor_id=None)
         )
 
     async def load(self, import_id: str) -> Import | None:
@@ -278,7 +275,9 @@ class ImportService:
             }
             await repo.imports.change(conn, record.id, **values)
             if current.upload_id is not None:
-                await close_upload(conn, upload_id=current.upload_id, status=sm.FAILED, error=code)
+                await close_upload(
+                    conn, upload_id=current.upload_id, status=sm.FAILED, error=code, actor_id=record.user_id
+                )
             await repo.events.append(conn, _draft(EventType.IMPORT_FAILED, replace(current, **values)))
             return True
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from cargohold.config import Settings
 from cargohold.domain.conditions import WriteCondition
+from cargohold.domain.events import EventDraft, EventType
 from cargohold.domain.layout import Layout
 from cargohold.domain.model import Bucket, ObjectRecord, PartRecord, Principal, ShareRecord
 from cargohold.domain.names import validate_key
@@ -59,6 +60,8 @@ class NewVersion:
     md5_etag: bool = False
     headers: dict[str, str] = field(default_factory=dict)
     condition: WriteCondition | None = None
+    #: The user writing it (the ``object.created`` event's actor).
+    actor_id: int | None = None
 
 
 class ObjectService(CatalogOps):
@@ -116,7 +119,13 @@ class ObjectService(CatalogOps):
         room = await self._quota.admit(bucket, content_length)
         # The same dict: a body's trailing checksums join it once the body has arrived.
         write = NewVersion(
-            bucket, key, content_type, md5_etag, headers if headers is not None else {}, condition
+            bucket,
+            key,
+            content_type,
+            md5_etag,
+            headers if headers is not None else {},
+            condition,
+            actor_id=who.user_id,
         )
         head, body = await _peek(body, self._settings.inline_threshold, content_length)
         if head is not None:
@@ -281,6 +290,7 @@ class ObjectService(CatalogOps):
             for part in parts:
                 if any(s.state != "ok" for s in part.shares):
                     await repo.enqueue_repair(conn, part.id)
+            await repo.events.append(conn, object_created(bucket, record, write.actor_id))
             return record, bool(replaced)
 
         try:
@@ -402,6 +412,20 @@ class ObjectService(CatalogOps):
     async def drain(self) -> None:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def object_created(bucket: Bucket, record: ObjectRecord, actor_id: int | None, **detail: str) -> EventDraft:
+    """The ``object.created`` event of a version just committed (in its transaction)."""
+    return EventDraft(
+        EventType.OBJECT_CREATED,
+        actor_id,
+        bucket=bucket.name,
+        bucket_id=bucket.id,
+        key=record.key,
+        version_id=record.version_id,
+        size=record.size,
+        detail={"etag": record.etag, "content_type": record.content_type, **detail},
+    )
 
 
 async def _no_node(share_id: str, body: AsyncIterator[bytes]) -> int:

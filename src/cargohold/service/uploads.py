@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cargohold.concurrency import run_cpu
 from cargohold.config import Settings
 from cargohold.domain import uploads as sm
+from cargohold.domain.events import EventDraft, EventType
 from cargohold.domain.jobs import DELETE_PART
 from cargohold.domain.layout import Layout
 from cargohold.domain.model import ObjectRecord, PartRecord, Principal
@@ -39,12 +40,16 @@ from cargohold.metadata.db import Database
 from cargohold.service.access import AccessService, Level
 from cargohold.service.buckets import BucketService
 from cargohold.service.checksums import ExpectedDigests
-from cargohold.service.objects import Chunk, ObjectService
+from cargohold.service.objects import Chunk, ObjectService, object_created
 from cargohold.service.quota import QuotaService, quota_exceeded
 
 log = logging.getLogger(__name__)
 
 EXPIRED = "expired"
+#: ``upload.progress`` events: at most one per upload per PROGRESS_SECONDS, or per PROGRESS_STEP
+#: percent of a known size.
+PROGRESS_SECONDS = 1.0
+PROGRESS_STEP = 5.0
 
 
 class NoSuchUpload(NotFound):
@@ -75,6 +80,8 @@ class UploadService:
         self._ttl = timedelta(seconds=settings.upload_ttl)
         self._changed: dict[str, asyncio.Event] = {}
         self._inflight: dict[str, int] = {}
+        #: Upload id -> (monotonic time, percent) of its last progress event from this gateway.
+        self._progressed: dict[str, tuple[float, float | None]] = {}
 
     # -- create and read ------------------------------------------------------
 
@@ -122,7 +129,15 @@ class UploadService:
             concat=concat,
             headers=headers or {},
         )
-        await self._db.write(lambda conn: repo.create_upload(conn, upload, who.name))
+
+        async def create(conn):  # type: ignore[no-untyped-def]
+            await repo.create_upload(conn, upload, who.name)
+            await _announce(
+                conn,
+                _upload_event(EventType.UPLOAD_CREATED, upload, who.user_id, content_type=content_type),
+            )
+
+        await self._db.write(create)
         return upload
 
     async def get(
@@ -185,7 +200,7 @@ class UploadService:
         """Store part ``number``; sending a number again replaces that part atomically."""
         sm.check_part_number(number)
         upload = await self._open(who, upload_id, with_parts=False)
-        return await self.write_part(upload, number, body, content_length, expected)
+        return await self.write_part(upload, number, body, content_length, expected, who.user_id)
 
     async def write_part(
         self,
@@ -194,6 +209,7 @@ class UploadService:
         body: AsyncIterator[bytes],
         content_length: int | None,
         expected: ExpectedDigests,
+        actor_id: int,
     ) -> PartRecord:
         """Store part ``number`` of an upload its caller has checked (``put_part``, an import).
 
@@ -204,7 +220,7 @@ class UploadService:
         if content_length is not None and content_length > limit:
             raise sm.PartTooLarge(f"part of {content_length} bytes exceeds the {limit}-byte limit")
         part = await self._store(upload, body, content_length, expected, number, 0, limit)
-        await self._commit_part(upload, part, None)
+        await self._commit_part(upload, part, None, actor_id)
         return part
 
     async def append(
@@ -248,7 +264,7 @@ class UploadService:
             # A concurrent append may have landed first: the chunk no longer fits.
             sm.check_append(current, offset, part.size)
 
-        return await self._commit_part(upload, part, still_at)
+        return await self._commit_part(upload, part, still_at, who.user_id)
 
     async def _store(
         self,
@@ -302,14 +318,17 @@ class UploadService:
         return part
 
     async def _commit_part(
-        self, upload: Upload, part: PartRecord, check: Callable[[Upload], None] | None
+        self, upload: Upload, part: PartRecord, check: Callable[[Upload], None] | None, actor_id: int
     ) -> Any:
         """Record a stored part; ``check`` (appends) re-validates against the parts as they are now.
 
         Without a check the other parts are not read, so storing part n costs
-        the same whatever the number of parts already there.
+        the same whatever the number of parts already there. An
+        ``upload.progress`` event joins the transaction when one is due.
         """
         now = _now()
+        last = self._progressed.get(upload.id)
+        progressed: list[tuple[float, float | None]] = []
 
         async def commit(conn):  # type: ignore[no-untyped-def]
             current = await repo.get_upload(conn, upload.id, for_update=True, with_parts=check is not None)
@@ -325,6 +344,10 @@ class UploadService:
                 await repo.enqueue_repair(conn, part.id)
             await repo.update_upload(conn, upload.id, status=sm.LOADING, expires_at=now + self._ttl)
             parts = [p for p in current.parts if p.part_number != part.part_number] + [part]
+            progressed.clear()  # a replayed batch runs this again
+            progress = await _progress_event(conn, current, parts, check is None, last, actor_id)
+            if progress is not None:
+                progressed.append(progress)
             return replace(
                 current,
                 status=sm.LOADING,
@@ -337,6 +360,8 @@ class UploadService:
         except BaseException:
             self._objects.forget_part(part)
             raise
+        if progressed:
+            self._progressed[upload.id] = progressed[-1]
         self._objects.kick_gc()
         self._notify(upload.id)
         return updated
@@ -366,11 +391,12 @@ class UploadService:
         a mismatch raises BadDigest and leaves the session open to fix parts.
         """
         upload = await self._open(who, upload_id)
-        return await self.finish(upload, requested, expected)
+        return await self.finish(upload, who.user_id, requested, expected)
 
     async def finish(
         self,
         upload: Upload,
+        actor_id: int,
         requested: Sequence[tuple[int, str | None]] | None = None,
         expected: ExpectedDigests | None = None,
         *,
@@ -423,11 +449,26 @@ class UploadService:
             for part_id in replaced + await repo.release_parts(conn, upload_id):
                 await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})
             await repo.update_upload(conn, upload_id, status=sm.UPLOADED)
+            bucket = await repo.get_bucket_by_id(conn, current.bucket_id)
+            if bucket is not None:
+                await repo.events.append(conn, object_created(bucket, record, actor_id, upload_id=upload_id))
+            await _announce(
+                conn,
+                _upload_event(
+                    EventType.UPLOAD_COMPLETED,
+                    current,
+                    actor_id,
+                    size=record.size,
+                    version_id=record.version_id,
+                    etag=record.etag,
+                ),
+            )
             if also is not None:
                 await also(conn, record)
             return record
 
         record = await self._db.write(commit)
+        self._progressed.pop(upload_id, None)
         self._objects.kick_gc()
         self._notify(upload_id)
         return record
@@ -463,8 +504,11 @@ class UploadService:
         if upload.status not in sm.OPEN_STATES:
             raise sm.UploadNotOpen(f"upload {upload_id} is {upload.status}", upload_status=upload.status)
         await self._db.write(
-            functools.partial(close_upload, upload_id=upload_id, status=sm.DELETED, error=None)
+            functools.partial(
+                close_upload, upload_id=upload_id, status=sm.DELETED, error=None, actor_id=who.user_id
+            )
         )
+        self._progressed.pop(upload_id, None)
         self._objects.kick_gc()
         self._notify(upload_id)
         return replace(upload, status=sm.DELETED, parts=())
@@ -502,8 +546,11 @@ class UploadService:
             expired = await repo.expired_uploads(conn, now)
         for upload_id in expired:
             await self._db.write(
-                functools.partial(close_upload, upload_id=upload_id, status=sm.FAILED, error=EXPIRED)
+                functools.partial(
+                    close_upload, upload_id=upload_id, status=sm.FAILED, error=EXPIRED, actor_id=None
+                )
             )
+            self._progressed.pop(upload_id, None)
             self._notify(upload_id)
         if expired:
             self._objects.kick_gc()
@@ -544,16 +591,88 @@ class UploadService:
             yield chunk
 
 
-async def close_upload(conn: AsyncConnection, *, upload_id: str, status: str, error: str | None) -> None:
-    """In the caller's transaction: end an upload with ``status`` and queue its parts for deletion."""
+async def close_upload(
+    conn: AsyncConnection, *, upload_id: str, status: str, error: str | None, actor_id: int | None
+) -> None:
+    """In the caller's transaction: end an upload (aborted: DELETED; expired or given up: FAILED),
+    queue its parts for deletion, and say so in an event."""
+    closing = await repo.get_upload(conn, upload_id, with_parts=False)
     await release_upload_parts(conn, upload_id=upload_id)
     await repo.update_upload(conn, upload_id, status=status, error=error)
+    if closing is not None:
+        kind = EventType.UPLOAD_ABORTED if status == sm.DELETED else EventType.UPLOAD_FAILED
+        extra: dict[str, Any] = {"reason": error} if error else {}
+        await _announce(conn, _upload_event(kind, closing, actor_id, detail=extra))
 
 
 async def release_upload_parts(conn: AsyncConnection, *, upload_id: str) -> None:
     """In the caller's transaction: detach every part of an upload and queue their deletion."""
     for part_id in await repo.release_parts(conn, upload_id):
         await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})
+
+
+async def _announce(conn: AsyncConnection, draft: EventDraft) -> None:
+    """Append an ``upload.*`` event, except for the upload behind an import: the import's own
+    ``import.*`` events tell of it, and its upload is not one the user can see."""
+    if draft.detail.get("protocol") != sm.IMPORT:
+        await repo.events.append(conn, draft)
+
+
+def _upload_event(
+    kind: EventType,
+    upload: Upload,
+    actor_id: int | None,
+    *,
+    size: int | None = None,
+    version_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+    **more: Any,
+) -> EventDraft:
+    return EventDraft(
+        kind,
+        actor_id,
+        bucket=upload.bucket,
+        bucket_id=upload.bucket_id,
+        key=upload.key,
+        version_id=version_id,
+        size=size if size is not None else upload.total_size,
+        detail={"upload_id": upload.id, "protocol": upload.protocol, **(detail or {}), **more},
+    )
+
+
+async def _progress_event(
+    conn: AsyncConnection,
+    upload: Upload,
+    parts: list[PartRecord],
+    partial: bool,
+    last: tuple[float, float | None] | None,
+    actor_id: int,
+) -> tuple[float, float | None] | None:
+    """Append ``upload.progress`` if one is due (see PROGRESS_SECONDS); returns what to remember.
+
+    ``partial``: ``parts`` holds only the new part (numbered parts are committed
+    without reading the others), so the bytes received are summed here.
+    """
+    now = time.monotonic()
+    received = await repo.bytes_received(conn, upload.id) if partial else sum(p.size for p in parts)
+    percent = sm.percentage_of(received, upload.total_size)
+    due = last is None or now - last[0] >= PROGRESS_SECONDS
+    if not due and percent is not None and last is not None and last[1] is not None:
+        due = percent // PROGRESS_STEP > last[1] // PROGRESS_STEP
+    if not due:
+        return None
+    await _announce(
+        conn,
+        _upload_event(
+            EventType.UPLOAD_PROGRESS,
+            upload,
+            actor_id,
+            bytes_received=received,
+            uploaded_percentage=percent,
+            status=sm.LOADING,
+        ),
+    )
+    return now, percent
 
 
 def _number(part: PartRecord) -> int:

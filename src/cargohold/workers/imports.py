@@ -326,7 +326,7 @@ class _Run:
             try:
                 part = await self.r.uploads.write_part(
                     upload, number, self._counted(source.take(want, exact=exact)), want if exact else None,
-                    ExpectedDigests(),
+                    ExpectedDigests(), self.record.user_id,
                 )  # fmt: skip
             except BaseException:
                 self.digests = saved
@@ -362,6 +362,7 @@ class _Run:
         digests = self.digests.hexdigests() if self.digests and self.digests.size == size else None
         await self.r.uploads.finish(
             upload,
+            self.record.user_id,
             digests=digests,
             also=self.r.imports.uploaded(replace(self.record, upload_id=upload.id), self.fence, size),
         )

@@ -6,8 +6,11 @@ role on top of it. Running, it claims due jobs of every kind and, every
 ``node_lost_after`` (declared lost, their parts queued for repair, most
 endangered first), degraded parts without a queued repair, a fill spread
 above ``rebalance_threshold``, a scrub pass that is due, and the orphan
-sweep. ``--once`` does the same for the chosen kinds immediately and returns
-when nothing of them is left to do.
+sweep; it prunes events and webhook attempts older than ``event_retention``.
+Beside the jobs it delivers webhooks (``workers/webhooks.py``) from the
+event log, which it follows through its own :class:`EventFeed`. ``--once``
+does the same for the chosen kinds immediately and returns when nothing of
+them is left to do (webhooks are delivered by running workers only).
 """
 
 from __future__ import annotations
@@ -35,8 +38,13 @@ from cargohold.domain.jobs import (
     SCRUB_NODE,
 )
 from cargohold.domain.model import NODE_DRAINING, NODE_LOST, NODE_NORMAL
+from cargohold.imports.http import resolve
 from cargohold.metadata import repositories as repo
+from cargohold.metadata.repositories.webhooks import prune_attempts
+from cargohold.service.events import EventFeed
 from cargohold.service.healing import HealingService, fill_spread, share_available
+from cargohold.service.imports import ImportService
+from cargohold.service.webhooks import EventSettings, WebhookService
 from cargohold.workers.drain import Drainer
 from cargohold.workers.gc import GarbageCollector
 from cargohold.workers.imports import ImportRunner
@@ -47,6 +55,7 @@ from cargohold.workers.orphans import OrphanSweeper
 from cargohold.workers.rebalance import Rebalancer
 from cargohold.workers.repair import Repairer
 from cargohold.workers.scrub import Scrubber
+from cargohold.workers.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +63,7 @@ SCHEDULE_KEY = "schedule"  # cluster_settings: when scrub and the orphan sweep l
 #: Imports run beside the healing work, under their own cap (``import_concurrency``).
 HEALING_KINDS = tuple(kind for kind in ALL_KINDS if kind != IMPORT)
 PAGE = 500
+PRUNE_BATCH = 5000
 #: Seconds between reads of the throttles an admin may have changed.
 LIMITS_REFRESH = 3.0
 
@@ -82,8 +92,12 @@ class HealingWorker:
             ORPHAN_SWEEP: OrphanSweeper(core.db, core.nodes, settings.orphan_grace).handle,
         }
         self.runner = JobRunner(core.db, handlers, lambda: self.limits.concurrency)
+        self.events = EventFeed(core.db, poll_interval=settings.event_poll_interval)
+        webhooks = WebhookService(core.db, core.access, settings.cluster_secret or "", EventSettings(core.db))
+        self.webhooks = WebhookDispatcher(core.db, self.events, webhooks, settings)
+        imports = ImportService(core.db, core.access, resolve, webhooks.settings.allow_private)
         importer = ImportRunner(
-            core.imports, core.uploads, core.access, core.auth, core.quota, core.source, settings
+            imports, core.uploads, core.access, core.auth, core.quota, core.source, settings
         )
         self.imports = JobRunner(
             core.db,
@@ -119,14 +133,18 @@ class HealingWorker:
     async def run_forever(self) -> None:
         checks = asyncio.create_task(self._check_loop(), name="worker-checks")
         poll = self.core.settings.worker_poll_interval
+        self.events.start()
+        hooks = asyncio.create_task(self.webhooks.run_forever(), name="webhooks")
         try:
             await asyncio.gather(
                 self.runner.run_forever(HEALING_KINDS, poll), self.imports.run_forever([IMPORT], poll)
             )
         finally:
-            checks.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await checks
+            for task in (checks, hooks):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self.events.stop()
             await self.imports.stop()
             await self.runner.stop()
 
@@ -181,7 +199,19 @@ class HealingWorker:
             await self._enqueue(ORPHAN_SWEEP, {}, ORPHAN_SWEEP)
             schedule["orphans"] = now.isoformat()
         await self.core.db.write(lambda conn: repo.put_setting(conn, SCHEDULE_KEY, schedule))
+        await self.prune_events(now)
         self.runner.wakeup.set()
+
+    async def prune_events(self, now: datetime | None = None) -> int:
+        """Delete events and webhook attempts older than ``event_retention``, a bounded batch a
+        transaction so the store's writer is never held for long."""
+        before = (now or datetime.now(UTC)) - timedelta(seconds=self.core.settings.event_retention)
+        pruned = 0
+        while True:
+            batch = await self.core.db.write(lambda conn: _prune(conn, before))
+            pruned += batch
+            if batch < PRUNE_BATCH:
+                return pruned
 
     async def _schedule(self) -> dict[str, str]:
         async with self.core.db.read() as conn:
@@ -254,6 +284,12 @@ def _due(last: str | None, interval: float, now: datetime) -> bool:
         return now - datetime.fromisoformat(last) >= timedelta(seconds=interval)
     except ValueError:
         return True
+
+
+async def _prune(conn: AsyncConnection, before: datetime) -> int:
+    return await repo.events.prune(conn, before, PRUNE_BATCH) + await prune_attempts(
+        conn, before, PRUNE_BATCH
+    )
 
 
 async def _queue_repairs(conn: AsyncConnection, *, part_ids: list[str], priority: int) -> int:

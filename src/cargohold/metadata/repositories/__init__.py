@@ -53,6 +53,7 @@ from cargohold.metadata.repositories.nodes import (
     get_node,
     get_node_by_url,
     list_nodes,
+    node_healthy,
     update_node,
     update_node_stats,
 )
@@ -79,6 +80,7 @@ from cargohold.metadata.repositories.parts import (
 from cargohold.metadata.repositories.settings import get_setting, put_setting, update_setting
 from cargohold.metadata.repositories.uploads import (
     add_part,
+    bytes_received,
     create_upload,
     expired_uploads,
     get_upload,
@@ -114,6 +116,7 @@ __all__ = [
     "add_part",
     "backoff_delay",
     "bytes_owned",
+    "bytes_received",
     "claim",
     "complete",
     "count_keys",
@@ -166,6 +169,7 @@ __all__ = [
     "lock_enabled_admins",
     "mark_share_missing",
     "move_part",
+    "node_healthy",
     "owner_names",
     "part_in_use",
     "part_share_locations",

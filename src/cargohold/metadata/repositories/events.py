@@ -26,8 +26,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.domain.events import Event, EventDraft
+from cargohold.metadata.db import touch
 from cargohold.metadata.tables import buckets, events, utcnow
 
+#: The commit topic ``append`` touches: this process's event poller listens to it.
+TOPIC = "events"
 _SEQUENCE_LAST = text("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_id_seq")
 
 #: A detail document larger than this (as JSON) is replaced by a note saying so.
@@ -68,6 +71,7 @@ async def append(conn: AsyncConnection, draft: EventDraft) -> int:
         )
         .returning(events.c.id)
     )
+    touch(conn, TOPIC)
     return int(result.scalar_one())
 
 
@@ -151,12 +155,19 @@ async def read_after(conn: AsyncConnection, after: int, limit: int, settled: int
     return page
 
 
+async def read_range(conn: AsyncConnection, after: int, upto: int, limit: int) -> list[Event]:
+    """Events with ``after < id <= upto``, ascending: for readers behind a poller's settled head."""
+    stmt = select(events).where(events.c.id > after, events.c.id <= upto).order_by(events.c.id).limit(limit)
+    return [_event(r) for r in (await conn.execute(stmt)).all()]
+
+
 async def last_id(conn: AsyncConnection) -> int:
     """The highest event id committed so far (0 for none)."""
     return int((await conn.execute(select(func.coalesce(func.max(events.c.id), 0)))).scalar_one())
 
 
-async def prune(conn: AsyncConnection, before: datetime) -> int:
-    """Delete events older than ``before``; returns how many."""
-    result = await conn.execute(delete(events).where(events.c.at < before))
+async def prune(conn: AsyncConnection, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` of the oldest events from before ``before``; returns how many."""
+    oldest = select(events.c.id).where(events.c.at < before).order_by(events.c.id).limit(limit)
+    result = await conn.execute(delete(events).where(events.c.id.in_(oldest.scalar_subquery())))
     return result.rowcount or 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -201,3 +201,9 @@ async def move_part(conn: AsyncConnection, part_id: str, upload_id: str, part_nu
     await conn.execute(
         update(parts).where(parts.c.id == part_id).values(upload_id=upload_id, part_number=part_number)
     )
+
+
+async def bytes_received(conn: AsyncConnection, upload_id: str) -> int:
+    """Bytes in the parts an upload holds now (one indexed sum, without loading the parts)."""
+    stmt = select(func.coalesce(func.sum(parts.c.size), 0)).where(parts.c.upload_id == upload_id)
+    return int((await conn.execute(stmt)).scalar_one())
