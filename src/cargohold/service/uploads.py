@@ -596,7 +596,8 @@ async def close_upload(
 ) -> None:
     """In the caller's transaction: end an upload (aborted: DELETED; expired or given up: FAILED),
     queue its parts for deletion, and say so in an event."""
-    closing = await repo.get_upload(conn, upload_id, with_parts=False)
+    # Locked first: a part committed meanwhile (which locks it too) is then among those released.
+    closing = await repo.get_upload(conn, upload_id, for_update=True, with_parts=False)
     await release_upload_parts(conn, upload_id=upload_id)
     await repo.update_upload(conn, upload_id, status=status, error=error)
     if closing is not None:

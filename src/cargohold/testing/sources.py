@@ -8,6 +8,12 @@ unless told to do without ranges. It records every request (its ``Range``
 and ``If-Range``), can break the connection after given offsets of the file
 (each once), can send slowly (``pace`` bytes/s), and can answer with another
 status instead.
+
+A client drops what it has received but not read when its connection
+breaks, so which byte a transfer broke off at depends on how far behind the
+reader was. With ``hold``, the server stops at each drop offset and breaks
+the connection only once the test calls :meth:`release` (having seen the
+client read every byte sent): the test then knows the byte exactly.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from cargohold.domain.imports import Answer, SourceBrokeOff
 from cargohold.service.imports import SourceReply
 
 CHUNK = 256 * 1024
-#: Seconds between the last byte before a scripted drop and the drop itself.
+#: Seconds between the last byte before a scripted drop and the drop itself (without ``hold``).
 DROP_LINGER = 0.5
 _RANGE = re.compile(r"bytes=(\d+)-")
 
@@ -49,6 +55,9 @@ class SourceServer:
     #: Break the connection once the file's bytes up to each of these offsets are sent (once each).
     drops: list[int] = field(default_factory=list)
     pace: int = 0  # bytes/s; 0: as fast as the connection goes
+    hold: bool = False
+    #: The drop offset the server is stopped at (with ``hold``), until :meth:`release`.
+    holding: int | None = None
     status: int = 200
     etag: str = '"v1"'
     seen: list[Seen] = field(default_factory=list)
@@ -60,6 +69,7 @@ class SourceServer:
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _runner: web.AppRunner | None = None
+    _released: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> SourceServer:
         ready = threading.Event()
@@ -81,6 +91,11 @@ class SourceServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def release(self) -> None:
+        """Break the connection held at a drop offset (see ``hold``)."""
+        self.holding = None  # at once: a test waiting for the next hold must not see this one
+        self._released.set()
 
     def file_url(self, name: str = "file.bin") -> str:
         return f"{self.url}/{name}"
@@ -107,6 +122,15 @@ class SourceServer:
             return await self._answer(request)
         finally:
             self.active -= 1
+
+    async def _before_drop(self, offset: int) -> None:
+        if not self.hold:
+            await asyncio.sleep(DROP_LINGER)
+            return
+        self.holding = offset
+        while not self._released.is_set():
+            await asyncio.sleep(0.02)
+        self._released.clear()
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         seen = Seen(request.headers.get("Range"), request.headers.get("If-Range"))
@@ -145,9 +169,7 @@ class SourceServer:
             position = end
             if drop is not None:
                 self.drops.remove(drop)
-                # A breaking connection makes the client drop what it has not read yet: wait
-                # until it has, so a test knows which byte the transfer broke off at.
-                await asyncio.sleep(DROP_LINGER)
+                await self._before_drop(drop)
                 assert request.transport is not None
                 request.transport.abort()  # the connection breaks: the client has a short body
                 return response

@@ -144,6 +144,7 @@ class _Run:
         self.wants_digests = bool(record.expected_md5 or record.expected_sha256)
         self.digests: _Digests | None = None  # over [0, progress.durable) when set
         self.upload_id = record.upload_id
+        self.stop = asyncio.Event()  # set when the import is no longer this run's
 
     # -- the run and its ticker ----------------------------------------------------------
 
@@ -155,9 +156,10 @@ class _Run:
                 await asyncio.wait({transfer}, timeout=TICK)
                 if not transfer.done() and not await self._report():
                     stopped = True
-                    transfer.cancel()
+                    await self._stop_transfer(transfer)
             await transfer
         except _Stopped:
+            log.info("import %s stopped: cancelled or taken over", self.record.id)
             return
         except asyncio.CancelledError:
             if stopped:
@@ -165,6 +167,9 @@ class _Run:
                 return
             raise
         except CargoholdError as exc:
+            if stopped:
+                log.info("import %s stopped: cancelled or taken over", self.record.id)
+                return
             await self._fail(exc)
         except Exception as exc:
             if not last_try:
@@ -176,6 +181,14 @@ class _Run:
                 transfer.cancel()
                 with contextlib.suppress(BaseException):
                     await transfer
+
+    async def _stop_transfer(self, transfer: asyncio.Task[None]) -> None:
+        """Stop the transfer at its next chunk or wait; cancel it only if it does not stop (it
+        waits on the source then), never in the middle of a database write."""
+        self.stop.set()
+        await asyncio.wait({transfer}, timeout=2 * TICK)
+        if not transfer.done():
+            transfer.cancel()
 
     async def _report(self) -> bool:
         rate = self.progress.rate(time.monotonic())
@@ -189,8 +202,10 @@ class _Run:
 
     async def _fail(self, exc: BaseException) -> None:
         code, message = failure_reason(exc)
-        log.info("import %s failed: %s: %s", self.record.id, code, message)
-        await self.r.imports.fail(self.record, self.fence, code, message)
+        if await self.r.imports.fail(self.record, self.fence, code, message):
+            log.info("import %s failed: %s: %s", self.record.id, code, message)
+        else:  # a cancel (or another worker) got there first: what failed here was its doing
+            log.info("import %s stopped: cancelled or taken over (%s)", self.record.id, code)
 
     # -- the transfer ------------------------------------------------------------------------
 
@@ -215,7 +230,10 @@ class _Run:
                     raise
                 delay = backoff(failures, self.r.settings.import_retry_backoff)
                 log.info("import %s: %s; again in %.1f s", self.record.id, exc.detail, delay)
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), delay)
+                if self.stop.is_set():
+                    raise _Stopped from None
         await self._complete()
 
     async def _attempt(self, who: Principal, bucket: Bucket) -> None:
@@ -342,6 +360,8 @@ class _Run:
         cap = self.r.settings.import_max_size
         hashing: asyncio.Future[None] | None = None
         async for chunk in body:
+            if self.stop.is_set():
+                raise _Stopped
             self.progress.inflight += len(chunk)
             if self.progress.durable + self.progress.inflight > cap:
                 raise SourceTooLarge(f"the source holds more than the {cap} bytes an import may take")

@@ -126,7 +126,8 @@ class JobRunner:
 
     async def _run(self, job: Job) -> None:
         context = JobContext(self._db, job)
-        keepalive = asyncio.create_task(self._keep_lease(job.id))
+        done = asyncio.Event()
+        keepalive = asyncio.create_task(self._keep_lease(job.id, done))
         try:
             await self._handlers[job.kind](context)
         except asyncio.CancelledError:
@@ -145,15 +146,19 @@ class JobRunner:
             )
             return
         finally:
-            keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keepalive
+            # Told to stop, not cancelled: cancelling a write half-way through a PostgreSQL
+            # round trip can leave its connection waiting on an answer that never comes.
+            done.set()
+            await keepalive
         await context.progress(force=True)
         await self._db.write(functools.partial(_done, job_id=job.id))
 
-    async def _keep_lease(self, job_id: int) -> None:
+    async def _keep_lease(self, job_id: int, done: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(self._lease / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), self._lease / 3)
+            if done.is_set():
+                return
             with contextlib.suppress(Exception):
                 await self._db.write(functools.partial(_extend, job_id=job_id, lease=self._lease))
 
