@@ -19,6 +19,8 @@ Usage: python bench/run.py [--size-mib 1024] [--repeat 3] [--ops 4000] [--dir PA
        rebuild, GET under repair, scrub and rebalance instead of the figures above; ~10 min)
        python bench/run.py --s3  (bench/s3.py: the same PUT, GET and 4 KiB figures through S3
        with the aws cli and boto3, and boto3 multipart, each beside the native figure)
+       python bench/run.py --imports  (bench/imports.py: a background import of the file from a
+       local HTTP server, as a ratio to the same run's native PUT)
 """
 
 from __future__ import annotations
@@ -212,6 +214,9 @@ def main() -> None:
     healing.add_argument("--heal-gib", type=int, default=12, help="data written before a node is lost")
     healing.add_argument("--rebalance-gib", type=int, default=4, help="data on 8 nodes before 4 are added")
     parser.add_argument("--s3", action="store_true", help="run only the S3 figures (bench/s3.py)")
+    parser.add_argument(
+        "--imports", action="store_true", help="run only the import figures (bench/imports.py)"
+    )
     args = parser.parse_args()
 
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -231,6 +236,18 @@ def main() -> None:
             f"cargohold healing bench ({time.perf_counter() - started:.0f} s; "
             f"GETs median of {args.repeat}; runs: {runs})",
             [*baseline_rows(dd_write, dd_read), *figures.rows],
+        )
+        return
+    if args.imports:
+        try:
+            dd_write, dd_read = dd_baseline(workdir, args.size_mib)
+            import imports as imports_bench  # only when asked for
+
+            rows = imports_bench.bench(workdir, args)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print_table(
+            f"cargohold imports bench (median of {args.repeat})", [*baseline_rows(dd_write, dd_read), *rows]
         )
         return
     if args.s3:

@@ -324,3 +324,73 @@ def test_a_wrong_digest_fails_as_a_checksum_mismatch() -> None:
     assert imports.current.status == sm.FAILED
     assert imports.current.error_code == "checksum_mismatch"
     assert uploads.stored is None
+
+
+# -- cargohold import --wait -----------------------------------------------------------------
+
+
+def _gateway_with(events: int) -> tuple[Any, list[str]]:
+    """A gateway (httpx.MockTransport) that answers an import, and an event stream when
+    ``events`` is 200 (404: a gateway without one); records the calls."""
+    import json as _json
+
+    import httpx
+
+    calls: list[str] = []
+    final = {"id": "abc", "status": "UPLOADED", "size": 3, "bytes_done": 3, "version_id": "v9"}
+    other = {"detail": {"import_id": "zzz", "status": "LOADING"}, "type": "import.progress", "size": 9}
+
+    def event(kind: str, status: str, done: int) -> str:
+        document = {
+            "type": kind,
+            "size": 3,
+            "detail": {"import_id": "abc", "status": status, "bytes_done": done},
+        }
+        return f"id: 1\nevent: {kind}\ndata: {_json.dumps(document)}\n\n"
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(f"{request.method} {request.url.path}")
+        if request.url.path == "/api/v1/events":
+            if events != 200:
+                return httpx.Response(404, json={"code": "route_not_found", "detail": "no"})
+            body = "retry: 2000\nid: 0\n\n" + f"data: {_json.dumps(other)}\n\n"
+            body += event("import.created", "PENDING", 0) + ": heartbeat\n\n"
+            body += event("import.progress", "LOADING", 2) + event("import.completed", "UPLOADED", 3)
+            return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+        if request.method == "POST":
+            return httpx.Response(202, json={"id": "abc", "status": "PENDING"})
+        looked = sum(call.startswith("GET /api/v1/imports/") for call in calls)
+        return httpx.Response(200, json=final if looked > 1 else {**final, "status": "LOADING"})
+
+    return handle, calls
+
+
+@pytest.mark.parametrize("events", [200, 404])
+def test_import_wait_follows_the_event_stream_or_polls_without_one(
+    events: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+    from typer.testing import CliRunner
+
+    from cargohold.cli import client, imports
+    from cargohold.cli.api_client import GatewayClient
+    from cargohold.cli.main import app
+
+    handle, calls = _gateway_with(events)
+    monkeypatch.setattr(
+        client,
+        "GatewayClient",
+        lambda url, key: GatewayClient(url, key, transport=httpx.MockTransport(handle)),
+    )
+    monkeypatch.setattr(imports, "POLL", 0.0)
+    result = CliRunner().invoke(
+        app, ["import", "http://x.example/f", "b/k", "--wait", "--url", "http://gw", "--key", "k"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "imported b/k (3 bytes, version v9, import abc)" in result.output
+    # The stream is opened before the import is asked for: none of its events can be missed.
+    assert calls[:2] == ["GET /api/v1/events", "POST /api/v1/imports"]
+    if events == 200:  # the heartbeat made it look once; the last event ends the wait
+        assert calls[2:] == ["GET /api/v1/imports/abc", "GET /api/v1/imports/abc"]
+    else:  # polled until it was over
+        assert calls[2:] == ["GET /api/v1/imports/abc", "GET /api/v1/imports/abc"]

@@ -2,18 +2,23 @@
 
 The transfer runs in a worker, not here: `import` asks for it and returns, or
 with ``--wait`` follows it with a progress bar until it is UPLOADED (exit 0)
-or FAILED/DELETED (exit 1). The bar is fed by polling the import once a
-second; leaving with Ctrl-C leaves the import running.
+or FAILED/DELETED (exit 1). The bar is fed by the caller's event stream
+(``GET /api/v1/events?type=import.*``), opened before the import is asked
+for, so not one of its events is missed; a gateway without the stream is
+polled once a second instead. Leaving with Ctrl-C leaves the import running.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
 
-from cargohold.cli.api_client import GatewayClient
+from cargohold.cli.api_client import ApiError, GatewayClient
 from cargohold.cli.client import (
     KeyOpt,
     ObjectArg,
@@ -33,9 +38,12 @@ from cargohold.cli.client import (
 from cargohold.cli.output import Col, show_rows
 
 IMPORTS = "/api/v1/imports"
+EVENTS = "/api/v1/events"
 STATUSES = ("PENDING", "LOADING", "UPLOADED", "FAILED", "DELETED")
 FINAL = ("UPLOADED", "FAILED", "DELETED")
-#: Seconds between looks at an import being followed.
+#: The events that end an import.
+LAST_EVENTS = ("import.completed", "import.failed", "import.cancelled")
+#: Seconds between looks at an import being followed without an event stream.
 POLL = 1.0
 
 imports_app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
@@ -88,12 +96,14 @@ def import_(
         if value is not None:
             body[name] = value
     with _gateway(url, key) as api:
-        record = api.request_json("POST", IMPORTS, json=body)
-        import_id = str(record["id"])
         if not wait:
-            typer.echo(f"import {import_id} {record.get('status')}: {source} -> {target}")
+            record = api.request_json("POST", IMPORTS, json=body)
+            typer.echo(f"import {record['id']} {record.get('status')}: {source} -> {target}")
             return
-        record = _follow(api, import_id, str(target), quiet)
+        with _event_stream(api) as events:
+            record = api.request_json("POST", IMPORTS, json=body)
+            import_id = str(record["id"])
+            record = _follow(api, record, str(target), quiet, events)
     if record.get("status") != "UPLOADED":
         code, message = _error(record)
         _fail(code, message or f"import {import_id} ended {record.get('status')}")
@@ -104,23 +114,75 @@ def import_(
         )
 
 
-def _follow(api: GatewayClient, import_id: str, label: str, quiet: bool) -> dict[str, Any]:
-    """Poll the import once a second, moving a progress bar, until it is over."""
+@contextlib.contextmanager
+def _event_stream(api: GatewayClient) -> Iterator[Iterator[dict[str, Any] | None] | None]:
+    """The caller's import events as they are committed (None where the gateway has no stream).
+
+    The stream is open (its first line read) when this yields: whatever
+    happens afterwards arrives on it. It yields an event's document, or
+    None for a heartbeat (a quiet stream: time to look at the import).
+    """
+    try:
+        with api.open_stream(EVENTS, {"type": "import.*"}) as lines:
+            next(lines, None)  # "retry: ...": the stream is established
+            yield _sse_events(lines)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        yield None
+
+
+def _sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any] | None]:
+    data: list[str] = []
+    for line in lines:
+        if line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line.startswith(":"):
+            yield None  # a heartbeat
+        elif not line and data:
+            yield json.loads("".join(data))
+            data = []
+
+
+def _follow(
+    api: GatewayClient,
+    record: dict[str, Any],
+    label: str,
+    quiet: bool,
+    events: Iterator[dict[str, Any] | None] | None,
+) -> dict[str, Any]:
+    """Move a progress bar with the import's events (or by polling it) until it is over."""
+    import_id = str(record["id"])
     with _progress(quiet) as progress:
         task = progress.add_task(label, total=None)
+
+        def show(status: Any, size: Any, done: Any) -> None:
+            progress.update(
+                task,
+                total=size if isinstance(size, int) else None,
+                completed=int(done or 0),
+                description=f"{label} [{status}]",
+            )
+
         try:
-            while True:
-                record = api.request_json("GET", _import_path(import_id))
-                size = record.get("size")
-                progress.update(
-                    task,
-                    total=size if isinstance(size, int) else None,
-                    completed=int(record.get("bytes_done") or 0),
-                    description=f"{label} [{record.get('status')}]",
-                )
-                if record.get("status") in FINAL:
-                    return dict(record)
+            for event in events or ():
+                if event is None:  # quiet for a while: the import may have ended unseen
+                    record = api.request_json("GET", _import_path(import_id))
+                    if record.get("status") in FINAL:
+                        return record
+                    continue
+                detail = event.get("detail") or {}
+                if detail.get("import_id") != import_id:
+                    continue
+                show(detail.get("status"), event.get("size"), detail.get("bytes_done"))
+                if event.get("type") in LAST_EVENTS:
+                    break
+            record = api.request_json("GET", _import_path(import_id))
+            while record.get("status") not in FINAL:  # no stream, or it ended early: poll
+                show(record.get("status"), record.get("size"), record.get("bytes_done"))
                 time.sleep(POLL)
+                record = api.request_json("GET", _import_path(import_id))
+            return record
         except KeyboardInterrupt:
             progress.stop()
             typer.echo(
