@@ -30,6 +30,8 @@ Usage: python bench/run.py [--size-mib 1024] [--repeat 3] [--ops 4000] [--dir PA
        headless Chromium beside `cargohold put`, and the first render of a 10,000-object folder)
        python bench/run.py --events [--subscriptions 8] [--event-count 1000] [--latency-count 300]
        (bench/events.py: webhook deliveries/s with a fast receiver, event-to-delivery p50/p99)
+       python bench/run.py --imports  (bench/imports.py: a background import of the file from a
+       local HTTP server, as a ratio to the same run's native PUT)
 """
 
 from __future__ import annotations
@@ -220,6 +222,9 @@ def main() -> None:
     events.add_argument("--subscriptions", type=int, default=8, help="webhooks delivering the backlog")
     events.add_argument("--event-count", type=int, default=1000, help="events in the backlog")
     events.add_argument("--latency-count", type=int, default=300, help="events timed one by one")
+    parser.add_argument(
+        "--imports", action="store_true", help="run only the import figures (bench/imports.py)"
+    )
     args = parser.parse_args()
 
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -267,6 +272,18 @@ def main() -> None:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         print_table("cargohold events bench (one gateway, one worker, SQLite)", rows)
+        return
+    if args.imports:
+        try:
+            dd_write, dd_read = dd_baseline(workdir, args.size_mib)
+            import imports as imports_bench  # only when asked for
+
+            rows = imports_bench.bench(workdir, args)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print_table(
+            f"cargohold imports bench (median of {args.repeat})", [*baseline_rows(dd_write, dd_read), *rows]
+        )
         return
     if args.s3:
         try:

@@ -19,10 +19,12 @@ import aiohttp
 from cargohold.config import Settings
 from cargohold.domain.layout import Layout
 from cargohold.erasure.codec import codec_for
+from cargohold.imports.http import HttpSource
 from cargohold.metadata.db import Database
 from cargohold.service.access import AccessService
 from cargohold.service.auth import AuthService
 from cargohold.service.buckets import BucketService
+from cargohold.service.imports import Source
 from cargohold.service.nodes import NodeRegistry
 from cargohold.service.objects import ObjectService
 from cargohold.service.quota import QuotaService
@@ -46,6 +48,8 @@ class Core:
     objects: ObjectService
     uploads: UploadService
     limits: LimitsStore
+    #: Where workers fetch import sources from (HTTP; tests may hand in a fake).
+    source: Source
 
 
 @asynccontextmanager
@@ -107,6 +111,9 @@ async def open_core(
         objects=objects,
         uploads=UploadService(db, buckets, access, quota, objects, settings),
         limits=LimitsStore(db, WorkerLimits.from_settings(settings)),
+        source=HttpSource(
+            connect_timeout=settings.import_connect_timeout, read_timeout=settings.import_read_timeout
+        ),
     )
     try:
         await nodes.probe_all()

@@ -113,6 +113,29 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds between checks for lost nodes, fill spread and scrubs due",
     )
+    # -- background imports (the worker role) ---------------------------------
+    import_part_size: int = Field(
+        64 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Bytes per durable part of an import: a dropped source resumes at a part boundary",
+    )
+    import_concurrency: int = Field(4, ge=1, le=256, description="Imports one worker runs at once")
+    import_connect_timeout: float = Field(
+        10.0, gt=0, description="Seconds an import source may take to accept a connection"
+    )
+    import_read_timeout: float = Field(
+        60.0, gt=0, description="Seconds an import source may stay silent before the connection is retried"
+    )
+    import_retries: int = Field(
+        5, ge=0, le=100, description="Reconnections to a source without progress before an import fails"
+    )
+    import_retry_backoff: float = Field(
+        1.0, ge=0, description="Seconds before an import's first reconnection (doubling after each)"
+    )
+    import_max_size: int = Field(5 * 1024**4, ge=0, description="Largest source an import accepts, in bytes")
+    import_lease: float = Field(
+        30.0, gt=0, description="Seconds before another worker takes over an import whose worker died"
+    )
     # -- events and webhooks ---------------------------------------------------
     event_retention: float = Field(
         7 * 24 * 3600.0, gt=0, description="Seconds events (and webhook attempts) are kept"

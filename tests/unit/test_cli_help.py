@@ -57,6 +57,10 @@ CLIENT_COMMANDS = {
     ("scrub",),
     ("rebalance",),
     ("worker-settings",),
+    ("import",),
+    ("imports", "list"),
+    ("imports", "show"),
+    ("imports", "cancel"),
 }
 
 runner = CliRunner()

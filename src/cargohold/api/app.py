@@ -23,6 +23,7 @@ from cargohold.bootstrap import Core, open_core
 from cargohold.concurrency import tune_malloc
 from cargohold.config import Settings
 from cargohold.domain.jobs import DELETE_PART
+from cargohold.imports.http import resolve
 from cargohold.problems import problem_middleware
 from cargohold.s3.auth import s3_auth_middleware
 from cargohold.s3.routing import s3_middleware, s3_request_id
@@ -31,6 +32,7 @@ from cargohold.service.accounts import FIRST_ADMIN, AccountService, Bootstrap
 from cargohold.service.events import EventFeed
 from cargohold.service.healing import HealingService
 from cargohold.service.history import HistoryService
+from cargohold.service.imports import ImportService
 from cargohold.service.namespaces import NamespaceService
 from cargohold.service.revocations import Revocations
 from cargohold.service.s3keys import S3KeyService, bootstrap_admin_key
@@ -134,6 +136,7 @@ async def _lifecycle(
         history = HistoryService(db)
         feed = EventFeed(db, poll_interval=settings.event_poll_interval)
         webhooks = WebhookService(db, core.access, settings.cluster_secret or "", EventSettings(db))
+        imports = ImportService(db, core.access, resolve, webhooks.settings.allow_private)
         app[PING_SENDER] = Sender(webhooks.settings.allow_private, timeout=settings.webhook_timeout)
         # Workers collect garbage too; the gateway also does it at once after a
         # delete, so freed space shows without waiting for a worker's poll.
@@ -171,6 +174,7 @@ async def _lifecycle(
                 ),
                 healing=HealingService(db, core.nodes, core.limits, settings),
                 s3keys=s3keys,
+                imports=imports,
                 events=feed,
                 webhooks=webhooks,
             )

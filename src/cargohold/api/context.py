@@ -13,6 +13,7 @@ from cargohold.service.buckets import BucketService
 from cargohold.service.events import EventFeed
 from cargohold.service.healing import HealingService
 from cargohold.service.history import HistoryService
+from cargohold.service.imports import ImportService
 from cargohold.service.namespaces import NamespaceService
 from cargohold.service.nodes import NodeRegistry
 from cargohold.service.objects import ObjectService
@@ -40,6 +41,7 @@ class Services:
     share_links: ShareLinkService
     healing: HealingService
     s3keys: S3KeyService
+    imports: ImportService
     events: EventFeed
     webhooks: WebhookService
 

@@ -333,6 +333,26 @@ class GatewayClient:
         finally:
             response.close()
 
+    @contextlib.contextmanager
+    def open_stream(self, path: str, params: dict[str, str] | None = None) -> Iterator[Iterator[str]]:
+        """GET a text/event-stream: its lines as they come (a broken stream raises TransportError)."""
+        request = self._http.build_request("GET", path, params=params)
+        with self.translate_errors():
+            response = self._http.send(request, stream=True)
+        try:
+            if response.is_error:
+                with self.translate_errors():
+                    response.read()
+                raise problem_from_response(response)
+
+            def lines() -> Iterator[str]:
+                with self.translate_errors():
+                    yield from response.iter_lines()
+
+            yield lines()
+        finally:
+            response.close()
+
     def delete_object(self, bucket: str, key: str, version_id: str | None = None) -> dict[str, Any]:
         """Delete an object (or exactly one version): ``{version_id, delete_marker}`` of the change."""
         response = self.call("DELETE", object_path(bucket, key), params=_version_params(version_id))

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from cargohold.cli import accounts, client, events, grants, healing, history, jobs, nodes, run, share, uploads
+from cargohold.cli import (
+    accounts,
+    client,
+    events,
+    grants,
+    healing,
+    history,
+    imports,
+    jobs,
+    nodes,
+    run,
+    share,
+    uploads,
+)
 
 app = typer.Typer(
     name="cargohold",
@@ -18,6 +31,7 @@ nodes.register(app)
 jobs.register(app)
 healing.register(app)
 uploads.register(app)
+imports.register(app)
 history.register(app)
 events.register(app)
 grants.register(app)

@@ -79,7 +79,9 @@ def register(app: typer.Typer) -> None:
     app.command(help="Start a whole local cluster: metadata store, N nodes and the gateway.")(up)
     app.command(help="Run a gateway against an existing metadata store and nodes.")(gateway)
     app.command(help="Run one storage node that keeps share files under --data.")(node)
-    app.command(help="Run background work: repair, scrub, rebalance, drain and garbage collection.")(worker)
+    app.command(help="Run background work: repair, scrub, rebalance, drain, garbage collection, imports.")(
+        worker
+    )
 
 
 def cluster_secret(data_dir: Path, given: str | None) -> str:
@@ -223,7 +225,7 @@ def node(
         )
 
 
-WORK_KINDS = ("repair", "scrub", "rebalance", "drain", "gc")
+WORK_KINDS = ("repair", "scrub", "rebalance", "drain", "gc", "imports")
 
 
 def worker(

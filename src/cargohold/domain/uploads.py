@@ -40,6 +40,9 @@ MAX_PART_NUMBER = 10_000
 #: S3's smallest part but the last (5 MiB); uploads of protocol "s3" keep S3's rules.
 S3_MIN_PART_SIZE = 5 * 1024 * 1024
 S3 = "s3"
+#: The upload behind a background import: its parts are the import's durable progress. The
+#: import owns it, so the upload APIs (sessions, tus, S3) neither list nor show it.
+IMPORT = "import"
 
 
 class UploadNotOpen(Conflict):
@@ -117,7 +120,7 @@ class Upload:
     bucket: str
     key: str
     status: str
-    protocol: str  # "session" | "chunked" | "tus" | "s3"
+    protocol: str  # "session" | "chunked" | "tus" | "s3" | "import"
     content_type: str
     total_size: int | None
     part_size: int | None

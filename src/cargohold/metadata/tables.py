@@ -488,3 +488,45 @@ webhook_deliveries = Table(
     Index("ix_webhook_deliveries_at", "at"),
     sqlite_autoincrement=True,
 )
+
+#: Background imports (``domain/imports.py``): a URL a worker fetches into an object through
+#: an upload session of protocol "import" (``upload_id``), whose parts are the durable progress.
+imports = Table(
+    "imports",
+    metadata,
+    # The listing order and cursor; ``id`` is what clients see.
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False),
+    # No foreign keys, as for uploads: an import's record outlives its user and bucket.
+    Column("user_id", Integer, nullable=False),
+    Column("owner", String(64), nullable=False),
+    Column("bucket_id", Integer, nullable=False),
+    Column("bucket", String(63), nullable=False),
+    Column("key", ObjectKey, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("content_type", String(255), nullable=True),
+    Column("expected_md5", String(32), nullable=True),
+    Column("expected_sha256", String(64), nullable=True),
+    Column("upload_id", String(32), nullable=True),
+    Column("total_size", BigInteger, nullable=True),
+    Column("bytes_done", BigInteger, nullable=False, default=0),
+    Column("rate", BigInteger, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("resumes", Integer, nullable=False, default=0),
+    Column("restarts", Integer, nullable=False, default=0),
+    Column("validator", String(255), nullable=True),
+    Column("fence", Integer, nullable=False, default=0),
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("version_id", String(32), nullable=True),
+    _ts("created_at", default=utcnow),
+    _ts("updated_at", default=utcnow),
+    _ts("started_at", nullable=True),
+    _ts("finished_at", nullable=True),
+    UniqueConstraint("id"),
+    CheckConstraint("status IN ('PENDING', 'LOADING', 'UPLOADED', 'FAILED', 'DELETED')", name="status"),
+    Index("ix_imports_user_id_seq", "user_id", "seq"),
+    Index("ix_imports_status", "status"),
+    sqlite_autoincrement=True,
+)

@@ -141,7 +141,7 @@ class UploadService:
 
         async def create(conn):  # type: ignore[no-untyped-def]
             await repo.create_upload(conn, upload, who.name)
-            await repo.events.append(
+            await _announce(
                 conn,
                 _upload_event(EventType.UPLOAD_CREATED, upload, who.user_id, content_type=content_type),
             )
@@ -153,15 +153,19 @@ class UploadService:
         self, who: Principal, upload_id: str, *, with_parts: bool = True, need: Level = Level.READ
     ) -> Upload:
         """The upload, if ``who`` may ``need`` on its bucket (404 when it may not see it)."""
-        async with self._db.read() as conn:
-            upload = await repo.get_upload(conn, upload_id, with_parts=with_parts)
-        if upload is None:
+        upload = await self.load(upload_id, with_parts=with_parts)
+        if upload is None or upload.protocol == sm.IMPORT:
             raise NoSuchUpload(f"no upload {upload_id!r}", upload_id=upload_id)
         try:
             await self._access.bucket(who, upload.bucket, need)
         except NoSuchBucket:
             raise NoSuchUpload(f"no upload {upload_id!r}", upload_id=upload_id) from None
         return upload
+
+    async def load(self, upload_id: str, *, with_parts: bool = True) -> Upload | None:
+        """The upload whoever asks: for the owner of an upload that checked access itself (imports)."""
+        async with self._db.read() as conn:
+            return await repo.get_upload(conn, upload_id, with_parts=with_parts)
 
     async def list_open(self, who: Principal, bucket_name: str | None = None) -> list[Upload]:
         """Open uploads in one bucket, or in every bucket ``who`` may see.
@@ -176,10 +180,11 @@ class UploadService:
         found: list[Upload] = []
         async with self._db.read() as conn:
             if who.is_admin and not bucket_name:
-                return await repo.list_uploads(conn, None)
-            for bucket in buckets:
-                found += await repo.list_uploads(conn, bucket.id)
-        return found
+                found = await repo.list_uploads(conn, None)
+            else:
+                for bucket in buckets:
+                    found += await repo.list_uploads(conn, bucket.id)
+        return [upload for upload in found if upload.protocol != sm.IMPORT]
 
     @property
     def max_size(self) -> int:
@@ -204,6 +209,22 @@ class UploadService:
         """Store part ``number``; sending a number again replaces that part atomically."""
         sm.check_part_number(number)
         upload = await self._open(who, upload_id, with_parts=False)
+        return await self.write_part(upload, number, body, content_length, expected, who.user_id)
+
+    async def write_part(
+        self,
+        upload: Upload,
+        number: int,
+        body: AsyncIterator[bytes],
+        content_length: int | None,
+        expected: ExpectedDigests,
+        actor_id: int,
+    ) -> PartRecord:
+        """Store part ``number`` of an upload its caller has checked (``put_part``, an import).
+
+        The part is durable when this returns: its shares are on a write
+        quorum and it is recorded against the upload (which must still be open).
+        """
         limit = upload.part_size or self._settings.max_part_size
         if content_length is not None and content_length > limit:
             raise sm.PartTooLarge(f"part of {content_length} bytes exceeds the {limit}-byte limit")
@@ -212,7 +233,7 @@ class UploadService:
             return self._whole_part(layout, counted, content_length, expected, number, 0, room)
 
         part = await self._store(upload, body, content_length, limit, store)
-        await self._commit_part(upload, part, None, who.user_id)
+        await self._commit_part(upload, part, None, actor_id)
         return part
 
     async def append(
@@ -452,12 +473,38 @@ class UploadService:
         a mismatch raises DigestMismatch and leaves the session open to fix parts.
         """
         upload = await self._open(who, upload_id)
+        return await self.finish(upload, who.user_id, requested, expected)
+
+    async def finish(
+        self,
+        upload: Upload,
+        actor_id: int,
+        requested: Sequence[tuple[int, str | None]] | None = None,
+        expected: ExpectedDigests | None = None,
+        *,
+        digests: dict[str, str] | None = None,
+        also: Callable[[AsyncConnection, ObjectRecord], Awaitable[None]] | None = None,
+    ) -> ObjectRecord:
+        """Complete an upload its caller has checked (``complete``, an import), with its parts.
+
+        ``digests``: the whole file's md5/sha256 as the caller computed them
+        while the bytes went by; the expected ones are checked against them
+        instead of reading the parts back. ``also`` runs in the transaction
+        that makes the object visible (an import's status changes with it).
+        """
+        upload_id = upload.id
         ordered = sm.completion_order(upload, requested, min_part_size=sm.S3_MIN_PART_SIZE)
         expected = expected or ExpectedDigests()
         md5 = expected.md5 or upload.expected_md5
         sha256 = expected.sha256 or upload.expected_sha256
         placed = _with_offsets(ordered)
-        digests = await self._verify(placed, md5, sha256)
+        if digests is not None:
+            ExpectedDigests(md5, sha256).verify(digests)
+            digests = {name: value for name, value in digests.items() if name in ("md5", "sha256")}
+            if "md5" not in digests and len(placed) == 1:
+                digests["md5"] = placed[0].etag  # a lone part's md5 is the file's md5
+        else:
+            digests = await self._verify(placed, md5, sha256)
         etag = _multipart_etag(placed, always_count=upload.protocol == sm.S3)
         now = _now()
 
@@ -487,20 +534,20 @@ class UploadService:
             await repo.update_upload(conn, upload_id, status=sm.UPLOADED)
             bucket = await repo.get_bucket_by_id(conn, current.bucket_id)
             if bucket is not None:
-                await repo.events.append(
-                    conn, object_created(bucket, record, who.user_id, upload_id=upload_id)
-                )
-            await repo.events.append(
+                await repo.events.append(conn, object_created(bucket, record, actor_id, upload_id=upload_id))
+            await _announce(
                 conn,
                 _upload_event(
                     EventType.UPLOAD_COMPLETED,
                     current,
-                    who.user_id,
+                    actor_id,
                     size=record.size,
                     version_id=record.version_id,
                     etag=record.etag,
                 ),
             )
+            if also is not None:
+                await also(conn, record)
             return record
 
         record = await self._db.write(commit)
@@ -542,7 +589,7 @@ class UploadService:
             raise sm.UploadNotOpen(f"upload {upload_id} is {upload.status}", upload_status=upload.status)
         await self._db.write(
             functools.partial(
-                _close, upload_id=upload_id, status=sm.DELETED, error=None, actor_id=who.user_id
+                close_upload, upload_id=upload_id, status=sm.DELETED, error=None, actor_id=who.user_id
             )
         )
         self._progressed.pop(upload_id, None)
@@ -584,7 +631,9 @@ class UploadService:
             expired = await repo.expired_uploads(conn, now)
         for upload_id in expired:
             await self._db.write(
-                functools.partial(_close, upload_id=upload_id, status=sm.FAILED, error=EXPIRED, actor_id=None)
+                functools.partial(
+                    close_upload, upload_id=upload_id, status=sm.FAILED, error=EXPIRED, actor_id=None
+                )
             )
             self._objects.appender.close(upload_id)
             self._progressed.pop(upload_id, None)
@@ -628,18 +677,32 @@ class UploadService:
             yield chunk
 
 
-async def _close(
+async def close_upload(
     conn: AsyncConnection, *, upload_id: str, status: str, error: str | None, actor_id: int | None
 ) -> None:
-    """End an upload (aborted: DELETED; expired: FAILED), free its parts, and say so in an event."""
-    closing = await repo.get_upload(conn, upload_id, with_parts=False)
-    for part_id in await repo.release_parts(conn, upload_id):
-        await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})
+    """In the caller's transaction: end an upload (aborted: DELETED; expired or given up: FAILED),
+    queue its parts for deletion, and say so in an event."""
+    # Locked first: a part committed meanwhile (which locks it too) is then among those released.
+    closing = await repo.get_upload(conn, upload_id, for_update=True, with_parts=False)
+    await release_upload_parts(conn, upload_id=upload_id)
     await repo.update_upload(conn, upload_id, status=status, error=error)
     if closing is not None:
         kind = EventType.UPLOAD_ABORTED if status == sm.DELETED else EventType.UPLOAD_FAILED
         extra: dict[str, Any] = {"reason": error} if error else {}
-        await repo.events.append(conn, _upload_event(kind, closing, actor_id, detail=extra))
+        await _announce(conn, _upload_event(kind, closing, actor_id, detail=extra))
+
+
+async def release_upload_parts(conn: AsyncConnection, *, upload_id: str) -> None:
+    """In the caller's transaction: detach every part of an upload and queue their deletion."""
+    for part_id in await repo.release_parts(conn, upload_id):
+        await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})
+
+
+async def _announce(conn: AsyncConnection, draft: EventDraft) -> None:
+    """Append an ``upload.*`` event, except for the upload behind an import: the import's own
+    ``import.*`` events tell of it, and its upload is not one the user can see."""
+    if draft.detail.get("protocol") != sm.IMPORT:
+        await repo.events.append(conn, draft)
 
 
 def _upload_event(
@@ -685,7 +748,7 @@ async def _progress_event(
         due = percent // PROGRESS_STEP > last[1] // PROGRESS_STEP
     if not due:
         return None
-    await repo.events.append(
+    await _announce(
         conn,
         _upload_event(
             EventType.UPLOAD_PROGRESS,

@@ -29,6 +29,7 @@ from cargohold.domain.jobs import (
     ALL_KINDS,
     DELETE_PART,
     DRAIN_NODE,
+    IMPORT,
     KIND_GROUPS,
     LOST_NODE,
     ORPHAN_SWEEP,
@@ -37,13 +38,16 @@ from cargohold.domain.jobs import (
     SCRUB_NODE,
 )
 from cargohold.domain.model import NODE_DRAINING, NODE_LOST, NODE_NORMAL
+from cargohold.imports.http import resolve
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.repositories.webhooks import prune_attempts
 from cargohold.service.events import EventFeed
 from cargohold.service.healing import HealingService, fill_spread, share_available
+from cargohold.service.imports import ImportService
 from cargohold.service.webhooks import EventSettings, WebhookService
 from cargohold.workers.drain import Drainer
 from cargohold.workers.gc import GarbageCollector
+from cargohold.workers.imports import ImportRunner
 from cargohold.workers.jobs import Handler, JobContext, JobRunner
 from cargohold.workers.limits import Bandwidth, WorkerLimits
 from cargohold.workers.moves import ShareMover
@@ -56,6 +60,8 @@ from cargohold.workers.webhooks import WebhookDispatcher
 log = logging.getLogger(__name__)
 
 SCHEDULE_KEY = "schedule"  # cluster_settings: when scrub and the orphan sweep last started
+#: Imports run beside the healing work, under their own cap (``import_concurrency``).
+HEALING_KINDS = tuple(kind for kind in ALL_KINDS if kind != IMPORT)
 PAGE = 500
 PRUNE_BATCH = 5000
 #: Seconds between reads of the throttles an admin may have changed.
@@ -89,6 +95,16 @@ class HealingWorker:
         self.events = EventFeed(core.db, poll_interval=settings.event_poll_interval)
         webhooks = WebhookService(core.db, core.access, settings.cluster_secret or "", EventSettings(core.db))
         self.webhooks = WebhookDispatcher(core.db, self.events, webhooks, settings)
+        imports = ImportService(core.db, core.access, resolve, webhooks.settings.allow_private)
+        importer = ImportRunner(
+            imports, core.uploads, core.access, core.auth, core.quota, core.source, settings
+        )
+        self.imports = JobRunner(
+            core.db,
+            {IMPORT: importer.handle},
+            lambda: settings.import_concurrency,
+            lease_seconds=settings.import_lease,
+        )
 
     # -- throttles ------------------------------------------------------------------
 
@@ -110,20 +126,26 @@ class HealingWorker:
         for group in groups:
             kinds.extend(KIND_GROUPS[group])
             await self._start(group)
-        return await self.runner.run_due(kinds)
+        healing = [kind for kind in kinds if kind != IMPORT]
+        ran = await self.imports.run_due([IMPORT]) if IMPORT in kinds else 0
+        return ran + (await self.runner.run_due(healing) if healing else 0)
 
     async def run_forever(self) -> None:
         checks = asyncio.create_task(self._check_loop(), name="worker-checks")
+        poll = self.core.settings.worker_poll_interval
         self.events.start()
         hooks = asyncio.create_task(self.webhooks.run_forever(), name="webhooks")
         try:
-            await self.runner.run_forever(ALL_KINDS, self.core.settings.worker_poll_interval)
+            await asyncio.gather(
+                self.runner.run_forever(HEALING_KINDS, poll), self.imports.run_forever([IMPORT], poll)
+            )
         finally:
             for task in (checks, hooks):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await self.events.stop()
+            await self.imports.stop()
             await self.runner.stop()
 
     async def _check_loop(self) -> None:

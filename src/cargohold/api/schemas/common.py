@@ -193,6 +193,7 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "node_id": {"type": "integer", "minimum": 1, "maximum": INT32_MAX},
     "number": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "Part number"},
     "upload_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+    "import_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
     "key_id": {"type": "string", "pattern": "^CH[0-9A-Z]{16}$"},
     "link_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
     "webhook_id": {"type": "string", "pattern": "^wh_[0-9a-f]{16}$"},

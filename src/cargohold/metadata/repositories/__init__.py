@@ -8,7 +8,7 @@ replaced). Expected conflicts come back as domain errors from
 transaction usable.
 """
 
-from cargohold.metadata.repositories import events
+from cargohold.metadata.repositories import events, imports
 from cargohold.metadata.repositories.buckets import (
     count_owned,
     create_bucket,
@@ -37,6 +37,7 @@ from cargohold.metadata.repositories.jobs import (
     fail,
     job_counts,
     list_jobs,
+    release,
     report_progress,
 )
 from cargohold.metadata.repositories.keys import (
@@ -155,6 +156,7 @@ __all__ = [
     "get_user_by_name",
     "granted_bucket_ids",
     "grow_part",
+    "imports",
     "job_counts",
     "known_shares",
     "list_buckets",
@@ -176,6 +178,7 @@ __all__ = [
     "parts_on_node",
     "put_object",
     "put_setting",
+    "release",
     "release_parts",
     "rename_object",
     "report_progress",
