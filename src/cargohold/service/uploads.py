@@ -302,7 +302,9 @@ class UploadService:
                 expected,
                 part_number=number,
                 offset=offset,
-                md5=True,
+                # Session, tus and S3 parts report their md5; an import's parts are its own
+                # business, and md5 is the dearest step of a write (see ObjectService.put).
+                md5=upload.protocol != sm.IMPORT,
                 max_size=limit,
             )
         except PayloadTooLarge:
@@ -416,13 +418,15 @@ class UploadService:
         md5 = expected.md5 or upload.expected_md5
         sha256 = expected.sha256 or upload.expected_sha256
         placed = _with_offsets(ordered)
+        # A lone part's md5 is the file's md5 (an import's parts carry an xxh3 instead).
+        lone_md5 = placed[0].etag if len(placed) == 1 and upload.protocol != sm.IMPORT else None
         if digests is not None:
             ExpectedDigests(md5, sha256).verify(digests)
             digests = {name: value for name, value in digests.items() if name in ("md5", "sha256")}
-            if "md5" not in digests and len(placed) == 1:
-                digests["md5"] = placed[0].etag  # a lone part's md5 is the file's md5
+            if "md5" not in digests and lone_md5 is not None:
+                digests["md5"] = lone_md5
         else:
-            digests = await self._verify(placed, md5, sha256)
+            digests = await self._verify(placed, md5, sha256, lone_md5)
         etag = _multipart_etag(placed, always_count=upload.protocol == sm.S3)
         now = _now()
 
@@ -473,12 +477,12 @@ class UploadService:
         self._notify(upload_id)
         return record
 
-    async def _verify(self, parts: list[PartRecord], md5: str | None, sha256: str | None) -> dict[str, str]:
+    async def _verify(
+        self, parts: list[PartRecord], md5: str | None, sha256: str | None, lone_md5: str | None
+    ) -> dict[str, str]:
         """Hash the assembled bytes when the client gave a whole-file digest to check."""
         if md5 is None and sha256 is None:
-            if len(parts) == 1:
-                return {"md5": parts[0].etag}  # a lone part's md5 is the file's md5
-            return {}
+            return {"md5": lone_md5} if lone_md5 is not None else {}
         hashers: dict[str, Any] = {}
         if md5 is not None:
             hashers["md5"] = hashlib.md5(usedforsecurity=False)
