@@ -28,6 +28,7 @@ from cargohold.service.imports import Source
 from cargohold.service.nodes import NodeRegistry
 from cargohold.service.objects import ObjectService
 from cargohold.service.quota import QuotaService
+from cargohold.service.revocations import Revocations
 from cargohold.service.tokens import TokenSigner, signing_key
 from cargohold.service.uploads import UploadService
 from cargohold.storage.node_client import node_ssl_context
@@ -52,11 +53,15 @@ class Core:
 
 
 @asynccontextmanager
-async def open_core(settings: Settings, *, monitor_nodes: bool = True) -> AsyncIterator[Core]:
+async def open_core(
+    settings: Settings, *, monitor_nodes: bool = True, revocations: Revocations | None = None
+) -> AsyncIterator[Core]:
     """Open the metadata store and node connections, build the services, close all on exit.
 
     The default layout's codec is self-tested first, so a broken native
-    library stops the process before it can write a share.
+    library stops the process before it can write a share. ``revocations``
+    is the counter this process shares with the other workers of its
+    gateway (``service/revocations.py``).
     """
     if not settings.cluster_secret:
         raise ValueError("the cluster secret nodes were started with is needed")
@@ -85,12 +90,13 @@ async def open_core(settings: Settings, *, monitor_nodes: bool = True) -> AsyncI
         probe_timeout=settings.health_timeout,
     )
     cache = settings.auth_cache_seconds
-    buckets = BucketService(db, settings.layout, cache_seconds=cache)
-    access = AccessService(db, buckets, cache_seconds=cache)
+    revocations = revocations or Revocations()
+    buckets = BucketService(db, settings.layout, cache_seconds=cache, revocations=revocations)
+    access = AccessService(db, buckets, cache_seconds=cache, revocations=revocations)
     signer = TokenSigner(
         signing_key(settings.token_secret, settings.cluster_secret), settings.access_token_ttl
     )
-    auth = AuthService(db, cache_seconds=cache, tokens=signer)
+    auth = AuthService(db, cache_seconds=cache, tokens=signer, revocations=revocations)
     quota = QuotaService(db, auth.user)
     objects = ObjectService(db, access, quota, nodes, settings)
     core = Core(

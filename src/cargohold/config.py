@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     nodes: int = Field(8, ge=1, le=64, description="Storage nodes `up` starts")
     layout: str = Field("ec:5+2", description="Default layout: ec:K+M, mirror:R or stripe:K")
     zone: str = Field("default", description="Zone of this gateway (reads prefer it)")
+    gateway_workers: int = Field(
+        0, ge=0, le=256, description="Gateway processes on the one port (0: one per core)"
+    )
     s3_domain: str | None = Field(
         None,
         description="Domain for virtual-hosted S3 (<bucket>.<s3_domain>); path-style works without it",
@@ -46,6 +49,12 @@ class Settings(BaseSettings):
     access_token_ttl: float = Field(900.0, gt=0, description="Seconds an access token (JWT) is valid")
     refresh_token_ttl: float = Field(
         30 * 24 * 3600.0, gt=0, description="Seconds a refresh token is valid if not rotated"
+    )
+    ui_idle_timeout: float = Field(
+        1800.0,
+        gt=0,
+        le=30 * 24 * 3600.0,
+        description="Seconds a web page sign-in (session cookie) lasts without a request",
     )
     login_max_failures: int = Field(
         5,
@@ -68,6 +77,11 @@ class Settings(BaseSettings):
     sweep_interval: float = Field(60.0, gt=0, description="Seconds between sweeps for expired uploads")
     max_part_size: int = Field(5 * 1024**3, gt=0, description="Largest part of an upload session, in bytes")
     blocks_in_flight: int = Field(4, ge=1, le=64, description="Blocks buffered per transfer")
+    append_part_limit: int = Field(
+        128 * 1024**2,
+        gt=0,
+        description="A part grown by tus PATCHes or Content-Range chunks takes no more chunks past this size",
+    )
     # -- healing (the worker role) --------------------------------------------
     node_lost_after: float = Field(
         900.0, gt=0, description="Seconds a node may stay down before its shares are rebuilt elsewhere"

@@ -65,6 +65,13 @@ class InvalidArgument(BadRequest):
     title = "Invalid argument"
 
 
+class InvalidCursor(InvalidArgument):
+    """A listing cursor that no page could have given: too long, or holding a control character."""
+
+    code = "invalid_cursor"
+    title = "Malformed listing cursor"
+
+
 class InvalidEventType(InvalidArgument):
     """An event type filter that names no type or family of types."""
 
@@ -120,6 +127,13 @@ class AccessDenied(Forbidden):
 
     code = "access_denied"
     title = "Access denied"
+
+
+class CsrfRejected(Forbidden):
+    """A state-changing request signed in by the web page's cookie without its CSRF token."""
+
+    code = "csrf_rejected"
+    title = "CSRF token missing or wrong"
 
 
 class QuotaExceeded(Forbidden):
@@ -313,6 +327,13 @@ class ShareCorrupt(CargoholdError):
 class ShareNotFound(NotFound):
     code = "no_such_share"
     title = "Share does not exist"
+
+
+class ShareOffsetMismatch(Conflict):
+    """An append named another offset than the share's length, or the share is being appended to."""
+
+    code = "share_offset_mismatch"
+    title = "Share is not at the expected offset"
 
 
 class InvalidShareId(BadRequest):

@@ -142,3 +142,21 @@ def test_s3cmd_puts_gets_lists_and_deletes(clients: S3Clients, big: Path, tree: 
     clients.s3cmd("del", "--recursive", "--force", "s3://s3cmd/")
     assert clients.s3cmd("ls", "--recursive", "s3://s3cmd/").stdout.strip() == ""
     clients.s3cmd("rb", "s3://s3cmd")
+
+
+def test_objects_written_natively_pass_the_clients_md5_checks(
+    cluster: Cluster, clients: S3Clients, tmp_path: Path
+) -> None:
+    """A native PUT computes no md5; its ETag must not pass for one, or clients report a mismatch."""
+    local = tmp_path / "local"
+    local.mkdir()
+    with cluster.client() as api:
+        api.put("/api/v1/buckets/native-written").raise_for_status()
+        for i in range(3):
+            data = os.urandom(1000 + 70_000 * i)
+            (local / f"f{i}.bin").write_bytes(data)
+            api.put(f"/api/v1/buckets/native-written/objects/f{i}.bin", content=data).raise_for_status()
+    clients.rclone("check", str(local), "ch:native-written")  # exits 1 on an md5 difference
+    got = clients.s3cmd("get", "s3://native-written/f2.bin", str(tmp_path / "f2.out"))
+    assert "MD5" not in got.stderr
+    assert (tmp_path / "f2.out").read_bytes() == (local / "f2.bin").read_bytes()

@@ -1,4 +1,4 @@
-"""``cargohold up`` as an operator runs it: a node or worker killed under it comes back.
+"""``cargohold up`` as an operator runs it: a node, worker or gateway worker killed under it comes back.
 
 Three nodes with ``--layout mirror:3`` so every object has a copy on every
 node: a write that succeeds after the restart proves the restarted node
@@ -27,6 +27,7 @@ from cargohold.testing.data import sample
 from cargohold.testing.s3 import s3_client_at
 
 NODE_LINE = re.compile(r"^node (\d+) pid (\d+) on (\S+)$")
+GATEWAY_LINE = re.compile(r"^gateway (\d+) pid (\d+) on (\S+)$")
 
 
 class Lines:
@@ -66,7 +67,7 @@ def up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Lines, Lines]]
         CARGOHOLD_HEALTH_INTERVAL="0.5",
     )
     command = [sys.executable, "-m", "cargohold", "up", "--data-dir", str(tmp_path / "data")]
-    command += ["--port", "0", "--nodes", "3", "--layout", "mirror:3"]
+    command += ["--port", "0", "--nodes", "3", "--layout", "mirror:3", "--workers", "2"]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=die_with_parent
     )
@@ -108,6 +109,9 @@ def test_up_restarts_a_killed_node_on_its_port(
     _, key = out.wait(r"^admin key: (\S+)$")
     started = {int(m[1]): (int(m[2]), m[3]) for line in out.lines[:ready] if (m := NODE_LINE.match(line))}
     assert sorted(started) == [1, 2, 3]
+    gateways = {int(m[1]): (int(m[2]), m[3]) for line in out.lines[:ready] if (m := GATEWAY_LINE.match(line))}
+    assert sorted(gateways) == [1, 2] and {url for _, url in gateways.values()} == {is_up[1]}
+    assert "2 gateway workers" in is_up.string
     _, worker = out.wait(r"^worker pid (\d+)$")
     assert worker.string in out.lines[:ready]
     old_pid, url = started[2]
@@ -116,6 +120,8 @@ def test_up_restarts_a_killed_node_on_its_port(
     _, s3_key = out.wait(r"^admin S3 key: (CH[A-Z0-9]{18})  secret: (\S+)  ")
     assert f"aws_access_key_id = {s3_key[1]}" in out.lines[:ready]
     assert f"endpoint_url = {is_up[1]}" in out.lines[:ready] and endpoint[1] == is_up[1]
+    _, page = out.wait(r"^web page: (\S+)  \(sign in as admin\)$")
+    assert page[1] == is_up[1] + "/ui/"
     profile = tmp_path / "data" / "aws-profile"
     assert profile.stat().st_mode & 0o777 == 0o600 and s3_key[2] in profile.read_text()
 
@@ -150,7 +156,16 @@ def test_up_restarts_a_killed_node_on_its_port(
         _, new_worker = out.wait(r"^worker pid (\d+)$", after=ready)
         assert new_worker[1] != worker[1] and _alive(int(new_worker[1]))
 
+        os.kill(gateways[1][0], signal.SIGKILL)
+        err.wait(r"^gateway 1 exited with code -9; restarting in 1 s$")
+        _, new_gateway = out.wait(r"^gateway 1 pid (\d+) on (\S+)$", after=ready)
+        assert int(new_gateway[1]) != gateways[1][0] and new_gateway[2] == is_up[1]
+        for _ in range(6):  # new connections, spread over both workers' sockets
+            with httpx.Client(base_url=is_up[1], headers=api.headers, timeout=30) as fresh:
+                assert fresh.get("/api/v1/buckets/restarts/objects/after-restart").content == data
+
     process.send_signal(signal.SIGINT)
     assert process.wait(30) == 0
     pids = [pid for pid, _ in started.values()] + [int(third[1]), int(new_worker[1])]
+    pids += [gateways[2][0], int(new_gateway[1])]
     _poll(lambda: not any(_alive(pid) for pid in pids), timeout=10)

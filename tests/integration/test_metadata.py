@@ -82,7 +82,7 @@ def test_migrations_apply_twice_and_match_tables(db_url: str) -> None:
                     lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
                 )
             await db.close()
-            assert current == migrate.head_revision() == "0008"
+            assert current == migrate.head_revision() == "0009"
             assert diff == []
 
     asyncio.run(main())

@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from cargohold.domain.digests import ContentHasher
 from cargohold.domain.layout import Layout
 from cargohold.erasure.codec import codec_for
 from cargohold.erasure.framing import HEADER_SIZE, parse_header, verify_payload
 from cargohold.erasure.reader import read_range
-from cargohold.erasure.writer import ContentHasher, write_part
+from cargohold.erasure.writer import write_part
 from cargohold.errors import IncompleteBody, ReadUnavailable, ShareCorrupt, WriteQuorumFailed
 from cargohold.testing.data import sample
 
@@ -62,7 +63,7 @@ def _write(data: bytes, shares: list[MemoryShare], expected: int | None = None):
             _body(data),
             CODEC,
             [s.write for s in shares],
-            hasher=ContentHasher(md5=True),
+            hasher=ContentHasher({"md5"}),
             expected_size=len(data) if expected is None else expected,
             max_size=10**9,
             depth=2,

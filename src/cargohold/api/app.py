@@ -18,7 +18,8 @@ from cargohold.api.inputs import path_middleware
 from cargohold.api.limits import ADMISSION, Admission, Budgets, limits_middleware
 from cargohold.api.routes import ALL_ROUTES
 from cargohold.api.webhooks import PING_SENDER
-from cargohold.bootstrap import open_core
+from cargohold.api.websession import WEB_SESSIONS, CookieSessions, renew_cookie
+from cargohold.bootstrap import Core, open_core
 from cargohold.concurrency import tune_malloc
 from cargohold.config import Settings
 from cargohold.domain.jobs import DELETE_PART
@@ -33,10 +34,12 @@ from cargohold.service.healing import HealingService
 from cargohold.service.history import HistoryService
 from cargohold.service.imports import ImportService
 from cargohold.service.namespaces import NamespaceService
+from cargohold.service.revocations import Revocations
 from cargohold.service.s3keys import S3KeyService, bootstrap_admin_key
 from cargohold.service.sessions import SessionService
 from cargohold.service.share_links import ShareLinkService, cookie_key
 from cargohold.service.throttle import Throttle
+from cargohold.service.tokens import signing_key
 from cargohold.service.webhooks import EventSettings, WebhookService
 from cargohold.serving import request_middleware, serve_requests
 from cargohold.workers.base import Periodic
@@ -49,10 +52,21 @@ log = logging.getLogger(__name__)
 BOOTSTRAP = web.AppKey("bootstrap", Bootstrap)
 
 MAX_REQUEST_LINE = 64 * 1024
+#: Names the gateway worker process that answered (``gateway --workers N``): 1..N.
+WORKER_HEADER = "X-Gateway-Worker"
 
 
-def build_gateway(settings: Settings) -> web.Application:
-    """The gateway application; services start and stop with the app's lifecycle."""
+def build_gateway(
+    settings: Settings, *, processes: int = 1, worker: int | None = None, shared_fd: int | None = None
+) -> web.Application:
+    """The gateway application; services start and stop with the app's lifecycle.
+
+    ``processes`` gateway processes share one port (``gateway --workers``):
+    each admits its share of the request and upload budgets
+    (``api/limits.py``); ``worker`` is this one's number, sent back in
+    ``X-Gateway-Worker`` so operators (and tests) can tell them apart;
+    ``shared_fd`` is the revocation counter they share (``service/revocations.py``).
+    """
     if not settings.cluster_secret:
         raise ValueError("the gateway needs the cluster secret nodes were started with")
     tune_malloc()
@@ -79,16 +93,41 @@ def build_gateway(settings: Settings) -> web.Application:
     )
     serve_requests(app)
     app.on_response_prepare.append(s3_request_id)
+    app.on_response_prepare.append(renew_cookie)
+    app[WEB_SESSIONS] = CookieSessions.build(
+        signing_key(settings.token_secret, settings.cluster_secret), settings.ui_idle_timeout
+    )
+    if worker is not None:
+        app.on_response_prepare.append(functools.partial(_name_worker, str(worker)))
     app[S3_DOMAIN] = (settings.s3_domain or "").strip(".").lower()
-    app[ADMISSION] = Admission(Budgets.from_settings(settings))
+    app[ADMISSION] = Admission(Budgets.from_settings(settings, processes))
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
-    app.cleanup_ctx.append(lambda app: _lifecycle(app, settings))
+    app.cleanup_ctx.append(lambda app: _lifecycle(app, settings, Revocations(shared_fd)))
+    app.on_shutdown.append(_close_streams)
     return app
 
 
-async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[None]:
-    async with open_core(settings) as core:
+async def _name_worker(number: str, _request: web.BaseRequest, response: web.StreamResponse) -> None:
+    response.headers[WORKER_HEADER] = number
+
+
+async def first_start(core: Core, settings: Settings) -> Bootstrap:
+    """Make sure an admin can sign in (API key and S3 key); what to show once on a fresh store.
+
+    Every gateway runs it at start; the parent of several gateway workers
+    runs it first, so the workers do not race to create the first admin.
+    """
+    accounts = AccountService(core.db, core.auth)
+    s3keys = S3KeyService(core.db, core.auth, settings.cluster_secret or "", settings.auth_cache_seconds)
+    first = await accounts.bootstrap(settings.admin_password, settings.admin_key)
+    return replace(first, s3_key=await bootstrap_admin_key(s3keys, core.db, FIRST_ADMIN))
+
+
+async def _lifecycle(
+    app: web.Application, settings: Settings, revocations: Revocations
+) -> AsyncIterator[None]:
+    async with open_core(settings, revocations=revocations) as core:
         db = core.db
         accounts = AccountService(db, core.auth)
         sessions = SessionService(
@@ -99,7 +138,6 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
         webhooks = WebhookService(db, core.access, settings.cluster_secret or "", EventSettings(db))
         imports = ImportService(db, core.access, resolve, webhooks.settings.allow_private)
         app[PING_SENDER] = Sender(webhooks.settings.allow_private, timeout=settings.webhook_timeout)
-        app.on_shutdown.append(lambda _app: _close_streams(feed))
         # Workers collect garbage too; the gateway also does it at once after a
         # delete, so freed space shows without waiting for a worker's poll.
         gc = JobRunner(db, {DELETE_PART: GarbageCollector(db, core.nodes).handle}, lambda: 4)
@@ -111,14 +149,13 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
             history.start()
             feed.start()
             s3keys = S3KeyService(db, core.auth, settings.cluster_secret or "", settings.auth_cache_seconds)
-            first = await accounts.bootstrap(settings.admin_password, settings.admin_key)
-            app[BOOTSTRAP] = replace(first, s3_key=await bootstrap_admin_key(s3keys, db, FIRST_ADMIN))
+            app[BOOTSTRAP] = await first_start(core, settings)
             for worker in workers:
                 worker.start()
             app[SERVICES] = Services(
                 buckets=core.buckets,
                 access=core.access,
-                namespaces=NamespaceService(db, core.buckets, core.access),
+                namespaces=NamespaceService(db, core.buckets, core.access, core.nodes),
                 quota=core.quota,
                 auth=core.auth,
                 accounts=accounts,
@@ -152,6 +189,8 @@ async def _lifecycle(app: web.Application, settings: Settings) -> AsyncIterator[
             await gc.stop()
 
 
-async def _close_streams(feed: EventFeed) -> None:
+async def _close_streams(app: web.Application) -> None:
     """Shutdown: end the event streams, which would otherwise hold it up until their timeout."""
-    feed.close_readers()
+    services = app.get(SERVICES)
+    if services is not None:
+        services.events.close_readers()

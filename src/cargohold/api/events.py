@@ -10,7 +10,7 @@ nothing. While nothing is sent, a comment line every ``HEARTBEAT`` seconds
 keeps proxies from closing the connection; it carries the id the stream has
 read up to, so a reconnect does not read again what the filters skipped.
 ``follow=false`` ends the stream once it has reached the events committed
-when it began.
+when it began; without a resume point it starts at the oldest event kept.
 
 Streams keep only a cursor: they read from the process's one
 :class:`EventFeed`, and a client that reads slowly holds its handler at
@@ -85,7 +85,10 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     follow = _follow(request)
     feed = services.events
     await feed.ready.wait()
-    after = feed.head if after is None else after
+    if not follow:
+        await feed.sync()  # "up to now" includes what the caller has just written
+    if after is None:  # a stream that follows starts now; one that does not, at the oldest kept
+        after = feed.head if follow else 0
     until = feed.head
     selection = Selection(types, bucket)
     viewer, viewed_at = await feed.audience(who.user_id, who.is_admin), time.monotonic()
@@ -146,7 +149,8 @@ ROUTES: tuple[Route, ...] = (
         " (its type) and 'data' (JSON: id, time, type, actor_id, bucket, key, version_id, size,"
         " detail). Resume with the Last-Event-ID header or ?after=ID; without either the stream"
         " starts now and its first lines name the id it starts after. Comment lines every 15 s."
-        " ?follow=false ends the stream at the events committed when it began",
+        " ?follow=false ends the stream at the events committed when it began (and starts, unless told,"
+        " at the oldest kept)",
         "events",
         action="event.stream",
         produces="text/event-stream",

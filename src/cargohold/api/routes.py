@@ -15,6 +15,7 @@ from cargohold.api import (
     tus,
     uploads,
     webhooks,
+    webui,
 )
 from cargohold.s3 import routing as s3_routing
 
@@ -30,6 +31,7 @@ ALL_ROUTES = (
     *events.ROUTES,
     *webhooks.ROUTES,
     *tus.ROUTES,
+    *webui.ROUTES,
     *openapi.ROUTES,
     # Last: the S3 catch-alls answer every path the routes above do not claim.
     *s3_routing.ROUTES,

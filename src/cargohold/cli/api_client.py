@@ -231,6 +231,15 @@ class GatewayClient:
                 break
         return items[:limit]
 
+    @contextlib.contextmanager
+    def stream(self, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """A GET whose body is read as it comes (server-sent events); error statuses raise ApiError."""
+        with self.translate_errors(), self._http.stream("GET", path, **kwargs) as response:
+            if response.is_error:
+                response.read()
+                raise problem_from_response(response)
+            yield response
+
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.call(method, path, **kwargs)
         try:

@@ -7,6 +7,7 @@ import typer
 from cargohold.cli import (
     accounts,
     client,
+    events,
     grants,
     healing,
     history,
@@ -32,6 +33,7 @@ healing.register(app)
 uploads.register(app)
 imports.register(app)
 history.register(app)
+events.register(app)
 grants.register(app)
 accounts.register(app)
 share.register(app)

@@ -1,32 +1,38 @@
 """``cargohold up``: a whole cluster in one command.
 
-Starts N node processes (each its own process, so a second core does node
-work beside the gateway and a dying node cannot take the gateway with it),
-waits for each to announce its port, then runs the gateway in this process,
-registers any node it does not know yet, and prints the URL and, on first
-start, the admin key. Node ports are remembered so a restart finds every node
-at the address the metadata store has for it. Once the gateway is up, one
-worker process (``cargohold worker``) repairs, scrubs, rebalances and drains.
-The children are supervised (``cli/supervisor.py``): one that dies is
-started again (a node on the same port), with backoff, and ``up`` says so on
-stderr.
+Starts N node processes (each its own process, so node work runs beside the
+gateway and a dying node cannot take the gateway with it), waits for each to
+announce its port, migrates the metadata store, registers any node it does
+not know yet and creates the first admin, then starts the gateway workers
+(one per core by default, all on one port: ``cli/gateways.py``) and prints
+the URL and, on first start, the admin key. Node ports are remembered so a
+restart finds every node at the address the metadata store has for it. Once
+the gateway is up, one worker process (``cargohold worker``) repairs, scrubs,
+rebalances and drains. Every child is supervised (``cli/supervisor.py``):
+one that dies is started again (a node on the same port, a gateway worker on
+the same socket), with backoff, and ``up`` says so on stderr.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import ssl
 import sys
 from pathlib import Path
 
-from cargohold.api.app import BOOTSTRAP, build_gateway
-from cargohold.api.context import SERVICES
 from cargohold.cli.children import node_command
 from cargohold.cli.clientconfig import S3_REGION, aws_profile_snippet, write_client_config
+from cargohold.cli.gateways import (
+    default_workers,
+    listening_sockets,
+    prepare,
+    start_gateways,
+    until_stopped,
+    url_of,
+)
 from cargohold.cli.supervisor import ChildSpec, Supervisor
 from cargohold.config import Settings
-from cargohold.serving import serve_gateway
+from cargohold.service.accounts import Bootstrap
 
 
 def _remembered_port(data: Path) -> int:
@@ -71,13 +77,15 @@ def worker_spec(settings: Settings, secret: str) -> ChildSpec:
     )
 
 
-async def run_up(settings: Settings, tls: ssl.SSLContext | None = None) -> None:
-    """Nodes listen on loopback only and speak plain HTTP; ``tls`` serves the gateway over HTTPS."""
+async def run_up(settings: Settings) -> None:
+    """Nodes listen on loopback only and speak plain HTTP; the gateway serves HTTPS given tls_cert."""
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data_dir.chmod(0o700)  # the metadata, the cluster secret and every share live below
     secret = settings.cluster_secret or ""
+    count = default_workers(settings.gateway_workers)
     supervisor = Supervisor()
+    sockets = listening_sockets(settings.host, settings.port, count)
     try:
         nodes = await asyncio.gather(
             *(
@@ -87,50 +95,51 @@ async def run_up(settings: Settings, tls: ssl.SSLContext | None = None) -> None:
                 for n in range(1, settings.nodes + 1)
             )
         )
-        app = build_gateway(settings)
-    except BaseException:
-        await supervisor.stop()
-        raise
-
-    async def ready(url: str) -> None:
-        registry = app[SERVICES].nodes
-        known = {n.url for n in registry.nodes()}
-        for node in nodes:
-            if node.address not in known:
-                await registry.add(node.address or "", "default")
-        # After the gateway: the metadata store is migrated and the nodes are registered.
+        bootstrap = await prepare(settings, [node.address or "" for node in nodes])
+        await start_gateways(supervisor, settings, sockets)
+        # After the gateways: the metadata store is migrated and the nodes are registered.
         await supervisor.start(worker_spec(settings, secret))
-        config_paths = [data_dir / "client.toml"]
-        bootstrap = app[BOOTSTRAP]
-        token = bootstrap.token
-        print(f"cargohold is up: {url}  ({len(nodes)} nodes, a worker, layout {settings.layout})")
-        if bootstrap.password:
-            print(
-                f"admin user: admin  password: {bootstrap.password}  (shown once; change it with"
-                " `cargohold passwd`)"
-            )
-        if token:
-            user_config = write_client_config(None, url, token)
-            write_client_config(data_dir / "client.toml", url, token)
-            config_paths.append(user_config)
-            print(f"admin key: {token}")
-            print(f"client config written to {', '.join(str(p) for p in config_paths)}")
-        else:
-            print(f"admin key: as printed at first start (saved in {data_dir / 'client.toml'})")
-        print(f"S3 endpoint: {url}  (path-style; region {S3_REGION})")
-        if bootstrap.s3_key:
-            access_key_id, s3_secret = bootstrap.s3_key
-            snippet = aws_profile_snippet(url, access_key_id, s3_secret)
-            saved = data_dir / "aws-profile"
-            saved.write_text(snippet)
-            saved.chmod(0o600)
-            print(f"admin S3 key: {access_key_id}  secret: {s3_secret}  (for ~/.aws, also in {saved}):")
-            print(snippet, end="")
-        else:
-            print(f"admin S3 key: as printed at first start (saved in {data_dir / 'aws-profile'})")
-        print("API docs: " + url + "/docs   stop with Ctrl-C", flush=True)
-
-    try:
-        await serve_gateway(app, settings, ready, tls)
+        url = url_of(sockets[0], settings.tls_cert is not None)
+        _show(settings, data_dir, url, len(nodes), count, bootstrap)
+        await until_stopped()
     finally:
         await supervisor.stop()
+        for sock in sockets:
+            sock.close()
+
+
+def _show(
+    settings: Settings, data_dir: Path, url: str, nodes: int, gateways: int, bootstrap: Bootstrap
+) -> None:
+    config_paths = [data_dir / "client.toml"]
+    token = bootstrap.token
+    print(
+        f"cargohold is up: {url}  ({nodes} nodes, {gateways} gateway workers, a worker,"
+        f" layout {settings.layout})"
+    )
+    print(f"web page: {url}/ui/  (sign in as admin)")
+    if bootstrap.password:
+        print(
+            f"admin user: admin  password: {bootstrap.password}  (shown once; change it with"
+            " `cargohold passwd`)"
+        )
+    if token:
+        user_config = write_client_config(None, url, token)
+        write_client_config(data_dir / "client.toml", url, token)
+        config_paths.append(user_config)
+        print(f"admin key: {token}")
+        print(f"client config written to {', '.join(str(p) for p in config_paths)}")
+    else:
+        print(f"admin key: as printed at first start (saved in {data_dir / 'client.toml'})")
+    print(f"S3 endpoint: {url}  (path-style; region {S3_REGION})")
+    if bootstrap.s3_key:
+        access_key_id, s3_secret = bootstrap.s3_key
+        snippet = aws_profile_snippet(url, access_key_id, s3_secret)
+        saved = data_dir / "aws-profile"
+        saved.write_text(snippet)
+        saved.chmod(0o600)
+        print(f"admin S3 key: {access_key_id}  secret: {s3_secret}  (for ~/.aws, also in {saved}):")
+        print(snippet, end="")
+    else:
+        print(f"admin S3 key: as printed at first start (saved in {data_dir / 'aws-profile'})")
+    print("API docs: " + url + "/docs   stop with Ctrl-C", flush=True)

@@ -233,6 +233,14 @@ objects = Table(
         postgresql_where=text("is_latest"),
     ),
     Index("ix_objects_bucket_id_key_id", "bucket_id", "key", "id"),
+    # The keys a listing shows (migration 0009 says why the predicate is spelt twice).
+    Index(
+        "ix_objects_live",
+        "bucket_id",
+        "key",
+        sqlite_where=text("is_latest = 1 AND delete_marker = 0"),
+        postgresql_where=text("is_latest AND NOT delete_marker"),
+    ),
     sqlite_autoincrement=True,
 )
 

@@ -8,13 +8,17 @@ key's secret up (``S3KeyService.secret_for``: unknown, revoked, expired or
 disabled is ``InvalidAccessKeyId``), checks the clock and the signature, and
 leaves the result in ``request[S3_AUTH]``.
 
-Handlers read a body only through :func:`body`, which checks what the
-signature says about it: a hex ``x-amz-content-sha256`` is compared with the
+Handlers read a body only through :func:`body` or :func:`payload`. A small
+document (XML) comes through :func:`body`, which checks what the signature
+says about it: a hex ``x-amz-content-sha256`` is compared with the
 SHA-256 of the bytes received (``XAmzContentSHA256Mismatch``), aws-chunked
 bodies are decoded and their chunk signatures and trailing checksums checked
 (``chunked.py``). Both raise when the last byte has arrived, before the
 iterator ends: a consumer that commits only after the body is exhausted
-never commits a body that fails its check.
+never commits a body that fails its check. An object's bytes come through
+:func:`payload`, which leaves a hex payload hash to the write pipeline to
+check in the same pass as every other digest (``service/checksums.py``),
+before the commit too.
 """
 
 from __future__ import annotations
@@ -84,6 +88,17 @@ def body(request: web.Request) -> AsyncIterator[bytes]:
     if auth.payload == sigv4.UNSIGNED_PAYLOAD:
         return raw
     return _sha256_checked(raw, auth.payload)
+
+
+def payload(request: web.Request) -> tuple[AsyncIterator[bytes], str | None]:
+    """An object's bytes, and the hex SHA-256 they were signed with, if any, for the writer to verify."""
+    auth = verified(request)
+    raw = request.content.iter_any()
+    if chunked.is_chunked(auth.payload):
+        return chunked.decode(raw, auth, request.headers), None
+    if auth.payload == sigv4.UNSIGNED_PAYLOAD:
+        return raw, None
+    return raw, auth.payload
 
 
 async def _sha256_checked(raw: AsyncIterator[bytes], expected: str) -> AsyncIterator[bytes]:

@@ -1,22 +1,27 @@
-"""``x-amz-checksum-*`` of a body: checked as the bytes arrive, kept to be stored with the object.
+"""``x-amz-checksum-*`` of a body: checked against the bytes, kept to be stored with the object.
 
-A checksum sent as a plain header is computed over the body and compared
-once the last byte is in, before the body iterator ends, so a mismatch
-(``BadDigest``) fails the write before anything is committed. An
-aws-chunked body's trailing checksum is checked by its decoder
-(``chunked.py``); it is only known at the end, so it is added to the stored
-headers then, still before the commit.
+An object's or a part's bytes: :func:`write_expectations` hands every digest
+the request declares (``Content-MD5``, the signed payload hash, plain
+``x-amz-checksum-*`` headers) to the write pipeline, which computes them in
+the same pass as the ETag and compares them before anything is committed
+(``BadDigest``, ``XAmzContentSHA256Mismatch``). An aws-chunked body's
+trailing checksum is checked by its decoder (``chunked.py``); it is only
+known at the end, so :func:`with_trailers` adds it to the stored headers
+then, still before the commit. Small documents (a delete list) are checked
+by :func:`checked` as they are read.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from cargohold.concurrency import run_cpu
+from cargohold.domain.digests import ALGORITHMS, Hasher
 from cargohold.errors import BadDigest, InvalidArgument
 from cargohold.s3.chunked import CHECKSUMS, HASH_OFF_LOOP
 from cargohold.s3.headers import CHECKSUM_PREFIX
+from cargohold.service.checksums import ExpectedDigests
 
 
 def expected_checksums(stored: dict[str, str]) -> dict[str, str]:
@@ -37,7 +42,7 @@ def expected_checksums(stored: dict[str, str]) -> dict[str, str]:
 async def checked(body: AsyncIterator[bytes], stored: dict[str, str]) -> AsyncIterator[bytes]:
     """``body``, its declared checksums verified at the end; trailing ones are added to ``stored``."""
     wanted = expected_checksums(stored)
-    hashers = {algorithm: CHECKSUMS[algorithm]() for algorithm in wanted}
+    hashers = {algorithm: ALGORITHMS[algorithm]() for algorithm in wanted}
     async for piece in body:
         if hashers:
             if len(piece) >= HASH_OFF_LOOP:
@@ -56,6 +61,23 @@ async def checked(body: AsyncIterator[bytes], stored: dict[str, str]) -> AsyncIt
         stored[CHECKSUM_PREFIX + algorithm] = value
 
 
-def _update_all(hashers: dict, piece: bytes) -> None:  # type: ignore[type-arg]
+def write_expectations(
+    headers: Mapping[str, str], stored: dict[str, str], signed_sha256: str | None
+) -> ExpectedDigests:
+    """What an object's or a part's bytes must hash to, from the request and its stored headers."""
+    content_md5 = ExpectedDigests.from_headers(headers.get("Content-MD5"), None).md5
+    declared = tuple(sorted(expected_checksums(stored).items()))
+    return ExpectedDigests(md5=content_md5, signed_sha256=signed_sha256, checksums=declared)
+
+
+async def with_trailers(body: AsyncIterator[bytes], stored: dict[str, str]) -> AsyncIterator[bytes]:
+    """``body``; once it ends, the trailing checksums its aws-chunked decoder verified join ``stored``."""
+    async for piece in body:
+        yield piece
+    for algorithm, value in getattr(body, "checksums", {}).items():
+        stored[CHECKSUM_PREFIX + algorithm] = value
+
+
+def _update_all(hashers: dict[str, Hasher], piece: bytes) -> None:
     for hasher in hashers.values():
         hasher.update(piece)

@@ -34,13 +34,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import zlib
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Protocol
-
-import crc32c as crc32c_lib
+from collections.abc import AsyncIterator, Mapping
 
 from cargohold.concurrency import run_cpu
+from cargohold.domain.digests import ALGORITHMS, Hasher
 from cargohold.errors import (
     BadDigest,
     IncompleteBody,
@@ -85,31 +82,8 @@ def decoded_length(headers: Mapping[str, str]) -> int:
 # -- checksums --------------------------------------------------------------------
 
 
-class _Hasher(Protocol):
-    def update(self, data: bytes) -> None: ...
-    def digest(self) -> bytes: ...
-
-
-class _Crc:
-    """zlib.crc32 or crc32c as a hashlib-like object (big-endian 4-byte digest)."""
-
-    def __init__(self, function: Callable[[bytes, int], int]) -> None:
-        self._function = function
-        self._value = 0
-
-    def update(self, data: bytes) -> None:
-        self._value = self._function(data, self._value)
-
-    def digest(self) -> bytes:
-        return self._value.to_bytes(4, "big")
-
-
-CHECKSUMS: dict[str, Callable[[], _Hasher]] = {
-    "crc32": lambda: _Crc(zlib.crc32),
-    "crc32c": lambda: _Crc(crc32c_lib.crc32c),
-    "sha1": hashlib.sha1,
-    "sha256": hashlib.sha256,
-}
+#: The trailing and declared checksums S3 clients send that we compute (``domain/digests.py``).
+CHECKSUMS = ("crc32", "crc32c", "sha1", "sha256")
 
 
 def checksum_algorithm(header_name: str) -> str:
@@ -167,7 +141,7 @@ class _Reader:
         return not self._buffer and not await self._more()
 
 
-async def _update(hasher: _Hasher, piece: bytes) -> None:
+async def _update(hasher: Hasher, piece: bytes) -> None:
     if len(piece) >= HASH_OFF_LOOP:
         await run_cpu(hasher.update, piece)
     else:
@@ -191,7 +165,7 @@ class ChunkedBody:
         self._declared = checksum_algorithm(declared) if declared else None
         if self._trailer and self._declared is None:
             raise InvalidArgument("a body with a trailing checksum must name it in x-amz-trailer")
-        self._hasher = CHECKSUMS[self._declared]() if self._declared else None
+        self._hasher = ALGORITHMS[self._declared]() if self._declared else None
         self._previous = auth.seed_signature
         self.checksums: dict[str, str] = {}
         self._iterator = self._decode()

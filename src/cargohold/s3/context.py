@@ -10,9 +10,18 @@ from cargohold.api.inputs import INT32_MAX, INT64_MAX, parse_int
 from cargohold.domain.model import Principal
 from cargohold.domain.names import validate_bucket
 from cargohold.s3 import routing  # a module: routing imports the handlers, which import this
-from cargohold.s3.auth import body, decoded_length
+from cargohold.s3.auth import body, decoded_length, payload
 
-__all__ = ["REGION", "body", "bucket_name", "decoded_length", "max_keys", "object_name", "query_int"]
+__all__ = [
+    "REGION",
+    "body",
+    "bucket_name",
+    "decoded_length",
+    "max_keys",
+    "object_name",
+    "payload",
+    "query_int",
+]
 
 #: The one region this gateway is (what GetBucketLocation and HeadBucket report).
 REGION = "us-east-1"

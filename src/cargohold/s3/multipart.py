@@ -20,13 +20,14 @@ from cargohold.domain.model import PartRecord
 from cargohold.domain.ranges import ByteRange
 from cargohold.domain.uploads import MAX_PART_NUMBER, OPEN_STATES, S3, Upload
 from cargohold.errors import InvalidArgument, InvalidRange, MalformedXML, MissingContentLength
-from cargohold.s3.checksums import checked
+from cargohold.s3.checksums import with_trailers, write_expectations
 from cargohold.s3.context import (
     body,
     bucket_name,
     decoded_length,
     max_keys,
     object_name,
+    payload,
     query_int,
     services,
     who,
@@ -89,13 +90,15 @@ async def upload_part(request: web.Request) -> web.StreamResponse:
     length = decoded_length(request)
     if length is None:
         raise MissingContentLength("UploadPart needs a Content-Length")
+    stored = stored_headers(request.headers)
+    data, signed_sha256 = payload(request)
     part = await services(request).uploads.put_part(
         who(request),
         _upload_id(request),
         number,
-        checked(body(request), stored_headers(request.headers)),
+        with_trailers(data, stored),
         length,
-        ExpectedDigests.from_headers(request.headers.get("Content-MD5"), None),
+        write_expectations(request.headers, stored, signed_sha256),
     )
     note(request, size=part.size, detail={"upload_id": _upload_id(request), "part": number})
     return web.Response(status=200, headers={"ETag": f'"{part.etag}"'})

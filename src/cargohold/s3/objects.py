@@ -30,8 +30,8 @@ from cargohold.errors import (
     MissingContentLength,
     NoSuchKey,
 )
-from cargohold.s3.checksums import checked
-from cargohold.s3.context import body, decoded_length, object_name, query_int, services, who
+from cargohold.s3.checksums import with_trailers, write_expectations
+from cargohold.s3.context import decoded_length, object_name, payload, query_int, services, who
 from cargohold.s3.headers import (
     DELETE_MARKER,
     VERSION_ID,
@@ -41,7 +41,6 @@ from cargohold.s3.headers import (
 )
 from cargohold.s3.xml import child, root, timestamp, xml_response
 from cargohold.service.access import Level
-from cargohold.service.checksums import ExpectedDigests
 from cargohold.service.copies import CopyService, CopySource
 
 COPY_SOURCE = "x-amz-copy-source"
@@ -58,14 +57,15 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     if length is None:
         raise MissingContentLength("PutObject needs a Content-Length")
     stored = stored_headers(request.headers)
+    data, signed_sha256 = payload(request)
     record = await services(request).objects.put(
         who(request),
         bucket,
         key,
-        checked(body(request), stored),
+        with_trailers(data, stored),
         content_length=length,
         content_type=content_type(request.headers.get("Content-Type")),
-        expected=ExpectedDigests.from_headers(request.headers.get("Content-MD5"), None),
+        expected=write_expectations(request.headers, stored, signed_sha256),
         md5_etag=True,
         headers=stored,
         condition=WriteCondition.from_headers(request.headers),

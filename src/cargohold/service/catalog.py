@@ -119,7 +119,7 @@ class CatalogOps:
             validate_key(key)
         if not 1 <= limit <= 1000:
             raise InvalidArgument("limit must be between 1 and 1000", field="limit")
-        after = VersionCursor.decode(cursor) if cursor else None
+        after = VersionCursor.resume(cursor) if cursor else None
         async with self._db.read() as conn:
             found, next_cursor = await repo.list_versions(
                 conn, bucket.id, key=key, prefix=prefix, limit=limit, cursor=after

@@ -36,6 +36,13 @@ PAGE = 500
 RING = 8192
 
 
+def cancelled() -> bool:
+    """Whether the current task is being cancelled: a loop that catches ``Exception`` to outlive
+    a bad round must still stop then (a cancellation can reach it as a database error)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class EventFeed:
     def __init__(self, db: Database, *, poll_interval: float = 0.05, ring_size: int = RING) -> None:
         self._db = db
@@ -55,6 +62,7 @@ class EventFeed:
         self.polls = 0
         #: Set when the process stops: streams end rather than hold the shutdown up.
         self.closing = False
+        self._polling = asyncio.Lock()
 
     # -- life -------------------------------------------------------------------
 
@@ -87,6 +95,8 @@ class EventFeed:
             try:
                 await self._start_head()
             except Exception:
+                if cancelled():
+                    raise
                 log.exception("event feed: cannot read the log's head")
             if not self.ready.is_set():
                 await asyncio.sleep(self.poll_interval)
@@ -98,6 +108,8 @@ class EventFeed:
                 if await self.poll() == PAGE:
                     self._wake.set()  # more waiting: read on at once
             except Exception:
+                if cancelled():
+                    raise
                 log.exception("event feed: poll failed")
                 await asyncio.sleep(self.poll_interval)
 
@@ -110,13 +122,33 @@ class EventFeed:
                 self.ready.set()
                 return
         if self._start_at is None:
-            self._start_at = self._horizon.checkpoints[-1][0]
+            self._start_at = self._horizon.newest
         if settled >= self._start_at:
             self.head = self._floor = self._start_at
             self.ready.set()
 
+    async def sync(self, patience: float = 2.0) -> None:
+        """Poll now, until the head covers every event committed before the call (a reader
+        that has just written sees its own event). On PostgreSQL that waits, at most
+        ``patience`` seconds, for holes below the newest id to settle."""
+        await self.ready.wait()
+        async with self._db.read() as conn:
+            target = await repo.events.newest_id_taken(conn)
+        deadline = time.monotonic() + patience
+        while True:
+            took = await self.poll()
+            if self.head >= target or (self._horizon.settled >= target and took < PAGE):
+                return
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(min(0.01, self.poll_interval))
+
     async def poll(self) -> int:
         """Take the events committed since the last poll into the ring; returns how many."""
+        async with self._polling:
+            return await self._poll()
+
+    async def _poll(self) -> int:
         async with self._db.read() as conn:
             settled = await self._horizon.settle(conn)
             page = await repo.events.read_after(conn, self.head, PAGE, settled)

@@ -22,7 +22,7 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.domain.events import EventDraft, EventType
-from cargohold.domain.model import NodeRecord
+from cargohold.domain.model import NODE_LOST, NODE_RETIRED, NodeRecord
 from cargohold.domain.placement import Candidate, choose_nodes
 from cargohold.errors import (
     CargoholdError,
@@ -84,6 +84,11 @@ class NodeRegistry:
 
     def nodes(self) -> list[NodeRecord]:
         return sorted(self._nodes.values(), key=lambda n: n.id)
+
+    def members(self) -> int:
+        """Nodes a layout can count on: registered, neither lost nor retired (off or down for now
+        is a state an admin or the node itself ends)."""
+        return sum(1 for n in self._nodes.values() if n.state not in (NODE_LOST, NODE_RETIRED))
 
     def get(self, node_id: int) -> NodeRecord | None:
         return self._nodes.get(node_id)

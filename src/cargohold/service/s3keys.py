@@ -85,7 +85,7 @@ class S3KeyService:
         self._db = db
         self._auth = auth
         self._box = SecretBox(cluster_secret)
-        self._cache: TtlCache[S3Key | None] = TtlCache(cache_seconds)
+        self._cache: TtlCache[S3Key | None] = TtlCache(cache_seconds, revocations=auth.revocations)
 
     async def create(
         self,
@@ -140,6 +140,7 @@ class S3KeyService:
             raise NoSuchS3Key(f"no S3 access key {access_key_id!r}", key_id=access_key_id)
         await self._db.write(lambda conn: repo.revoke_s3_key(conn, access_key_id))
         self._cache.drop(access_key_id)
+        self._auth.revocations.bump()
         async with self._db.read() as conn:
             revoked = await repo.get_s3_key(conn, access_key_id)
         assert revoked is not None

@@ -34,7 +34,7 @@ from typing import Any
 
 from cargohold.domain.events import EventDraft, EventType
 from cargohold.domain.model import Bucket, ObjectRecord, Principal
-from cargohold.domain.names import validate_key
+from cargohold.domain.names import MAX_KEY_BYTES, validate_key
 from cargohold.errors import (
     AccessDenied,
     CargoholdError,
@@ -42,6 +42,7 @@ from cargohold.errors import (
     InvalidArgument,
     InvalidCredentials,
     NoSuchBucket,
+    NoSuchKey,
     NotFound,
     Unauthorized,
 )
@@ -233,7 +234,17 @@ class ShareLinkService:
             return await repo.list_links(conn, owner_id=owner_id, bucket_id=bucket_id)
 
     async def get(self, who: Principal, link_id: str) -> ShareLink:
-        """A link, for its creator, an admin of its bucket or a system admin (404 to anyone else)."""
+        """A link, for its creator, an admin of its bucket or a system admin (404 to anyone else).
+
+        Revoking is the link's DELETE: a revoked link is gone (410 link_revoked), as its token
+        is; listings still show it, with its status.
+        """
+        link = await self._managed(who, link_id)
+        if link.revoked_at is not None:
+            raise LinkRevoked("this share link was revoked", link=link.id)
+        return link
+
+    async def _managed(self, who: Principal, link_id: str) -> ShareLink:
         async with self._db.read() as conn:
             link = await repo.get_link(conn, link_id)
         if link is None or not await self._may_manage(who, link):
@@ -241,8 +252,8 @@ class ShareLinkService:
         return link
 
     async def revoke(self, who: Principal, link_id: str) -> ShareLink:
-        """Revoke a link at once on every gateway (idempotent)."""
-        await self.get(who, link_id)
+        """Revoke a link at once on every gateway (idempotent: again, it answers the revoked link)."""
+        await self._managed(who, link_id)
         revoked = await self._db.write(lambda conn: repo.revoke_link(conn, link_id))
         if revoked is None:  # deleted with its bucket meanwhile
             raise NoSuchLink(f"no share link {link_id!r}", link=link_id)
@@ -344,7 +355,12 @@ class ShareLinkService:
             return await self._objects.find(opened.bucket, link.key, link.version_id)
         if not rest:
             raise InvalidArgument("name an object under the shared prefix")
-        return await self._objects.find(opened.bucket, validate_key((link.prefix or "") + rest))
+        key = (link.prefix or "") + rest
+        if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+            # Longer than any key, so no object under the link has this name. Not a malformed
+            # request: what ``rest`` may hold depends on the link's prefix, which the URL hides.
+            raise NoSuchKey(f"no object {rest!r} under this link", key=rest)
+        return await self._objects.find(opened.bucket, validate_key(key))
 
     async def listing(self, opened: Opened, limit: int, cursor: str | None) -> Listing:
         """One page of the objects under a prefix link (all depths)."""

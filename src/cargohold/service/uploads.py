@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,16 +28,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cargohold.concurrency import run_cpu
 from cargohold.config import Settings
 from cargohold.domain import uploads as sm
+from cargohold.domain.digests import native_etag
 from cargohold.domain.events import EventDraft, EventType
 from cargohold.domain.jobs import DELETE_PART
 from cargohold.domain.layout import Layout
 from cargohold.domain.model import ObjectRecord, PartRecord, Principal
 from cargohold.domain.names import validate_key
 from cargohold.domain.uploads import Upload
-from cargohold.errors import BadDigest, NoSuchBucket, NotFound, PayloadTooLarge
+from cargohold.errors import NoSuchBucket, NotFound, PayloadTooLarge
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.service.access import AccessService, Level
+from cargohold.service.appends import Appended
 from cargohold.service.buckets import BucketService
 from cargohold.service.checksums import ExpectedDigests
 from cargohold.service.objects import Chunk, ObjectService, object_created
@@ -50,6 +52,11 @@ EXPIRED = "expired"
 #: percent of a known size.
 PROGRESS_SECONDS = 1.0
 PROGRESS_STEP = 5.0
+
+T = TypeVar("T")
+#: A part sent whole is tagged with its md5 (32 hex digits); one grown by appends with
+#: an xxh3-64 (16), see ``service.appends``.
+MD5_HEX = 32
 
 
 class NoSuchUpload(NotFound):
@@ -99,11 +106,13 @@ class UploadService:
         metadata: dict[str, str] | None = None,
         concat: str | None = None,
         headers: dict[str, str] | None = None,
+        upload_id: str | None = None,
     ) -> Upload:
+        """A new upload; ``upload_id`` fixes its id (a tus upload named after its own id needs it first)."""
         bucket = await self._access.bucket(who, bucket_name, Level.WRITE)
         validate_key(key)
         if total_size is not None and not 0 <= total_size <= self._settings.max_object_size:
-            raise sm.SizeMismatch(f"total size must be between 0 and {self._settings.max_object_size}")
+            raise PayloadTooLarge(f"an upload may declare at most {self._settings.max_object_size} bytes")
         if concat != "final":  # a final tus upload takes parts already stored and counted
             await self._quota.admit(bucket, total_size or 0)
         if part_size is not None and part_size <= 0:
@@ -111,7 +120,7 @@ class UploadService:
         now = _now()
         expected = expected or ExpectedDigests()
         upload = Upload(
-            id=uuid.uuid4().hex,
+            id=upload_id or uuid.uuid4().hex,
             bucket_id=bucket.id,
             bucket=bucket.name,
             key=key,
@@ -219,7 +228,14 @@ class UploadService:
         limit = upload.part_size or self._settings.max_part_size
         if content_length is not None and content_length > limit:
             raise sm.PartTooLarge(f"part of {content_length} bytes exceeds the {limit}-byte limit")
-        part = await self._store(upload, body, content_length, expected, number, 0, limit)
+
+        def store(layout: Layout, counted: AsyncIterator[bytes], room: int | None) -> Awaitable[PartRecord]:
+            # Session, tus and S3 parts report their md5; an import's parts are its own business,
+            # and md5 is the dearest step of a write (see ObjectService.put).
+            md5 = upload.protocol != sm.IMPORT
+            return self._whole_part(layout, counted, content_length, expected, number, 0, room, md5=md5)
+
+        part = await self._store(upload, body, content_length, limit, store)
         await self._commit_part(upload, part, None, actor_id)
         return part
 
@@ -233,11 +249,16 @@ class UploadService:
         *,
         expected: ExpectedDigests | None = None,
         keep_partial: bool = False,
+        whole_blocks: bool = False,
     ) -> Upload:
-        """Store the bytes of a chunk that starts at ``offset``; it becomes the next part.
+        """Store the bytes of a chunk that starts at ``offset``, growing the upload's open part.
 
-        With ``keep_partial`` (tus), a body that breaks off is kept up to its
-        last byte: the offset advances by what arrived and the client resumes.
+        See :mod:`cargohold.service.appends` for when a chunk opens a new part
+        and what happens to a tail shorter than a block: with ``whole_blocks``
+        (tus) it is left for the client to send again. With ``keep_partial``
+        (tus), a body that breaks off keeps every whole block that arrived: the
+        offset advances by those and the client resumes. A chunk with digests
+        to verify is a part of its own.
         """
         upload = await self._open(who, upload_id)
         sm.check_append(upload, offset, content_length)
@@ -245,30 +266,67 @@ class UploadService:
             return upload
         source = _until_disconnect(body) if keep_partial else body
         limit = upload.total_size - offset if upload.total_size is not None else None
-        number = len(upload.parts) + 1
-        part = await self._store(
-            upload,
-            source,
-            None if keep_partial else content_length,
-            expected or ExpectedDigests(),
-            number,
-            offset,
-            limit,
-            announced=content_length,
-        )
-        if part.size == 0:
-            self._objects.forget_part(part)
+        exact = None if keep_partial else content_length
+        if expected is not None and (expected.md5 or expected.sha256):
+            number = len(upload.parts) + 1
+            digests = expected
+
+            def whole(
+                layout: Layout, counted: AsyncIterator[bytes], room: int | None
+            ) -> Awaitable[PartRecord]:
+                return self._whole_part(layout, counted, exact, digests, number, offset, room)
+
+            part = await self._store(upload, source, exact, limit, whole, announced=content_length)
+            if part.size == 0:
+                self._objects.forget_part(part)
+                return upload
+
+            def fits(current: Upload) -> None:
+                # A concurrent append may have landed first: the chunk no longer fits.
+                sm.check_append(current, offset, part.size)
+
+            return await self._commit_part(upload, part, fits, who.user_id)
+
+        appender = self._objects.appender
+
+        def grow(
+            layout: Layout, counted: AsyncIterator[bytes], room: int | None
+        ) -> Awaitable[Appended | None]:
+            return appender.append(
+                upload,
+                layout,
+                counted,
+                offset=offset,
+                expected_size=exact,
+                max_size=room if room is not None else self._settings.max_object_size,
+                whole_blocks=whole_blocks,
+            )
+
+        appended = await self._store(upload, source, exact, limit, grow, announced=content_length)
+        if appended is None:
             return upload
+        grown = appended.part
 
         def still_at(current: Upload) -> None:
-            # A concurrent append may have landed first: the chunk no longer fits.
-            sm.check_append(current, offset, part.size)
+            sm.check_append(current, offset, appended.added)
+            if appended.grown:
+                before = next((p for p in current.parts if p.id == grown.id), None)
+                if before is None or before.size + appended.added != grown.size:
+                    raise sm.OffsetMismatch(
+                        "the part changed while the chunk was stored", offset=current.offset
+                    )
 
-        return await self._commit_part(upload, part, still_at, who.user_id)
+        try:
+            updated = await self._commit_part(upload, grown, still_at, who.user_id, grown=appended.grown)
+        except BaseException:
+            appender.abandon(upload.id, appended)
+            raise
+        appender.committed(upload.id, grown)
+        return updated
 
-    async def _store(
+    async def _whole_part(
         self,
-        upload: Upload,
+        layout: Layout,
         body: AsyncIterator[bytes],
         content_length: int | None,
         expected: ExpectedDigests,
@@ -276,9 +334,32 @@ class UploadService:
         offset: int,
         limit: int | None,
         *,
-        announced: int | None = None,
+        md5: bool = True,
     ) -> PartRecord:
-        """Stream one part into shares, within the bucket owner's quota.
+        part, _ = await self._objects.store_part(
+            layout,
+            body,
+            content_length,
+            expected,
+            part_number=number,
+            offset=offset,
+            md5=md5,
+            max_size=limit,
+        )
+        return part
+
+    async def _store(
+        self,
+        upload: Upload,
+        body: AsyncIterator[bytes],
+        content_length: int | None,
+        limit: int | None,
+        write: Callable[[Layout, AsyncIterator[bytes], int | None], Awaitable[T]],
+        *,
+        announced: int | None = None,
+    ) -> T:
+        """Stream a body into shares with ``write(layout, body, most bytes allowed)``, within the
+        bucket owner's quota.
 
         ``announced`` is the size the client declared when the body is read
         without holding it to that size (tus keeps a chunk that breaks off):
@@ -295,18 +376,7 @@ class UploadService:
         seen = [0]
         counted = self._count(upload.id, body, seen)
         try:
-            part, _ = await self._objects.store_part(
-                Layout.parse(bucket.layout),
-                counted,
-                content_length,
-                expected,
-                part_number=number,
-                offset=offset,
-                # Session, tus and S3 parts report their md5; an import's parts are its own
-                # business, and md5 is the dearest step of a write (see ObjectService.put).
-                md5=upload.protocol != sm.IMPORT,
-                max_size=limit,
-            )
+            return await write(Layout.parse(bucket.layout), counted, limit)
         except PayloadTooLarge:
             if quota_binds and room is not None:
                 raise quota_exceeded(bucket, room) from None
@@ -317,15 +387,22 @@ class UploadService:
                 self._inflight[upload.id] = left
             else:
                 self._inflight.pop(upload.id, None)
-        return part
 
     async def _commit_part(
-        self, upload: Upload, part: PartRecord, check: Callable[[Upload], None] | None, actor_id: int
+        self,
+        upload: Upload,
+        part: PartRecord,
+        check: Callable[[Upload], None] | None,
+        actor_id: int,
+        *,
+        grown: bool = False,
     ) -> Any:
         """Record a stored part; ``check`` (appends) re-validates against the parts as they are now.
 
         Without a check the other parts are not read, so storing part n costs
-        the same whatever the number of parts already there. An
+        the same whatever the number of parts already there. ``grown``: the
+        part is already the upload's and only its size changed (an append);
+        if that cannot be recorded its shares stay, at the recorded size. An
         ``upload.progress`` event joins the transaction when one is due.
         """
         now = _now()
@@ -339,7 +416,12 @@ class UploadService:
             sm.check_open(current, now)
             if check is not None:
                 check(current)
-            replaced = await repo.add_part(conn, upload.id, part)
+            if grown:
+                replaced = []
+                if not await repo.grow_part(conn, upload.id, part):
+                    raise sm.OffsetMismatch("the part being appended to left the upload")
+            else:
+                replaced = await repo.add_part(conn, upload.id, part)
             for part_id in replaced:
                 await repo.enqueue(conn, DELETE_PART, {"part_id": part_id})
             if any(s.state != "ok" for s in part.shares):
@@ -360,7 +442,8 @@ class UploadService:
         try:
             updated = await self._db.write(commit)
         except BaseException:
-            self._objects.forget_part(part)
+            if not grown:
+                self._objects.forget_part(part)
             raise
         if progressed:
             self._progressed[upload.id] = progressed[-1]
@@ -373,8 +456,10 @@ class UploadService:
         upload = await self._open(who, upload_id)
         if upload.total_size is not None:
             raise sm.SizeMismatch("the upload's length is already known")
-        if total_size < upload.offset or total_size > self._settings.max_object_size:
-            raise sm.SizeMismatch(f"length {total_size} is below the offset or above the limit")
+        if total_size > self._settings.max_object_size:
+            raise PayloadTooLarge(f"an upload may declare at most {self._settings.max_object_size} bytes")
+        if total_size < upload.offset:
+            raise sm.SizeMismatch(f"length {total_size} is below the {upload.offset} bytes received")
         await self._db.write(lambda conn: repo.update_upload(conn, upload_id, total_size=total_size))
         return replace(upload, total_size=total_size)
 
@@ -390,7 +475,7 @@ class UploadService:
         """Make the object visible from the upload's parts, in one transaction.
 
         A whole-file md5/sha256 (given now or at creation) is verified first;
-        a mismatch raises BadDigest and leaves the session open to fix parts.
+        a mismatch raises DigestMismatch and leaves the session open to fix parts.
         """
         upload = await self._open(who, upload_id)
         return await self.finish(upload, who.user_id, requested, expected)
@@ -419,7 +504,8 @@ class UploadService:
         sha256 = expected.sha256 or upload.expected_sha256
         placed = _with_offsets(ordered)
         # A lone part's md5 is the file's md5 (an import's parts carry an xxh3 instead).
-        lone_md5 = placed[0].etag if len(placed) == 1 and upload.protocol != sm.IMPORT else None
+        lone = placed[0].etag if len(placed) == 1 else ""
+        lone_md5 = lone if len(lone) == MD5_HEX and upload.protocol != sm.IMPORT else None
         if digests is not None:
             ExpectedDigests(md5, sha256).verify(digests)
             digests = {name: value for name, value in digests.items() if name in ("md5", "sha256")}
@@ -436,7 +522,8 @@ class UploadService:
                 raise NoSuchUpload(f"no upload {upload_id!r}")
             sm.check_open(current, now)
             again = sm.completion_order(current, requested, min_part_size=sm.S3_MIN_PART_SIZE)
-            if [p.id for p in again] != [p.id for p in placed]:
+            # Sizes too: an append may have grown the last part since it was read.
+            if [(p.id, p.size) for p in again] != [(p.id, p.size) for p in placed]:
                 raise sm.UploadNotOpen("parts changed while the upload was completing")
             record, replaced = await repo.put_object(
                 conn,
@@ -472,6 +559,7 @@ class UploadService:
             return record
 
         record = await self._db.write(commit)
+        self._objects.appender.close(upload_id)
         self._progressed.pop(upload_id, None)
         self._objects.kick_gc()
         self._notify(upload_id)
@@ -499,7 +587,7 @@ class UploadService:
         digests = {name: h.hexdigest() for name, h in hashers.items()}
         for name, want in (("md5", md5), ("sha256", sha256)):
             if want is not None and digests[name] != want:
-                raise BadDigest(f"{name} of the assembled file is {digests[name]}, expected {want}")
+                raise sm.DigestMismatch(f"{name} of the assembled file is {digests[name]}, expected {want}")
         return digests
 
     async def abort(self, who: Principal, upload_id: str) -> Upload:
@@ -513,6 +601,7 @@ class UploadService:
             )
         )
         self._progressed.pop(upload_id, None)
+        self._objects.appender.close(upload_id)
         self._objects.kick_gc()
         self._notify(upload_id)
         return replace(upload, status=sm.DELETED, parts=())
@@ -554,6 +643,7 @@ class UploadService:
                     close_upload, upload_id=upload_id, status=sm.FAILED, error=EXPIRED, actor_id=None
                 )
             )
+            self._objects.appender.close(upload_id)
             self._progressed.pop(upload_id, None)
             self._notify(upload_id)
         if expired:
@@ -697,10 +787,12 @@ def _multipart_etag(parts: Sequence[PartRecord], *, always_count: bool = False) 
 
     A lone part of a session or tus upload gives its own md5 (the file's); S3
     clients expect '-1' for a multipart upload of one part, so S3 uploads
-    (``always_count``) get it.
+    (``always_count``) get it. A lone part grown by appends has no md5: its
+    xxh3-64, marked '-1' as not being one (``native_etag``).
     """
     if len(parts) == 1 and not always_count:
-        return parts[0].etag
+        etag = parts[0].etag
+        return etag if len(etag) == MD5_HEX else native_etag(etag)
     joined = b"".join(bytes.fromhex(p.etag) for p in parts)
     return f"{hashlib.md5(joined, usedforsecurity=False).hexdigest()}-{len(parts)}"
 

@@ -7,7 +7,9 @@ subscription's cursor through this process's :class:`EventFeed` (recent
 events come from memory, older ones from the database a page at a time),
 skips what the subscription does not select or its owner may not see, and
 POSTs the rest one after another: the next event of a subscription is not
-sent before the previous one was accepted.
+sent before the previous one was accepted. A task that has caught up waits
+``LINGER`` seconds for more before it gives its lease back, so a steady
+trickle of events goes out as soon as this worker's feed sees them.
 
 Successes are recorded in batches (one transaction every ~20 ms for every
 subscription), which is what lets one worker make hundreds of deliveries a
@@ -39,7 +41,7 @@ from cargohold.metadata.db import Database
 from cargohold.metadata.repositories import webhooks as webhooks_repo
 from cargohold.metadata.repositories.webhooks import Outcome
 from cargohold.metadata.tables import utcnow
-from cargohold.service.events import EventFeed, Selection, audience
+from cargohold.service.events import EventFeed, Selection, audience, cancelled
 from cargohold.service.webhooks import WebhookService
 from cargohold.workers.webhook_sender import Sender
 
@@ -55,6 +57,8 @@ RETRY_POLL = 0.5
 #: Seconds a delivering task keeps the owner's visible buckets before reading them again.
 AUDIENCE_TTL = 5.0
 PAGE = 200
+#: Seconds a caught-up subscription keeps its lease, waiting for its next event.
+LINGER = 2.0
 
 
 class WebhookDispatcher:
@@ -81,6 +85,8 @@ class WebhookDispatcher:
                 try:
                     await self.round()
                 except Exception:
+                    if cancelled():
+                        raise
                     log.exception("webhook round failed")
                 seen = self._feed.head
                 waits = [
@@ -141,6 +147,8 @@ class WebhookDispatcher:
         except asyncio.CancelledError:
             raise
         except Exception:
+            if cancelled():
+                raise
             log.exception("webhook %s: delivery round failed", hook.id)
             await self._release(hook.id)
 
@@ -156,6 +164,9 @@ class WebhookDispatcher:
         while True:
             events = await self._feed.read(cursor, PAGE)
             if not events:
+                # Stay a moment for the next event: it then goes out without a new lease (a write).
+                if await self._feed.wait_beyond(cursor, LINGER):
+                    continue
                 break
             if time.monotonic() - seen_at > AUDIENCE_TTL:
                 seen_by, seen_at = await audience(self._db, owner.id, owner.role == "admin"), time.monotonic()
@@ -229,6 +240,8 @@ class WebhookDispatcher:
             try:
                 await self.flush()
             except Exception:
+                if cancelled():
+                    raise
                 log.exception("recording webhook deliveries failed; retrying")
                 await asyncio.sleep(1.0)
 

@@ -57,12 +57,12 @@ from cargohold.metadata.repositories.nodes import (
     update_node,
     update_node_stats,
 )
+from cargohold.metadata.repositories.object_listing import list_objects
 from cargohold.metadata.repositories.objects import (
     Deletion,
     delete_latest,
     delete_object,
     get_object,
-    list_objects,
     put_object,
 )
 from cargohold.metadata.repositories.parts import (
@@ -84,6 +84,7 @@ from cargohold.metadata.repositories.uploads import (
     create_upload,
     expired_uploads,
     get_upload,
+    grow_part,
     list_uploads,
     move_part,
     release_parts,
@@ -154,6 +155,7 @@ __all__ = [
     "get_user",
     "get_user_by_name",
     "granted_bucket_ids",
+    "grow_part",
     "imports",
     "job_counts",
     "known_shares",

@@ -53,9 +53,6 @@ async def append(conn: AsyncConnection, draft: EventDraft) -> int:
         bucket_id = (
             await conn.execute(select(buckets.c.id).where(buckets.c.name == draft.bucket))
         ).scalar_one_or_none()
-    if conn.dialect.name == "postgresql":
-        # The transaction id first, the event id after it: Horizon relies on that order.
-        await conn.execute(text("SELECT pg_current_xact_id()"))
     result = await conn.execute(
         insert(events)
         .values(
@@ -90,40 +87,42 @@ def _event(row: Row[Any]) -> Event:
     )
 
 
+_WRITERS = text(
+    "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' AND mode = 'RowExclusiveLock'"
+    " AND granted AND relation = 'events'::regclass"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
 @dataclass(slots=True)
 class Horizon:
     """How far ids are settled on PostgreSQL: no transaction can still commit an id at or below.
 
-    ``append`` takes the transaction id before the event id. So if the
-    sequence's last value was L and, after reading it, the next transaction
-    id to be assigned was X, every id up to L belongs to a transaction below
-    X; once the oldest running transaction is at or above X (the snapshot's
-    xmin), all of those have ended and every hole up to L is final.
-    Each ``advance`` notes one (L, X) checkpoint and settles the ones it
-    can; a poller calls it before every read, so holes settle within a poll
-    or two unless a transaction stays open that long.
+    A transaction that inserts into ``events`` holds a RowExclusiveLock on
+    the table from before it takes an id until it ends. So if the sequence's
+    last value was L, every id up to L belongs to a transaction that had
+    ended, or held that lock, when the lock holders were listed right after
+    reading L; once none of those holders is left, every hole up to L is
+    final. Each ``advance`` notes one such checkpoint and settles what it
+    can; a poller calls it before every read, so a hole settles as soon as
+    the transactions writing events at the time have ended. Transactions that
+    write no events (in this database or another) never hold it up.
     """
 
     settled: int = 0
-    checkpoints: list[tuple[int, int]] = field(default_factory=list)
+    checkpoints: list[tuple[int, frozenset[str]]] = field(default_factory=list)
+    #: The sequence's value at the latest ``advance``: the newest id taken then.
+    newest: int = 0
 
     async def advance(self, conn: AsyncConnection) -> None:
-        last = (await conn.execute(_SEQUENCE_LAST)).scalar_one()
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin, "
-                    "pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax"
-                )
-            )
-        ).one()
+        last = self.newest = int((await conn.execute(_SEQUENCE_LAST)).scalar_one())
+        writing = frozenset(str(v) for v in (await conn.execute(_WRITERS)).scalars())
         keep = []
-        for seq_value, xmax in self.checkpoints:
-            if row.xmin >= xmax:
+        for seq_value, holders in [*self.checkpoints, (last, writing)]:
+            if holders.isdisjoint(writing) or not holders:
                 self.settled = max(self.settled, seq_value)
             else:
-                keep.append((seq_value, xmax))
-        keep.append((int(last), int(row.xmax)))
+                keep.append((seq_value, holders))
         self.checkpoints = keep[-64:]
 
     async def settle(self, conn: AsyncConnection) -> int:
@@ -159,6 +158,13 @@ async def read_range(conn: AsyncConnection, after: int, upto: int, limit: int) -
     """Events with ``after < id <= upto``, ascending: for readers behind a poller's settled head."""
     stmt = select(events).where(events.c.id > after, events.c.id <= upto).order_by(events.c.id).limit(limit)
     return [_event(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def newest_id_taken(conn: AsyncConnection) -> int:
+    """The highest id any transaction has taken so far, committed or not (SQLite: committed)."""
+    if conn.dialect.name == "postgresql":
+        return int((await conn.execute(_SEQUENCE_LAST)).scalar_one())
+    return await last_id(conn)
 
 
 async def last_id(conn: AsyncConnection) -> int:

@@ -177,6 +177,29 @@ async def add_part(conn: AsyncConnection, upload_id: str, part: PartRecord) -> l
     return old
 
 
+async def grow_part(conn: AsyncConnection, upload_id: str, part: PartRecord) -> bool:
+    """Record the new size and etag of an upload's part that grew by an append.
+
+    Shares the append could not reach are marked missing (repair rebuilds
+    them). False when the part is no longer the upload's.
+    """
+    result = await conn.execute(
+        update(parts)
+        .where(parts.c.id == part.id, parts.c.upload_id == upload_id)
+        .values(size=part.size, etag=part.etag)
+    )
+    if result.rowcount != 1:
+        return False
+    for share in part.shares:
+        if share.state != "ok":
+            await conn.execute(
+                update(part_shares)
+                .where(part_shares.c.part_id == part.id, part_shares.c.share_index == share.index)
+                .values(state=share.state)
+            )
+    return True
+
+
 async def release_parts(conn: AsyncConnection, upload_id: str) -> list[str]:
     """Detach every part of an upload (abort, expiry); returns their ids for gc."""
     result = await conn.execute(
