@@ -273,7 +273,10 @@ class _Run:
                 body = await self._skip(body, offset)
             if self.digests is None and offset == 0 and self.wants_digests:
                 self.digests = _Digests(bool(self.record.expected_md5), bool(self.record.expected_sha256))
-            await self._parts(upload, _Slicer(body), offset, len(upload.parts) + 1 if offset else 1)
+            # After the parts stored without a gap (one that landed after a part that failed is
+            # replaced when its number comes again).
+            after = _contiguous(upload.parts) if offset else 0
+            await self._parts(upload, _Slicer(body), offset, after + 1)
 
     async def _admit(self, bucket: Bucket, offset: int) -> None:
         """Refuse a source too large for the size cap or the owner's quota before reading it."""
@@ -428,6 +431,15 @@ class _Run:
         )
         self.total = size
         self.progress.durable = size
+
+
+def _contiguous(parts: tuple[PartRecord, ...]) -> int:
+    """How many parts run 1, 2, ... without a gap (the ones ``Upload.offset`` counts)."""
+    numbers = {part.part_number for part in parts}
+    count = 0
+    while count + 1 in numbers:
+        count += 1
+    return count
 
 
 class _Slicer:
