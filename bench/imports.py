@@ -9,6 +9,11 @@ The import's rate is the file's size over the time from ``POST
 PUT is ``curl -T`` of the same file to the same cluster. Both are medians of
 ``--repeat`` runs, alternating, so a noisy neighbour hits both alike. A third
 figure imports with an expected sha256, which the worker computes on the way.
+
+Beside the rates, the CPU time the worker spent per GiB imported and the
+gateway per GiB put (``/proc/<pid>/stat``): on a machine whose cores are
+shared with other work, the rates say how much of the machine each process
+was given as much as how fast it is, the CPU time says what the work costs.
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ from cargohold.testing.sources import SourceServer
 
 MB = 1_000_000
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _put(url: str, source: Path, key: str) -> float:
@@ -67,15 +78,22 @@ def bench(workdir: Path, args: Any) -> list[tuple[str, str, str]]:
             f.write(block)
     size = source.stat().st_size
     runs: dict[str, list[float]] = {"put": [], "import": [], "import+sha256": []}
+    cpu = {"put": 0.0, "import": 0.0}
     with Cluster(workdir / "cluster") as cluster, SourceServer(path=source) as server:
         cluster.start_worker()
+        assert cluster.gateway is not None and cluster.worker is not None
+        gateway, worker = cluster.gateway.pid, cluster.worker.pid
         with httpx.Client(base_url=cluster.url, headers=AUTH, timeout=600) as api:
             assert api.put("/api/v1/buckets/bench").status_code == 201
             allowed = api.patch("/api/v1/events/settings", json={"webhook_allow_private": True})
             assert allowed.status_code == 200, allowed.text
             for attempt in range(args.repeat):
+                before = cpu_seconds(gateway)
                 runs["put"].append(size / _put(cluster.url, source, f"put{attempt}") / MB)
+                cpu["put"] += cpu_seconds(gateway) - before
+                before = cpu_seconds(worker)
                 runs["import"].append(size / _import(api, server.file_url(), f"imp{attempt}") / MB)
+                cpu["import"] += cpu_seconds(worker) - before
                 runs["import+sha256"].append(
                     size / _import(api, server.file_url(), f"sha{attempt}", digest.hexdigest()) / MB
                 )
@@ -86,8 +104,16 @@ def bench(workdir: Path, args: Any) -> list[tuple[str, str, str]]:
     for name, label in (("import", "import"), ("import+sha256", "import, sha256 verified")):
         rate = statistics.median(runs[name])
         rows.append((f"{label} {mib} MiB from HTTP", f"{rate:8.0f} MB/s", f"{rate / put:.2f} x native PUT"))
-    rows.append(
-        ("runs (MB/s)", "", "; ".join(f"{n} {[round(r) for r in rates]}" for n, rates in runs.items()))
-    )
+    gib = size / 2**30 * args.repeat
+    put_cpu, import_cpu = cpu["put"] / gib, cpu["import"] / gib
+    rows += [
+        ("gateway CPU per GiB put", f"{put_cpu:8.1f} s", "1.00 x"),
+        (
+            "worker CPU per GiB imported",
+            f"{import_cpu:8.1f} s",
+            f"{import_cpu / put_cpu:.2f} x the gateway's",
+        ),
+        ("runs (MB/s)", "", "; ".join(f"{n} {[round(r) for r in rates]}" for n, rates in runs.items())),
+    ]
     rows.append(("source requests served", f"{served:8d}", "one per import: no reconnection"))
     return rows

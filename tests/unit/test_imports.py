@@ -394,3 +394,16 @@ def test_import_wait_follows_the_event_stream_or_polls_without_one(
         assert calls[2:] == ["GET /api/v1/imports/abc", "GET /api/v1/imports/abc"]
     else:  # polled until it was over
         assert calls[2:] == ["GET /api/v1/imports/abc", "GET /api/v1/imports/abc"]
+
+
+def test_a_resume_continues_after_the_parts_stored_without_a_gap() -> None:
+    from cargohold.workers.imports import _contiguous
+
+    def parts(*numbers: int) -> tuple[PartRecord, ...]:
+        return tuple(PartRecord(f"p{n}", n, 0, MIB, "ec:2+1", MIB, "e") for n in numbers)
+
+    # Part 4 landed while part 3 failed (two parts are in flight): the import goes on at part 3.
+    assert _contiguous(parts(1, 2, 4)) == 2
+    assert _contiguous(parts(2, 3)) == 0
+    assert _contiguous(parts()) == 0
+    assert _contiguous(parts(3, 1, 2)) == 3

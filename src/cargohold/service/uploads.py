@@ -230,7 +230,10 @@ class UploadService:
             raise sm.PartTooLarge(f"part of {content_length} bytes exceeds the {limit}-byte limit")
 
         def store(layout: Layout, counted: AsyncIterator[bytes], room: int | None) -> Awaitable[PartRecord]:
-            return self._whole_part(layout, counted, content_length, expected, number, 0, room)
+            # Session, tus and S3 parts report their md5; an import's parts are its own business,
+            # and md5 is the dearest step of a write (see ObjectService.put).
+            md5 = upload.protocol != sm.IMPORT
+            return self._whole_part(layout, counted, content_length, expected, number, 0, room, md5=md5)
 
         part = await self._store(upload, body, content_length, limit, store)
         await self._commit_part(upload, part, None, actor_id)
@@ -330,6 +333,8 @@ class UploadService:
         number: int,
         offset: int,
         limit: int | None,
+        *,
+        md5: bool = True,
     ) -> PartRecord:
         part, _ = await self._objects.store_part(
             layout,
@@ -338,7 +343,7 @@ class UploadService:
             expected,
             part_number=number,
             offset=offset,
-            md5=True,
+            md5=md5,
             max_size=limit,
         )
         return part
@@ -498,13 +503,16 @@ class UploadService:
         md5 = expected.md5 or upload.expected_md5
         sha256 = expected.sha256 or upload.expected_sha256
         placed = _with_offsets(ordered)
+        # A lone part's md5 is the file's md5 (an import's parts carry an xxh3 instead).
+        lone = placed[0].etag if len(placed) == 1 else ""
+        lone_md5 = lone if len(lone) == MD5_HEX and upload.protocol != sm.IMPORT else None
         if digests is not None:
             ExpectedDigests(md5, sha256).verify(digests)
             digests = {name: value for name, value in digests.items() if name in ("md5", "sha256")}
-            if "md5" not in digests and len(placed) == 1:
-                digests["md5"] = placed[0].etag  # a lone part's md5 is the file's md5
+            if "md5" not in digests and lone_md5 is not None:
+                digests["md5"] = lone_md5
         else:
-            digests = await self._verify(placed, md5, sha256)
+            digests = await self._verify(placed, md5, sha256, lone_md5)
         etag = _multipart_etag(placed, always_count=upload.protocol == sm.S3)
         now = _now()
 
@@ -557,12 +565,12 @@ class UploadService:
         self._notify(upload_id)
         return record
 
-    async def _verify(self, parts: list[PartRecord], md5: str | None, sha256: str | None) -> dict[str, str]:
+    async def _verify(
+        self, parts: list[PartRecord], md5: str | None, sha256: str | None, lone_md5: str | None
+    ) -> dict[str, str]:
         """Hash the assembled bytes when the client gave a whole-file digest to check."""
         if md5 is None and sha256 is None:
-            if len(parts) == 1 and len(parts[0].etag) == MD5_HEX:
-                return {"md5": parts[0].etag}  # a lone part's md5 is the file's md5
-            return {}
+            return {"md5": lone_md5} if lone_md5 is not None else {}
         hashers: dict[str, Any] = {}
         if md5 is not None:
             hashers["md5"] = hashlib.md5(usedforsecurity=False)

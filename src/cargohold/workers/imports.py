@@ -49,7 +49,7 @@ from cargohold.domain.imports import (
     plan_reconnection,
     stored_content_type,
 )
-from cargohold.domain.model import Bucket, Principal
+from cargohold.domain.model import Bucket, PartRecord, Principal
 from cargohold.domain.uploads import Upload
 from cargohold.errors import CargoholdError, InsufficientNodes, NodeUnavailable
 from cargohold.service.access import AccessService, Level
@@ -273,7 +273,10 @@ class _Run:
                 body = await self._skip(body, offset)
             if self.digests is None and offset == 0 and self.wants_digests:
                 self.digests = _Digests(bool(self.record.expected_md5), bool(self.record.expected_sha256))
-            await self._parts(upload, _Slicer(body), offset, len(upload.parts) + 1 if offset else 1)
+            # After the parts stored without a gap (one that landed after a part that failed is
+            # replaced when its number comes again).
+            after = _contiguous(upload.parts) if offset else 0
+            await self._parts(upload, _Slicer(body), offset, after + 1)
 
     async def _admit(self, bucket: Bucket, offset: int) -> None:
         """Refuse a source too large for the size cap or the owner's quota before reading it."""
@@ -330,33 +333,72 @@ class _Run:
         return slicer.rest()
 
     async def _parts(self, upload: Upload, source: _Slicer, offset: int, number: int) -> None:
-        size = part_size_for(self.total, self.r.settings.import_part_size)
-        while True:
-            want = size if self.total is None else min(size, self.total - offset)
-            if want == 0:
-                return
-            if not await source.more():
-                if self.total is not None:
-                    raise SourceBrokeOff(f"the source ended at byte {offset} of {self.total}")
-                return
-            saved = self.digests.copy() if self.digests is not None else None
-            exact = self.total is not None
-            try:
-                part = await self.r.uploads.write_part(
-                    upload, number, self._counted(source.take(want, exact=exact)), want if exact else None,
-                    ExpectedDigests(), self.record.user_id,
-                )  # fmt: skip
-            except BaseException:
-                self.digests = saved
-                self.progress.inflight = 0
-                raise
-            offset += part.size
-            number += 1
-            self.progress.durable, self.progress.inflight = offset, 0
+        """Store the source from ``offset`` on as parts ``number``, ``number + 1``, ...
 
-    async def _counted(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        A part's bytes are read, then its shares are made durable on the nodes
+        and it is recorded; the next part streams meanwhile (at most two in
+        flight), as a PUT streams on while its nodes write, so a part
+        boundary costs no pause. Parts become durable in order; whatever is in
+        flight when one fails is dropped, and taken back out of the digests.
+        """
+        size = part_size_for(self.total, self.r.settings.import_part_size)
+        exact = self.total is not None
+        finishing: asyncio.Task[PartRecord] | None = None
+        streaming: asyncio.Task[PartRecord] | None = None
+        snapshots: dict[int, _Digests | None] = {}  # the digests as each part in flight began
+        try:
+            while True:
+                want = size if self.total is None else min(size, self.total - offset)
+                if want == 0 or not await source.more():
+                    if want and exact:
+                        raise SourceBrokeOff(f"the source ended at byte {offset} of {self.total}")
+                    break
+                snapshots[number] = self.digests.copy() if self.digests is not None else None
+                read = asyncio.Event()
+                body = self._counted(source.take(want, exact=exact), read)
+                streaming = asyncio.create_task(
+                    self.r.uploads.write_part(
+                        upload, number, body, want if exact else None, ExpectedDigests(), self.record.user_id
+                    )
+                )
+                reading = asyncio.create_task(read.wait())
+                while not read.is_set() and not streaming.done():
+                    watched = {streaming, reading, *([finishing] if finishing else [])}
+                    await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                    if finishing is not None and finishing.done():
+                        await self._landed(finishing, snapshots)
+                        finishing = None
+                reading.cancel()
+                if finishing is not None:
+                    await self._landed(finishing, snapshots)
+                if not read.is_set():  # it ended before its bytes did: it failed
+                    await self._landed(streaming, snapshots)
+                finishing, streaming = streaming, None
+                offset += want
+                number += 1
+            if finishing is not None:
+                await self._landed(finishing, snapshots)
+        except BaseException:
+            for task in (finishing, streaming):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
+            if snapshots:
+                self.digests = snapshots[min(snapshots)]
+            self.progress.inflight = 0
+            raise
+
+    async def _landed(self, task: asyncio.Task[PartRecord], snapshots: dict[int, _Digests | None]) -> None:
+        """A part in flight is durable (or raise why not)."""
+        part = await task
+        snapshots.pop(part.part_number, None)
+        self.progress.durable += part.size
+        self.progress.inflight -= part.size
+
+    async def _counted(self, body: AsyncIterator[bytes], read: asyncio.Event) -> AsyncIterator[bytes]:
         """Pass a part's bytes on, counting them, holding the size cap, and hashing them in order
-        off the event loop."""
+        off the event loop; ``read`` is set once the last byte is hashed and handed on."""
         cap = self.r.settings.import_max_size
         hashing: asyncio.Future[None] | None = None
         async for chunk in body:
@@ -372,6 +414,7 @@ class _Run:
             yield chunk
         if hashing is not None:
             await hashing
+        read.set()
 
     async def _complete(self) -> None:
         assert self.upload_id is not None
@@ -388,6 +431,15 @@ class _Run:
         )
         self.total = size
         self.progress.durable = size
+
+
+def _contiguous(parts: tuple[PartRecord, ...]) -> int:
+    """How many parts run 1, 2, ... without a gap (the ones ``Upload.offset`` counts)."""
+    numbers = {part.part_number for part in parts}
+    count = 0
+    while count + 1 in numbers:
+        count += 1
+    return count
 
 
 class _Slicer:

@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 SCHEDULE_KEY = "schedule"  # cluster_settings: when scrub and the orphan sweep last started
 #: Imports run beside the healing work, under their own cap (``import_concurrency``).
 HEALING_KINDS = tuple(kind for kind in ALL_KINDS if kind != IMPORT)
+#: Seconds between looks for queued imports (at most; ``worker_poll_interval`` if shorter).
+IMPORT_POLL = 0.25
 PAGE = 500
 PRUNE_BATCH = 5000
 #: Seconds between reads of the throttles an admin may have changed.
@@ -137,7 +139,9 @@ class HealingWorker:
         hooks = asyncio.create_task(self.webhooks.run_forever(), name="webhooks")
         try:
             await asyncio.gather(
-                self.runner.run_forever(HEALING_KINDS, poll), self.imports.run_forever([IMPORT], poll)
+                self.runner.run_forever(HEALING_KINDS, poll),
+                # Someone waits on an import from the moment it is asked for: look more often.
+                self.imports.run_forever([IMPORT], min(poll, IMPORT_POLL)),
             )
         finally:
             for task in (checks, hooks):
