@@ -6,12 +6,16 @@ in a directory on the same disk as the baseline, then measures:
 * ``dd`` writing 1 GiB with fdatasync, and reading it cold with O_DIRECT;
 * PUT and GET of a 1 GiB file with curl (median of --repeat runs); nodes
   write and read shares with O_DIRECT, so every GET comes from the device;
-* the gateway's peak RSS during the PUT (VmHWM, reset before each run), and
-  with --rss-gib N during an N GiB streamed PUT, to show memory does not grow
-  with the size of the file;
+* the peak RSS of each gateway worker during the PUT (VmHWM, reset before
+  each run, and sampled), and with --rss-gib N during an N GiB streamed PUT,
+  to show memory does not grow with the size of the file;
+* CPU-seconds per GiB of the PUTs and GETs, for the gateway, the nodes and
+  the whole machine (bench/meters.py), and CPU-milliseconds per 4 KiB request;
 * 4 KiB PUT and GET ops/s at concurrency 16 with p50/p99 latency, the same
   GETs by a user who reads through a grant (the cost of the access check),
   and sign-ins per second (argon2id is slow on purpose).
+
+The gateway runs --workers processes (default one per core, as `up` runs it).
 
 Every figure is also printed as a ratio to the baseline it compares with.
 Usage: python bench/run.py [--size-mib 1024] [--repeat 3] [--ops 4000] [--dir PATH]
@@ -21,6 +25,15 @@ Usage: python bench/run.py [--size-mib 1024] [--repeat 3] [--ops 4000] [--dir PA
        reads on vs off, PUT MB/s through 1 vs 2 gateways; 3 zones in network namespaces, root)
        python bench/run.py --s3  (bench/s3.py: the same PUT, GET and 4 KiB figures through S3
        with the aws cli and boto3, and boto3 multipart, each beside the native figure)
+       python bench/run.py --listing [--listing-sizes 100000 1000000] [--listing-stores sqlite postgres]
+       (bench/listing.py: ms per 1,000-entry listing page with and without a delimiter, in the
+       store, through the native API and through S3 ListObjectsV2, on SQLite and PostgreSQL)
+       python bench/run.py --ui [--ui-mib 256]  (bench/ui.py: an upload through the web page in
+       headless Chromium beside `cargohold put`, and the first render of a 10,000-object folder)
+       python bench/run.py --events [--subscriptions 8] [--event-count 1000] [--latency-count 300]
+       (bench/events.py: webhook deliveries/s with a fast receiver, event-to-delivery p50/p99)
+       python bench/run.py --imports  (bench/imports.py: a background import of the file from a
+       local HTTP server, as a ratio to the same run's native PUT)
 """
 
 from __future__ import annotations
@@ -29,13 +42,11 @@ import argparse
 import asyncio
 import contextlib
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +54,7 @@ from typing import Any
 
 import aiohttp
 import uploads  # bench/uploads.py: the script's folder is first on sys.path
+from meters import Cpu, CpuMeter, PeakRss, median_cpu
 
 from cargohold.testing.cluster import ADMIN_KEY, Cluster
 
@@ -67,39 +79,6 @@ def dd_baseline(workdir: Path, size_mib: int) -> tuple[float, float]:
     read = size_mib * 1024 * 1024 / (time.perf_counter() - started) / MB
     target.unlink()
     return write, read
-
-
-class PeakRss:
-    """Peak resident memory of a process over a window (VmHWM after a reset)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.samples: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _read(self, field: str) -> int:
-        text = Path(f"/proc/{self.pid}/status").read_text()
-        match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
-        return int(match.group(1)) * 1024 if match else 0
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.02):
-            self.samples.append(self._read("VmRSS"))
-
-    def __enter__(self) -> PeakRss:
-        with contextlib.suppress(OSError):
-            Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # resets VmHWM
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def peak(self) -> int:
-        return max([self._read("VmHWM"), *self.samples])
 
 
 def curl(args: list[str], stdin: Any = None) -> float:
@@ -155,15 +134,26 @@ async def timed_ops(
     )
 
 
-async def small_ops(url: str, count: int, concurrency: int) -> dict[str, tuple[float, float, float]]:
+async def small_ops(
+    url: str, count: int, concurrency: int, meter: CpuMeter | None = None, cpu: dict[str, Cpu] | None = None
+) -> dict[str, tuple[float, float, float]]:
+    """4 KiB PUTs then GETs; with ``meter``, ``cpu`` gets each method's CPU per request."""
     payload = os.urandom(4096)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(url, connector=connector, headers=AUTH) as session:
         await session.put("/api/v1/buckets/small")
-        return {
-            method: await timed_ops(session, method, count, concurrency, payload) for method in ("PUT", "GET")
-        }
+        ops = {}
+        for method in ("PUT", "GET"):
+            spans: list[Cpu] = []
+            with meter.span(spans) if meter else contextlib.nullcontext():
+                ops[method] = await timed_ops(session, method, count, concurrency, payload)
+            if cpu is not None and spans:
+                cpu[method] = spans[0].scaled(1 / count)
+        return ops
 
+
+#: ops/s the 4 KiB figures aim at (concurrency 16).
+SMALL_TARGETS = {"PUT": 1000, "GET": 2500}
 
 READER = {"name": "bench-reader", "password": "bench-reader-password"}
 
@@ -208,12 +198,35 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rss-gib", type=int, default=0, help="also PUT N GiB and report peak RSS")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gateway processes")
     parser.add_argument("--dir", type=Path, default=Path.cwd() / ".bench", help="work dir (same disk)")
     healing = parser.add_argument_group("healing (bench/healing.py)")
     healing.add_argument("--healing", action="store_true", help="run only the healing figures")
     healing.add_argument("--heal-gib", type=int, default=12, help="data written before a node is lost")
     healing.add_argument("--rebalance-gib", type=int, default=4, help="data on 8 nodes before 4 are added")
     parser.add_argument("--s3", action="store_true", help="run only the S3 figures (bench/s3.py)")
+    listing = parser.add_argument_group("listing (bench/listing.py)")
+    listing.add_argument("--listing", action="store_true", help="run only the listing figures")
+    listing.add_argument("--listing-sizes", type=int, nargs="+", default=[10**5, 10**6], metavar="N")
+    listing.add_argument(
+        "--listing-stores", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
+    )
+    listing.add_argument("--listing-pages", type=int, default=5, help="pages timed per figure (median)")
+    parser.add_argument("--ui", action="store_true", help="run only the web page figures (bench/ui.py)")
+    parser.add_argument("--ui-mib", type=int, default=256, help="size of the upload through the page")
+    parser.add_argument(
+        "--uploads",
+        action="store_true",
+        help="only PUT, GET, 4 parallel session parts and tus, interleaved in each of --repeat rounds",
+    )
+    events = parser.add_argument_group("events (bench/events.py)")
+    events.add_argument("--events", action="store_true", help="run only the event and webhook figures")
+    events.add_argument("--subscriptions", type=int, default=8, help="webhooks delivering the backlog")
+    events.add_argument("--event-count", type=int, default=1000, help="events in the backlog")
+    events.add_argument("--latency-count", type=int, default=300, help="events timed one by one")
+    parser.add_argument(
+        "--imports", action="store_true", help="run only the import figures (bench/imports.py)"
+    )
     zones = parser.add_argument_group("zones (bench/zones.py; needs root for network namespaces)")
     zones.add_argument("--zones", action="store_true", help="run only the zone figures")
     zones.add_argument("--cross-zone-ms", type=float, default=40.0, help="one-way latency between zones")
@@ -241,6 +254,45 @@ def main() -> None:
             [*baseline_rows(dd_write, dd_read), *figures.rows],
         )
         return
+    if args.listing:
+        try:
+            import listing as listing_bench  # only when asked for
+
+            title, listing_rows = listing_bench.bench(workdir, args)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        listing_bench.print_rows(title, listing_rows)
+        return
+    if args.ui:
+        try:
+            import ui as ui_bench  # only when asked for
+
+            rows = ui_bench.bench(workdir, args)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print_table(f"cargohold web page bench (median of {args.repeat})", rows)
+        return
+    if args.events:
+        try:
+            import events as events_bench  # only when asked for
+
+            rows = events_bench.bench(workdir, args)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print_table("cargohold events bench (one gateway, one worker, SQLite)", rows)
+        return
+    if args.imports:
+        try:
+            dd_write, dd_read = dd_baseline(workdir, args.size_mib)
+            import imports as imports_bench  # only when asked for
+
+            rows = imports_bench.bench(workdir, args)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print_table(
+            f"cargohold imports bench (median of {args.repeat})", [*baseline_rows(dd_write, dd_read), *rows]
+        )
+        return
     if args.zones:
         import zones as zones_bench  # only when asked for
 
@@ -261,15 +313,29 @@ def main() -> None:
         title = f"cargohold S3 bench (median of {args.repeat})"
         print_table(title, [*baseline_rows(dd_write, dd_read), *rows])
         return
+    if args.uploads:
+        try:
+            upload_rows(workdir, args)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return
     try:
         dd_write, dd_read = dd_baseline(workdir, args.size_mib)
         source = workdir / "source.bin"
         with source.open("wb") as f:
             for _ in range(args.size_mib):
                 f.write(os.urandom(1024 * 1024))
-        with Cluster(workdir / "cluster") as cluster:
+        with Cluster(workdir / "cluster", gateway_workers=args.workers) as cluster:
             assert cluster.gateway is not None
             url = cluster.url
+            gateway = cluster.gateway
+
+            def node_pids() -> list[int]:
+                return [n.process.pid for n in cluster.nodes if n.process is not None]
+
+            meter = CpuMeter(lambda: [gateway.pid, *cluster.gateway_pids()], node_pids)
+            workers = sorted(set(cluster.gateway_pids()))
+            background = meter.calibrate()
             auth = ["-H", f"Authorization: Bearer {ADMIN_KEY}"]
             subprocess.run(
                 ["curl", "-sS", "-f", "-X", "PUT", *auth, f"{url}/api/v1/buckets/bench"],
@@ -277,28 +343,34 @@ def main() -> None:
                 capture_output=True,
             )
             puts, gets, peaks = [], [], []
+            put_cpu: list[Cpu] = []
+            get_cpu: list[Cpu] = []
+            worker_peaks: list[list[int]] = []
             for run in range(args.repeat):
                 obj = f"{url}/api/v1/buckets/bench/objects/big{run}"
-                with PeakRss(cluster.gateway.pid) as rss:
+                with PeakRss(workers) as rss, meter.span(put_cpu):
                     puts.append(size / curl([*auth, "-T", str(source), obj]) / MB)
                 peaks.append(rss.peak)
-                gets.append(size / curl([*auth, obj]) / MB)
+                worker_peaks.append(rss.peaks)
+                with meter.span(get_cpu):
+                    gets.append(size / curl([*auth, obj]) / MB)
             big_peak = 0
             if args.rss_gib:
-                with PeakRss(cluster.gateway.pid) as rss:
+                with PeakRss(workers) as rss:
                     feed = subprocess.Popen(
                         ["head", "-c", str(args.rss_gib * 2**30), "/dev/urandom"], stdout=subprocess.PIPE
                     )
                     curl([*auth, "-T", "-", f"{url}/api/v1/buckets/bench/objects/huge"], stdin=feed.stdout)
                     feed.wait()
                 big_peak = rss.peak
-            ops = asyncio.run(small_ops(url, args.ops, args.concurrency))
+            small_cpu: dict[str, Cpu] = {}
+            ops = asyncio.run(small_ops(url, args.ops, args.concurrency, meter, small_cpu))
             ops["GET, read grant"] = asyncio.run(granted_reads(url, args.ops, args.concurrency))
             logins = asyncio.run(sign_ins(url, 100, 4))
             sessions: dict[int, float] = {}
             session_peak = 0
             for parallel in (1, 4, 8):
-                with PeakRss(cluster.gateway.pid) as rss:
+                with PeakRss(workers) as rss:
                     sessions[parallel] = asyncio.run(uploads.session_upload(url, source, parallel))
                 if parallel == 8:
                     session_peak = rss.peak
@@ -320,8 +392,26 @@ def main() -> None:
             f"{get:8.0f} MB/s",
             f"{get / dd_read:.2f} x dd read",
         ),
-        ("gateway peak RSS during PUT", f"{max(peaks) / 2**20:8.0f} MiB", ""),
+        (
+            "gateway peak RSS per worker during PUT",
+            f"{max(peaks) / 2**20:8.0f} MiB",
+            f"{max(peaks) / 2**20 / 150:.2f} x target 150 MiB; last run"
+            f" {[round(p / 2**20) for p in worker_peaks[-1]]} MiB",
+        ),
     ]
+    gib = size / 2**30
+    #: Half the cores busy with the cluster idle: the machine's figures cannot be told apart.
+    busy = background > (os.cpu_count() or 1) / 2
+    for name, spans in (("PUT", put_cpu), ("GET", get_cpu)):
+        cpu = median_cpu(spans).scaled(1 / gib)
+        machine = cpu.machine - cpu.background
+        parts = f"gateway {cpu.gateway:.2f}, nodes {cpu.nodes:.2f}"
+        if busy:  # others kept the cores busy: what is left of them says nothing about ours
+            machine_text, ratio = "n/a", f"machine busy before the run; {parts}"
+        else:
+            machine_text = f"{machine:8.2f} CPU-s"
+            ratio = f"{machine / 3:.2f} x target 3; {parts}, rest {machine - cpu.gateway - cpu.nodes:.2f}"
+        rows.append((f"CPU per GiB {name}, whole machine", machine_text, ratio))
     if big_peak:
         rows.append(
             (
@@ -346,6 +436,8 @@ def main() -> None:
     for method in ("PUT", "GET", "GET, read grant"):
         rate, p50, p99 = ops[method]
         versus = f", {rate / ops['GET'][0]:.2f} x owner GET" if method != "GET" and "GET" in method else ""
+        if method in SMALL_TARGETS:
+            versus += f", {rate / SMALL_TARGETS[method]:.2f} x target {SMALL_TARGETS[method]}"
         rows.append(
             (
                 f"4 KiB {method} x{args.concurrency}",
@@ -353,12 +445,75 @@ def main() -> None:
                 f"p50 {p50:.1f} ms, p99 {p99:.1f} ms{versus}",
             )
         )
+    for method, cpu in small_cpu.items():
+        rows.append(
+            (
+                f"CPU per 4 KiB {method}, gateway",
+                f"{cpu.gateway * 1000:8.2f} ms",
+                "whole machine n/a (busy before the run)"
+                if busy
+                else f"whole machine {(cpu.machine - cpu.background) * 1000:.2f} ms (client included)",
+            )
+        )
     rows.append(("sign-ins (argon2id), 4 at a time", f"{logins:8.1f} /s", ""))
     print_table(
         f"cargohold bench (median of {args.repeat}; runs: PUT {[round(p) for p in puts]}, "
-        f"GET {[round(g) for g in gets]})",
+        f"GET {[round(g) for g in gets]}; {args.workers} gateway workers; machine background"
+        f" {background:.2f} CPU-s/s taken off)",
         rows,
     )
+
+
+def upload_rows(workdir: Path, args: argparse.Namespace) -> None:
+    """The big-transfer figures only, each round measuring all of them one after the other
+    (dd included), so a busy neighbour slows every figure of a round alike; medians printed."""
+    size = args.size_mib * 1024 * 1024
+    source = workdir / "source.bin"
+    with source.open("wb") as f:
+        for _ in range(args.size_mib):
+            f.write(os.urandom(1024 * 1024))
+    runs: dict[str, list[float]] = {
+        name: [] for name in ("dd write", "dd read", "PUT", "GET", "session4", "tus")
+    }
+    with Cluster(workdir / "cluster") as cluster:
+        url = cluster.url
+        auth = ["-H", f"Authorization: Bearer {ADMIN_KEY}"]
+        subprocess.run(
+            ["curl", "-sS", "-f", "-X", "PUT", *auth, f"{url}/api/v1/buckets/bench"],
+            check=True,
+            capture_output=True,
+        )
+        for run in range(args.repeat):
+            dd_write, dd_read = dd_baseline(workdir, args.size_mib)
+            runs["dd write"].append(dd_write)
+            runs["dd read"].append(dd_read)
+            obj = f"{url}/api/v1/buckets/bench/objects/big{run}"
+            runs["PUT"].append(size / curl([*auth, "-T", str(source), obj]) / MB)
+            runs["GET"].append(size / curl([*auth, obj]) / MB)
+            runs["session4"].append(asyncio.run(uploads.session_upload(url, source, 4)))
+            runs["tus"].append(uploads.tus_upload(url, source))
+    med = {name: statistics.median(rates) for name, rates in runs.items()}
+    rows = [
+        *baseline_rows(med["dd write"], med["dd read"]),
+        (
+            f"PUT {args.size_mib} MiB",
+            f"{med['PUT']:8.0f} MB/s",
+            f"{med['PUT'] / med['dd write']:.2f} x dd write",
+        ),
+        (
+            f"GET {args.size_mib} MiB",
+            f"{med['GET']:8.0f} MB/s",
+            f"{med['GET'] / med['dd read']:.2f} x dd read",
+        ),
+        (
+            "session, 4 parallel parts",
+            f"{med['session4']:8.0f} MB/s",
+            f"{med['session4'] / med['PUT']:.2f} x PUT",
+        ),
+        ("tus (tuspy, 8 MiB chunks)", f"{med['tus']:8.0f} MB/s", f"{med['tus'] / med['PUT']:.2f} x PUT"),
+    ]
+    detail = "; ".join(f"{name} {[round(r) for r in rates]}" for name, rates in runs.items())
+    print_table(f"cargohold upload bench (median of {args.repeat}; runs: {detail})", rows)
 
 
 def baseline_rows(dd_write: float, dd_read: float) -> list[tuple[str, str, str]]:

@@ -159,7 +159,7 @@ def bench(workdir: Path, args: Any) -> list[tuple[str, str, str]]:
     with source.open("wb") as f:
         for _ in range(args.size_mib):
             f.write(os.urandom(1024 * 1024))
-    with Cluster(workdir / "cluster") as cluster:
+    with Cluster(workdir / "cluster", gateway_workers=args.workers) as cluster:
         figures = big_transfers(cluster, source, workdir, args.repeat)
         native_ops = asyncio.run(run.small_ops(cluster.url, args.ops, args.concurrency))
         s3_ops = asyncio.run(small_ops(cluster.url, args.ops, args.concurrency))

@@ -19,13 +19,16 @@ import aiohttp
 from cargohold.config import Settings
 from cargohold.domain.layout import Layout
 from cargohold.erasure.codec import codec_for
+from cargohold.imports.http import HttpSource
 from cargohold.metadata.db import Database
 from cargohold.service.access import AccessService
 from cargohold.service.auth import AuthService
 from cargohold.service.buckets import BucketService
+from cargohold.service.imports import Source
 from cargohold.service.nodes import NodeRegistry
 from cargohold.service.objects import ObjectService
 from cargohold.service.quota import QuotaService
+from cargohold.service.revocations import Revocations
 from cargohold.service.tokens import TokenSigner, signing_key
 from cargohold.service.uploads import UploadService
 from cargohold.service.zones import ZoneService
@@ -47,14 +50,20 @@ class Core:
     uploads: UploadService
     limits: LimitsStore
     zones: ZoneService
+    #: Where workers fetch import sources from (HTTP; tests may hand in a fake).
+    source: Source
 
 
 @asynccontextmanager
-async def open_core(settings: Settings, *, monitor_nodes: bool = True) -> AsyncIterator[Core]:
+async def open_core(
+    settings: Settings, *, monitor_nodes: bool = True, revocations: Revocations | None = None
+) -> AsyncIterator[Core]:
     """Open the metadata store and node connections, build the services, close all on exit.
 
     The default layout's codec is self-tested first, so a broken native
-    library stops the process before it can write a share.
+    library stops the process before it can write a share. ``revocations``
+    is the counter this process shares with the other workers of its
+    gateway (``service/revocations.py``).
     """
     if not settings.cluster_secret:
         raise ValueError("the cluster secret nodes were started with is needed")
@@ -83,12 +92,13 @@ async def open_core(settings: Settings, *, monitor_nodes: bool = True) -> AsyncI
         probe_timeout=settings.health_timeout,
     )
     cache = settings.auth_cache_seconds
-    buckets = BucketService(db, settings.layout, cache_seconds=cache)
-    access = AccessService(db, buckets, cache_seconds=cache)
+    revocations = revocations or Revocations()
+    buckets = BucketService(db, settings.layout, cache_seconds=cache, revocations=revocations)
+    access = AccessService(db, buckets, cache_seconds=cache, revocations=revocations)
     signer = TokenSigner(
         signing_key(settings.token_secret, settings.cluster_secret), settings.access_token_ttl
     )
-    auth = AuthService(db, cache_seconds=cache, tokens=signer)
+    auth = AuthService(db, cache_seconds=cache, tokens=signer, revocations=revocations)
     quota = QuotaService(db, auth.user)
     zones = ZoneService(db, nodes, home=settings.zone, cache_seconds=cache, geoip_db=settings.geoip_db)
     objects = ObjectService(db, access, quota, nodes, settings, zones)
@@ -105,6 +115,9 @@ async def open_core(settings: Settings, *, monitor_nodes: bool = True) -> AsyncI
         uploads=UploadService(db, buckets, access, quota, objects, settings),
         limits=LimitsStore(db, WorkerLimits.from_settings(settings)),
         zones=zones,
+        source=HttpSource(
+            connect_timeout=settings.import_connect_timeout, read_timeout=settings.import_read_timeout
+        ),
     )
     try:
         await nodes.probe_all()

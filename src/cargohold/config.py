@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     gateways: int = Field(1, ge=1, le=32, description="Gateways `up` runs over the one metadata store")
     layout: str = Field("ec:5+2", description="Default layout: ec:K+M, mirror:R or stripe:K")
     zone: str = Field("default", description="Zone of this gateway (reads prefer it)")
+    gateway_workers: int = Field(
+        0, ge=0, le=256, description="Gateway processes on the one port (0: one per core)"
+    )
     s3_domain: str | None = Field(
         None,
         description="Domain for virtual-hosted S3 (<bucket>.<s3_domain>); path-style works without it",
@@ -47,6 +50,12 @@ class Settings(BaseSettings):
     access_token_ttl: float = Field(900.0, gt=0, description="Seconds an access token (JWT) is valid")
     refresh_token_ttl: float = Field(
         30 * 24 * 3600.0, gt=0, description="Seconds a refresh token is valid if not rotated"
+    )
+    ui_idle_timeout: float = Field(
+        1800.0,
+        gt=0,
+        le=30 * 24 * 3600.0,
+        description="Seconds a web page sign-in (session cookie) lasts without a request",
     )
     login_max_failures: int = Field(
         5,
@@ -69,6 +78,11 @@ class Settings(BaseSettings):
     sweep_interval: float = Field(60.0, gt=0, description="Seconds between sweeps for expired uploads")
     max_part_size: int = Field(5 * 1024**3, gt=0, description="Largest part of an upload session, in bytes")
     blocks_in_flight: int = Field(4, ge=1, le=64, description="Blocks buffered per transfer")
+    append_part_limit: int = Field(
+        128 * 1024**2,
+        gt=0,
+        description="A part grown by tus PATCHes or Content-Range chunks takes no more chunks past this size",
+    )
     # -- healing (the worker role) --------------------------------------------
     node_lost_after: float = Field(
         900.0, gt=0, description="Seconds a node may stay down before its shares are rebuilt elsewhere"
@@ -99,6 +113,51 @@ class Settings(BaseSettings):
         30.0,
         gt=0,
         description="Seconds between checks for lost nodes, fill spread and scrubs due",
+    )
+    # -- background imports (the worker role) ---------------------------------
+    import_part_size: int = Field(
+        64 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Bytes per durable part of an import: a dropped source resumes at a part boundary",
+    )
+    import_concurrency: int = Field(4, ge=1, le=256, description="Imports one worker runs at once")
+    import_connect_timeout: float = Field(
+        10.0, gt=0, description="Seconds an import source may take to accept a connection"
+    )
+    import_read_timeout: float = Field(
+        60.0, gt=0, description="Seconds an import source may stay silent before the connection is retried"
+    )
+    import_retries: int = Field(
+        5, ge=0, le=100, description="Reconnections to a source without progress before an import fails"
+    )
+    import_retry_backoff: float = Field(
+        1.0, ge=0, description="Seconds before an import's first reconnection (doubling after each)"
+    )
+    import_max_size: int = Field(5 * 1024**4, ge=0, description="Largest source an import accepts, in bytes")
+    import_lease: float = Field(
+        30.0, gt=0, description="Seconds before another worker takes over an import whose worker died"
+    )
+    # -- events and webhooks ---------------------------------------------------
+    event_retention: float = Field(
+        7 * 24 * 3600.0, gt=0, description="Seconds events (and webhook attempts) are kept"
+    )
+    event_poll_interval: float = Field(
+        0.05,
+        gt=0,
+        le=10,
+        description="Seconds between a process's looks for events other processes wrote (one query"
+        " for all of its streams and deliveries)",
+    )
+    webhook_concurrency: int = Field(
+        32, ge=1, le=1024, description="Webhook subscriptions a worker delivers at once"
+    )
+    webhook_timeout: float = Field(10.0, gt=0, description="Seconds a webhook receiver may take to answer")
+    webhook_backoff_base: float = Field(
+        5.0, gt=0, description="Seconds before the first retry of a failed delivery (doubling after)"
+    )
+    webhook_backoff_max: float = Field(3600.0, gt=0, description="Longest wait between two retries, seconds")
+    webhook_disable_after: float = Field(
+        24 * 3600.0, gt=0, description="Seconds of failures after which a webhook is disabled"
     )
     # -- connections, fairness and exposure (every role) -----------------------
     header_timeout: float = Field(

@@ -65,6 +65,44 @@ class InvalidArgument(BadRequest):
     title = "Invalid argument"
 
 
+class InvalidCursor(InvalidArgument):
+    """A listing cursor that no page could have given: too long, or holding a control character."""
+
+    code = "invalid_cursor"
+    title = "Malformed listing cursor"
+
+
+class InvalidEventType(InvalidArgument):
+    """An event type filter that names no type or family of types."""
+
+    code = "invalid_event_type"
+    title = "Unknown event type"
+
+
+class InvalidWebhookUrl(InvalidArgument):
+    code = "invalid_webhook_url"
+    title = "Invalid webhook URL"
+
+
+class InvalidWebhookSecret(InvalidArgument):
+    code = "invalid_webhook_secret"
+    title = "Invalid webhook secret"
+
+
+class WebhookTargetForbidden(CargoholdError):
+    """A webhook URL whose host is a private, loopback or otherwise non-public address."""
+
+    code = "webhook_target_forbidden"
+    status = 422
+    title = "Webhook target is not a public address"
+
+
+class WebhookTargetUnresolvable(CargoholdError):
+    code = "webhook_target_unresolvable"
+    status = 422
+    title = "Webhook target host does not resolve"
+
+
 class Unauthorized(CargoholdError):
     code = "unauthorized"
     status = 401
@@ -89,6 +127,13 @@ class AccessDenied(Forbidden):
 
     code = "access_denied"
     title = "Access denied"
+
+
+class CsrfRejected(Forbidden):
+    """A state-changing request signed in by the web page's cookie without its CSRF token."""
+
+    code = "csrf_rejected"
+    title = "CSRF token missing or wrong"
 
 
 class QuotaExceeded(Forbidden):
@@ -144,6 +189,11 @@ class NoSuchUser(NotFound):
 class NoSuchGrant(NotFound):
     code = "no_such_grant"
     title = "The user holds no grant on this bucket"
+
+
+class NoSuchWebhook(NotFound):
+    code = "no_such_webhook"
+    title = "Webhook does not exist"
 
 
 class NoSuchNode(NotFound):
@@ -287,6 +337,13 @@ class ShareCorrupt(CargoholdError):
 class ShareNotFound(NotFound):
     code = "no_such_share"
     title = "Share does not exist"
+
+
+class ShareOffsetMismatch(Conflict):
+    """An append named another offset than the share's length, or the share is being appended to."""
+
+    code = "share_offset_mismatch"
+    title = "Share is not at the expected offset"
 
 
 class InvalidShareId(BadRequest):

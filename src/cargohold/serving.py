@@ -2,6 +2,8 @@
 
 Port 0 is allowed: the real port is printed in the "listening on" line that
 test harnesses and ``up`` wait for (they poll for it instead of sleeping).
+A gateway worker serves a listening socket its parent bound and handed down
+(``cli/gateways.py``) instead of binding one itself.
 
 Every role serves through here, so every connection gets the same
 deadlines (``connections.py``), optional TLS, and the request middleware
@@ -16,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Awaitable, Callable
@@ -57,10 +60,13 @@ class _GuardedSite(web.BaseSite):
         port: int,
         guard: ConnectionGuard,
         ssl_context: ssl.SSLContext | None,
+        sock: socket.socket | None = None,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=1024)
-        self._host, self._port, self._guard = host, port, guard
-        self.bound_port = port
+        self._host, self._port, self._guard, self._sock = host, port, guard, sock
+        if sock is not None:
+            self._host, self._port = sock.getsockname()[:2]
+        self.bound_port = self._port
 
     @property
     def name(self) -> str:
@@ -72,14 +78,21 @@ class _GuardedSite(web.BaseSite):
         await super().start()
         server = self._runner.server
         assert server is not None
-        self._server = await asyncio.get_running_loop().create_server(
-            self._guard.protocol_factory(server),
-            self._host,
-            self._port,
-            ssl=self._ssl_context,
-            backlog=self._backlog,
-            reuse_address=True,
-        )
+        loop = asyncio.get_running_loop()
+        factory = self._guard.protocol_factory(server)
+        if self._sock is not None:
+            self._server = await loop.create_server(
+                factory, sock=self._sock, ssl=self._ssl_context, backlog=self._backlog
+            )
+        else:
+            self._server = await loop.create_server(
+                factory,
+                self._host,
+                self._port,
+                ssl=self._ssl_context,
+                backlog=self._backlog,
+                reuse_address=True,
+            )
         self.bound_port = self._server.sockets[0].getsockname()[1]
 
 
@@ -92,6 +105,7 @@ async def serve_until_stopped(
     *,
     deadlines: Deadlines | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
     deadlines = deadlines or Deadlines()
     guard = ConnectionGuard(deadlines)
@@ -104,7 +118,7 @@ async def serve_until_stopped(
         keepalive_timeout=deadlines.keepalive_timeout,
     )
     await runner.setup()
-    site = _GuardedSite(runner, host, port, guard, ssl_context)
+    site = _GuardedSite(runner, host, port, guard, ssl_context, sock)
     await site.start()
     guard.start()
     url = site.name
@@ -237,8 +251,9 @@ async def serve_gateway(
     settings: Settings,
     on_ready: Callable[[str], Awaitable[None]],
     ssl_context: ssl.SSLContext | None,
+    sock: socket.socket | None = None,
 ) -> None:
-    """A gateway on its configured address with its deadlines, as ``gateway`` and ``up`` run it."""
+    """A gateway on its configured address (or ``sock``) with its deadlines, as ``gateway`` runs it."""
     await serve_until_stopped(
         app,
         settings.host,
@@ -247,4 +262,5 @@ async def serve_gateway(
         on_ready,
         deadlines=deadlines_for(settings, "gateway"),
         ssl_context=ssl_context,
+        sock=sock,
     )

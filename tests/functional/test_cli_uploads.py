@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import xxhash
 
 from cargohold.cli import transfer
 from cargohold.testing.cluster import Cluster
@@ -111,7 +112,8 @@ def test_put_verify_has_the_gateway_check_the_whole_file(cli: Run, api: httpx.Cl
 def test_below_the_threshold_is_one_put(cli: Run, api: httpx.Client) -> None:
     path, data = _file(cli, "small.bin", 2 * MIB, seed=23)
     done = cli.run_ok("put", "--part-size", "1MiB", str(path), f"{BUCKET}/small.bin")  # 64 MiB threshold
-    assert "-" not in done.stdout.split("etag ")[1]  # a plain ETag, not one joined from parts
+    # One PUT: the native ETag (xxh3-128, one part), not one joined from parts' md5s.
+    assert done.stdout.split("etag ")[1].strip() == xxhash.xxh3_128_hexdigest(data) + "-1"
     assert _stored_sha256(api, "small.bin") == hashlib.sha256(data).hexdigest()
 
 

@@ -232,6 +232,12 @@ def test_bucket_lifecycle(api: httpx.Client) -> None:
     assert api.delete("/api/v1/buckets/life-cycle").status_code == 204
     bad = api.put("/api/v1/buckets/bad-layout", json={"layout": "ec:5+0"})
     assert bad.status_code == 400 and bad.json()["code"] == "invalid_layout"
+    # Eight nodes: a write of ec:10+2 needs eleven, so every write would be 503; refused now.
+    wide = api.put("/api/v1/buckets/too-wide", json={"layout": "ec:10+2"})
+    assert wide.status_code == 409 and wide.json()["code"] == "layout_too_wide"
+    assert (wide.json()["needed"], wide.json()["available"]) == (11, 8)
+    assert api.get("/api/v1/buckets/too-wide/versioning").status_code == 404
+    assert api.put("/api/v1/buckets/wide-enough", json={"layout": "ec:7+3"}).status_code == 201
 
 
 @pytest.mark.parametrize(("layout", "width"), [("mirror:2", 2), ("stripe:4", 4), ("ec:3+2", 5)])

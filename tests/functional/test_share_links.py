@@ -205,6 +205,10 @@ def test_revocation(api: httpx.Client, public: httpx.Client, bucket: str) -> Non
     when = revoked.json()["revoked_at"]
     gone = public.get(link["url"])
     assert gone.status_code == 410 and _code(gone) == "link_revoked"
+    shown = api.get(f"/api/v1/shares/{link['id']}")
+    assert shown.status_code == 410 and _code(shown) == "link_revoked"
+    listed = api.get("/api/v1/shares").json()["shares"]
+    assert [s["status"] for s in listed if s["id"] == link["id"]] == ["revoked"]
     again = api.delete(f"/api/v1/shares/{link['id']}")
     assert again.status_code == 200 and again.json()["revoked_at"] == when
     assert api.delete("/api/v1/shares/0000000000000000").status_code == 404
@@ -240,13 +244,16 @@ def test_password_form_and_cookie_in_a_browser(cluster: Cluster, api: httpx.Clie
         wrong = browser.post(link["url"], data={"password": "wrong guess"})
         assert wrong.status_code == 401 and "Wrong password" in wrong.text
         unlocked = browser.post(link["url"], data={"password": PASSWORD})
-        assert unlocked.status_code == 200 and unlocked.content == b"quarterly numbers"
+        # A person sees the file's name and size and a download button; the button gets the bytes.
+        assert unlocked.status_code == 200 and unlocked.headers["content-type"].startswith("text/html")
+        assert "report.txt" in unlocked.text and "17 B" in unlocked.text
+        assert f'href="{link["url"]}?download=1"' in unlocked.text
         (redirect,) = unlocked.history
         assert redirect.status_code == 303 and redirect.headers["location"] == link["url"]
         cookie = redirect.headers["set-cookie"]
         for attribute in ("HttpOnly", "SameSite=Strict", f"Path={link['url']}", "Max-Age="):
             assert attribute in cookie, cookie
-        again = browser.get(link["url"])  # the cookie opens it from now on
+        again = browser.get(link["url"] + "?download=1")  # the cookie opens it from now on
         assert again.status_code == 200 and again.content == b"quarterly numbers"
         forged = cookie.split(";")[0].split("=", 1)[1][:-4] + "0000"
         browser.cookies.clear()
@@ -334,6 +341,31 @@ def test_prefix_share_lists_and_downloads(
     )
     key_link = _share(api, bucket=bucket, key="album/one.jpg")
     assert public.get(key_link["url"] + "/anything").status_code == 404
+
+
+def test_a_prefix_link_judges_its_query_and_names(
+    api: httpx.Client, public: httpx.Client, bucket: str
+) -> None:
+    """The link's listing takes ``limit`` and ``cursor`` on GET and HEAD alike; under the link a
+    name that no key could have is not there (404): the URL alone cannot tell its length."""
+    _put(api, bucket, "deep/a", b"a")
+    _put(api, bucket, "deep/b", b"b")
+    link = _share(api, bucket=bucket, prefix="deep/")
+    for method in ("GET", "HEAD"):
+        refused = public.request(method, link["url"], params={"limit": "0"})
+        assert refused.status_code == 400 and refused.headers["content-type"].startswith(
+            "application/problem+json"
+        )
+    refused = public.get(link["url"], params={"cursor": "deep/a\x01"})
+    assert refused.status_code == 400 and _code(refused) == "invalid_cursor"
+    after = public.get(link["url"], params={"cursor": "deep/a"})
+    assert [e["name"] for e in after.json()["objects"]] == ["b"]
+    # A query the object under the link does not take is ignored, as on every route.
+    assert public.get(link["url"] + "/a", params={"limit": "0", "cursor": "\x01"}).content == b"a"
+    long_link = _share(api, bucket=bucket, prefix="deep/" + "p" * 1000 + "/")
+    # 1006 bytes of prefix and 100 two-byte characters: longer than any key.
+    beyond = public.get(long_link["url"] + "/" + quote("\u00e9" * 100))
+    assert beyond.status_code == 404 and _code(beyond) == "no_such_key"
 
 
 def test_users_share_only_what_they_can_read(

@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from cargohold.testing.cluster import Cluster
+from cargohold.testing.cluster import ADMIN_PASSWORD, Cluster
 from cargohold.testing.tls import ThrowawayCA
 
 
@@ -35,6 +35,14 @@ def test_tls_gateway_and_nodes_round_trip_and_refuse_a_stranger(tmp_path: Path) 
             assert "certificate is not trusted" in problem["detail"]
             assert node.url in problem["detail"]
             assert len(api.get("/api/v1/nodes").json()["nodes"]) == 3
+
+            # Over TLS the web page's cookies are Secure too.
+            signed_in = api.post(
+                "/api/v1/auth/cookie/login", json={"name": "admin", "password": ADMIN_PASSWORD}
+            )
+            assert signed_in.status_code == 200, signed_in.text
+            cookies = signed_in.headers.get_list("set-cookie")
+            assert len(cookies) == 2 and all("; Secure" in c for c in cookies), cookies
 
         # Least exposure on disk: the store, its WAL and the nodes' data are the owner's alone.
         store = [cluster.root / "meta.db", *cluster.root.glob("meta.db-*")]

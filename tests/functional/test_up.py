@@ -1,4 +1,4 @@
-"""``cargohold up`` as an operator runs it: a node or worker killed under it comes back.
+"""``cargohold up`` as an operator runs it: a node, worker or gateway worker killed under it comes back.
 
 Three nodes with ``--layout mirror:3`` so every object has a copy on every
 node: a write that succeeds after the restart proves the restarted node
@@ -8,9 +8,11 @@ config ``up`` writes never reaches the real one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -27,6 +29,8 @@ from cargohold.testing.data import sample
 from cargohold.testing.s3 import s3_client_at
 
 NODE_LINE = re.compile(r"^node (\d+) pid (\d+) on (\S+)$")
+#: A worker of one of several gateways: gateway, worker, pid, URL.
+GATEWAY_LINE = re.compile(r"^gateway (\d+) worker (\d+) pid (\d+) on (\S+)$")
 
 
 class Lines:
@@ -66,7 +70,7 @@ def up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Lines, Lines]]
         CARGOHOLD_HEALTH_INTERVAL="0.5",
     )
     command = [sys.executable, "-m", "cargohold", "up", "--data-dir", str(tmp_path / "data")]
-    command += ["--port", "0", "--nodes", "3", "--layout", "mirror:3", "--gateways", "2"]
+    command += ["--port", "0", "--nodes", "3", "--layout", "mirror:3", "--gateways", "2", "--workers", "2"]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=die_with_parent
     )
@@ -92,6 +96,12 @@ def _all_healthy(api: httpx.Client) -> bool:
     return len(nodes) == 3 and all(node["healthy"] for node in nodes)
 
 
+def _registered(tmp_path: Path) -> list[str]:
+    """URLs in the store's table of gateways (redirect targets)."""
+    with contextlib.closing(sqlite3.connect(tmp_path / "data" / "meta.db")) as db:
+        return sorted(url for (url,) in db.execute("SELECT url FROM gateways"))
+
+
 def _poll(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -108,6 +118,13 @@ def test_up_restarts_a_killed_node_on_its_port(
     _, key = out.wait(r"^admin key: (\S+)$")
     started = {int(m[1]): (int(m[2]), m[3]) for line in out.lines[:ready] if (m := NODE_LINE.match(line))}
     assert sorted(started) == [1, 2, 3]
+    gateways = {
+        (int(m[1]), int(m[2])): (int(m[3]), m[4])
+        for line in out.lines[:ready]
+        if (m := GATEWAY_LINE.match(line))
+    }
+    assert sorted(gateways) == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert "2 gateways of 2 workers" in is_up.string
     _, worker = out.wait(r"^worker pid (\d+)$")
     assert worker.string in out.lines[:ready]
     old_pid, url = started[2]
@@ -116,11 +133,17 @@ def test_up_restarts_a_killed_node_on_its_port(
     _, s3_key = out.wait(r"^admin S3 key: (CH[A-Z0-9]{18})  secret: (\S+)  ")
     assert f"aws_access_key_id = {s3_key[1]}" in out.lines[:ready]
     assert f"endpoint_url = {is_up[1]}" in out.lines[:ready] and endpoint[1] == is_up[1]
+    _, page = out.wait(r"^web page: (\S+)  \(sign in as admin\)$")
+    assert page[1] == is_up[1] + "/ui/"
     profile = tmp_path / "data" / "aws-profile"
     assert profile.stat().st_mode & 0o777 == 0o600 and s3_key[2] in profile.read_text()
 
     _, more = out.wait(r"^more gateways: (\S+)  \(one metadata store\)$")
     assert more[1] != is_up[1]
+    assert {url for (g, _), (_, url) in gateways.items() if g == 1} == {is_up[1]}
+    assert {url for (g, _), (_, url) in gateways.items() if g == 2} == {more[1]}
+    # Each gateway registered once for redirects, whichever of its workers came up first.
+    assert _registered(tmp_path) == sorted([is_up[1], more[1]])
     with httpx.Client(base_url=more[1], headers={"Authorization": f"Bearer {key[1]}"}, timeout=30) as second:
         assert len(second.get("/api/v1/nodes").json()["nodes"]) == 3  # the same cluster, seen from gateway 2
     with httpx.Client(base_url=is_up[1], headers={"Authorization": f"Bearer {key[1]}"}, timeout=30) as api:
@@ -154,7 +177,17 @@ def test_up_restarts_a_killed_node_on_its_port(
         _, new_worker = out.wait(r"^worker pid (\d+)$", after=ready)
         assert new_worker[1] != worker[1] and _alive(int(new_worker[1]))
 
+        os.kill(gateways[1, 1][0], signal.SIGKILL)
+        err.wait(r"^gateway 1 worker 1 exited with code -9; restarting in 1 s$")
+        _, new_gateway = out.wait(r"^gateway 1 worker 1 pid (\d+) on (\S+)$", after=ready)
+        assert int(new_gateway[1]) != gateways[1, 1][0] and new_gateway[2] == is_up[1]
+        for _ in range(6):  # new connections, spread over both workers' sockets
+            with httpx.Client(base_url=is_up[1], headers=api.headers, timeout=30) as fresh:
+                assert fresh.get("/api/v1/buckets/restarts/objects/after-restart").content == data
+
     process.send_signal(signal.SIGINT)
     assert process.wait(30) == 0
+    assert _registered(tmp_path) == []  # up removed what its gateways' workers left registered
     pids = [pid for pid, _ in started.values()] + [int(third[1]), int(new_worker[1])]
+    pids += [pid for key, (pid, _) in gateways.items() if key != (1, 1)] + [int(new_gateway[1])]
     _poll(lambda: not any(_alive(pid) for pid in pids), timeout=10)

@@ -69,7 +69,7 @@ def test_part_replaced_and_whole_file_digest_checked(api: httpx.Client, bucket: 
     api.put(f"{url}/parts/1", content=data[:PART])
     api.put(f"{url}/parts/2", content=b"wrong" * 1000)
     bad = api.post(f"{url}/complete", json={})
-    assert bad.status_code == 400 and bad.json()["code"] == "bad_digest"
+    assert bad.status_code == 409 and bad.json()["code"] == "upload_digest_mismatch"
     assert api.get(url).json()["status"] == "LOADING"
     api.put(f"{url}/parts/2", content=data[PART:])
     good = api.post(f"{url}/complete", json={"parts": [{"part_number": 1}, {"part_number": 2}]})
@@ -82,13 +82,38 @@ def test_missing_part_and_bad_numbers(api: httpx.Client, bucket: str) -> None:
     url = f"/api/v1/uploads/{upload['id']}"
     api.put(f"{url}/parts/1", content=b"a" * 100)
     api.put(f"{url}/parts/3", content=b"c" * 100)
+    # What the upload holds refuses these, not their form: the same call succeeds once part 2 is
+    # there (409); a list out of order is malformed whatever the upload holds (400).
     gap = api.post(f"{url}/complete", json={})
-    assert gap.status_code == 400 and gap.json()["code"] == "missing_parts"
+    assert gap.status_code == 409 and gap.json()["code"] == "missing_parts"
     listed = api.post(f"{url}/complete", json={"parts": [{"part_number": 1}, {"part_number": 2}]})
-    assert listed.status_code == 400 and listed.json()["code"] == "missing_parts"
-    for number in ("0", "10001", "x"):
+    assert listed.status_code == 409 and listed.json()["code"] == "missing_parts"
+    other = api.post(f"{url}/complete", json={"parts": [{"part_number": 1, "md5": "0" * 32}]})
+    assert other.status_code == 409 and other.json()["code"] == "part_mismatch"
+    backwards = api.post(f"{url}/complete", json={"parts": [{"part_number": 3}, {"part_number": 1}]})
+    assert backwards.status_code == 400 and backwards.json()["code"] == "invalid_part_order"
+    for number, code in (("0", "invalid_part"), ("10001", "invalid_part"), ("x", "invalid_argument")):
         reply = api.put(f"{url}/parts/{number}", content=b"x")
-        assert reply.status_code == 400 and reply.json()["code"] in ("invalid_part", "invalid_argument")
+        assert reply.status_code == 400 and reply.json()["code"] == code, number
+
+
+def test_sizes_that_disagree_with_the_upload(api: httpx.Client, bucket: str) -> None:
+    """A declared size bounds the upload: a chunk's total or parts that disagree with it are refused
+    by the upload's state (409 size_mismatch); a size past the gateway's limit is 413."""
+    upload = _create(api, bucket, "sized.bin", size=10)
+    url = f"/api/v1/uploads/{upload['id']}"
+    other_total = api.put(url, content=b"x" * 5, headers={"Content-Range": "bytes 0-4/11"})
+    assert other_total.status_code == 409 and other_total.json()["code"] == "size_mismatch"
+    assert api.put(f"{url}/parts/1", content=b"x" * 4).status_code == 200
+    short = api.post(f"{url}/complete", json={})
+    assert short.status_code == 409 and short.json()["code"] == "size_mismatch"
+    assert short.json()["received"] == 4
+    huge = api.post("/api/v1/uploads", json={"bucket": bucket, "key": "huge", "size": 2**63 - 1})
+    assert huge.status_code == 413 and huge.json()["code"] == "payload_too_large"
+    no_parts = api.post("/api/v1/uploads", json={"bucket": bucket, "key": "k", "part_size": 0})
+    assert no_parts.status_code == 400 and no_parts.json()["code"] == "invalid_argument"
+    assert no_parts.json()["field"] == "part_size"
+    assert _create(api, bucket, "k", part_size=1)["part_size"] == 1
 
 
 def test_content_range_chunks_resume(api: httpx.Client, bucket: str) -> None:
@@ -115,9 +140,11 @@ def test_content_range_chunks_resume(api: httpx.Client, bucket: str) -> None:
     done = api.post(f"{url}/complete", json={"md5": hashlib.md5(data).hexdigest()})
     assert done.status_code == 200, done.text
     assert api.get(f"/api/v1/buckets/{bucket}/objects/chunks.bin").content == data
-    for header in ("bytes 0-9", "bytes 9-0/100", "items 0-9/100"):
+    # A range that is malformed, contradicts itself or the body's length is refused as such,
+    # whatever the upload's state (it is complete by now).
+    for header in ("bytes 0-9", "bytes 9-0/100", "items 0-9/100", "bytes 0-0/0", "bytes 0-4/100"):
         reply = api.put(url, content=b"x" * 10, headers={"Content-Range": header})
-        assert reply.status_code in (400, 409)
+        assert reply.status_code == 400 and reply.json()["code"] == "invalid_content_range", header
 
 
 def test_abort_frees_and_closes(cluster: Cluster, api: httpx.Client, bucket: str) -> None:

@@ -123,7 +123,7 @@ def test_versions_list_read_delete_restore(api: httpx.Client, bucket: str) -> No
     assert unknown.status_code == 404 and unknown.json()["code"] == "no_such_version"
     assert api.head(url, params={"version_id": "0" * 32}).status_code == 404
     malformed = api.get(url, params={"version_id": "v1"})
-    assert malformed.status_code == 400 and malformed.json()["code"] == "invalid_argument"
+    assert malformed.status_code == 400 and malformed.json()["code"] == "invalid_version_id"
 
     # A plain DELETE adds a delete marker; every version stays readable by id.
     gone = api.delete(url)
@@ -262,12 +262,47 @@ def test_bucket_version_listing_pages(api: httpx.Client, bucket: str) -> None:
     page = api.get(f"{API}/{bucket}/objects", params={"versions": "", "limit": "1"}).json()
     first = page["versions"][0]
     assert set(first) == {"key", "version_id", "size", "etag", "created_at", "is_latest", "delete_marker"}
-    bad = api.get(f"{API}/{bucket}/objects", params={"versions": "", "cursor": "not-a-cursor"})
-    assert bad.status_code == 400 and bad.json()["code"] == "invalid_argument"
+    bad = api.get(f"{API}/{bucket}/objects", params={"versions": "", "cursor": "b/\x00"})
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_cursor"
     assert api.get(f"{API}/{bucket}/objects", params={"versions": "", "limit": "0"}).status_code == 400
     plain = api.get(f"{API}/{bucket}/objects").json()
     assert [o["key"] for o in plain["objects"]] == ["a", "b/2", "c"]
     assert all(len(o["version_id"]) == 32 for o in plain["objects"])
+
+
+def test_a_cursor_is_a_position_and_a_version_id_is_judged_alike_everywhere(
+    api: httpx.Client, bucket: str
+) -> None:
+    """A cursor the server did not make still names a position (a key to resume after), unless no
+    key could hold it (400 invalid_cursor); a version id is 32 lower-case hex digits wherever it is
+    given (400 invalid_version_id), as the document's pattern says."""
+    _versioned(api, bucket)
+    for key in ("a", "b", "c"):
+        _put(api, f"{API}/{bucket}/objects/{key}", b"1")
+        _put(api, f"{API}/{bucket}/objects/{key}", b"2")
+    listing = f"{API}/{bucket}/objects"
+    after_a = api.get(listing, params={"versions": "", "cursor": "a"})
+    assert [v["key"] for v in after_a.json()["versions"]] == ["b", "b", "c", "c"]
+    first = api.get(listing, params={"versions": "", "limit": "3"}).json()
+    rest = api.get(listing, params={"versions": "", "cursor": first["next_cursor"]}).json()
+    assert [v["key"] for v in first["versions"] + rest["versions"]] == ["a", "a", "b", "b", "c", "c"]
+    url = f"{listing}/b"
+    for cursor in ("\u202e", "x" * 8193):
+        for where in (listing, url):
+            refused = api.get(where, params={"versions": "", "cursor": cursor})
+            assert refused.status_code == 400 and refused.json()["code"] == "invalid_cursor", where
+    # limit and cursor are the GET's parameters: judged on a download too, not only with ?versions.
+    download = api.get(url, params={"limit": "1001"})
+    assert download.status_code == 400 and download.json()["field"] == "limit"
+    for version_id in ("0" * 31, "0" * 33, "A" * 32, "g" * 32):
+        for reply in (
+            api.get(url, params={"version_id": version_id}),
+            api.delete(url, params={"version_id": version_id}),
+            api.post(_restore(url), json={"version_id": version_id}),
+            api.post("/api/v1/shares", json={"bucket": bucket, "key": "b", "version_id": version_id}),
+        ):
+            assert reply.status_code == 400 and reply.json()["code"] == "invalid_version_id", reply.text
+        assert api.head(url, params={"version_id": version_id}).status_code == 400
 
 
 def test_version_calls_need_the_right_grant(cluster: Cluster, api: httpx.Client, bucket: str) -> None:

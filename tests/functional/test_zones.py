@@ -245,3 +245,49 @@ def test_a_worker_serves_job_and_repair_metrics(cluster: Cluster) -> None:
         assert found[("cargohold_jobs", (("kind", "repair_part"), ("state", "failed")))] == 0
     finally:
         cluster.stop_worker()
+
+
+def test_a_gateway_of_two_workers_is_one_redirect_target_and_one_metrics_source(
+    cluster: Cluster, api: httpx.Client
+) -> None:
+    """``gateway --workers 2``: both workers register the URL they share; a scrape of either counts both."""
+    assert api.put("/api/v1/buckets/two-workers").status_code == 201
+    path = "/api/v1/buckets/two-workers/objects/f"
+    assert api.put(path, content=b"small").status_code == 201
+    other, other_url = cluster.spawn_gateway("b", workers=2)
+    try:
+        assert [row for row in cluster.query("SELECT url, zone FROM gateways") if row[0] == other_url] == [
+            (other_url, "b")
+        ]
+        moved = api.get(path, headers={"X-Forwarded-For": "10.2.0.7"})
+        assert (moved.status_code, moved.headers["Location"]) == (307, other_url + path)
+
+        answered: list[str] = []
+        while set(answered) != {"1", "2"}:  # fresh connections: the kernel spreads them over both
+            assert len(answered) < 200, answered
+            reply = httpx.get(other_url + "/api/v1/zones", headers=api.headers)
+            assert reply.status_code == 200
+            answered.append(reply.headers["X-Gateway-Worker"])
+        key = (
+            "cargohold_requests_total",
+            (("method", "GET"), ("role", "gateway"), ("route", "/api/v1/zones"), ("status", "200")),
+        )
+        scraped: dict[str, float] = {}
+        for _ in range(200):
+            reply = httpx.get(other_url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+            assert reply.status_code == 200
+            samples = {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(reply.text)
+                for s in family.samples
+            }
+            scraped[reply.headers["X-Gateway-Worker"]] = samples[key]
+            if len(scraped) == 2:
+                break
+        # Whichever worker takes the scrape, it counts the requests both answered.
+        assert scraped == {"1": len(answered), "2": len(answered)}
+    finally:
+        other.terminate()
+        other.wait(15)
+    # Once its workers stopped, the parent removed the row they shared.
+    assert [row for row in cluster.query("SELECT url FROM gateways") if row[0] == other_url] == []

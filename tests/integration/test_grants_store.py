@@ -188,10 +188,17 @@ def test_bytes_owned_counts_versions_and_open_upload_parts(run_db: RunDb) -> Non
 # -- services -----------------------------------------------------------------------------
 
 
+class _ThreeNodes:
+    """The node registry as bucket creation sees it: three members, enough for ec:2+1."""
+
+    def members(self) -> int:
+        return 3
+
+
 def _services(db: Database) -> tuple[AccessService, NamespaceService]:
     buckets = BucketService(db, "ec:2+1", cache_seconds=60)
     access = AccessService(db, buckets, cache_seconds=60)
-    return access, NamespaceService(db, buckets, access)
+    return access, NamespaceService(db, buckets, access, _ThreeNodes())  # type: ignore[arg-type]
 
 
 def test_levels_decide_404_403_or_allowed(run_db: RunDb) -> None:

@@ -29,6 +29,7 @@ from cargohold.errors import (
     NodeUnavailable,
     ShareCorrupt,
     ShareNotFound,
+    ShareOffsetMismatch,
 )
 from cargohold.storage.local import LocalShareStore
 from cargohold.storage.node_app import build_node_app
@@ -298,6 +299,94 @@ def test_a_failed_put_stores_nothing_and_keeps_the_old_share(run: Callable[[Scen
         assert await h.store.put("fill", chunks([b"f" * (rest // 2), b"f" * (rest - rest // 2)])) == rest
         with pytest.raises(InsufficientStorage):
             await h.store.put("one-more", chunks([b"1"]), 1)
+
+    run(scenario)
+
+
+# -- append ---------------------------------------------------------------------
+
+
+def test_append_grows_a_share_only_at_its_expected_offset(run: Callable[[Scenario], None]) -> None:
+    payloads = [os.urandom(1000) for _ in range(5)]
+    frames = [framing.frame_header(i, p) + p for i, p in enumerate(payloads)]
+
+    async def scenario(h: Harness) -> None:
+        store = h.store
+        assert await store.append("grow", 0, chunks([frames[0][:7], frames[0][7:]])) == len(frames[0])
+        size = len(frames[0])
+        assert await store.append("grow", size, chunks(frames[1:3])) == size + len(frames[1]) * 2
+        size += len(frames[1]) * 2
+        for wrong in (0, size - 1, size + 1):
+            with pytest.raises(ShareOffsetMismatch):
+                await store.append("grow", wrong, chunks([b"x"]))
+        assert await store.append("grow", size, chunks([])) == size  # an empty append changes nothing
+        assert await store.append("grow", size, chunks(frames[3:])) == len(b"".join(frames))
+        assert await read_all(store, "grow") == b"".join(frames)
+        report = await store.verify("grow")
+        assert (report.frames, report.corrupt_blocks, report.bytes) == (5, (), len(b"".join(frames)))
+        with pytest.raises(ShareNotFound):
+            await store.append("absent", 10, chunks([b"x"]))
+        with pytest.raises(InvalidArgument):
+            await store.append("grow", -1, chunks([b"x"]))
+        with pytest.raises(InvalidShareId):
+            await store.append("../x", 0, chunks([b"x"]))
+        await store.put("whole", chunks([b"12345"]), 5)  # a put share takes appends too
+        assert await store.append("whole", 5, chunks([b"678"])) == 8
+        assert await read_all(store, "whole") == b"12345678"
+        with pytest.raises(InsufficientStorage):
+            await store.append("whole", 8, chunks([b"z" * 65536] * 5))
+        assert await read_all(store, "whole") == b"12345678"
+        assert await h.figures() == {"used": len(b"".join(frames)) + 8, "shares": 2, "quarantined": 0}
+
+    run(scenario)
+
+
+def test_racing_appends_at_one_offset_never_interleave(run: Callable[[Scenario], None]) -> None:
+    async def scenario(h: Harness) -> None:
+        await h.store.put("race", chunks([b"base"]), 4)
+        release = asyncio.Event()
+
+        async def gated(fill: bytes) -> AsyncIterator[bytes]:
+            yield fill * 1000
+            await release.wait()
+            yield fill * 1000
+
+        first = asyncio.create_task(h.store.append("race", 4, gated(b"a")))
+        second = asyncio.create_task(h.store.append("race", 4, gated(b"b")))
+        await asyncio.sleep(0)  # both started before either may finish
+        release.set()
+        results = await asyncio.gather(first, second, return_exceptions=True)
+        refused = [r for r in results if isinstance(r, ShareOffsetMismatch)]
+        won = [(fill, r) for fill, r in zip(b"ab", results, strict=True) if r == 2004]
+        assert (len(refused), len(won)) == (1, 1), results
+        assert await read_all(h.store, "race") == b"base" + bytes([won[0][0]]) * 2000
+
+    run(scenario)
+
+
+def test_a_failed_append_leaves_the_acknowledged_bytes_and_offset(run: Callable[[Scenario], None]) -> None:
+    acknowledged = os.urandom(3000)
+
+    async def breaks() -> AsyncIterator[bytes]:
+        yield b"lost" * 1000
+        raise IncompleteBody("the writer went away mid-append")
+
+    async def scenario(h: Harness) -> None:
+        assert await h.store.append("crash", 0, chunks([acknowledged])) == 3000
+        with pytest.raises(IncompleteBody):
+            await h.store.append("crash", 3000, breaks())
+        assert await read_all(h.store, "crash", 0, 2999) == acknowledged
+        # Over HTTP the node cuts the share back once it notices the broken body: poll.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert await h.store.append("crash", 3000, chunks([b"next"])) == 3004
+                break
+            except ShareOffsetMismatch:
+                assert time.monotonic() < deadline, "the share was never cut back to its acknowledged offset"
+                await asyncio.sleep(0.02)
+        assert await read_all(h.store, "crash") == acknowledged + b"next"
+        assert await h.figures() == {"used": 3004, "shares": 1, "quarantined": 0}
 
     run(scenario)
 

@@ -33,6 +33,9 @@ def _accepted(model: type[Any], body: dict[str, Any]) -> bool:
     [
         (schemas.CreateUpload, {"bucket": "abc", "key": "k", "size": 172.0}, True),  # JSON's integer
         (schemas.CreateUpload, {"bucket": "abc", "key": "k", "size": 172.5}, False),
+        # The largest part an upload takes: at least one byte.
+        (schemas.CreateUpload, {"bucket": "abc", "key": "k", "part_size": 0}, False),
+        (schemas.CreateUpload, {"bucket": "abc", "key": "k", "part_size": 1}, True),
         (schemas.CreateUser, {"name": "bob", "quota_bytes": 42285.0}, True),
         (schemas.UpdateNode, {"enabled": None}, False),  # a change is left out, never null
         (schemas.UpdateNode, {"zone": "z", "colour": "red"}, False),

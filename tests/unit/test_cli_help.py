@@ -39,6 +39,13 @@ CLIENT_COMMANDS = {
     ("share", "create"),
     ("share", "ls"),
     ("history",),
+    ("events",),
+    ("webhooks", "create"),
+    ("webhooks", "ls"),
+    ("webhooks", "delete"),
+    ("webhooks", "deliveries"),
+    ("webhooks", "ping"),
+    ("webhooks", "settings"),
     ("nodes", "ls"),
     ("nodes", "add"),
     ("nodes", "set"),
@@ -50,6 +57,10 @@ CLIENT_COMMANDS = {
     ("scrub",),
     ("rebalance",),
     ("worker-settings",),
+    ("import",),
+    ("imports", "list"),
+    ("imports", "show"),
+    ("imports", "cancel"),
 }
 
 runner = CliRunner()

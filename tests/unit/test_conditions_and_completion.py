@@ -12,9 +12,9 @@ from cargohold.domain.uploads import (
     PENDING,
     S3,
     EntityTooSmall,
-    InvalidPart,
     InvalidPartOrder,
     MissingParts,
+    PartMismatch,
     Upload,
     completion_order,
 )
@@ -147,7 +147,7 @@ def test_s3_completion_errors() -> None:
     upload = _upload(S3, {1: MIB5, 2: MIB5})
     with pytest.raises(InvalidPartOrder):
         completion_order(upload, [(2, None), (1, None)], min_part_size=MIB5)
-    with pytest.raises(InvalidPart):
+    with pytest.raises(PartMismatch):  # S3 answers it as InvalidPart (s3/errors.py)
         completion_order(upload, [(1, '"' + "0" * 32 + '"')], min_part_size=MIB5)
     with pytest.raises(MissingParts):
         completion_order(upload, [(1, None), (5, None)], min_part_size=MIB5)

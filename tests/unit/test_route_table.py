@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from cargohold.api.app import build_gateway
+from cargohold.api.inputs import CURSOR_PATTERN, MAX_CURSOR
 from cargohold.api.openapi import openapi_document
 from cargohold.config import Settings
 
@@ -57,3 +58,39 @@ def test_key_routes_are_typed_and_s3_routes_say_how_they_authenticate() -> None:
             assert operation["security"] == [{"sigv4": []}]
             assert "application/xml" in operation["responses"]["4XX"]["content"]
     assert document["components"]["schemas"]["S3Error"]["xml"] == {"name": "Error"}
+
+
+def test_answers_are_documented_as_they_are_served() -> None:
+    """Object bytes carry the media type they were stored with (any: no schema can describe them);
+    upload events are server-sent events whose data is the upload's state."""
+    document = openapi_document()
+    paths = document["paths"]
+    download = paths["/api/v1/buckets/{bucket}/objects/{key}"]["get"]["responses"]["200"]["content"]
+    assert download == {"*/*": {}}
+    for path in ("/s/{token}", "/s/{token}/{rest}"):
+        shared = paths[path]["get"]["responses"]["200"]["content"]
+        assert shared["*/*"] == {} and "application/json" not in shared
+    listing = paths["/s/{token}"]["head"]["parameters"]
+    assert [p["name"] for p in listing if p["in"] == "query"] == ["limit", "cursor"]
+    assert not [p for p in paths["/s/{token}/{rest}"]["get"]["parameters"] if p["in"] == "query"]
+    events = paths["/api/v1/uploads/{upload_id}/events"]["get"]["responses"]["200"]["content"]
+    event = events["text/event-stream"]["schema"]
+    assert event["properties"]["event"] == {"const": "upload"}
+    data = event["properties"]["data"]
+    assert data["contentMediaType"] == "application/json"
+    state = _resolved(document, data["contentSchema"])
+    assert "parts" not in state["properties"] and "bytes_received" in state["required"]
+
+
+def test_request_rules_the_handlers_hold_to_are_documented() -> None:
+    paths = openapi_document()["paths"]
+    patch = paths["/tus/{upload_id}"]["patch"]
+    offset = next(p for p in patch["parameters"] if p["name"] == "Upload-Offset")
+    assert offset["required"] is True and offset["schema"]["minimum"] == 0
+    assert "invalid_upload_offset" in patch["responses"]["400"]["description"]
+    chunk = paths["/api/v1/uploads/{upload_id}"]["put"]["requestBody"]
+    assert chunk["required"] is True
+    assert chunk["content"]["application/octet-stream"]["schema"]["minLength"] == 1
+    for path in ("/api/v1/buckets/{bucket}/objects", "/api/v1/buckets/{bucket}/objects/{key}", "/s/{token}"):
+        cursor = next(p for p in paths[path]["get"]["parameters"] if p["name"] == "cursor")
+        assert cursor["schema"]["pattern"] == CURSOR_PATTERN and cursor["schema"]["maxLength"] == MAX_CURSOR

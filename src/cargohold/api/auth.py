@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from cargohold.api.websession import cookie_principal, uses_cookie
 from cargohold.domain.model import Principal
 from cargohold.errors import Forbidden
 from cargohold.problems import Handler
@@ -16,10 +17,21 @@ from cargohold.s3.surface import is_s3
 from cargohold.service.auth import AuthService
 
 PUBLIC_PATHS = frozenset(
-    {"/", "/healthz", "/metrics", "/openapi.json", "/docs", "/api/v1/auth/login", "/api/v1/auth/refresh"}
+    {
+        "/",
+        "/healthz",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/cookie/login",
+        "/ui",
+    }
 )
-#: Share links carry their own credential (the token in the path, and maybe a password).
-PUBLIC_PREFIXES = ("/s/",)
+#: Share links carry their own credential (the token in the path, and maybe a password);
+#: the web page's files are the same for everyone (its data comes through the API).
+PUBLIC_PREFIXES = ("/s/", "/ui/")
 
 
 #: For clients behind proxies that pass only GET and POST (tus allows it).
@@ -49,11 +61,19 @@ AUTH = web.AppKey("auth", AuthService)
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bearer credentials for the native API; S3 requests authenticate themselves (``s3/auth.py``)."""
+    """Bearer credentials for the native API, or the web page's session cookie (``websession.py``).
+
+    S3 requests authenticate themselves (``s3/auth.py``).
+    """
     if is_s3(request):
         return await handler(request)
-    if not is_public(request.path) and effective_method(request) != "OPTIONS":
-        request["principal"] = await request.app[AUTH].authenticate(request.headers.get("Authorization"))
+    method = effective_method(request)
+    if not is_public(request.path) and method != "OPTIONS":
+        auth = request.app[AUTH]
+        if uses_cookie(request):
+            request["principal"] = await cookie_principal(request, auth, method)
+        else:
+            request["principal"] = await auth.authenticate(request.headers.get("Authorization"))
     return await handler(request)
 
 

@@ -10,9 +10,11 @@ from cargohold.service.access import AccessService
 from cargohold.service.accounts import AccountService
 from cargohold.service.auth import AuthService
 from cargohold.service.buckets import BucketService
+from cargohold.service.events import EventFeed
 from cargohold.service.gateways import GatewayDirectory
 from cargohold.service.healing import HealingService
 from cargohold.service.history import HistoryService
+from cargohold.service.imports import ImportService
 from cargohold.service.namespaces import NamespaceService
 from cargohold.service.nodes import NodeRegistry
 from cargohold.service.objects import ObjectService
@@ -21,6 +23,7 @@ from cargohold.service.s3keys import S3KeyService
 from cargohold.service.sessions import SessionService
 from cargohold.service.share_links import ShareLinkService
 from cargohold.service.uploads import UploadService
+from cargohold.service.webhooks import WebhookService
 from cargohold.service.zones import ZoneService
 
 
@@ -42,6 +45,9 @@ class Services:
     s3keys: S3KeyService
     zones: ZoneService
     gateways: GatewayDirectory
+    imports: ImportService
+    events: EventFeed
+    webhooks: WebhookService
 
 
 SERVICES = web.AppKey("services", Services)

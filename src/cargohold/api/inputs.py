@@ -31,7 +31,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
-from cargohold.errors import BadRequest, InvalidArgument, InvalidKey, PayloadTooLarge
+from cargohold.errors import BadRequest, InvalidArgument, InvalidCursor, InvalidKey, PayloadTooLarge
 from cargohold.problems import Handler
 
 MAX_JSON_BYTES = 64 * 1024
@@ -47,8 +47,17 @@ MAX_FUTURE = timedelta(days=100 * 365)
 #: applies it to the header, the upload body and tus metadata alike.
 MAX_CONTENT_TYPE = 255
 CONTENT_TYPE_PATTERN = "^[\\x20-\\x7e]*$"
+#: What no object key may hold (``domain/names.py``), as a regex character range that JSON
+#: Schema's ECMA regexes and Python's ``re`` read alike.
+NO_CONTROLS = "\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069"
+#: The longest listing cursor a client may send back: a key of up to 1024 bytes and two row ids.
+MAX_CURSOR = 8192
+#: A listing cursor: any text a key could hold. Every such text names a position (a key to
+#: resume after, or a place among a key's versions), so only what no key holds is refused.
+CURSOR_PATTERN = f"^[^{NO_CONTROLS}]*$"
 
 _DIGITS = re.compile(r"[0-9]{1,19}")
+_CURSOR = re.compile(CURSOR_PATTERN)
 _JSON_STRING = re.compile(rb'"(?:[^"\\]+|\\.)*"', re.DOTALL)
 _JSON_BRACKET = re.compile(rb"[\[\]{}]")
 
@@ -243,6 +252,22 @@ def text_query(request: web.Request, name: str, longest: int) -> str:
     if len(value) > longest:
         raise InvalidArgument(f"{name} may hold at most {longest} characters", field=name)
     return value
+
+
+def cursor_query(request: web.Request) -> str | None:
+    """``?cursor=``, a listing's ``next_cursor`` given back (absent or empty: ``None``).
+
+    ``400 invalid_cursor`` when no page could have given it: longer than
+    ``MAX_CURSOR``, or holding a character no key holds (``CURSOR_PATTERN``).
+    """
+    value = request.query.get("cursor", "")
+    if len(value) > MAX_CURSOR or not _CURSOR.fullmatch(value):
+        raise InvalidCursor(
+            f"cursor must be a listing's next_cursor: at most {MAX_CURSOR} characters, no control"
+            " or formatting character",
+            field="cursor",
+        )
+    return value or None
 
 
 def bool_query(request: web.Request, name: str) -> bool:

@@ -21,6 +21,15 @@ Going over a user's or an address's budget is ``429 slow_down``; over the
 gateway's is ``503 gateway_busy``; both with ``Retry-After``, decided before
 any body byte is read (aiohttp then discards what the client still sends
 for at most ``lingering_time``, 10 s, and closes the connection).
+
+A gateway of N worker processes on one port (``gateway --workers N``) keeps
+the budgets of the whole gateway: each process admits 1/N of every one.
+Counting in the metadata store instead would cost two writes per request,
+more than a small request costs in all. The price: the kernel spreads
+connections over the processes at random, so one user's requests can meet a
+process's share before the gateway's whole budget is used (with 64 per user
+and 2 processes, a user is sure of 32 at once and usually gets close to 64),
+never more than the whole budget.
 """
 
 from __future__ import annotations
@@ -56,15 +65,20 @@ class Budgets:
     upload_window: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Budgets:
+    def from_settings(cls, settings: Settings, processes: int = 1) -> Budgets:
+        """The budgets of one of ``processes`` gateway processes that share a port."""
         layout = Layout.parse(settings.layout)
         # Frames queued for every share, the block being filled, and the socket buffers.
         window = settings.blocks_in_flight * layout.block_size * layout.width // layout.k
         window += 2 * layout.block_size
+
+        def share(requests: int, upload_bytes: int) -> Budget:
+            return Budget(max(1, requests // processes), max(1, upload_bytes // processes))
+
         return cls(
-            principal=Budget(settings.max_requests_per_principal, settings.max_upload_bytes_per_principal),
-            address=Budget(settings.max_requests_per_address, settings.max_upload_bytes_per_address),
-            gateway=Budget(settings.max_requests, settings.max_upload_bytes),
+            principal=share(settings.max_requests_per_principal, settings.max_upload_bytes_per_principal),
+            address=share(settings.max_requests_per_address, settings.max_upload_bytes_per_address),
+            gateway=share(settings.max_requests, settings.max_upload_bytes),
             upload_window=window,
         )
 

@@ -20,7 +20,7 @@ from cargohold.api import schemas
 from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES, Services
-from cargohold.api.inputs import content_type, int_query, model_body, text_query
+from cargohold.api.inputs import content_type, cursor_query, int_query, model_body, text_query
 from cargohold.api.object_responses import stream_object_response
 from cargohold.domain.model import Bucket, ObjectRecord
 from cargohold.domain.names import MAX_KEY_BYTES, validate_bucket
@@ -33,9 +33,6 @@ VERSION_HEADER = "x-version-id"
 DELETE_MARKER_HEADER = "x-delete-marker"
 #: The most entries one listing page holds (``limit`` is 1 to this, as the services enforce).
 MAX_PAGE = 1000
-#: The longest listing cursor a client may send back: a version cursor holds a key of up to
-#: 1024 bytes as escaped JSON in base64, at most about 4200 characters.
-MAX_CURSOR = 8192
 
 
 def _services(request: web.Request) -> Services:
@@ -59,8 +56,12 @@ def bucket_json(bucket: Bucket, owner: str | None) -> dict[str, Any]:
 
 
 def object_json(bucket: str, record: ObjectRecord) -> dict[str, Any]:
+    return {"bucket": bucket, **entry_json(record)}
+
+
+def entry_json(record: ObjectRecord) -> dict[str, Any]:
+    """An object as a listing shows it: an object answer without its bucket."""
     return {
-        "bucket": bucket,
         "key": record.key,
         "size": record.size,
         "etag": record.etag,
@@ -170,8 +171,10 @@ async def head_object(request: web.Request) -> web.StreamResponse:
 
 
 async def get_object(request: web.Request) -> web.StreamResponse:
+    """The object, or with ``?versions`` its versions; ``limit`` and ``cursor`` are judged either way."""
+    page = _page(request)
     if "versions" in request.query:
-        return await _list_key_versions(request)
+        return await _list_key_versions(request, page)
     return await head_object(request)
 
 
@@ -233,51 +236,53 @@ def _versions_page(listing: VersionListing) -> dict[str, Any]:
     }
 
 
-async def _list_key_versions(request: web.Request) -> web.Response:
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """A listing's query, read whole before the call's mode is chosen: a parameter the document
+    gives an operation is judged whether or not this call (``?versions`` or not) uses it."""
+
+    limit: int
+    cursor: str | None
+    prefix: str = ""
+    delimiter: str = ""
+
+
+def _page(request: web.Request, *, of_keys: bool = False) -> _Page:
+    """``limit`` and ``cursor``; with ``of_keys`` (a bucket's listing) ``prefix`` and ``delimiter`` too."""
+    return _Page(
+        limit=int_query(request, "limit", MAX_PAGE, minimum=1, maximum=MAX_PAGE),
+        cursor=cursor_query(request),
+        prefix=text_query(request, "prefix", MAX_KEY_BYTES) if of_keys else "",
+        delimiter=text_query(request, "delimiter", 1) if of_keys else "",
+    )
+
+
+async def _list_key_versions(request: web.Request, page: _Page) -> web.Response:
     """``GET {object}?versions``: the key's versions, latest first, then newest first."""
     bucket, key = request.match_info["bucket"], request.match_info["key"]
     listing = await _services(request).objects.versions(
-        principal(request),
-        bucket,
-        key=key,
-        limit=int_query(request, "limit", MAX_PAGE, minimum=1, maximum=MAX_PAGE),
-        cursor=text_query(request, "cursor", MAX_CURSOR) or None,
+        principal(request), bucket, key=key, limit=page.limit, cursor=page.cursor
     )
     note(request, detail={"versions": True})
     return json_response({"bucket": bucket, "key": key, **_versions_page(listing)})
 
 
-async def _list_bucket_versions(request: web.Request) -> web.Response:
-    """``GET .../objects?versions``: versions of every key under ``prefix``, keys ascending."""
-    listing = await _services(request).objects.versions(
-        principal(request),
-        request.match_info["bucket"],
-        prefix=text_query(request, "prefix", MAX_KEY_BYTES),
-        limit=int_query(request, "limit", MAX_PAGE, minimum=1, maximum=MAX_PAGE),
-        cursor=text_query(request, "cursor", MAX_CURSOR) or None,
-    )
-    note(request, detail={"versions": True})
-    return json_response({"bucket": request.match_info["bucket"], **_versions_page(listing)})
-
-
 async def list_objects(request: web.Request) -> web.Response:
-    if "versions" in request.query:
-        return await _list_bucket_versions(request)
+    """A page of objects, or with ``?versions`` of versions of every key under ``prefix``, keys ascending."""
+    page = _page(request, of_keys=True)
     bucket = request.match_info["bucket"]
+    if "versions" in request.query:
+        versions = await _services(request).objects.versions(
+            principal(request), bucket, prefix=page.prefix, limit=page.limit, cursor=page.cursor
+        )
+        note(request, detail={"versions": True})
+        return json_response({"bucket": bucket, **_versions_page(versions)})
     listing = await _services(request).objects.list_page(
-        principal(request),
-        bucket,
-        prefix=text_query(request, "prefix", MAX_KEY_BYTES),
-        delimiter=request.query.get("delimiter", ""),
-        limit=int_query(request, "limit", MAX_PAGE, minimum=1, maximum=MAX_PAGE),
-        cursor=text_query(request, "cursor", MAX_CURSOR) or None,
+        principal(request), bucket, page.prefix, page.delimiter, page.limit, page.cursor
     )
     return json_response(
         {
-            "objects": [
-                {k: v for k, v in object_json(bucket, o).items() if k not in ("bucket",)}
-                for o in listing.objects
-            ],
+            "objects": [entry_json(o) for o in listing.objects],
             "common_prefixes": listing.common_prefixes,
             "next_cursor": listing.next_cursor,
             "truncated": listing.next_cursor is not None,
@@ -305,12 +310,19 @@ class Route:
     body: type[BaseModel] | None = None
     #: The media type of a request body streamed raw (an object's bytes, a form).
     raw_body: str = ""
+    #: The fewest bytes a raw body holds (more than 0: the body is required).
+    body_min_bytes: int = 0
     #: The fields of a raw body that is a form (then the body is required).
     form: type[BaseModel] | None = None
-    #: The JSON answer's model, the success status and the media type of a non-JSON answer.
+    #: The JSON answer's model, the success status and the media type of a non-JSON answer
+    #: (``*/*``: an object's bytes, typed as they were stored).
     answer: type[BaseModel] | None = None
     status: int = 200
     produces: str = "application/json"
+    #: What a success holds, when that is more than "Success" (an answer of several kinds).
+    success: str = ""
+    #: A ``text/event-stream`` answer: the name of its events, whose data is ``answer`` as JSON.
+    events: str = ""
     #: Error statuses this operation answers besides those every authenticated call may.
     errors: tuple[int, ...] = ()
     #: Query parameters: name -> JSON schema (with an optional "description").
@@ -406,7 +418,7 @@ ROUTES: tuple[Route, ...] = (
             ("prefix", {"type": "string", "maxLength": MAX_KEY_BYTES}),
             ("delimiter", {"type": "string", "maxLength": 1}),
             ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
-            ("cursor", {"type": "string", "maxLength": MAX_CURSOR}),
+            ("cursor", schemas.CURSOR_SCHEMA),
             (
                 "versions",
                 {"type": "string", "description": "present: list versions", "allowEmptyValue": True},
@@ -432,17 +444,19 @@ ROUTES: tuple[Route, ...] = (
         "Download an object or a byte range (?version_id=V: that version; ?versions: list them)",
         "objects",
         action="object.read",
-        produces="application/octet-stream",
-        status=200,
+        answer=schemas.ObjectListing,
+        produces="*/*",
+        success="The object's bytes, typed as they were stored (any media type); with ?versions,"
+        " a page of its versions as JSON (ObjectListing)",
         errors=(416,),
         query=(
-            ("version_id", {"type": "string", "maxLength": 64}),
+            ("version_id", schemas.VERSION_ID_SCHEMA),
             (
                 "versions",
                 {"type": "string", "description": "present: list versions", "allowEmptyValue": True},
             ),
             ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
-            ("cursor", {"type": "string", "maxLength": MAX_CURSOR}),
+            ("cursor", schemas.CURSOR_SCHEMA),
         ),
     ),
     Route(
@@ -454,7 +468,7 @@ ROUTES: tuple[Route, ...] = (
         action="object.stat",
         produces="",
         errors=(416,),
-        query=(("version_id", {"type": "string", "maxLength": 64}),),
+        query=(("version_id", schemas.VERSION_ID_SCHEMA),),
     ),
     Route(
         "DELETE",
@@ -465,7 +479,7 @@ ROUTES: tuple[Route, ...] = (
         action="object.delete",
         status=204,
         errors=(409,),
-        query=(("version_id", {"type": "string", "maxLength": 64}),),
+        query=(("version_id", schemas.VERSION_ID_SCHEMA),),
     ),
     Route(
         "POST",

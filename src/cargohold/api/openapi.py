@@ -22,6 +22,9 @@ from cargohold.api.native import Route
 from cargohold.api.schemas import PATH_PARAMETERS, Problem
 
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+#: ``produces`` of an answer that is an object's bytes, typed as they were stored.
+ANY_MEDIA = "*/*"
+_BYTES: dict[str, Any] = {"type": "string", "format": "binary"}
 
 #: Error statuses any authenticated call may answer: bad input, no or bad credentials, not
 #: allowed, not found, too many requests, not enough nodes.
@@ -61,6 +64,9 @@ _TUS: dict[str, dict[str, Any]] = {
         "status": 204,
         "body": "application/offset+octet-stream",
         "errors": (409, 410, 412, 413, 415, 460),
+        "description": "Upload-Offset is required: missing, or not a whole number from 0, it is 400"
+        " invalid_upload_offset; another offset than the upload's is 409 offset_mismatch.",
+        "required": (("Upload-Offset", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}),),
     },
     "DELETE": {"status": 204, "errors": (409, 410, 412)},
 }
@@ -74,19 +80,51 @@ def _schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
+def _success_content(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
+    """The ``content`` of a success: JSON of ``route.answer``, events, or bytes of ``produces``.
+
+    An object's bytes (``*/*``) carry the media type they were stored with, JSON and HTML
+    included, so no schema can describe them: that media type gets none, and a JSON answer the
+    operation gives besides (a listing) is named in ``route.success`` rather than claiming
+    every ``application/json`` answer.
+    """
+    media_types = [media for media in route.produces.split(",") if media]
+    content: dict[str, Any] = {}
+    if route.events and route.answer is not None:
+        content["text/event-stream"] = {"schema": _event_schema(route.events, route.answer, schemas)}
+    elif route.answer is not None:
+        answer = _schema(route.answer, schemas)
+        if ANY_MEDIA not in media_types:
+            content["application/json"] = {"schema": answer}
+    for media in media_types:
+        content.setdefault(media, {} if media == ANY_MEDIA else {"schema": _BYTES})
+    return {"content": content} if content else {}
+
+
+def _event_schema(name: str, answer: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
+    """One server-sent event (Open API 3.1: the schema describes each event): ``name``, with
+    ``answer`` as JSON in its data."""
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"const": name},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": _schema(answer, schemas),
+            },
+        },
+    }
+
+
 def _operation(route: Route, method: str, path_params: list[Any], schemas: dict[str, Any]) -> dict[str, Any]:
     public = is_public(route.path)
     tus = route.tag == "tus"
     status = _TUS[method]["status"] if tus else route.status
-    success: dict[str, Any] = {"description": "Success"}
+    success: dict[str, Any] = {"description": route.success or "Success"}
     if not tus and method != "HEAD" and status not in (204, 303):
-        content: dict[str, Any] = {}
-        if route.answer is not None:
-            content["application/json"] = {"schema": _schema(route.answer, schemas)}
-        for media in filter(None, route.produces.split(",")):
-            content.setdefault(media, {"schema": {"type": "string", "format": "binary"}})
-        if content:
-            success["content"] = content
+        success.update(_success_content(route, schemas))
     responses: dict[str, Any] = {str(status): success}
     if method in ("GET", "HEAD") and 416 in route.errors:
         responses["206"] = {"description": "Part of the object (Range)"}
@@ -123,8 +161,9 @@ def _operation(route: Route, method: str, path_params: list[Any], schemas: dict[
             {"name": "Tus-Resumable", "in": "header", "required": True, "schema": {"const": "1.0.0"}}
         )
         operation["parameters"] += [
-            {"name": name, "in": "header", "required": False, "schema": schema}
-            for name, schema in _TUS[method].get("headers", ())
+            {"name": name, "in": "header", "required": required, "schema": schema}
+            for required, key in ((True, "required"), (False, "headers"))
+            for name, schema in _TUS[method].get(key, ())
         ]
     if tus and "description" in _TUS[method]:
         operation["description"] = _TUS[method]["description"]
@@ -141,9 +180,11 @@ def _operation(route: Route, method: str, path_params: list[Any], schemas: dict[
         }
     raw_media = _TUS[method].get("body") if tus else route.raw_body
     if raw_media:
-        raw_schema = _schema(route.form, schemas) if route.form else {"type": "string", "format": "binary"}
+        raw_schema = _schema(route.form, schemas) if route.form else dict(_BYTES)
+        if route.body_min_bytes:
+            raw_schema["minLength"] = route.body_min_bytes
         operation["requestBody"] = {
-            "required": route.form is not None,
+            "required": route.form is not None or route.body_min_bytes > 0,
             "content": {raw_media: {"schema": raw_schema}},
         }
     if public or method == "OPTIONS":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from cargohold.api import (
     accounts,
+    events,
     history,
+    imports,
     namespaces,
     native,
     nodes,
@@ -13,6 +15,8 @@ from cargohold.api import (
     share_links,
     tus,
     uploads,
+    webhooks,
+    webui,
     zones,
 )
 from cargohold.s3 import routing as s3_routing
@@ -23,10 +27,14 @@ ALL_ROUTES = (
     *zones.ROUTES,
     *namespaces.ROUTES,
     *uploads.ROUTES,
+    *imports.ROUTES,
     *accounts.ROUTES,
     *share_links.ROUTES,
     *history.ROUTES,
+    *events.ROUTES,
+    *webhooks.ROUTES,
     *tus.ROUTES,
+    *webui.ROUTES,
     *openapi.ROUTES,
     *observe.ROUTES,
     # Last: the S3 catch-alls answer every path the routes above do not claim.

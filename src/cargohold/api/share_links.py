@@ -23,7 +23,7 @@ from cargohold.api import schemas
 from cargohold.api.audit import note
 from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
-from cargohold.api.inputs import bool_query, form_body, int_query, model_body
+from cargohold.api.inputs import bool_query, cursor_query, form_body, int_query, model_body
 from cargohold.api.native import API, TAIL, Route, json_response
 from cargohold.api.object_responses import content_disposition, stream_object_response
 from cargohold.domain.model import ObjectRecord
@@ -209,11 +209,13 @@ async def public_get(request: web.Request) -> web.StreamResponse:
         return await _listing(request, opened)
     record = await service.find(opened, rest)
     note(request, key=record.key, version_id=record.version_id or None)
+    if rest is None and _wants_page(request) and DOWNLOAD not in request.query:
+        return _object_page(record, request.match_info["token"])
 
     async def admit(byte_range: ByteRange | None) -> None:
         note(request, size=byte_range.length if byte_range else record.size)
         if byte_range is None or byte_range.start == 0:  # a resumed range is the same download
-            await service.count_download(link)
+            await service.count_download(link, record.key)
 
     headers = {**PUBLIC_HEADERS, "Content-Disposition": content_disposition(_file_name(record))}
     return await stream_object_response(request, request.app[SERVICES].objects, record, headers, admit=admit)
@@ -225,7 +227,7 @@ def _file_name(record: ObjectRecord) -> str:
 
 async def _listing(request: web.Request, opened: Opened) -> web.Response:
     limit = int_query(request, "limit", 1000, minimum=1, maximum=1000)
-    page = await _shares(request).listing(opened, limit, request.query.get("cursor") or None)
+    page = await _shares(request).listing(opened, limit, cursor_query(request))
     prefix = opened.link.prefix or ""
     base = "/s/" + request.match_info["token"] + "/"
     entries = [
@@ -306,6 +308,21 @@ def _error_page(request: web.Request, error: CargoholdError) -> web.Response:
     return _page(error.status, error.title, content, headers)
 
 
+#: ``?download`` on a link to one object: its bytes, even for a browser (which otherwise gets a page).
+DOWNLOAD = "download"
+
+
+def _object_page(record: ObjectRecord, token: str) -> web.Response:
+    """What a person opening a link to one file sees: its name, its size and a download button."""
+    name = _file_name(record)
+    href = html.escape(f"/s/{quote(token, safe='')}?{DOWNLOAD}=1", quote=True)
+    content = (
+        f"<p><strong>{html.escape(name)}</strong> · {_human_size(record.size)}</p>"
+        f'<p><a class="download" href="{href}" download>Download</a></p>'
+    )
+    return _page(200, "Shared file", content)
+
+
 def _listing_page(entries: list[dict[str, Any]], next_cursor: str | None, token: str) -> web.Response:
     rows = "".join(
         f'<tr><td><a href="{html.escape(e["url"], quote=True)}" download>{html.escape(e["name"])}</a></td>'
@@ -328,14 +345,29 @@ def _human_size(size: int) -> str:
     return f"{size} B"  # pragma: no cover
 
 
+#: A prefix link's listing pages (GET and HEAD of the link itself; an object under it takes none).
 _LISTING = (
     ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
-    ("cursor", {"type": "string", "maxLength": 1024}),
+    ("cursor", schemas.CURSOR_SCHEMA),
+    (
+        DOWNLOAD,
+        {
+            "type": "string",
+            "maxLength": 8,
+            "description": "present: the file's bytes even when the client prefers an HTML page",
+        },
+    ),
 )
 
 
-def _public_routes(path: str, get_summary: str, head_summary: str) -> tuple[Route, ...]:
-    """GET, HEAD and the browser's unlock POST of a share link's path (all public)."""
+def _public_routes(path: str, get_summary: str, head_summary: str, *, lists: bool) -> tuple[Route, ...]:
+    """GET, HEAD and the browser's unlock POST of a share link's path (all public).
+
+    ``lists``: the path is the link itself, which for a prefix link answers a listing.
+    """
+    answer = "The object's bytes, typed as they were stored (any media type)"
+    if lists:
+        answer += "; a prefix link lists its objects: JSON (SharedListing) or, for a browser, an HTML page"
     return (
         Route(
             "GET",
@@ -344,10 +376,11 @@ def _public_routes(path: str, get_summary: str, head_summary: str) -> tuple[Rout
             f"{get_summary} (public)",
             "shares",
             action="share.download",
-            produces="application/octet-stream,text/html",
-            answer=schemas.SharedListing,
+            produces="*/*,text/html",
+            answer=schemas.SharedListing if lists else None,
+            success=answer,
             errors=(410, 416),
-            query=_LISTING,
+            query=_LISTING if lists else (),
         ),
         Route(
             "HEAD",
@@ -358,6 +391,7 @@ def _public_routes(path: str, get_summary: str, head_summary: str) -> tuple[Rout
             action="share.download",
             produces="",
             errors=(410, 416),
+            query=_LISTING if lists else (),
         ),
         Route(
             "POST",
@@ -401,10 +435,11 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         SHARES + "/{link_id}",
         get_share,
-        "A share link",
+        "A share link (410 link_revoked once revoked: revoking is its DELETE)",
         "shares",
         action="share.read",
         answer=schemas.ShareOut,
+        errors=(410,),
     ),
     Route(
         "DELETE",
@@ -415,8 +450,13 @@ ROUTES: tuple[Route, ...] = (
         action="share.revoke",
         answer=schemas.ShareOut,
     ),
-    *_public_routes(PUBLIC, "Download a shared object, or list a shared prefix", "Shared object metadata"),
     *_public_routes(
-        REST, "Download an object under a shared prefix", "Metadata of an object under a shared prefix"
+        PUBLIC, "Download a shared object, or list a shared prefix", "Shared object metadata", lists=True
+    ),
+    *_public_routes(
+        REST,
+        "Download an object under a shared prefix",
+        "Metadata of an object under a shared prefix",
+        lists=False,
     ),
 )

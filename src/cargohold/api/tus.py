@@ -12,7 +12,11 @@ into problem+json responses, with the status of the one table ``_STATUS``
 and stamps it on every answer.
 It sits outside the auth middleware so a 401 speaks tus too.
 
-A PATCH whose connection breaks keeps every byte that arrived (the service's
+Consecutive PATCHes grow one part (``cargohold.service.appends``), which
+stores whole blocks: the Upload-Offset a PATCH answers may end before its
+last byte, at the last whole block, and the client sends the rest again (tus
+clients continue from the offset the server answers). A PATCH whose
+connection breaks keeps every whole block that arrived (the service's
 ``keep_partial``), so a client resumes from a HEAD without resending them,
 unless the PATCH carried an ``Upload-Checksum``: a cut-off chunk cannot match
 its checksum, so then nothing of it is kept.
@@ -25,6 +29,7 @@ import binascii
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -89,6 +94,13 @@ class MethodNotAllowed(CargoholdError):
     title = "Method not allowed"
 
 
+class InvalidUploadOffset(InvalidArgument):
+    """A PATCH without Upload-Offset, or with one that is not a whole number (tus 1.0.0: 400)."""
+
+    code = "invalid_upload_offset"
+    title = "Missing or malformed Upload-Offset"
+
+
 class ChecksumMismatch(BadDigest):
     code = "checksum_mismatch"
     status = 460
@@ -103,6 +115,11 @@ _STATUS: dict[type[CargoholdError], int] = {
     MethodNotAllowed: 405,
     ChecksumMismatch: 460,
     sm.OffsetMismatch: 409,
+    # A length that disagrees with the declared one, or a final upload of unfinished partial
+    # uploads, is a bad request to tus clients (as tusd answers), which retry a 409 as an offset
+    # conflict.
+    sm.SizeMismatch: 400,
+    sm.MissingParts: 400,
     sm.UploadExpired: 410,
     sm.UploadNotOpen: 409,
     sm.PartTooLarge: 413,
@@ -215,12 +232,23 @@ def _partial_ids(header: str) -> list[str]:
     return ids
 
 
-def _target(metadata: dict[str, str], partial: bool) -> tuple[str, str, str]:
-    """Bucket, key and content type named by the metadata (a partial upload needs no key)."""
-    bucket = metadata.get("bucket")
+def _target(
+    metadata: dict[str, str], partial: bool, bucket: str | None = None, upload_id: str = ""
+) -> tuple[str, str, str]:
+    """Bucket, key and content type of a new upload.
+
+    On ``/tus/{bucket}/`` the path names the bucket, so a stock client (Uppy,
+    tus-js-client) needs only the endpoint: the key is ``key``, else the
+    ``relativePath`` Uppy sends for a file of a dropped folder, else
+    ``filename`` or ``name``, and with none of them the upload's own id. On
+    ``/tus/`` the metadata names the bucket and the key or file name.
+    """
+    bucket = bucket or metadata.get("bucket")
     if not bucket:
         raise InvalidArgument("Upload-Metadata must name the bucket: 'bucket <base64 name>'")
-    key = metadata.get("key") or metadata.get("filename") or ("tus-partial" if partial else "")
+    names = ("key", "relativePath", "filename", "name") if upload_id else ("key", "filename")
+    key = next((metadata[n] for n in names if metadata.get(n)), "") or ("tus-partial" if partial else "")
+    key = key or upload_id
     if not key:
         raise InvalidArgument("Upload-Metadata must carry 'key' or 'filename' (base64) for the object key")
     return bucket, key, content_type(metadata.get("content_type") or metadata.get("filetype"))
@@ -301,7 +329,13 @@ async def _receive(request: web.Request, upload: Upload, offset: int) -> Upload:
     # A chunk cut short cannot match its checksum: with one, nothing of a broken chunk is kept.
     body = _arrived(request.content) if checksum is None else _verified(request.content.iter_any(), *checksum)
     upload = await service.append(
-        principal(request), upload.id, offset, body, request.content_length, keep_partial=checksum is None
+        principal(request),
+        upload.id,
+        offset,
+        body,
+        request.content_length,
+        keep_partial=checksum is None,
+        whole_blocks=True,
     )
     return await _complete_if_full(request, upload)
 
@@ -313,6 +347,16 @@ async def _complete_if_full(request: web.Request, upload: Upload) -> Upload:
         return upload
     await _uploads(request).complete(principal(request), upload.id)
     return replace(upload, status=sm.UPLOADED)
+
+
+def _upload_offset(request: web.Request) -> int:
+    try:
+        offset = int_header(request, "Upload-Offset")
+    except InvalidArgument:
+        offset = None
+    if offset is None:
+        raise InvalidUploadOffset("PATCH needs Upload-Offset: the offset, a whole number from 0")
+    return offset
 
 
 def _has_body(request: web.Request) -> bool:
@@ -353,7 +397,9 @@ async def create(request: web.Request) -> web.Response:
         raise InvalidArgument("send either Upload-Length or Upload-Defer-Length: 1")
     if length is not None and length > service.max_size:
         raise PayloadTooLarge(f"Upload-Length exceeds Tus-Max-Size {service.max_size}")
-    bucket, key, media_type = _target(metadata, partial=concat == "partial")
+    in_path = request.match_info.get("bucket")
+    upload_id = uuid.uuid4().hex if in_path else ""
+    bucket, key, media_type = _target(metadata, concat == "partial", in_path, upload_id)
     upload = await service.create(
         principal(request),
         bucket,
@@ -363,6 +409,7 @@ async def create(request: web.Request) -> web.Response:
         protocol="tus",
         metadata=metadata,
         concat=concat,
+        upload_id=upload_id or None,
     )
     note(request, bucket=upload.bucket, key=upload.key, size=length)
     if _has_body(request):
@@ -376,7 +423,9 @@ async def create(request: web.Request) -> web.Response:
 async def _create_final(request: web.Request, metadata: dict[str, str], ids: list[str]) -> web.Response:
     """Upload-Concat: final: checked up front, so a refused final upload leaves nothing behind."""
     service = _uploads(request)
-    bucket, key, media_type = _target(metadata, partial=False)
+    in_path = request.match_info.get("bucket")
+    upload_id = uuid.uuid4().hex if in_path else ""
+    bucket, key, media_type = _target(metadata, False, in_path, upload_id)
     size = 0
     for partial_id in ids:
         partial = _live(await service.get(principal(request), partial_id))
@@ -396,6 +445,7 @@ async def _create_final(request: web.Request, metadata: dict[str, str], ids: lis
         protocol="tus",
         metadata=metadata,
         concat="final",
+        upload_id=upload_id or None,
     )
     await service.concatenate(principal(request), final, ids)
     final = replace(final, status=sm.UPLOADED)
@@ -423,9 +473,7 @@ async def patch(request: web.Request) -> web.Response:
         raise Forbidden("a final upload is assembled from its partial uploads and takes no PATCH")
     if request.content_type != OFFSET_STREAM:
         raise UnsupportedMediaType(f"PATCH needs Content-Type: {OFFSET_STREAM}")
-    offset = int_header(request, "Upload-Offset")
-    if offset is None:
-        raise InvalidArgument("PATCH needs Upload-Offset")
+    offset = _upload_offset(request)
     if offset != _offset(upload):
         raise sm.OffsetMismatch(f"Upload-Offset is {offset}, the upload is at {_offset(upload)}")
     length = int_header(request, "Upload-Length")
@@ -471,6 +519,15 @@ _UPLOAD = "tus 1.0.0: offset (HEAD), append (PATCH), terminate (DELETE) an uploa
 ROUTES: tuple[Route, ...] = (
     Route("*", "/tus", tus_collection, _CREATE, "tus", ("POST", "OPTIONS"), action="POST=upload.create"),
     Route("*", TUS, tus_collection, _CREATE, "tus", ("POST", "OPTIONS"), action="POST=upload.create"),
+    Route(
+        "*",
+        TUS + "{bucket}/",
+        tus_collection,
+        _CREATE + " in this bucket: the key is the metadata's key, relativePath or filename, else the id",
+        "tus",
+        ("POST", "OPTIONS"),
+        action="POST=upload.create",
+    ),
     Route(
         "*",
         TUS + "{upload_id}",

@@ -19,15 +19,22 @@ from cargohold.api.auth import principal
 from cargohold.api.context import SERVICES
 from cargohold.api.inputs import INT32_MAX, INT64_MAX, content_type, int_path, model_body
 from cargohold.api.native import Route, json_response, object_json
-from cargohold.domain.uploads import FINAL_STATES, Upload, percentage_of
+from cargohold.domain.uploads import FINAL_STATES, SizeMismatch, Upload, percentage_of
 from cargohold.errors import InvalidArgument
 from cargohold.service.checksums import ExpectedDigests
-from cargohold.service.uploads import UploadService
+from cargohold.service.uploads import MD5_HEX, UploadService
 
 API = "/api/v1/uploads"
 CONTENT_RANGE_PATTERN = "^bytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19}|[*])$"
 _CONTENT_RANGE = re.compile(CONTENT_RANGE_PATTERN)
 _HEX = re.compile(r"[0-9a-f]+")
+
+
+class InvalidContentRange(InvalidArgument):
+    """A chunk's Content-Range that is malformed or contradicts itself or the body's length."""
+
+    code = "invalid_content_range"
+    title = "Invalid Content-Range"
 
 
 def _uploads(request: web.Request) -> UploadService:
@@ -49,7 +56,10 @@ def upload_json(upload: Upload, inflight: int = 0) -> dict[str, Any]:
         "uploaded_percentage": percentage,
         "content_type": upload.content_type,
         "part_size": upload.part_size,
-        "parts": [{"part_number": p.part_number, "size": p.size, "md5": p.etag} for p in upload.parts],
+        "parts": [
+            {"part_number": p.part_number, "size": p.size, "md5": p.etag if len(p.etag) == MD5_HEX else None}
+            for p in upload.parts
+        ],
         "created_at": upload.created_at.isoformat(),
         "updated_at": upload.updated_at.isoformat(),
         "expires_at": upload.expires_at.isoformat(),
@@ -115,20 +125,28 @@ def parse_content_range(header: str | None) -> re.Match[str]:
     upload is known (an unknown upload is 404 whatever range a chunk names)."""
     match = _CONTENT_RANGE.fullmatch((header or "").strip())
     if not match:
-        raise InvalidArgument("a chunk needs Content-Range: bytes a-b/total (total may be *)")
+        raise InvalidContentRange("a chunk needs Content-Range: bytes a-b/total (total may be *)")
     return match
 
 
 def check_content_range(match: re.Match[str], content_length: int | None) -> tuple[int, int, int | None]:
-    """``bytes a-b/total`` -> (offset, length, total or None for '*')."""
+    """``bytes a-b/total`` -> (offset, length, total or None for '*').
+
+    ``first <= last < total`` and the body's length is ``last - first + 1``: rules between
+    numbers that no schema states, so the document says them in words (``invalid_content_range``).
+    """
     header = match.group(0)
     first, last = int(match.group(1)), int(match.group(2))
     total = None if match.group(3) == "*" else int(match.group(3))
-    if last < first or last >= INT64_MAX or (total is not None and last >= total):
-        raise InvalidArgument(f"Content-Range {header!r} is not a valid range")
+    if last < first or last >= INT64_MAX or (total is not None and (last >= total or total > INT64_MAX)):
+        raise InvalidContentRange(
+            f"Content-Range {header!r} is not a range: bytes first-last/total, first <= last < total"
+        )
     length = last - first + 1
     if content_length is not None and content_length != length:
-        raise InvalidArgument(f"Content-Range covers {length} bytes but Content-Length is {content_length}")
+        raise InvalidContentRange(
+            f"Content-Range covers {length} bytes but Content-Length is {content_length}"
+        )
     return first, length, total
 
 
@@ -141,7 +159,7 @@ async def put_chunk(request: web.Request) -> web.Response:
     if total is not None and upload.total_size is None:
         await service.declare_length(principal(request), upload_id, total)
     elif total is not None and total != upload.total_size:
-        raise InvalidArgument(f"Content-Range total {total} differs from the upload size {upload.total_size}")
+        raise SizeMismatch(f"Content-Range total {total} differs from the upload size {upload.total_size}")
     upload = await service.append(principal(request), upload_id, offset, request.content.iter_any(), length)
     return json_response(
         {"offset": upload.offset, "expires_at": upload.expires_at.isoformat(), "status": upload.status},
@@ -241,11 +259,13 @@ ROUTES: tuple[Route, ...] = (
         "PUT",
         UPLOAD,
         put_chunk,
-        "Append a chunk at Content-Range: bytes a-b/total",
+        "Append a chunk at Content-Range: bytes a-b/total (a <= b < total, b - a + 1 bytes sent;"
+        " otherwise 400 invalid_content_range; another total than the upload's: 409 size_mismatch)",
         "uploads",
         action="upload.append",
         headers=(("Content-Range", {"type": "string", "pattern": CONTENT_RANGE_PATTERN}),),
         raw_body="application/octet-stream",
+        body_min_bytes=1,
         answer=schemas.ChunkOut,
         errors=(409, 410, 413, 507),
     ),
@@ -274,7 +294,8 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         UPLOAD + "/complete",
         complete_upload,
-        "Assemble the object from the parts",
+        "Assemble the object from the parts (listed in ascending order without repeats, else 400"
+        " invalid_part_order; parts missing, differing or not adding up to the size: 409)",
         "uploads",
         action="upload.complete",
         body=schemas.CompleteUpload,
@@ -288,6 +309,10 @@ ROUTES: tuple[Route, ...] = (
         "Server-sent events of status and progress",
         "uploads",
         action="upload.events",
+        answer=schemas.UploadState,
         produces="text/event-stream",
+        events="upload",
+        success="'upload' events, each the upload's state (UploadState) as JSON, until a final"
+        " state; ': keep-alive' comments in between",
     ),
 )

@@ -1,6 +1,6 @@
 """Request and answer models of the zone routes (``/api/v1/zones``, ``/api/v1/whereami``).
 
-Kept apart from ``schemas.py``: the zone surface is its own small world, and
+Kept apart from the ``schemas`` package: the zone surface is its own small world, and
 the document shows these models exactly as the handlers validate them.
 """
 

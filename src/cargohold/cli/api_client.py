@@ -231,6 +231,15 @@ class GatewayClient:
                 break
         return items[:limit]
 
+    @contextlib.contextmanager
+    def stream(self, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """A GET whose body is read as it comes (server-sent events); error statuses raise ApiError."""
+        with self.translate_errors(), self._http.stream("GET", path, **kwargs) as response:
+            if response.is_error:
+                response.read()
+                raise problem_from_response(response)
+            yield response
+
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.call(method, path, **kwargs)
         try:
@@ -321,6 +330,26 @@ class GatewayClient:
                     response.read()
                 raise problem_from_response(response, f"{bucket}/{key}")
             yield Download(response, self)
+        finally:
+            response.close()
+
+    @contextlib.contextmanager
+    def open_stream(self, path: str, params: dict[str, str] | None = None) -> Iterator[Iterator[str]]:
+        """GET a text/event-stream: its lines as they come (a broken stream raises TransportError)."""
+        request = self._http.build_request("GET", path, params=params)
+        with self.translate_errors():
+            response = self._http.send(request, stream=True)
+        try:
+            if response.is_error:
+                with self.translate_errors():
+                    response.read()
+                raise problem_from_response(response)
+
+            def lines() -> Iterator[str]:
+                with self.translate_errors():
+                    yield from response.iter_lines()
+
+            yield lines()
         finally:
             response.close()
 

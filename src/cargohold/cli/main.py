@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import typer
 
-from cargohold.cli import accounts, client, grants, healing, history, jobs, nodes, run, share, uploads, zones
+from cargohold.cli import (
+    accounts,
+    client,
+    events,
+    grants,
+    healing,
+    history,
+    imports,
+    jobs,
+    nodes,
+    run,
+    share,
+    uploads,
+    zones,
+)
 
 app = typer.Typer(
     name="cargohold",
@@ -18,7 +32,9 @@ nodes.register(app)
 jobs.register(app)
 healing.register(app)
 uploads.register(app)
+imports.register(app)
 history.register(app)
+events.register(app)
 grants.register(app)
 accounts.register(app)
 share.register(app)

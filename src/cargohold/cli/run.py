@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import socket
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -30,6 +31,15 @@ TlsCertOpt = Annotated[
     Path | None, typer.Option("--tls-cert", help="Serve HTTPS with this PEM certificate (chain)")
 ]
 TlsKeyOpt = Annotated[Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        help="Gateway processes serving the port (or gateway_workers) [default: one per core]",
+        min=1,
+        max=256,
+    ),
+]
 TlsCaOpt = Annotated[
     Path | None,
     typer.Option("--tls-ca", help="PEM CA that https:// node certificates must chain to (node_ca_file)"),
@@ -69,7 +79,9 @@ def register(app: typer.Typer) -> None:
     app.command(help="Start a whole local cluster: metadata store, N nodes and the gateway.")(up)
     app.command(help="Run a gateway against an existing metadata store and nodes.")(gateway)
     app.command(help="Run one storage node that keeps share files under --data.")(node)
-    app.command(help="Run background work: repair, scrub, rebalance, drain and garbage collection.")(worker)
+    app.command(help="Run background work: repair, scrub, rebalance, drain, garbage collection, imports.")(
+        worker
+    )
 
 
 def cluster_secret(data_dir: Path, given: str | None) -> str:
@@ -100,6 +112,7 @@ def up(
         str | None, typer.Option(help="Metadata store URL (default: SQLite in the data directory)")
     ] = None,
     layout: Annotated[str | None, typer.Option(help="Default layout [default: ec:5+2]")] = None,
+    workers: WorkersOpt = None,
     tls_cert: TlsCertOpt = None,
     tls_key: TlsKeyOpt = None,
     log_format: LogFormatOpt = None,
@@ -116,14 +129,15 @@ def up(
         gateways=gateways,
         db=db,
         layout=layout,
+        gateway_workers=workers,
         tls_cert=tls_cert,
         tls_key=tls_key,
         log_format=_log_format(log_format),
     )
     _start_role(settings)
-    tls = _server_tls(settings)
+    _server_tls(settings)  # a bad certificate stops `up` here, not in every gateway worker
     settings.cluster_secret = cluster_secret(settings.data_dir, settings.cluster_secret)
-    _run(run_up(settings, tls))
+    _run(run_up(settings))
 
 
 def gateway(
@@ -137,13 +151,20 @@ def gateway(
     layout: Annotated[str | None, typer.Option(help="Default layout for new buckets")] = None,
     zone: Annotated[str | None, typer.Option(help="Zone of this gateway")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Directory for the default SQLite store")] = None,
+    workers: WorkersOpt = None,
     tls_cert: TlsCertOpt = None,
     tls_key: TlsKeyOpt = None,
     tls_ca: TlsCaOpt = None,
     log_format: LogFormatOpt = None,
     config: ConfigOpt = None,
+    listen_fd: Annotated[int | None, typer.Option(hidden=True, help="Serve this inherited socket")] = None,
+    worker_number: Annotated[int | None, typer.Option(hidden=True, help="This worker's number")] = None,
+    shared_fd: Annotated[int | None, typer.Option(hidden=True, help="Revocation counter to map")] = None,
 ) -> None:
+    """With --workers N > 1 this process binds the port and supervises N gateway processes
+    (``cli/gateways.py``); with 1 it is the gateway. The hidden options start one of the N."""
     from cargohold.api.app import BOOTSTRAP, announce_gateway, build_gateway
+    from cargohold.cli.gateways import announce, default_workers, run_gateways
     from cargohold.serving import serve_gateway
 
     settings = load_settings(
@@ -155,6 +176,7 @@ def gateway(
         layout=layout,
         zone=zone,
         data_dir=data_dir,
+        gateway_workers=workers,
         tls_cert=tls_cert,
         tls_key=tls_key,
         node_ca_file=tls_ca,
@@ -163,19 +185,20 @@ def gateway(
     _require_secret(settings)
     _start_role(settings)
     tls = _server_tls(settings)
-    app = build_gateway(settings)
+    count = default_workers(settings.gateway_workers)
+    sock = None
+    if listen_fd is not None:
+        sock = socket.socket(fileno=listen_fd)
+    elif count > 1:
+        _run(run_gateways(settings, count))
+        return
+    app = build_gateway(settings, processes=count, worker=worker_number, shared_fd=shared_fd)
 
-    async def announce(url: str) -> None:
+    async def ready(url: str) -> None:
         await announce_gateway(app, settings, url)
-        bootstrap = app[BOOTSTRAP]
-        if bootstrap.password:
-            print(f"admin user: admin  password: {bootstrap.password}", flush=True)
-        if bootstrap.token:
-            print(f"admin key: {bootstrap.token}", flush=True)
-        if bootstrap.s3_key:
-            print(f"admin S3 key: {bootstrap.s3_key[0]}  secret: {bootstrap.s3_key[1]}", flush=True)
+        announce(app[BOOTSTRAP])
 
-    _run(serve_gateway(app, settings, announce, tls))
+    _run(serve_gateway(app, settings, ready, tls, sock))
 
 
 def node(
@@ -214,7 +237,7 @@ def node(
         )
 
 
-WORK_KINDS = ("repair", "scrub", "rebalance", "drain", "gc")
+WORK_KINDS = ("repair", "scrub", "rebalance", "drain", "gc", "imports")
 
 
 def worker(

@@ -26,7 +26,7 @@ from typing import TextIO
 
 from cargohold.cli.children import die_with_parent
 
-READY_TIMEOUT = 30.0
+READY_TIMEOUT = 60.0  # a loaded machine takes tens of seconds to import and migrate
 STOP_TIMEOUT = 10.0
 
 
@@ -59,6 +59,8 @@ class ChildSpec:
     env: Mapping[str, str] | None = None
     #: Called with the readiness line at every (re)start; returns what to show after "on" (e.g. the URL).
     on_ready: Callable[[str], str | None] | None = None
+    #: Descriptors the child inherits (a gateway worker's listening socket).
+    pass_fds: tuple[int, ...] = ()
 
 
 class ChildFailed(RuntimeError):
@@ -117,6 +119,7 @@ class Supervisor:
             stdout=asyncio.subprocess.PIPE,
             env=dict(spec.env) if spec.env is not None else None,
             preexec_fn=die_with_parent,
+            pass_fds=spec.pass_fds,
         )
         child = Child(spec, process, time.monotonic())
         try:

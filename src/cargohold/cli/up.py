@@ -1,32 +1,41 @@
 """``cargohold up``: a whole cluster in one command.
 
-Starts N node processes (each its own process, so a second core does node
-work beside the gateway and a dying node cannot take the gateway with it),
-waits for each to announce its port, then runs the gateway in this process,
-registers any node it does not know yet, and prints the URL and, on first
-start, the admin key. Node ports are remembered so a restart finds every node
-at the address the metadata store has for it. Once the gateway is up, one
-worker process (``cargohold worker``) repairs, scrubs, rebalances and drains.
-The children are supervised (``cli/supervisor.py``): one that dies is
-started again (a node on the same port), with backoff, and ``up`` says so on
-stderr.
+Starts N node processes (each its own process, so node work runs beside the
+gateway and a dying node cannot take the gateway with it), waits for each to
+announce its port, migrates the metadata store, registers any node it does
+not know yet and creates the first admin, then starts the gateway workers
+(one per core by default, all on one port: ``cli/gateways.py``) and prints
+the URL and, on first start, the admin key. ``--gateways N`` runs N such
+gateways over the one metadata store, on consecutive ports, each with its
+workers, as N hosts behind a load balancer would. Node ports are remembered so a
+restart finds every node at the address the metadata store has for it. Once
+the gateway is up, one worker process (``cargohold worker``) repairs, scrubs,
+rebalances and drains. Every child is supervised (``cli/supervisor.py``):
+one that dies is started again (a node on the same port, a gateway worker on
+the same socket), with backoff, and ``up`` says so on stderr.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import ssl
+import socket
 import sys
 from pathlib import Path
 
-from cargohold.api.app import BOOTSTRAP, announce_gateway, build_gateway
-from cargohold.api.context import SERVICES
 from cargohold.cli.children import node_command
 from cargohold.cli.clientconfig import S3_REGION, aws_profile_snippet, write_client_config
+from cargohold.cli.gateways import (
+    Gateway,
+    default_workers,
+    listening_sockets,
+    prepare,
+    start_gateways,
+    until_stopped,
+)
 from cargohold.cli.supervisor import ChildSpec, Supervisor
 from cargohold.config import Settings
-from cargohold.serving import serve_gateway
+from cargohold.service.accounts import Bootstrap
 
 
 def _remembered_port(data: Path) -> int:
@@ -57,33 +66,25 @@ def node_spec(
     )
 
 
-def gateway_spec(settings: Settings, secret: str, number: int) -> ChildSpec:
-    """Gateway ``number`` (2, 3, ...) beside the one ``up`` runs itself, over the same metadata store.
+def gateway_ports(settings: Settings) -> list[int]:
+    """Ports of the ``gateways`` gateways: ``--port``, ``--port``+1, … (all 0, any free port, for 0).
 
-    It listens on the next ports after ``--port`` (any free port when that is 0), so a load
-    balancer can be pointed at a known list; it reads the rest as ``up`` did.
+    Consecutive ports, so a load balancer can be pointed at a known list.
     """
-    port = settings.port + number - 1 if settings.port else 0
-    return ChildSpec(
-        f"gateway {number}",
-        lambda: [
-            sys.executable,
-            "-m",
-            "cargohold",
-            "gateway",
-            "--db",
-            settings.db_url,
-            "--host",
-            settings.host,
-            "--port",
-            str(port),
-            "--layout",
-            settings.layout,
-        ],
-        "gateway listening on",
-        env={**os.environ, "CARGOHOLD_CLUSTER_SECRET": secret, "CARGOHOLD_LOG_FORMAT": settings.log_format},
-        on_ready=lambda line: line.rsplit(" ", 1)[1],
-    )
+    return [settings.port + n if settings.port else 0 for n in range(settings.gateways)]
+
+
+def bind_gateways(settings: Settings, count: int) -> list[list[socket.socket]]:
+    """``count`` listening sockets for each gateway (``cli/gateways.py``); all or none."""
+    bound: list[list[socket.socket]] = []
+    try:
+        for port in gateway_ports(settings):
+            bound.append(listening_sockets(settings.host, port, count))
+    except BaseException:
+        for sock in (s for group in bound for s in group):
+            sock.close()
+        raise
+    return bound
 
 
 def worker_spec(settings: Settings, secret: str) -> ChildSpec:
@@ -100,13 +101,16 @@ def worker_spec(settings: Settings, secret: str) -> ChildSpec:
     )
 
 
-async def run_up(settings: Settings, tls: ssl.SSLContext | None = None) -> None:
-    """Nodes listen on loopback only and speak plain HTTP; ``tls`` serves the gateway over HTTPS."""
+async def run_up(settings: Settings) -> None:
+    """Nodes listen on loopback only and speak plain HTTP; the gateway serves HTTPS given tls_cert."""
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data_dir.chmod(0o700)  # the metadata, the cluster secret and every share live below
     secret = settings.cluster_secret or ""
+    count = default_workers(settings.gateway_workers)
     supervisor = Supervisor()
+    bound = bind_gateways(settings, count)
+    gateways: list[Gateway] = []
     try:
         nodes = await asyncio.gather(
             *(
@@ -116,56 +120,64 @@ async def run_up(settings: Settings, tls: ssl.SSLContext | None = None) -> None:
                 for n in range(1, settings.nodes + 1)
             )
         )
-        app = build_gateway(settings)
-    except BaseException:
-        await supervisor.stop()
-        raise
-
-    async def ready(url: str) -> None:
-        registry = app[SERVICES].nodes
-        known = {n.url for n in registry.nodes()}
-        for node in nodes:
-            if node.address not in known:
-                await registry.add(node.address or "", "default")
-        await announce_gateway(app, settings, url)
-        # After the gateway: the metadata store is migrated and the nodes are registered.
-        await supervisor.start(worker_spec(settings, secret))
-        more = [
-            await supervisor.start(gateway_spec(settings, secret, n)) for n in range(2, settings.gateways + 1)
-        ]
-        if more:
-            print(f"more gateways: {' '.join(g.address or '?' for g in more)}  (one metadata store)")
-        config_paths = [data_dir / "client.toml"]
-        bootstrap = app[BOOTSTRAP]
-        token = bootstrap.token
-        print(f"cargohold is up: {url}  ({len(nodes)} nodes, a worker, layout {settings.layout})")
-        if bootstrap.password:
-            print(
-                f"admin user: admin  password: {bootstrap.password}  (shown once; change it with"
-                " `cargohold passwd`)"
+        bootstrap = await prepare(settings, [node.address or "" for node in nodes])
+        # Gateway 1 registers public_url for redirects; the others the URLs they listen on.
+        for number, group in enumerate(bound, 1):
+            name = "gateway" if len(bound) == 1 else f"gateway {number}"
+            public_url = settings.public_url if number == 1 else None
+            gateways.append(
+                await start_gateways(supervisor, settings, group, name=name, public_url=public_url)
             )
-        if token:
-            user_config = write_client_config(None, url, token)
-            write_client_config(data_dir / "client.toml", url, token)
-            config_paths.append(user_config)
-            print(f"admin key: {token}")
-            print(f"client config written to {', '.join(str(p) for p in config_paths)}")
-        else:
-            print(f"admin key: as printed at first start (saved in {data_dir / 'client.toml'})")
-        print(f"S3 endpoint: {url}  (path-style; region {S3_REGION})")
-        if bootstrap.s3_key:
-            access_key_id, s3_secret = bootstrap.s3_key
-            snippet = aws_profile_snippet(url, access_key_id, s3_secret)
-            saved = data_dir / "aws-profile"
-            saved.write_text(snippet)
-            saved.chmod(0o600)
-            print(f"admin S3 key: {access_key_id}  secret: {s3_secret}  (for ~/.aws, also in {saved}):")
-            print(snippet, end="")
-        else:
-            print(f"admin S3 key: as printed at first start (saved in {data_dir / 'aws-profile'})")
-        print("API docs: " + url + "/docs   stop with Ctrl-C", flush=True)
-
-    try:
-        await serve_gateway(app, settings, ready, tls)
+        # After the gateways: the metadata store is migrated and the nodes are registered.
+        await supervisor.start(worker_spec(settings, secret))
+        if len(gateways) > 1:
+            print(f"more gateways: {' '.join(g.url for g in gateways[1:])}  (one metadata store)")
+        _show(settings, data_dir, gateways[0].url, len(nodes), len(gateways), count, bootstrap)
+        await until_stopped()
     finally:
         await supervisor.stop()
+        for sock in (s for group in bound for s in group):
+            sock.close()
+        for gateway in gateways:
+            await gateway.close(settings)
+
+
+def _show(
+    settings: Settings,
+    data_dir: Path,
+    url: str,
+    nodes: int,
+    gateways: int,
+    workers: int,
+    bootstrap: Bootstrap,
+) -> None:
+    config_paths = [data_dir / "client.toml"]
+    token = bootstrap.token
+    serving = f"{workers} gateway workers" if gateways == 1 else f"{gateways} gateways of {workers} workers"
+    print(f"cargohold is up: {url}  ({nodes} nodes, {serving}, a worker, layout {settings.layout})")
+    print(f"web page: {url}/ui/  (sign in as admin)")
+    if bootstrap.password:
+        print(
+            f"admin user: admin  password: {bootstrap.password}  (shown once; change it with"
+            " `cargohold passwd`)"
+        )
+    if token:
+        user_config = write_client_config(None, url, token)
+        write_client_config(data_dir / "client.toml", url, token)
+        config_paths.append(user_config)
+        print(f"admin key: {token}")
+        print(f"client config written to {', '.join(str(p) for p in config_paths)}")
+    else:
+        print(f"admin key: as printed at first start (saved in {data_dir / 'client.toml'})")
+    print(f"S3 endpoint: {url}  (path-style; region {S3_REGION})")
+    if bootstrap.s3_key:
+        access_key_id, s3_secret = bootstrap.s3_key
+        snippet = aws_profile_snippet(url, access_key_id, s3_secret)
+        saved = data_dir / "aws-profile"
+        saved.write_text(snippet)
+        saved.chmod(0o600)
+        print(f"admin S3 key: {access_key_id}  secret: {s3_secret}  (for ~/.aws, also in {saved}):")
+        print(snippet, end="")
+    else:
+        print(f"admin S3 key: as printed at first start (saved in {data_dir / 'aws-profile'})")
+    print("API docs: " + url + "/docs   stop with Ctrl-C", flush=True)

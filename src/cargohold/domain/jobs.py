@@ -9,6 +9,7 @@ SCRUB_NODE = "scrub_node"  # verify every share on one node, on the node
 REBALANCE = "rebalance"  # move shares from the fullest to the emptiest nodes
 DRAIN_NODE = "drain_node"  # move every share off a draining node, then retire it
 ORPHAN_SWEEP = "orphan_sweep"  # delete shares no part refers to, once old enough
+IMPORT = "import"  # fetch a URL into an object (a background import)
 
 #: ``cargohold worker --kind NAME`` runs these job kinds.
 KIND_GROUPS: dict[str, tuple[str, ...]] = {
@@ -17,6 +18,7 @@ KIND_GROUPS: dict[str, tuple[str, ...]] = {
     "rebalance": (REBALANCE,),
     "drain": (DRAIN_NODE,),
     "gc": (DELETE_PART, ORPHAN_SWEEP),
+    "imports": (IMPORT,),
 }
 ALL_KINDS: tuple[str, ...] = tuple(kind for group in KIND_GROUPS.values() for kind in group)
 

@@ -40,6 +40,9 @@ MAX_PART_NUMBER = 10_000
 #: S3's smallest part but the last (5 MiB); uploads of protocol "s3" keep S3's rules.
 S3_MIN_PART_SIZE = 5 * 1024 * 1024
 S3 = "s3"
+#: The upload behind a background import: its parts are the import's durable progress. The
+#: import owns it, so the upload APIs (sessions, tus, S3) neither list nor show it.
+IMPORT = "import"
 
 
 class UploadNotOpen(Conflict):
@@ -73,12 +76,33 @@ class EntityTooSmall(InvalidArgument):
     title = "A part other than the last is smaller than the minimum part size"
 
 
-class MissingParts(InvalidArgument):
+class MissingParts(Conflict):
+    """Completion named, or needs, a part the upload does not hold: the same call succeeds once
+    the part is sent, so the upload's state refuses it (409), not the request's form."""
+
     code = "missing_parts"
     title = "Parts missing or not contiguous"
 
 
-class SizeMismatch(InvalidArgument):
+class PartMismatch(Conflict):
+    """Completion listed a part with another md5 than the part the upload holds."""
+
+    code = "part_mismatch"
+    title = "A listed part differs from the part the upload holds"
+
+
+class DigestMismatch(Conflict):
+    """The assembled upload's md5 or sha256 is not the one the client gave: the upload stays open
+    for its parts to be fixed, after which the same completion succeeds."""
+
+    code = "upload_digest_mismatch"
+    title = "The assembled upload does not have the digest given"
+
+
+class SizeMismatch(Conflict):
+    """Sizes that disagree with the size the upload declared: a chunk past it, parts that do not
+    add up to it, another length for it. The request may be fine; the upload's state refuses it."""
+
     code = "size_mismatch"
     title = "Upload size does not match"
 
@@ -96,7 +120,7 @@ class Upload:
     bucket: str
     key: str
     status: str
-    protocol: str  # "session" | "chunked" | "tus" | "s3"
+    protocol: str  # "session" | "chunked" | "tus" | "s3" | "import"
     content_type: str
     total_size: int | None
     part_size: int | None
@@ -173,7 +197,7 @@ def completion_order(
     """The parts that make the object, in order; checks they are contiguous and match.
 
     ``requested`` is the client's ordered list of (part number, md5 or None);
-    without it every stored part is used. Raises MissingParts, InvalidPart or
+    without it every stored part is used. Raises MissingParts, PartMismatch or
     InvalidPartOrder. S3 uploads follow S3's rules instead of contiguity: the
     listed numbers may have gaps, and every part but the last must hold at
     least ``min_part_size`` bytes (EntityTooSmall).
@@ -190,7 +214,7 @@ def completion_order(
             if part is None:
                 raise MissingParts(f"part {number} was never uploaded", part=number)
             if md5 is not None and part.etag != md5.strip('"').lower():
-                raise InvalidPart(f"part {number} has md5 {part.etag}, the list says {md5}", part=number)
+                raise PartMismatch(f"part {number} has md5 {part.etag}, the list says {md5}", part=number)
     if upload.protocol == S3:
         if not numbers:
             raise MissingParts("an upload needs at least one part")

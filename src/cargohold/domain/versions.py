@@ -10,19 +10,26 @@ Which version is the latest can change between two pages (a restore, or
 deleting the latest). The cursor therefore names both the last version
 returned and the version that was listed as its key's latest, so the next
 page neither repeats nor skips a version of that key, whatever flipped.
+
+A cursor is a position, not a capability: ``<key>//<row>.<latest row>``
+(no key holds ``//``, an empty segment). The native API takes any other text
+as a key to resume after, as its object listing does, so every cursor the
+document allows names a position; S3's version-id-marker must be one this
+module made.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from dataclasses import dataclass
 
-from cargohold.errors import Conflict, InvalidArgument, NoSuchKey
+from cargohold.errors import Conflict, InvalidArgument, InvalidCursor, NoSuchKey
 
-_VERSION_ID = re.compile(r"[0-9a-f]{32}")
+VERSION_ID_PATTERN = "^[0-9a-f]{32}$"
+_VERSION_ID = re.compile(VERSION_ID_PATTERN.strip("^$"))
+#: ``<key>//<row>.<latest row or nothing>``: the greedy key ends at the last ``//`` that digits follow.
+_WITHIN_KEY = re.compile(r"(?s)(.*)//([0-9]{1,19})[.]([0-9]{1,19})?")
+_ROW_MAX = 2**63 - 1
 
 
 class NoSuchVersion(NoSuchKey):
@@ -49,6 +56,11 @@ class LayoutMismatch(Conflict):
     title = "Buckets have different layouts"
 
 
+class InvalidVersionId(InvalidArgument):
+    code = "invalid_version_id"
+    title = "Malformed version id"
+
+
 class DeleteMarkerNotRestorable(InvalidArgument):
     code = "delete_marker_not_restorable"
     title = "A delete marker cannot be restored"
@@ -57,7 +69,7 @@ class DeleteMarkerNotRestorable(InvalidArgument):
 def validate_version_id(version_id: str) -> str:
     """Version ids are 32 lower-case hex digits; anything else is a malformed request, not a 404."""
     if not _VERSION_ID.fullmatch(version_id):
-        raise InvalidArgument(
+        raise InvalidVersionId(
             f"version_id {version_id!r} must be 32 hex digits", field="version_id", version_id=version_id
         )
     return version_id
@@ -77,21 +89,29 @@ class VersionCursor:
     latest_id: int | None
 
     def encode(self) -> str:
-        raw = json.dumps([self.key, self.row_id, self.latest_id], separators=(",", ":"))
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        latest = "" if self.latest_id is None else str(self.latest_id)
+        return f"{self.key}//{self.row_id}.{latest}"
+
+    @classmethod
+    def after_key(cls, key: str) -> VersionCursor:
+        """After every version of ``key`` (S3's key-marker without a version-id-marker)."""
+        return cls(key, 0, None)
 
     @classmethod
     def decode(cls, text: str) -> VersionCursor:
-        """Parse a cursor from a client; anything not made by :meth:`encode` is ``InvalidArgument``."""
+        """A cursor :meth:`encode` made; anything else is ``InvalidCursor``."""
+        match = _WITHIN_KEY.fullmatch(text)
+        if match is not None:
+            key, row, latest = match.groups()
+            row_id, latest_id = int(row), int(latest) if latest else None
+            if row_id <= _ROW_MAX and (latest_id is None or latest_id <= _ROW_MAX):
+                return cls(key, row_id, latest_id)
+        raise InvalidCursor("malformed version listing cursor", field="cursor")
+
+    @classmethod
+    def resume(cls, text: str) -> VersionCursor:
+        """Where a native listing resumes: the position a cursor names, else after the key ``text``."""
         try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            key, row_id, latest_id = json.loads(raw)
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-            raise InvalidArgument("malformed version listing cursor", field="cursor") from exc
-        if (
-            not isinstance(key, str)
-            or type(row_id) is not int
-            or not (latest_id is None or type(latest_id) is int)
-        ):
-            raise InvalidArgument("malformed version listing cursor", field="cursor")
-        return cls(key, row_id, latest_id)
+            return cls.decode(text)
+        except InvalidCursor:
+            return cls.after_key(text)

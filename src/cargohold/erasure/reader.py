@@ -6,10 +6,13 @@ copy when every data share answers. When a share fails (node down, file gone,
 checksum mismatch, stall) it is dropped for the rest of the read and a parity
 share is opened from the current block on; blocks are then decoded.
 
-There are no per-block tasks: each share is one HTTP response whose socket
-and stream buffers fill in the background, so reading the k frames of a block
-one after the other already overlaps every node's transfer, and the first
-bytes leave long before the last block is fetched.
+Each share is one HTTP response whose socket and stream buffers fill in the
+background; the k frames of a block are read concurrently, and a ranged read
+runs one block-reading task ahead of its consumer: up to ``window`` blocks
+wait, verified (and decoded on the CPU pool where a share was missing), while
+the caller writes earlier ones to its client. Memory stays at ``window + 2``
+blocks whatever the size of the range, and a slow client stops the reading
+once the window is full (backpressure reaches the nodes through TCP).
 """
 
 from __future__ import annotations
@@ -101,20 +104,28 @@ class _PartReader:
     async def read_block(self, block: int) -> list[memoryview]:
         return await self._assemble(block, await self.read_frames(block))
 
+    async def _read_one(self, index: int, block: int) -> tuple[int, bytes | Exception]:
+        try:
+            async with asyncio.timeout(self.stall):
+                return index, await self.sources[index].read_frame(block)
+        except (CargoholdError, OSError, TimeoutError) as exc:
+            return index, exc
+
     async def read_frames(self, block: int) -> dict[int, bytes]:
         """k verified frame payloads of ``block``, by share index (parity where needed)."""
         while True:
             await self.fill(block)
+            order = sorted(self.sources, key=self.rank.__getitem__)
+            results = await asyncio.gather(*(self._read_one(index, block) for index in order))
             frames: dict[int, bytes] = {}
             failed = False
-            for index in sorted(self.sources, key=self.rank.__getitem__):
-                try:
-                    async with asyncio.timeout(self.stall):
-                        frames[index] = await self.sources[index].read_frame(block)
-                except (CargoholdError, OSError, TimeoutError) as exc:
-                    self.report(index, exc)
+            for index, got in results:
+                if isinstance(got, Exception):
+                    self.report(index, got)
                     await self._drop(index)
                     failed = True
+                else:
+                    frames[index] = got
             if not failed:
                 return frames
             # Streams that answered are one frame ahead of the replacements:
@@ -171,20 +182,36 @@ async def read_range(
     open_share: OpenShare,
     report: ReportBadShare,
     stall_timeout: float,
+    window: int = 4,
 ) -> AsyncIterator[memoryview]:
     """Yield bytes [start, start+length) of a part whose shares are listed in ``candidates``.
 
     ``candidates`` are the share indexes believed readable, best first (data
     shares before parity). Raises ReadUnavailable when fewer than k remain.
+    Up to ``window`` blocks are read ahead of the consumer.
     """
     span = block_span(codec.layout, part_size, start, length)
     if span is None:
         return
     reader = _PartReader(codec, part_size, span, candidates, open_share, report, stall_timeout)
+    ready: asyncio.Queue[list[memoryview] | BaseException | None] = asyncio.Queue(maxsize=max(1, window))
+
+    async def read_ahead() -> None:
+        try:
+            for block in range(span.first_block, span.last_block + 1):
+                await ready.put(await reader.read_block(block))
+        except Exception as exc:  # handed to the consumer, raised there in order
+            await ready.put(exc)
+            return
+        await ready.put(None)
+
+    producer = asyncio.ensure_future(read_ahead())
     remaining, skip = span.length, span.skip
     try:
-        for block in range(span.first_block, span.last_block + 1):
-            for view in await reader.read_block(block):
+        while (views := await ready.get()) is not None:
+            if isinstance(views, BaseException):
+                raise views
+            for view in views:
                 if skip >= len(view):
                     skip -= len(view)
                     continue
@@ -194,4 +221,7 @@ async def read_range(
                     remaining -= len(piece)
                     yield piece
     finally:
+        producer.cancel()
+        with contextlib.suppress(BaseException):
+            await producer
         await reader.close()

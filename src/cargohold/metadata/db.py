@@ -21,10 +21,20 @@ ways in, each for a reason:
     caller that cannot express its work as one ``fn``. On SQLite it excludes
     the writer for its whole duration, so keep it short.
 
+``touch(conn, topic)`` inside a write marks the transaction; once it has
+committed, the listeners added with ``on_commit(topic, fn)`` are called (the
+event outbox wakes this process's event poller that way, without a poll).
+Nothing is called for a write that rolled back.
+
 Write functions must only touch the database (no network calls, no waiting on
 other writes): on SQLite they run back to back on one connection. Calling
 ``db.write`` from inside a write function or a ``transaction()`` block would
 wait on itself forever, so it raises ``RuntimeError`` instead.
+
+Several processes may write one SQLite store (gateway workers, the worker
+process): each writer takes a lock shared between processes
+(``writer_lock.py``) around its batch, so the store passes from process to
+process without SQLite's polling busy wait.
 
 SQLite transaction handling follows SQLAlchemy's documented recipe: pysqlite's
 own BEGIN management is switched off (``isolation_level = None``) and we emit
@@ -50,17 +60,29 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from cargohold.metadata import migrate
+from cargohold.metadata import migrate, sqlite_driver
+from cargohold.metadata.writer_lock import WriterLock
 
 T = TypeVar("T")
 WriteFn = Callable[[AsyncConnection], Awaitable[T]]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: SQLite connections kept open for reads (and the one writer), and opened beyond that at peaks.
+SQLITE_POOL_SIZE = 32
+SQLITE_POOL_OVERFLOW = 224
 DEFAULT_BATCH_SIZE = 64
 _BEGIN_OPTION = "cargohold_sqlite_begin"
 
+#: ``conn.info`` entry: the topics touched in the transaction running on this connection.
+_TOUCHED = "cargohold_touched"
+
 # True while the current task is inside a write function or a transaction().
 _in_write: contextvars.ContextVar[bool] = contextvars.ContextVar("cargohold_in_write", default=False)
+
+
+def touch(conn: AsyncConnection, topic: str) -> None:
+    """Ask for ``topic``'s commit listeners to be called once this transaction commits."""
+    conn.info.setdefault(_TOUCHED, set()).add(topic)
 
 
 def normalise_url(url: str) -> URL:
@@ -77,6 +99,7 @@ def normalise_url(url: str) -> URL:
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    sqlite_driver.adopt(dbapi_connection)
     # Take BEGIN away from pysqlite (see the module docstring).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
@@ -123,6 +146,11 @@ def make_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
         if database in ("", ":memory:") or "mode=memory" in str(parsed):
             raise ValueError("the metadata store needs a SQLite file, not an in-memory database")
         _owner_only(Path(database).expanduser())
+        # SQLAlchemy's default keeps 5 connections and closes any beyond when they come
+        # back: at 16 concurrent GETs every read past the fifth opened a connection (a
+        # thread, its PRAGMAs and functions) and closed it again. Idle ones cost a thread.
+        engine_kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
+        engine_kwargs.setdefault("max_overflow", SQLITE_POOL_OVERFLOW)
         engine = create_async_engine(parsed, **engine_kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
@@ -152,6 +180,9 @@ class Database:
         else:
             self._write_engine = self._read_engine = engine
         self._lock = asyncio.Lock()  # SQLite: one writer (batch or transaction()) at a time
+        self._file_lock: WriterLock | None = None  # ... and one process at a time
+        if self.is_sqlite and engine.url.database:
+            self._file_lock = WriterLock(Path(f"{Path(engine.url.database).expanduser()}-writer"))
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
@@ -160,6 +191,7 @@ class Database:
         self._busy = 0  # reads, transactions and PostgreSQL writes in progress
         self._idle = asyncio.Event()
         self._idle.set()
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
 
     @classmethod
     async def open(
@@ -195,7 +227,7 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: commits when the block succeeds, rolls back if it raises."""
         self._check_usable()
-        async with self._tracked(), self._exclusive(), self._write_engine.begin() as conn:
+        async with self._tracked(), self._exclusive(), self._begin() as conn:
             token = _in_write.set(True)
             try:
                 yield conn
@@ -206,7 +238,7 @@ class Database:
         """Run ``fn(conn)`` in a write transaction and return its result (see module doc)."""
         self._check_usable()
         if not self.is_sqlite:
-            async with self._tracked(), self._write_engine.begin() as conn:
+            async with self._tracked(), self._begin() as conn:
                 token = _in_write.set(True)
                 try:
                     return await fn(conn)
@@ -232,6 +264,8 @@ class Database:
         # Connections still checked out would outlive dispose() unclosed.
         await self._idle.wait()
         await self.engine.dispose()
+        if self._file_lock is not None:
+            self._file_lock.close()
 
     async def __aenter__(self) -> Database:
         return self
@@ -239,7 +273,37 @@ class Database:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def on_commit(self, topic: str, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every commit of a transaction that touched ``topic``."""
+        self._listeners.setdefault(topic, []).append(listener)
+
     # -- internals -------------------------------------------------------
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction that calls the commit listeners of the topics it touched.
+
+        A task cancelled mid-statement leaves asyncpg's connection unusable, so
+        the rollback on the way out raises ``PendingRollbackError``, which
+        would replace the ``CancelledError`` and let a loop that catches
+        ``Exception`` carry on as if never cancelled (a worker that ignores
+        SIGTERM): the cancellation is raised again instead.
+        """
+        try:
+            async with self._write_engine.begin() as conn:
+                try:
+                    yield conn
+                except BaseException:
+                    conn.info.pop(_TOUCHED, None)
+                    raise
+                touched: set[str] = conn.info.pop(_TOUCHED, set())
+        except Exception as exc:
+            if isinstance(exc.__context__, asyncio.CancelledError):
+                raise exc.__context__ from exc
+            raise
+        for topic in touched:
+            for listener in self._listeners.get(topic, ()):
+                listener()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -265,11 +329,15 @@ class Database:
 
     @asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[None]:
-        if self.is_sqlite:
-            async with self._lock:
-                yield
-        else:
+        if not self.is_sqlite:
             yield
+            return
+        async with self._lock:
+            if self._file_lock is None:
+                yield
+            else:
+                async with self._file_lock.held():
+                    yield
 
     def _start_writer(self) -> asyncio.Task[None]:
         # A fresh context: the writer must not inherit whichever caller started it.
@@ -285,16 +353,19 @@ class Database:
                 return
             batch = [first]
             stop = False
-            while len(batch) < self.batch_size:
-                try:
-                    item = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            await self._run_batch(batch)
+            # Gathered once the store is ours: writes queued while another process
+            # held it join this batch.
+            async with self._exclusive():
+                while len(batch) < self.batch_size:
+                    try:
+                        item = self._queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                    if item is None:
+                        stop = True
+                        break
+                    batch.append(item)
+                await self._run_batch(batch)
             if stop:
                 return
 
@@ -306,7 +377,7 @@ class Database:
             return
         outcomes: list[tuple[_Pending, Any, bool]] = []
         try:
-            async with self._lock, self._write_engine.begin() as conn:
+            async with self._begin() as conn:  # under _exclusive() (_write_loop)
                 if len(batch) == 1:
                     # Alone in its transaction, which serves as its savepoint: a
                     # savepoint costs two more round trips to the aiosqlite thread.
@@ -341,7 +412,7 @@ class Database:
         which is safe because write functions only touch the database.
         """
         try:
-            async with self._lock, self._write_engine.begin() as conn:
+            async with self._begin() as conn:
                 values = [await pending.fn(conn) for pending in batch]
         except Exception:
             return False

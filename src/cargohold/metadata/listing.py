@@ -1,8 +1,9 @@
 """S3-style listing: prefix, delimiter grouping and cursor pagination, as pure logic.
 
-The SQL adapter (``repositories.objects.list_objects``) and the tests drive
-the same :class:`Lister` over keys in code-point order, so the grouping rules
-live in one place that Hypothesis checks against a brute-force reference.
+The SQL adapter (``repositories.object_listing``) and the tests drive the
+same :class:`Lister` over keys in code-point order (which is UTF-8 byte
+order), so the grouping rules live in one place that Hypothesis checks
+against a brute-force reference.
 
 Rules (those of S3 ListObjectsV2):
 
@@ -18,7 +19,11 @@ Rules (those of S3 ListObjectsV2):
 
 Skipping a group must not read its keys one by one (a "directory" may hold
 millions): after a group is emitted the reader seeks to the smallest string
-above every key in it, :func:`prefix_successor`.
+above every key in it, :func:`prefix_successor`. A page is then one seek per
+entry it returns, whatever the bucket holds. :func:`walk_seek` is that rule
+for one key, in the form the SQL adapter evaluates inside the database (a
+whole page in one statement); :func:`walk_sorted` runs it over a sorted
+list, so the tests check it against the reference too.
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 MAX_CHAR = "\U0010ffff"
-MAX_BATCH = 1000
 
 
 def prefix_successor(prefix: str) -> str | None:
@@ -45,6 +49,19 @@ def prefix_successor(prefix: str) -> str | None:
     if 0xD800 <= nxt <= 0xDFFF:
         nxt = 0xE000
     return stem[:-1] + chr(nxt)
+
+
+def group_bump(delimiter: str) -> str | None:
+    """What ends the seek past a common prefix, in place of its delimiter.
+
+    For every common prefix ``group`` ending in ``delimiter``,
+    ``prefix_successor(group) == group[: -len(delimiter)] + group_bump(delimiter)``,
+    so the seek needs no arithmetic on characters, only a cut and a join.
+    ``None`` when the delimiter is made of U+10FFFF alone: the successor then
+    reaches into the group's own characters and a reader must compute it per
+    group (:func:`prefix_successor`).
+    """
+    return prefix_successor(delimiter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,15 +113,18 @@ class Lister:
     prefixes: list[str] = field(default_factory=list)
     truncated: bool = False
     done: bool = False
-    position: Seek = field(init=False)
     upper: str | None = field(init=False)
+    # ``position``, kept as two plain fields: ``feed`` runs a thousand times a page.
+    _seek_key: str = field(default="", init=False)
+    _seek_inclusive: bool = field(default=True, init=False)
+    _count: int = field(default=0, init=False)
     _last: str | None = field(default=None, init=False)
     _group: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.delimiter = self.delimiter or None
         self.upper = prefix_successor(self.prefix) if self.prefix else None
-        self.position = Seek(self.prefix, inclusive=True)
+        position = Seek(self.prefix, inclusive=True)
         if self.cursor is not None:
             group = common_prefix(self.cursor, self.prefix, self.delimiter)
             if group is not None and group == self.cursor:
@@ -112,33 +132,41 @@ class Lister:
                 if after is None:
                     self.done = True
                     return
-                self.position = self.position.later(Seek(after, inclusive=True))
+                position = position.later(Seek(after, inclusive=True))
             else:
-                self.position = self.position.later(Seek(self.cursor, inclusive=False))
-        if self.limit <= 0 or (self.upper is not None and self.position.key >= self.upper):
+                position = position.later(Seek(self.cursor, inclusive=False))
+        self._seek_key, self._seek_inclusive = position.key, position.inclusive
+        if self.limit <= 0 or (self.upper is not None and position.key >= self.upper):
             self.done = True
 
     @property
+    def position(self) -> Seek:
+        """Where the next key may be: the lower bound of the next read."""
+        return Seek(self._seek_key, self._seek_inclusive)
+
+    @property
     def entries(self) -> int:
-        return len(self.keys) + len(self.prefixes)
+        return self._count
 
     def wanted(self) -> int:
-        """How many keys the next read should fetch (one extra detects truncation)."""
-        return max(1, min(MAX_BATCH, self.limit - self.entries + 1))
+        """How many entries the page still needs, plus one that tells whether more follow."""
+        return max(1, self.limit - self._count + 1)
 
     def feed(self, key: str) -> Step:
+        """Take the next key in order; ``position`` then says where the following key may be."""
         if self._group is not None and key.startswith(self._group):
             return Step.SKIP
-        if self.entries >= self.limit:
+        if self._count >= self.limit:
             self.truncated = True
             self.done = True
             return Step.STOP
-        group = common_prefix(key, self.prefix, self.delimiter)
+        self._count += 1
+        group = common_prefix(key, self.prefix, self.delimiter) if self.delimiter else None
         if group is None:
             self.keys.append(key)
             self._last = key
             self._group = None
-            self.position = Seek(key, inclusive=False)
+            self._seek_key, self._seek_inclusive = key, False
             return Step.OBJECT
         self.prefixes.append(group)
         self._last = group
@@ -147,7 +175,7 @@ class Lister:
         if after is None:
             self.done = True  # every remaining key is inside this group
             return Step.PREFIX
-        self.position = Seek(after, inclusive=True)
+        self._seek_key, self._seek_inclusive = after, True
         return Step.PREFIX
 
     def exhausted(self) -> None:
@@ -159,6 +187,21 @@ class Lister:
         return self._last if self.truncated else None
 
 
+def walk_seek(key: str, prefix: str, delimiter: str, bump: str) -> Seek:
+    """Where the key after ``key`` may be, by the rule the SQL walk evaluates.
+
+    ``key`` starts with ``prefix``. When its remainder holds ``delimiter``,
+    ``key`` opened a common prefix and the next key is at or after that
+    group's successor (``bump`` is :func:`group_bump` of the delimiter);
+    otherwise it is any key after ``key``. Equal to what :meth:`Lister.feed`
+    leaves in ``position``.
+    """
+    cut = key.find(delimiter, len(prefix))
+    if cut < 0:
+        return Seek(key, inclusive=False)
+    return Seek(key[:cut] + bump, inclusive=True)
+
+
 @dataclass(frozen=True, slots=True)
 class ListingPage:
     keys: list[str]
@@ -167,27 +210,68 @@ class ListingPage:
     reads: int = 0  # how many range reads it took (tests check seeking)
 
 
+def _first(sorted_keys: Sequence[str], seek: Seek, upper: str | None, count: int) -> Sequence[str]:
+    """Up to ``count`` keys from ``seek`` on, below ``upper``."""
+    bisector = bisect.bisect_left if seek.inclusive else bisect.bisect_right
+    start = bisector(sorted_keys, seek.key)
+    stop = len(sorted_keys) if upper is None else bisect.bisect_left(sorted_keys, upper)
+    return sorted_keys[start : min(stop, start + count)]
+
+
 def list_sorted(
     sorted_keys: Sequence[str],
     prefix: str = "",
     delimiter: str | None = None,
     limit: int = 1000,
     cursor: str | None = None,
+    batch: int = 1000,
 ) -> ListingPage:
-    """Run a :class:`Lister` over an in-memory sorted key list (fakes and tests)."""
+    """Run a :class:`Lister` over an in-memory sorted key list, ``batch`` keys per read."""
     lister = Lister(prefix, delimiter, limit, cursor)
     reads = 0
     while not lister.done:
         reads += 1
-        bisector = bisect.bisect_left if lister.position.inclusive else bisect.bisect_right
-        start = bisector(sorted_keys, lister.position.key)
-        stop = len(sorted_keys) if lister.upper is None else bisect.bisect_left(sorted_keys, lister.upper)
-        want = lister.wanted()
-        batch = sorted_keys[start : min(stop, start + want)]
-        for key in batch:
+        want = min(batch, lister.wanted())
+        keys = _first(sorted_keys, lister.position, lister.upper, want)
+        for key in keys:
             if lister.feed(key) in (Step.SKIP, Step.STOP):
                 break
         else:
-            if len(batch) < want:
+            if len(keys) < want:
                 lister.exhausted()
+    return ListingPage(lister.keys, lister.prefixes, lister.next_cursor, reads)
+
+
+def walk_sorted(
+    sorted_keys: Sequence[str],
+    prefix: str = "",
+    delimiter: str | None = None,
+    limit: int = 1000,
+    cursor: str | None = None,
+) -> ListingPage:
+    """A page the way the SQL walk reads it: one seek per entry, by :func:`walk_seek` alone.
+
+    The walk never asks the :class:`Lister` where to go: it finds the next
+    key from the previous one, as the database does, and the lister only
+    decides what each key is. ``reads`` counts the seeks. ``ValueError`` for
+    a delimiter the walk cannot express (see :func:`group_bump`).
+    """
+    lister = Lister(prefix, delimiter, limit, cursor)
+    bump = group_bump(lister.delimiter) if lister.delimiter else None
+    if lister.delimiter and bump is None:
+        raise ValueError("a delimiter of U+10FFFF alone has no walk")
+    seek, reads = lister.position, 0
+    while not lister.done:
+        reads += 1
+        found = _first(sorted_keys, seek, lister.upper, 1)
+        if not found:
+            lister.exhausted()
+            break
+        key = found[0]
+        if lister.feed(key) is Step.SKIP:
+            raise AssertionError(f"the walk stepped into a group it had left: {key!r}")
+        if lister.delimiter and bump is not None:
+            seek = walk_seek(key, prefix, lister.delimiter, bump)
+        else:
+            seek = Seek(key, inclusive=False)
     return ListingPage(lister.keys, lister.prefixes, lister.next_cursor, reads)

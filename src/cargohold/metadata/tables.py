@@ -233,6 +233,14 @@ objects = Table(
         postgresql_where=text("is_latest"),
     ),
     Index("ix_objects_bucket_id_key_id", "bucket_id", "key", "id"),
+    # The keys a listing shows (migration 0009 says why the predicate is spelt twice).
+    Index(
+        "ix_objects_live",
+        "bucket_id",
+        "key",
+        sqlite_where=text("is_latest = 1 AND delete_marker = 0"),
+        postgresql_where=text("is_latest AND NOT delete_marker"),
+    ),
     sqlite_autoincrement=True,
 )
 
@@ -435,4 +443,113 @@ gateways = Table(
     Column("zone", String(64), nullable=False, index=True),
     _ts("started_at", default=utcnow),
     _ts("last_seen", default=utcnow),
+)
+
+# The event outbox (migration 0007): appended in the transaction of the change it tells of.
+# No foreign keys: an event outlives its user and bucket. Ids ascend in commit order as
+# readers see them (repositories/events.py).
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _ts("at", default=utcnow),
+    Column("type", String(32), nullable=False),
+    Column("actor_id", Integer, nullable=True),
+    Column("bucket_id", Integer, nullable=True),
+    Column("bucket", String(63), nullable=True),
+    Column("key", ObjectKey, nullable=True),
+    Column("version_id", String(32), nullable=True),
+    Column("size", BigInteger, nullable=True),
+    Column("detail", JsonDoc, nullable=True),
+    Index("ix_events_at", "at"),
+    sqlite_autoincrement=True,
+)
+
+# Webhook subscriptions: the secret is sealed like an S3 secret (service/s3keys.py's SecretBox,
+# the webhook id as associated data); ``cursor`` is the last event id the subscription is done
+# with, so deliveries go out in order; ``lease_until`` gives it to one worker at a time.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("url", String(2048), nullable=False),
+    Column("event_types", JsonDoc, nullable=False),
+    Column("bucket", String(63), nullable=True),
+    Column("secret_nonce", LargeBinary, nullable=False),
+    Column("secret_ciphertext", LargeBinary, nullable=False),
+    Column("state", String(16), nullable=False, default="active"),
+    _ts("created_at", default=utcnow),
+    _ts("disabled_at", nullable=True),
+    Column("disabled_reason", String(255), nullable=True),
+    Column("cursor", BigInteger, nullable=False, default=0),
+    # Failed attempts at the event after ``cursor``; reset by a success.
+    Column("attempts", Integer, nullable=False, default=0),
+    _ts("failing_since", nullable=True),
+    _ts("next_attempt_at", nullable=True),
+    _ts("lease_until", nullable=True),
+    Column("delivered", BigInteger, nullable=False, default=0),
+    CheckConstraint("state IN ('active', 'disabled')", name="state"),
+    Index("ix_webhooks_state_next_attempt_at", "state", "next_attempt_at"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("webhook_id", String(32), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    # NULL for a ping, which is no event of the log.
+    Column("event_id", BigInteger, nullable=True),
+    Column("event_type", String(32), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    _ts("at", default=utcnow),
+    Column("ok", Boolean, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("latency_ms", Float, nullable=True),
+    Column("error", String(500), nullable=True),
+    Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
+    Index("ix_webhook_deliveries_at", "at"),
+    sqlite_autoincrement=True,
+)
+
+#: Background imports (``domain/imports.py``): a URL a worker fetches into an object through
+#: an upload session of protocol "import" (``upload_id``), whose parts are the durable progress.
+imports = Table(
+    "imports",
+    metadata,
+    # The listing order and cursor; ``id`` is what clients see.
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False),
+    # No foreign keys, as for uploads: an import's record outlives its user and bucket.
+    Column("user_id", Integer, nullable=False),
+    Column("owner", String(64), nullable=False),
+    Column("bucket_id", Integer, nullable=False),
+    Column("bucket", String(63), nullable=False),
+    Column("key", ObjectKey, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("content_type", String(255), nullable=True),
+    Column("expected_md5", String(32), nullable=True),
+    Column("expected_sha256", String(64), nullable=True),
+    Column("upload_id", String(32), nullable=True),
+    Column("total_size", BigInteger, nullable=True),
+    Column("bytes_done", BigInteger, nullable=False, default=0),
+    Column("rate", BigInteger, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("resumes", Integer, nullable=False, default=0),
+    Column("restarts", Integer, nullable=False, default=0),
+    Column("validator", String(255), nullable=True),
+    Column("fence", Integer, nullable=False, default=0),
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("version_id", String(32), nullable=True),
+    _ts("created_at", default=utcnow),
+    _ts("updated_at", default=utcnow),
+    _ts("started_at", nullable=True),
+    _ts("finished_at", nullable=True),
+    UniqueConstraint("id"),
+    CheckConstraint("status IN ('PENDING', 'LOADING', 'UPLOADED', 'FAILED', 'DELETED')", name="status"),
+    Index("ix_imports_user_id_seq", "user_id", "seq"),
+    Index("ix_imports_status", "status"),
+    sqlite_autoincrement=True,
 )

@@ -88,6 +88,8 @@ S3_ERRORS: dict[type[e.CargoholdError], tuple[str, int]] = {
     sm.UploadExpired: ("NoSuchUpload", 404),
     sm.InvalidPart: ("InvalidPart", 400),
     sm.MissingParts: ("InvalidPart", 400),  # a listed part that was never uploaded
+    sm.PartMismatch: ("InvalidPart", 400),  # a listed part whose ETag is not the stored one
+    sm.DigestMismatch: ("BadDigest", 400),
     sm.InvalidPartOrder: ("InvalidPartOrder", 400),
     sm.EntityTooSmall: ("EntityTooSmall", 400),
     sm.PartTooLarge: ("EntityTooLarge", 400),

@@ -1,11 +1,12 @@
 """ListObjects (v1 and v2) and ListObjectVersions over the object service's listings.
 
-The pages come from the same listing the native API uses (one index range
-scan per read, a common prefix skipped in one seek). S3's markers map onto
-its cursor: a v1 ``marker`` and a v2 ``start-after`` are cursors as they
-are ("keys after this one"), a v2 continuation token is the cursor in
-base64url. A version listing continues from ``NextVersionIdMarker``, which
-carries the version cursor (clients hand it back unread).
+The pages come from the same listing the native API uses (one statement per
+page, a common prefix skipped in one seek). S3's markers map onto its
+cursor: a v1 ``marker`` and a v2 ``start-after`` are cursors as they are
+("keys after this one"), a v2 continuation token is the cursor in base64url.
+A version listing continues from ``NextVersionIdMarker``, which carries the
+version cursor (clients hand it back unread). The answers are written as text
+(``xml.leaf``): a thousand entries as an element tree cost more than the page.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from cargohold.domain.model import Bucket, ObjectRecord
 from cargohold.domain.versions import VersionCursor
 from cargohold.errors import InvalidArgument
 from cargohold.s3.context import bucket_name, max_keys, services, who
-from cargohold.s3.xml import child, root, timestamp, xml_response
+from cargohold.s3.xml import branch, leaf, text_response, timestamp
 from cargohold.service.access import Level
 
 #: Longest delimiter accepted (S3 sets no limit; a key has at most 1024 bytes).
@@ -62,23 +63,21 @@ def decode_token(token: str) -> str:
     return cursor
 
 
-def _owner(parent, owner: str | None) -> None:  # type: ignore[no-untyped-def]
-    element = child(parent, "Owner")
-    child(element, "ID", owner or "")
-    child(element, "DisplayName", owner or "")
+def _owner(owner: str | None) -> str:
+    return branch("Owner", leaf("ID", owner or ""), leaf("DisplayName", owner or ""))
 
 
-def _contents(
-    parent, record: ObjectRecord, encode: Callable[[str], str], owner: str | None, fetch_owner: bool
-) -> None:  # type: ignore[no-untyped-def]
-    entry = child(parent, "Contents")
-    child(entry, "Key", encode(record.key))
-    child(entry, "LastModified", timestamp(record.created_at))
-    child(entry, "ETag", f'"{record.etag}"')
-    child(entry, "Size", record.size)
-    if fetch_owner:
-        _owner(entry, owner)
-    child(entry, "StorageClass", "STANDARD")
+def _contents(record: ObjectRecord, encode: Callable[[str], str], owner: str) -> str:
+    """One ``<Contents>``; ``owner`` is the rendered ``<Owner>`` ("" when not asked for)."""
+    return branch(
+        "Contents",
+        leaf("Key", encode(record.key)),
+        leaf("LastModified", timestamp(record.created_at)),
+        leaf("ETag", f'"{record.etag}"'),
+        leaf("Size", record.size),
+        owner,
+        leaf("StorageClass", "STANDARD"),
+    )
 
 
 async def _bucket(request: web.Request, name: str) -> Bucket:
@@ -111,36 +110,32 @@ async def list_objects(request: web.Request) -> web.StreamResponse:
             bucket, prefix, delimiter, limit, cursor, max_delimiter=MAX_DELIMITER
         )
         objects, prefixes, next_cursor = listing.objects, listing.common_prefixes, listing.next_cursor
-    document = root("ListBucketResult")
-    child(document, "Name", bucket.name)
-    child(document, "Prefix", encode(prefix))
+    parts = [leaf("Name", bucket.name), leaf("Prefix", encode(prefix))]
     if v2:
         if token is not None:
-            child(document, "ContinuationToken", token)
+            parts.append(leaf("ContinuationToken", token))
         if start_after:
-            child(document, "StartAfter", encode(start_after))
-        child(document, "KeyCount", len(objects) + len(prefixes))
+            parts.append(leaf("StartAfter", encode(start_after)))
+        parts.append(leaf("KeyCount", len(objects) + len(prefixes)))
     else:
-        child(document, "Marker", encode(cursor or ""))
-    child(document, "MaxKeys", limit)
+        parts.append(leaf("Marker", encode(cursor or "")))
+    parts.append(leaf("MaxKeys", limit))
     if delimiter:
-        child(document, "Delimiter", encode(delimiter))
-    child(document, "IsTruncated", next_cursor is not None)
+        parts.append(leaf("Delimiter", encode(delimiter)))
+    parts.append(leaf("IsTruncated", next_cursor is not None))
     if next_cursor is not None:
         if v2:
-            child(document, "NextContinuationToken", encode_token(next_cursor))
+            parts.append(leaf("NextContinuationToken", encode_token(next_cursor)))
         else:
-            child(document, "NextMarker", encode(next_cursor))
+            parts.append(leaf("NextMarker", encode(next_cursor)))
     if "encoding-type" in request.query:
-        child(document, "EncodingType", "url")
+        parts.append(leaf("EncodingType", "url"))
     fetch_owner = not v2 or request.query.get("fetch-owner") == "true"
-    owner = await _owner_name(request, bucket) if fetch_owner and objects else None
-    for record in objects:
-        _contents(document, record, encode, owner, fetch_owner)
-    for common in prefixes:
-        child(child(document, "CommonPrefixes"), "Prefix", encode(common))
+    owner = _owner(await _owner_name(request, bucket)) if fetch_owner and objects else ""
+    parts += [_contents(record, encode, owner) for record in objects]
+    parts += [branch("CommonPrefixes", leaf("Prefix", encode(common))) for common in prefixes]
     note(request, detail={"s3": "ListObjectsV2" if v2 else "ListObjects"})
-    return xml_response(document)
+    return text_response("ListBucketResult", parts)
 
 
 async def list_versions(request: web.Request) -> web.StreamResponse:
@@ -159,36 +154,39 @@ async def list_versions(request: web.Request) -> web.StreamResponse:
     if version_marker:
         cursor = VersionCursor.decode(version_marker).encode()
     elif key_marker:
-        cursor = VersionCursor(key_marker, 0, None).encode()  # after every version of that key
+        cursor = VersionCursor.after_key(key_marker).encode()
     versions, next_cursor = [], None
     if limit > 0:
         page = await services(request).objects.versions(
             who(request), bucket.name, prefix=prefix, limit=limit, cursor=cursor
         )
         versions, next_cursor = page.versions, page.next_cursor
-    document = root("ListVersionsResult")
-    child(document, "Name", bucket.name)
-    child(document, "Prefix", encode(prefix))
-    child(document, "KeyMarker", encode(key_marker))
-    child(document, "VersionIdMarker", version_marker)
-    child(document, "MaxKeys", limit)
-    child(document, "IsTruncated", next_cursor is not None)
+    parts = [
+        leaf("Name", bucket.name),
+        leaf("Prefix", encode(prefix)),
+        leaf("KeyMarker", encode(key_marker)),
+        leaf("VersionIdMarker", version_marker),
+        leaf("MaxKeys", limit),
+        leaf("IsTruncated", next_cursor is not None),
+    ]
     if next_cursor is not None:
-        child(document, "NextKeyMarker", encode(versions[-1].key))
-        child(document, "NextVersionIdMarker", next_cursor)
+        parts += [leaf("NextKeyMarker", encode(versions[-1].key)), leaf("NextVersionIdMarker", next_cursor)]
     if "encoding-type" in request.query:
-        child(document, "EncodingType", "url")
-    owner = await _owner_name(request, bucket) if versions else None
+        parts.append(leaf("EncodingType", "url"))
+    owner = _owner(await _owner_name(request, bucket)) if versions else ""
     for version in versions:
-        entry = child(document, "DeleteMarker" if version.delete_marker else "Version")
-        child(entry, "Key", encode(version.key))
-        child(entry, "VersionId", version.version_id)
-        child(entry, "IsLatest", version.is_latest)
-        child(entry, "LastModified", timestamp(version.created_at))
+        fields = [
+            leaf("Key", encode(version.key)),
+            leaf("VersionId", version.version_id),
+            leaf("IsLatest", version.is_latest),
+            leaf("LastModified", timestamp(version.created_at)),
+        ]
         if not version.delete_marker:
-            child(entry, "ETag", f'"{version.etag}"')
-            child(entry, "Size", version.size)
-            child(entry, "StorageClass", "STANDARD")
-        _owner(entry, owner)
+            fields += [
+                leaf("ETag", f'"{version.etag}"'),
+                leaf("Size", version.size),
+                leaf("StorageClass", "STANDARD"),
+            ]
+        parts.append(branch("DeleteMarker" if version.delete_marker else "Version", *fields, owner))
     note(request, detail={"s3": "ListObjectVersions"})
-    return xml_response(document)
+    return text_response("ListVersionsResult", parts)

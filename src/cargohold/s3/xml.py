@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
+from xml.sax.saxutils import escape
 
 import defusedxml.ElementTree as safe_et
 from aiohttp import web
@@ -48,11 +49,39 @@ def children(parent: Element, fields: Iterable[tuple[str, str | int | bool | Non
 
 def timestamp(when: datetime) -> str:
     """S3's ISO 8601 form with milliseconds: ``2026-01-01T00:00:00.000Z``."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
+
+
+_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
 def render(document: Element) -> bytes:
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(document, encoding="utf-8")
+    return _DECLARATION.encode() + ET.tostring(document, encoding="utf-8")
+
+
+# -- answers of many entries, written as text -----------------------------------------------
+#
+# A listing answers with thousands of elements; building them as an element tree and
+# serialising it costs five times what joining escaped strings does (most of a 1,000-key
+# ListObjectsV2). These write exactly what ``child`` and ``render`` would: text escaped as
+# ElementTree escapes it (&, <, >), an element without text or children as ``<tag />``.
+
+
+def leaf(tag: str, text: str | int | bool | None = None) -> str:
+    """``<tag>text</tag>``, as :func:`child` renders (booleans as ``true``/``false``)."""
+    value = ("true" if text else "false") if isinstance(text, bool) else "" if text is None else str(text)
+    return f"<{tag}>{escape(value)}</{tag}>" if value else f"<{tag} />"
+
+
+def branch(tag: str, *parts: str) -> str:
+    """An element holding already rendered ``parts``."""
+    return f"<{tag}>{''.join(parts)}</{tag}>" if parts else f"<{tag} />"
+
+
+def text_response(tag: str, parts: Iterable[str], status: int = 200) -> web.Response:
+    """An answer document whose root ``tag`` (in the S3 namespace) holds rendered ``parts``."""
+    body = f'{_DECLARATION}<{tag} xmlns="{S3_NS}">{"".join(parts)}</{tag}>'
+    return web.Response(status=status, body=body.encode(), content_type=CONTENT_TYPE)
 
 
 def parse(body: bytes) -> Element:

@@ -26,6 +26,7 @@ from cargohold.errors import AccessDenied, InvalidArgument, NoSuchBucket
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.service.buckets import BucketService
+from cargohold.service.revocations import Revocations, Watcher
 
 
 class Level(IntEnum):
@@ -45,11 +46,19 @@ class Level(IntEnum):
 
 
 class AccessService:
-    def __init__(self, db: Database, buckets: BucketService, cache_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        buckets: BucketService,
+        cache_seconds: float = 5.0,
+        revocations: Revocations | None = None,
+    ) -> None:
         self._db = db
         self._buckets = buckets
         self._cache_seconds = cache_seconds
         self._grants: dict[tuple[int, int], tuple[float, Level | None]] = {}
+        self._revocations = revocations
+        self._watcher = Watcher(revocations)
 
     async def bucket(self, who: Principal, name: str, need: Level) -> Bucket:
         """The bucket, if ``who`` holds ``need`` on it; else 404 (cannot see it) or 403."""
@@ -85,6 +94,8 @@ class AccessService:
         """What ``who`` may do to ``bucket``: a level, or None (may not even see it)."""
         if who.is_admin or bucket.owner_id == who.user_id:
             return Level.ADMIN
+        if self._watcher.moved():
+            self._grants.clear()
         cache_key = (bucket.id, who.user_id)
         cached = self._grants.get(cache_key)
         if cached is not None and cached[0] > time.monotonic():
@@ -105,3 +116,5 @@ class AccessService:
         for key in list(self._grants):
             if (bucket_id is None or key[0] == bucket_id) and (user_id is None or key[1] == user_id):
                 del self._grants[key]
+        if self._revocations is not None:
+            self._revocations.bump()

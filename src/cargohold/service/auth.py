@@ -28,6 +28,7 @@ from cargohold.errors import InvalidCredentials, Unauthorized
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.metadata.repositories import refresh_tokens as refresh_repo
+from cargohold.service.revocations import Revocations, Watcher
 from cargohold.service.tokens import TokenSigner, hash_secret, looks_like_jwt
 
 __all__ = ["AuthService", "TtlCache", "hash_secret", "new_key", "split_key"]
@@ -55,12 +56,17 @@ class SessionRevoked(Unauthorized):
 class TtlCache(Generic[V]):
     """A dict whose entries expire; each remembers the user it belongs to, to drop them together."""
 
-    def __init__(self, seconds: float, max_entries: int = 100_000) -> None:
+    def __init__(
+        self, seconds: float, max_entries: int = 100_000, revocations: Revocations | None = None
+    ) -> None:
         self._seconds = seconds
         self._max = max_entries
         self._entries: dict[str, tuple[float, int, V]] = {}
+        self._watcher = Watcher(revocations)
 
     def get(self, key: str) -> tuple[V] | None:
+        if self._watcher.moved():
+            self._entries.clear()
         entry = self._entries.get(key)
         if entry is None or entry[0] <= time.monotonic():
             return None
@@ -83,12 +89,19 @@ class TtlCache(Generic[V]):
 
 
 class AuthService:
-    def __init__(self, db: Database, cache_seconds: float = 5.0, tokens: TokenSigner | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        cache_seconds: float = 5.0,
+        tokens: TokenSigner | None = None,
+        revocations: Revocations | None = None,
+    ) -> None:
         self._db = db
         self._tokens = tokens
-        self._keys: TtlCache[ApiKey] = TtlCache(cache_seconds)
-        self._users: TtlCache[User | None] = TtlCache(cache_seconds)
-        self._families: TtlCache[bool] = TtlCache(cache_seconds)
+        self.revocations = revocations or Revocations()
+        self._keys: TtlCache[ApiKey] = TtlCache(cache_seconds, revocations=self.revocations)
+        self._users: TtlCache[User | None] = TtlCache(cache_seconds, revocations=self.revocations)
+        self._families: TtlCache[bool] = TtlCache(cache_seconds, revocations=self.revocations)
 
     @property
     def tokens(self) -> TokenSigner:
@@ -164,15 +177,18 @@ class AuthService:
 
     def forget_key(self, key_id: str) -> None:
         self._keys.drop(key_id)
+        self.revocations.bump()
 
     def forget_family(self, family_id: str) -> None:
         self._families.drop(family_id)
+        self.revocations.bump()
 
     def forget_user(self, user_id: int) -> None:
         """Drop everything cached about a user: the record, their keys and sessions."""
         self._users.drop(str(user_id))
         self._keys.drop_user(user_id)
         self._families.drop_user(user_id)
+        self.revocations.bump()
 
     async def _lookup_key(self, key_id: str) -> ApiKey | None:
         cached = self._keys.get(key_id)

@@ -20,21 +20,36 @@ from cargohold.domain.names import validate_bucket
 from cargohold.errors import NoSuchBucket
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
+from cargohold.service.revocations import Revocations, Watcher
 
 
 class BucketService:
-    def __init__(self, db: Database, default_layout: str, cache_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        default_layout: str,
+        cache_seconds: float = 5.0,
+        revocations: Revocations | None = None,
+    ) -> None:
         self._db = db
         self._default_layout = default_layout
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Bucket]] = {}
+        self._revocations = revocations
+        self._watcher = Watcher(revocations)
+
+    def layout(self, layout: str | None = None) -> Layout:
+        """``layout``, or the default layout of new buckets (``InvalidLayout`` if malformed)."""
+        return Layout.parse(self._default_layout if layout is None else layout)
 
     async def create(self, name: str, owner_id: int, layout: str | None = None) -> Bucket:
         validate_bucket(name)
-        spec = Layout.parse(self._default_layout if layout is None else layout).spec
+        spec = self.layout(layout).spec
         return await self._db.write(lambda conn: repo.create_bucket(conn, name, spec, owner_id))
 
     async def get(self, name: str) -> Bucket:
+        if self._watcher.moved():
+            self._cache.clear()
         cached = self._cache.get(name)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
@@ -59,3 +74,5 @@ class BucketService:
 
     def forget(self, name: str) -> None:
         self._cache.pop(name, None)
+        if self._revocations is not None:
+            self._revocations.bump()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cargohold.domain.events import EventDraft, EventType
 from cargohold.domain.jobs import DELETE_PART
 from cargohold.domain.model import Bucket, ObjectRecord, Principal
 from cargohold.domain.names import validate_key
@@ -80,6 +81,19 @@ class CatalogOps:
                 if deleted is None:
                     raise no_such_version(bucket_name, key, version_id)
             await enqueue_deletions(conn, deleted.freed)
+            await repo.events.append(
+                conn,
+                EventDraft(
+                    EventType.OBJECT_DELETED,
+                    who.user_id,
+                    bucket=bucket.name,
+                    bucket_id=bucket.id,
+                    key=key,
+                    version_id=deleted.version_id,
+                    size=deleted.size,
+                    detail={"delete_marker": deleted.delete_marker, "latest": deleted.latest},
+                ),
+            )
             return deleted
 
         deleted: repo.Deletion = await self._db.write(remove)
@@ -105,7 +119,7 @@ class CatalogOps:
             validate_key(key)
         if not 1 <= limit <= 1000:
             raise InvalidArgument("limit must be between 1 and 1000", field="limit")
-        after = VersionCursor.decode(cursor) if cursor else None
+        after = VersionCursor.resume(cursor) if cursor else None
         async with self._db.read() as conn:
             found, next_cursor = await repo.list_versions(
                 conn, bucket.id, key=key, prefix=prefix, limit=limit, cursor=after
@@ -122,6 +136,19 @@ class CatalogOps:
             record = await repo.restore_version(conn, bucket.id, key, version_id)
             if record is None:
                 raise no_such_version(bucket_name, key, version_id)
+            await repo.events.append(
+                conn,
+                EventDraft(
+                    EventType.OBJECT_RESTORED,
+                    who.user_id,
+                    bucket=bucket.name,
+                    bucket_id=bucket.id,
+                    key=key,
+                    version_id=record.version_id,
+                    size=record.size,
+                    detail={"restored_from": version_id},
+                ),
+            )
             return record
 
         restored: ObjectRecord = await self._db.write(restore)
@@ -168,6 +195,23 @@ class CatalogOps:
             if renamed is None:
                 raise NoSuchKey(f"no object {key!r} in bucket {bucket_name!r}", key=key)
             await enqueue_deletions(conn, renamed.freed)
+            await repo.events.append(
+                conn,
+                EventDraft(
+                    EventType.OBJECT_RENAMED,
+                    who.user_id,
+                    bucket=target.name,
+                    bucket_id=target.id,
+                    key=to_key,
+                    version_id=renamed.record.version_id,
+                    size=renamed.record.size,
+                    detail={
+                        "from_bucket": source.name,
+                        "from_key": key,
+                        "source_marker": renamed.source_marker,
+                    },
+                ),
+            )
             return renamed
 
         renamed: repo.Renamed = await self._db.write(move)

@@ -100,6 +100,7 @@ class CopyService:
             content_type if content_type is not None else found.content_type,
             headers=dict(found.headers if headers is None else headers),
             condition=condition,
+            actor_id=who.user_id,
         )
         digests = {name: value for name, value in (("md5", found.md5), ("sha256", found.sha256)) if value}
         if found.inline_data is not None:

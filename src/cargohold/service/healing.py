@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.config import Settings
+from cargohold.domain.events import EventType
 from cargohold.domain.jobs import ALL_KINDS, DRAIN_NODE, LOST_NODE, REBALANCE, SCRUB_NODE
 from cargohold.domain.layout import Layout
 from cargohold.domain.model import (
@@ -30,7 +31,7 @@ from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.metadata.repositories.health import count_objects, iter_part_shares
 from cargohold.metrics import JOBS, PARTS_DEGRADED, REPAIR_WAITING_BYTES
-from cargohold.service.nodes import NodeRegistry
+from cargohold.service.nodes import NodeRegistry, node_event
 from cargohold.workers.limits import LimitsStore, WorkerLimits
 
 #: Node states an admin may set (retired is reached by draining, never set by hand).
@@ -192,16 +193,17 @@ class HealingService:
         """Drain, mark lost or return a node to service, and queue the work that follows."""
         if state not in ADMIN_NODE_STATES:
             raise InvalidArgument(f"state must be one of {', '.join(ADMIN_NODE_STATES)}", field="state")
-        node = await self._nodes.update(node_id, state=state)
-        if state == NODE_DRAINING:
-            await self._db.write(
-                lambda conn: repo.enqueue(conn, DRAIN_NODE, {"node_id": node_id}, dedupe=f"drain:{node_id}")
-            )
-        elif state == NODE_LOST:
-            await self._db.write(
-                lambda conn: repo.enqueue(conn, LOST_NODE, {"node_id": node_id}, dedupe=f"lost:{node_id}")
-            )
-        else:
+
+        async def follow_up(conn: AsyncConnection, node: NodeRecord) -> None:
+            # The work the new state needs is queued in the transaction that sets it.
+            if state == NODE_DRAINING:
+                await repo.enqueue(conn, DRAIN_NODE, {"node_id": node_id}, dedupe=f"drain:{node_id}")
+            elif state == NODE_LOST:
+                await repo.enqueue(conn, LOST_NODE, {"node_id": node_id}, dedupe=f"lost:{node_id}")
+                await repo.events.append(conn, node_event(EventType.NODE_LOST, node))
+
+        node = await self._nodes.update(node_id, state=state, also=follow_up)
+        if state not in (NODE_DRAINING, NODE_LOST):
             await self.start_rebalance()
         return node
 

@@ -21,6 +21,15 @@ from cargohold.metadata.db import Database
 from cargohold.metadata.repositories.grants import GrantRecord
 from cargohold.service.access import AccessService, Level
 from cargohold.service.buckets import BucketService
+from cargohold.service.nodes import NodeRegistry
+
+
+class LayoutTooWide(Conflict):
+    """A layout whose writes need more nodes than the cluster has: every write to the bucket would
+    be 503 until nodes are added, so the bucket is refused now, when the cause is plain."""
+
+    code = "layout_too_wide"
+    title = "The layout's writes need more nodes than the cluster has"
 
 
 class OwnerGrant(Conflict):
@@ -50,12 +59,28 @@ class GrantList:
 
 
 class NamespaceService:
-    def __init__(self, db: Database, buckets: BucketService, access: AccessService) -> None:
+    def __init__(
+        self, db: Database, buckets: BucketService, access: AccessService, nodes: NodeRegistry
+    ) -> None:
         self._db = db
         self._buckets = buckets
         self._access = access
+        self._nodes = nodes
 
     async def create(self, who: Principal, name: str, layout: str | None = None) -> Bucket:
+        """A bucket owned by ``who``, with ``layout`` or the gateway's default.
+
+        ``409 layout_too_wide`` when a write would need more nodes (the layout's write quorum)
+        than the cluster has, lost and retired ones not counted.
+        """
+        spec = self._buckets.layout(layout)
+        members = self._nodes.members()
+        if spec.write_quorum > members:
+            raise LayoutTooWide(
+                f"layout {spec.spec} writes to at least {spec.write_quorum} nodes; the cluster has {members}",
+                needed=spec.write_quorum,
+                available=members,
+            )
         return await self._buckets.create(name, who.user_id, layout)
 
     async def visible(self, who: Principal) -> list[Bucket]:

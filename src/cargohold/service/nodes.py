@@ -13,14 +13,16 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cargohold.domain.model import NodeRecord
+from cargohold.domain.events import EventDraft, EventType
+from cargohold.domain.model import NODE_LOST, NODE_RETIRED, NodeRecord
 from cargohold.domain.placement import Candidate, choose_nodes
 from cargohold.errors import (
     CargoholdError,
@@ -84,6 +86,11 @@ class NodeRegistry:
     def nodes(self) -> list[NodeRecord]:
         return sorted(self._nodes.values(), key=lambda n: n.id)
 
+    def members(self) -> int:
+        """Nodes a layout can count on: registered, neither lost nor retired (off or down for now
+        is a state an admin or the node itself ends)."""
+        return sum(1 for n in self._nodes.values() if n.state not in (NODE_LOST, NODE_RETIRED))
+
     def get(self, node_id: int) -> NodeRecord | None:
         return self._nodes.get(node_id)
 
@@ -131,12 +138,19 @@ class NodeRegistry:
         active: bool | None = None,
         zone: str | None = None,
         state: str | None = None,
+        also: Callable[[AsyncConnection, NodeRecord], Awaitable[None]] | None = None,
     ) -> NodeRecord:
-        node = await self._db.write(
-            lambda conn: repo.update_node(
+        """Change a node's admin fields; ``also`` runs in the same transaction (the work that follows)."""
+
+        async def change(conn: AsyncConnection) -> NodeRecord:
+            node = await repo.update_node(
                 conn, node_id, enabled=enabled, active=active, zone=zone, state=state
             )
-        )
+            if also is not None:
+                await also(conn, node)
+            return node
+
+        node = await self._db.write(change)
         self._nodes[node.id] = node
         self._generation += 1
         return node
@@ -206,8 +220,10 @@ class NodeRegistry:
             updated.shares,
         )
         if changed or (health is not None and _stale(node.last_seen, now)):
-            await self._db.write(
-                lambda conn: repo.update_node_stats(
+
+            async def store(conn: AsyncConnection) -> None:
+                was = await repo.node_healthy(conn, node.id)
+                await repo.update_node_stats(
                     conn,
                     node.id,
                     healthy=updated.healthy,
@@ -217,7 +233,12 @@ class NodeRegistry:
                     shares=updated.shares,
                     last_seen=updated.last_seen,
                 )
-            )
+                if was is not None and was != updated.healthy:
+                    # Told once per change of the stored state, however many processes probe.
+                    kind = EventType.NODE_UP if updated.healthy else EventType.NODE_DOWN
+                    await repo.events.append(conn, node_event(kind, updated))
+
+            await self._db.write(store)
         return updated
 
     async def probe_all(self) -> None:
@@ -309,6 +330,15 @@ class NodeRegistry:
     def zone_of(self, node_id: int | None) -> str | None:
         node = self._nodes.get(node_id) if node_id is not None else None
         return node.zone if node is not None else None
+
+
+def node_event(kind: EventType, node: NodeRecord, **detail: Any) -> EventDraft:
+    """A node's event: the cluster's own doing (no actor), seen by admins."""
+    return EventDraft(
+        kind,
+        None,
+        detail={"node_id": node.id, "url": node.url, "zone": node.zone, "state": node.state, **detail},
+    )
 
 
 def _stale(last_seen: datetime | None, now: datetime) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 from cargohold.config import Settings
 from cargohold.domain.conditions import WriteCondition
 from cargohold.domain.digests import ContentHasher, native_etag
+from cargohold.domain.events import EventDraft, EventType
 from cargohold.domain.layout import Layout, block_span
 from cargohold.domain.model import Bucket, ObjectRecord, PartRecord, Principal, ShareRecord
 from cargohold.domain.names import validate_key
@@ -42,6 +43,7 @@ from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.metrics import ZONE_READ_BYTES
 from cargohold.service.access import AccessService, Level
+from cargohold.service.appends import PartAppender
 from cargohold.service.catalog import CatalogOps, enqueue_deletions, no_such_version
 from cargohold.service.checksums import ExpectedDigests
 from cargohold.service.nodes import NodeRegistry
@@ -64,6 +66,8 @@ class NewVersion:
     md5_etag: bool = False
     headers: dict[str, str] = field(default_factory=dict)
     condition: WriteCondition | None = None
+    #: The user writing it (the ``object.created`` event's actor).
+    actor_id: int | None = None
 
 
 class ObjectService(CatalogOps):
@@ -84,6 +88,8 @@ class ObjectService(CatalogOps):
         self._settings = settings
         self._background: set[asyncio.Task[None]] = set()
         self.gc_wakeup = asyncio.Event()
+        #: Chunked uploads (tus, Content-Range) grow their parts through it.
+        self.appender = PartAppender(nodes, settings, self.forget_part)
 
     # -- write --------------------------------------------------------------
 
@@ -123,7 +129,13 @@ class ObjectService(CatalogOps):
         room = await self._quota.admit(bucket, content_length)
         # The same dict: a body's trailing checksums join it once the body has arrived.
         write = NewVersion(
-            bucket, key, content_type, md5_etag, headers if headers is not None else {}, condition
+            bucket,
+            key,
+            content_type,
+            md5_etag,
+            headers if headers is not None else {},
+            condition,
+            actor_id=who.user_id,
         )
         head, body = await _peek(body, self._settings.inline_threshold, content_length)
         if head is not None:
@@ -286,6 +298,7 @@ class ObjectService(CatalogOps):
             for part in parts:
                 if any(s.state != "ok" for s in part.shares):
                     await repo.enqueue_repair(conn, part.id)
+            await repo.events.append(conn, object_created(bucket, record, write.actor_id))
             return record, bool(replaced)
 
         try:
@@ -359,6 +372,7 @@ class ObjectService(CatalogOps):
             share_opener(part, self._nodes, READER_ZONE.get()),
             functools.partial(self.report_bad_share, part),
             self._settings.node_timeout,
+            window=self._settings.blocks_in_flight,
         )
 
     @property
@@ -442,6 +456,20 @@ class ObjectService(CatalogOps):
     async def drain(self) -> None:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def object_created(bucket: Bucket, record: ObjectRecord, actor_id: int | None, **detail: str) -> EventDraft:
+    """The ``object.created`` event of a version just committed (in its transaction)."""
+    return EventDraft(
+        EventType.OBJECT_CREATED,
+        actor_id,
+        bucket=bucket.name,
+        bucket_id=bucket.id,
+        key=record.key,
+        version_id=record.version_id,
+        size=record.size,
+        detail={"etag": record.etag, "content_type": record.content_type, **detail},
+    )
 
 
 async def _no_node(share_id: str, body: AsyncIterator[bytes]) -> int:

@@ -55,24 +55,27 @@ def new_access_key() -> tuple[str, str]:
 
 
 class SecretBox:
-    """Seals and opens S3 secrets with the key derived from the cluster secret."""
+    """Seals and opens secrets the server must read back (S3 secrets, webhook secrets) with a key
+    derived from the cluster secret; ``info`` keeps each kind's key apart from the others'."""
 
-    def __init__(self, cluster_secret: str) -> None:
+    def __init__(self, cluster_secret: str, info: bytes = HKDF_INFO) -> None:
         if not cluster_secret:
-            raise ValueError("S3 secrets are encrypted under the cluster secret, which is not set")
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=HKDF_INFO).derive(
-            cluster_secret.encode()
-        )
+            raise ValueError("secrets are encrypted under the cluster secret, which is not set")
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(cluster_secret.encode())
         self._aead = AESGCM(key)
 
-    def seal(self, access_key_id: str, secret: str) -> tuple[bytes, bytes]:
+    def seal(self, owner_id: str, secret: str) -> tuple[bytes, bytes]:
+        """(nonce, ciphertext) of ``secret``, bound to ``owner_id`` (the row's id) as associated data."""
         nonce = os.urandom(NONCE_BYTES)
-        return nonce, self._aead.encrypt(nonce, secret.encode(), access_key_id.encode())
+        return nonce, self._aead.encrypt(nonce, secret.encode(), owner_id.encode())
+
+    def open_sealed(self, owner_id: str, nonce: bytes, ciphertext: bytes) -> str:
+        """The secret; ``InvalidTag`` if sealed under another cluster secret, for another row, or altered."""
+        return self._aead.decrypt(nonce, ciphertext, owner_id.encode()).decode()
 
     def open(self, key: S3Key) -> str:
         """The key's secret; ``InvalidTag`` if it was sealed under another cluster secret or altered."""
-        plain = self._aead.decrypt(key.secret_nonce, key.secret_ciphertext, key.access_key_id.encode())
-        return plain.decode()
+        return self.open_sealed(key.access_key_id, key.secret_nonce, key.secret_ciphertext)
 
 
 class S3KeyService:
@@ -82,7 +85,7 @@ class S3KeyService:
         self._db = db
         self._auth = auth
         self._box = SecretBox(cluster_secret)
-        self._cache: TtlCache[S3Key | None] = TtlCache(cache_seconds)
+        self._cache: TtlCache[S3Key | None] = TtlCache(cache_seconds, revocations=auth.revocations)
 
     async def create(
         self,
@@ -137,6 +140,7 @@ class S3KeyService:
             raise NoSuchS3Key(f"no S3 access key {access_key_id!r}", key_id=access_key_id)
         await self._db.write(lambda conn: repo.revoke_s3_key(conn, access_key_id))
         self._cache.drop(access_key_id)
+        self._auth.revocations.bump()
         async with self._db.read() as conn:
             revoked = await repo.get_s3_key(conn, access_key_id)
         assert revoked is not None

@@ -28,11 +28,13 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
+from cargohold.domain.events import EventDraft, EventType
 from cargohold.domain.model import Bucket, ObjectRecord, Principal
-from cargohold.domain.names import validate_key
+from cargohold.domain.names import MAX_KEY_BYTES, validate_key
 from cargohold.errors import (
     AccessDenied,
     CargoholdError,
@@ -40,10 +42,12 @@ from cargohold.errors import (
     InvalidArgument,
     InvalidCredentials,
     NoSuchBucket,
+    NoSuchKey,
     NotFound,
     Unauthorized,
 )
 from cargohold.metadata.db import Database
+from cargohold.metadata.repositories import events as events_repo
 from cargohold.metadata.repositories import share_links as repo
 from cargohold.metadata.repositories.share_links import ShareLink
 from cargohold.service.access import AccessService, Level
@@ -186,8 +190,9 @@ class ShareLinkService:
             _validate_prefix(prefix)
         password_hash = await hash_password(check_password_rules(password)) if password is not None else None
         link_id, token = secrets.token_hex(8), secrets.token_urlsafe(32)
-        link = await self._db.write(
-            lambda conn: repo.create_link(
+
+        async def create(conn):  # type: ignore[no-untyped-def]
+            link = await repo.create_link(
                 conn,
                 link_id,
                 token_hash(token),
@@ -200,7 +205,19 @@ class ShareLinkService:
                 expires_at=expires_at,
                 max_downloads=max_downloads,
             )
-        )
+            await events_repo.append(
+                conn,
+                _link_event(
+                    EventType.SHARE_CREATED,
+                    link,
+                    key or prefix,
+                    expires_at=expires_at.isoformat() if expires_at else None,
+                    has_password=password_hash is not None,
+                ),
+            )
+            return link
+
+        link = await self._db.write(create)
         return link, token
 
     async def list_links(
@@ -217,7 +234,17 @@ class ShareLinkService:
             return await repo.list_links(conn, owner_id=owner_id, bucket_id=bucket_id)
 
     async def get(self, who: Principal, link_id: str) -> ShareLink:
-        """A link, for its creator, an admin of its bucket or a system admin (404 to anyone else)."""
+        """A link, for its creator, an admin of its bucket or a system admin (404 to anyone else).
+
+        Revoking is the link's DELETE: a revoked link is gone (410 link_revoked), as its token
+        is; listings still show it, with its status.
+        """
+        link = await self._managed(who, link_id)
+        if link.revoked_at is not None:
+            raise LinkRevoked("this share link was revoked", link=link.id)
+        return link
+
+    async def _managed(self, who: Principal, link_id: str) -> ShareLink:
         async with self._db.read() as conn:
             link = await repo.get_link(conn, link_id)
         if link is None or not await self._may_manage(who, link):
@@ -225,8 +252,8 @@ class ShareLinkService:
         return link
 
     async def revoke(self, who: Principal, link_id: str) -> ShareLink:
-        """Revoke a link at once on every gateway (idempotent)."""
-        await self.get(who, link_id)
+        """Revoke a link at once on every gateway (idempotent: again, it answers the revoked link)."""
+        await self._managed(who, link_id)
         revoked = await self._db.write(lambda conn: repo.revoke_link(conn, link_id))
         if revoked is None:  # deleted with its bucket meanwhile
             raise NoSuchLink(f"no share link {link_id!r}", link=link_id)
@@ -328,7 +355,12 @@ class ShareLinkService:
             return await self._objects.find(opened.bucket, link.key, link.version_id)
         if not rest:
             raise InvalidArgument("name an object under the shared prefix")
-        return await self._objects.find(opened.bucket, validate_key((link.prefix or "") + rest))
+        key = (link.prefix or "") + rest
+        if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+            # Longer than any key, so no object under the link has this name. Not a malformed
+            # request: what ``rest`` may hold depends on the link's prefix, which the URL hides.
+            raise NoSuchKey(f"no object {rest!r} under this link", key=rest)
+        return await self._objects.find(opened.bucket, validate_key(key))
 
     async def listing(self, opened: Opened, limit: int, cursor: str | None) -> Listing:
         """One page of the objects under a prefix link (all depths)."""
@@ -336,10 +368,25 @@ class ShareLinkService:
             raise InvalidArgument("this link shares one object, not a folder")
         return await self._objects.list_in(opened.bucket, opened.link.prefix, "", limit, cursor)
 
-    async def count_download(self, link: ShareLink) -> int:
-        """Count one download; ``LinkGone`` if the link ran out (or was revoked) meanwhile."""
+    async def count_download(self, link: ShareLink, key: str | None = None) -> int:
+        """Count one download of ``key``; ``LinkGone`` if the link ran out (or was revoked) meanwhile.
+
+        The ``share.used`` event (and ``share.exhausted`` with the last allowed
+        download) is the link creator's: the link serves on their behalf.
+        """
         now = datetime.now(UTC)
-        count = await self._db.write(lambda conn: repo.claim_download(conn, link.id, now))
+
+        async def claim(conn):  # type: ignore[no-untyped-def]
+            count = await repo.claim_download(conn, link.id, now)
+            if count is None:
+                return None
+            used = replace(link, downloads=count)
+            await events_repo.append(conn, _link_event(EventType.SHARE_USED, used, key or link.key))
+            if link.max_downloads is not None and count >= link.max_downloads:
+                await events_repo.append(conn, _link_event(EventType.SHARE_EXHAUSTED, used, key or link.key))
+            return count
+
+        count = await self._db.write(claim)
         if count is not None:
             return int(count)
         async with self._db.read() as conn:
@@ -348,6 +395,24 @@ class ShareLinkService:
             raise NoSuchLink("no share link with this token")
         _raise_if_gone(fresh, now)
         raise LinkExhausted("this link reached its download limit", link=link.id)
+
+
+def _link_event(kind: EventType, link: ShareLink, key: str | None, **detail: Any) -> EventDraft:
+    return EventDraft(
+        kind,
+        link.owner_id,
+        bucket=link.bucket_name,
+        bucket_id=link.bucket_id,
+        key=key,
+        version_id=link.version_id,
+        detail={
+            "link_id": link.id,
+            "prefix": link.prefix,
+            "downloads": link.downloads,
+            "max_downloads": link.max_downloads,
+            **detail,
+        },
+    )
 
 
 def _raise_if_gone(link: ShareLink, now: datetime) -> None:

@@ -37,8 +37,10 @@ from cargohold.errors import (
     InvalidShareId,
     ShareCorrupt,
     ShareNotFound,
+    ShareOffsetMismatch,
 )
 from cargohold.storage import frames
+from cargohold.storage.local_append import AppendFile
 from cargohold.storage.local_reader import LocalShareReader
 from cargohold.storage.share_store import (
     DEFAULT_LIST_LIMIT,
@@ -101,6 +103,8 @@ class LocalShareStore:
         # one step), so admission on the loop never counts a share twice.
         self._space_lock = threading.Lock()
         self._cleanups: set[asyncio.Task[None]] = set()
+        # Shares with an append running: a second one is refused, not queued.
+        self._appending: set[str] = set()
 
     # -- life cycle ---------------------------------------------------------
 
@@ -253,6 +257,80 @@ class LocalShareStore:
             self._release(ticket)  # what the commit did not turn into used bytes
         return written
 
+    async def append(self, share_id: str, offset: int, chunks: AsyncIterator[bytes]) -> int:
+        """Write a stream at the end of a share ``offset`` bytes long; see :mod:`.local_append`.
+
+        Space is reserved chunk by chunk as for an unsized put. A failed
+        append is cut back to ``offset`` before the error is raised, even
+        when cancelled.
+        """
+        final = self._final_path(share_id)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidArgument(f"append offset {offset!r} must be a non-negative integer")
+        if share_id in self._appending:
+            raise ShareOffsetMismatch(f"share {share_id!r} has another append running")
+        self._appending.add(share_id)
+        target = AppendFile(final, share_id, offset)
+        ticket = _Reservation()
+        pending: asyncio.Future[None] = asyncio.ensure_future(run_io(self._open_append_sync, target))
+        try:
+            await asyncio.shield(pending)
+            buf: list[bytes] = []
+            buffered = written = 0
+            async for chunk in chunks:
+                self._reserve(share_id, ticket, len(chunk))
+                buf.append(chunk)
+                buffered += len(chunk)
+                written += len(chunk)
+                if buffered >= FLUSH_SIZE:
+                    await asyncio.shield(pending)
+                    pending = asyncio.ensure_future(run_io(target.write, buf))
+                    buf, buffered = [], 0
+            await asyncio.shield(pending)
+            pending = asyncio.ensure_future(run_io(self._finish_append_sync, target, buf, written, ticket))
+            await asyncio.shield(pending)
+        except BaseException:
+            cleanup = asyncio.ensure_future(self._undo_append(pending, target, ticket))
+            self._cleanups.add(cleanup)
+            cleanup.add_done_callback(self._cleanups.discard)
+            await asyncio.shield(cleanup)
+            raise
+        self._appending.discard(share_id)
+        return offset + written
+
+    def _open_append_sync(self, target: AppendFile) -> None:
+        shard = target.path.parent
+        if target.offset == 0 and not shard.is_dir():
+            with contextlib.suppress(FileExistsError):
+                shard.mkdir()
+                _fsync_dir(self._shares_dir)
+        target.open()
+
+    def _finish_append_sync(
+        self, target: AppendFile, tail: list[bytes], size: int, ticket: _Reservation
+    ) -> None:
+        if tail:
+            target.write(tail)
+        target.finish()
+        with self._commit_lock:
+            with self._space_lock:
+                self._used += size
+                self._reserved -= ticket.bytes
+                ticket.bytes = 0
+            self._count += target.created
+
+    async def _undo_append(
+        self, pending: asyncio.Future[None], target: AppendFile, ticket: _Reservation
+    ) -> None:
+        """Wait for the write that may still use the descriptor, then cut the share back."""
+        with contextlib.suppress(BaseException):
+            await pending
+        try:
+            await run_io(target.undo)
+        finally:
+            self._release(ticket)
+            self._appending.discard(target.share_id)
+
     def _release(self, ticket: _Reservation, keep: int = 0) -> None:
         with self._space_lock:
             freed = max(0, ticket.bytes - keep)
@@ -399,7 +477,12 @@ class LocalShareStore:
     # -- scrub ----------------------------------------------------------------
 
     async def verify(self, share_id: str, *, quarantine: bool = False) -> VerifyReport:
-        """Re-read a share frame by frame; with ``quarantine``, move it aside if corrupt."""
+        """Re-read a share frame by frame; with ``quarantine``, move it aside if corrupt.
+
+        A share with an append running ends in a frame still arriving: it is
+        reported as found, never quarantined for it.
+        """
+        quarantine = quarantine and share_id not in self._appending
         return await run_io(self._verify_sync, share_id, self._final_path(share_id), quarantine)
 
     def _verify_sync(self, share_id: str, final: Path, quarantine: bool) -> VerifyReport:

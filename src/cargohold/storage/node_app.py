@@ -86,6 +86,20 @@ async def put_share(request: web.Request) -> web.Response:
     return web.json_response({"share_id": share_id, "size": size}, status=201)
 
 
+async def append_share(request: web.Request) -> web.Response:
+    """PATCH ?offset=N: the body goes at the end of a share N bytes long (409 if it is not)."""
+    store = request.app[STORE]
+    share_id = _share_id(request)
+    raw = request.query.get("offset", "")
+    # Digits only, as for 'limit': int() would take " 12", "+12" and "1_000" too.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or set(request.query) != {"offset"}:
+        raise InvalidArgument(
+            f"PATCH needs one query parameter 'offset' of up to 19 digits, not {raw[:40]!r}"
+        )
+    size = await store.append(share_id, int(raw), _body(request))
+    return web.json_response({"share_id": share_id, "size": size})
+
+
 async def get_share(request: web.Request) -> web.StreamResponse:
     """GET and HEAD with one optional Range (206/416).
 
@@ -196,6 +210,7 @@ def build_node_app(
     app.router.add_get("/metrics", metrics, allow_head=False)
     app.router.add_put("/v1/shares/{share_id}", put_share)
     app.router.add_get("/v1/shares/{share_id}", get_share)  # HEAD too
+    app.router.add_patch("/v1/shares/{share_id}", append_share)
     app.router.add_delete("/v1/shares/{share_id}", delete_share)
     app.router.add_get("/v1/shares", list_shares, allow_head=False)
     app.router.add_get("/v1/shares/{share_id}/verify", verify_share, allow_head=False)

@@ -292,6 +292,31 @@ class NodeClient:
             raise NodeUnavailable(f"{self.name} stored {stored} of {size} bytes")
         return stored
 
+    async def append(self, share_id: str, offset: int, body: AsyncIterator[bytes]) -> int:
+        """Stream bytes to the end of a share ``offset`` bytes long; returns its new, durable length.
+
+        A node that holds another length answers 409 (``ShareOffsetMismatch``).
+        A body that fails here drops the connection, and the node cuts the
+        share back to ``offset`` when it notices.
+        """
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidArgument(f"append offset {offset!r} must be a non-negative integer")
+        headers = {"Content-Type": "application/octet-stream"}
+        tracked = _TrackedBody(body, None)
+        url = self._url(share_id)
+        try:
+            async with self._request(
+                "PATCH", url, data=tracked, headers=headers, params={"offset": str(offset)}
+            ) as response:
+                if response.status != 200:
+                    await self._raise_for(response)
+                ack = await response.json()
+        except _TRANSPORT_ERRORS as exc:
+            if tracked.error is not None:
+                raise tracked.error from exc
+            raise NodeUnavailable(f"append to {self.name} failed: {_brief(exc)}") from exc
+        return int(ack["size"])
+
     async def open(self, share_id: str, start: int = 0, end: int | None = None) -> ShareStream:
         """Open bytes ``start``..``end`` (inclusive, like HTTP; None = to the end) of a share.
 

@@ -14,6 +14,16 @@ against each of them:
 * :class:`cargohold.testing.faults.FaultyShareStore` — wraps any store and
   injects scripted faults (errors, stalls, flipped bytes, short reads).
 
+Besides whole-share puts, a store appends to a share at an expected offset
+(``append``): what chunked uploads use to grow one part over many requests.
+The expected offset is the share's length as the caller last saw it
+acknowledged; any other length, or another append still running on the
+share, is refused with ``ShareOffsetMismatch`` (409), so two racing writers
+cannot interleave their bytes. An append is durable (fsynced) when it
+returns; one that fails leaves the share at its expected offset (a crash of
+the store itself may leave unacknowledged bytes behind that offset, which
+no reader asks for).
+
 Errors are domain errors: ``ShareNotFound`` (no such share), ``ShareCorrupt``
 (a frame fails its checksum, or a range starts past the end),
 ``InsufficientStorage`` (the share does not fit), ``InvalidShareId``,
@@ -121,6 +131,19 @@ class ShareStore(Protocol):
         that cannot fit ``InsufficientStorage`` (before any byte when
         ``size`` says so). An existing share of the id is replaced atomically
         and only by a complete new one.
+        """
+        ...
+
+    async def append(self, share_id: str, offset: int, chunks: AsyncIterator[bytes]) -> int:
+        """Add a stream at the end of a share that is ``offset`` bytes long; returns the new length.
+
+        ``offset == 0`` creates the share if it is not there. A share of another
+        length, or one with an append still running, raises
+        ``ShareOffsetMismatch``; a missing share with ``offset > 0``
+        ``ShareNotFound``; bytes beyond the capacity ``InsufficientStorage``.
+        The new length is durable once this returns. If the stream or the
+        write fails, the share is cut back to ``offset`` before the error is
+        raised (over HTTP: as soon as the node notices the broken body).
         """
         ...
 

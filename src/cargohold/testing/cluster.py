@@ -30,7 +30,7 @@ ADMIN_PASSWORD = "test-admin-password"
 SECRET = "test-cluster-secret"
 
 
-def _wait_for_line(process: subprocess.Popen[bytes], marker: str, timeout: float = 30.0) -> str:
+def _wait_for_line(process: subprocess.Popen[bytes], marker: str, timeout: float = 60.0) -> str:
     assert process.stdout is not None
     deadline = time.monotonic() + timeout
     seen = []
@@ -47,6 +47,23 @@ def _wait_for_line(process: subprocess.Popen[bytes], marker: str, timeout: float
             break
     process.kill()
     raise RuntimeError(f"process did not print {marker!r}; output: {''.join(seen)!r}")
+
+
+def children_of(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (from /proc), in start order."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        # Field 4 (ppid) and 22 (start time) follow the command name, which may hold spaces.
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append((int(fields[19]), int(entry.name)))
+    return [child for _, child in sorted(found)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +116,8 @@ class Cluster:
     zones: tuple[str, ...] = ()
     #: The gateway's own zone (``--zone``).
     gateway_zone: str | None = None
+    #: Gateway processes on the one port (``gateway --workers``); one saves CPU in most tests.
+    gateway_workers: int = 1
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CARGOHOLD_")}
@@ -121,8 +140,16 @@ class Cluster:
             self.log_path(log_name).parent.mkdir(parents=True, exist_ok=True)
             stderr = self.log_path(log_name).open("ab")
         try:
+            # Unbuffered: a buffered reader could take several lines at once and leave
+            # _wait_for_line's select() waiting on a pipe already read (a gateway with
+            # workers prints a line per worker before its own).
             return subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=stderr, env=self._env(), preexec_fn=die_with_parent
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=self._env(),
+                preexec_fn=die_with_parent,
+                bufsize=0,
             )
         finally:
             if stderr is not None:
@@ -194,30 +221,39 @@ class Cluster:
 
     def _start_gateway(self, port: int) -> None:
         cmd = [sys.executable, "-m", "cargohold", "gateway", "--db", self.db, "--port", str(port)]
-        cmd += ["--layout", self.layout]
+        cmd += ["--layout", self.layout, "--workers", str(self.gateway_workers)]
         if self.gateway_zone is not None:
             cmd += ["--zone", self.gateway_zone]
         if self.tls is not None:
             cmd += [*self._tls_args(self.tls), "--tls-ca", str(self.tls.ca)]
         self.gateway = self._spawn(cmd, "gateway")
-        line = _wait_for_line(self.gateway, "gateway listening on")
+        # A parent prepares the store, then starts its workers: two process start-ups in a row.
+        # (A fresh PostgreSQL store's migrations alone took over 30 s on a machine at load 23.)
+        timeout = 60.0 if self.gateway_workers == 1 else 120.0
+        line = _wait_for_line(self.gateway, "gateway listening on", timeout)
         self.url = line.rsplit(" ", 1)[1]
 
     def spawn_gateway(
-        self, zone: str | None = None, env: dict[str, str] | None = None
+        self, zone: str | None = None, env: dict[str, str] | None = None, workers: int | None = None
     ) -> tuple[subprocess.Popen[bytes], str]:
         """One more gateway over the same metadata store and nodes; returns it and its URL.
 
-        The caller stops it (``terminate``); ``env`` adds settings for this one only.
+        It runs ``workers`` processes (default: as many as the first gateway). The caller stops
+        it (``terminate``); ``env`` adds settings for this one only.
         """
+        count = self.gateway_workers if workers is None else workers
         cmd = [sys.executable, "-m", "cargohold", "gateway", "--db", self.db, "--port", "0"]
-        cmd += ["--layout", self.layout, *(["--zone", zone] if zone else [])]
+        cmd += ["--layout", self.layout, "--workers", str(count), *(["--zone", zone] if zone else [])]
         if self.tls is not None:
             cmd += [*self._tls_args(self.tls), "--tls-ca", str(self.tls.ca)]
         process = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, env={**self._env(), **(env or {})}, preexec_fn=die_with_parent
+            cmd,
+            stdout=subprocess.PIPE,
+            env={**self._env(), **(env or {})},
+            preexec_fn=die_with_parent,
+            bufsize=0,  # see _spawn
         )
-        line = _wait_for_line(process, "gateway listening on")
+        line = _wait_for_line(process, "gateway listening on", 60.0 if count == 1 else 120.0)
         return process, line.rsplit(" ", 1)[1]
 
     # -- worker -------------------------------------------------------------
@@ -291,6 +327,13 @@ class Cluster:
             self.worker.wait(15)
         self.worker = None
 
+    def gateway_pids(self) -> list[int]:
+        """The processes that serve requests: the gateway, or the workers its parent runs."""
+        assert self.gateway is not None
+        if self.gateway_workers == 1:
+            return [self.gateway.pid]
+        return children_of(self.gateway.pid)
+
     def _gateway_port(self) -> int:
         return int(self.url.rsplit(":", 1)[1]) if self.url else 0
 
@@ -310,7 +353,19 @@ class Cluster:
         self.start_gateway()
         for node in self.nodes:
             self.register(node)
+        if self.gateway_workers > 1:
+            self.wait_for(self._workers_see_every_node, timeout=30)
         return self
+
+    def _workers_see_every_node(self) -> bool:
+        """Each worker's registry holds every node up (one registered them; the others reload it)."""
+        views: dict[str, int] = {}
+        for _ in range(8 * self.gateway_workers):
+            with self.client() as fresh:  # a new connection: the kernel picks the worker
+                reply = fresh.get("/api/v1/nodes")
+                healthy = sum(1 for n in reply.json()["nodes"] if n["healthy"])
+                views[reply.headers["X-Gateway-Worker"]] = healthy
+        return len(views) == self.gateway_workers and set(views.values()) == {len(self.nodes)}
 
     def stop(self) -> None:
         self.stop_worker()

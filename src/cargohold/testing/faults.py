@@ -35,7 +35,7 @@ from cargohold.storage.share_store import (
     VerifyReport,
 )
 
-Method = Literal["put", "open", "verify", "list", "delete"]
+Method = Literal["put", "append", "open", "verify", "list", "delete"]
 METHODS: frozenset[str] = frozenset({"put", "open", "verify", "list", "delete"})
 ErrorSpec = BaseException | type[BaseException]
 
@@ -185,6 +185,10 @@ class FaultyShareStore:
     async def put(self, share_id: str, chunks: AsyncIterator[bytes], size: int | None = None) -> int:
         await self._before("put", share_id)
         return await self.inner.put(share_id, chunks, size)
+
+    async def append(self, share_id: str, offset: int, chunks: AsyncIterator[bytes]) -> int:
+        await self._before("append", share_id)
+        return await self.inner.append(share_id, offset, chunks)
 
     async def open(self, share_id: str, start: int = 0, end: int | None = None) -> FaultyReader:
         read_faults = await self._before("open", share_id)

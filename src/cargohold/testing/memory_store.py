@@ -24,6 +24,7 @@ from cargohold.errors import (
     NodeUnavailable,
     ShareCorrupt,
     ShareNotFound,
+    ShareOffsetMismatch,
 )
 from cargohold.storage import frames
 from cargohold.storage.local import validate_share_id
@@ -87,6 +88,7 @@ class MemoryShareStore:
         self.quarantine: dict[str, bytes] = {}
         self._shares: dict[str, _Stored] = {}
         self._reserved = 0
+        self._appending: set[str] = set()
 
     # -- figures and test helpers ---------------------------------------------
 
@@ -152,6 +154,38 @@ class MemoryShareStore:
         finally:
             self._reserved -= held
         return written
+
+    async def append(self, share_id: str, offset: int, chunks: AsyncIterator[bytes]) -> int:
+        """Bytes are kept aside until the stream ends: a failed append leaves the share as it was."""
+        validate_share_id(share_id)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidArgument(f"append offset {offset!r} must be a non-negative integer")
+        if share_id in self._appending:
+            raise ShareOffsetMismatch(f"share {share_id!r} has another append running")
+        stored = self._shares.get(share_id)
+        if stored is None and offset > 0:
+            raise ShareNotFound(f"share {share_id!r} is not stored in {self.name}")
+        size = 0 if stored is None else len(stored.data)
+        if size != offset:
+            raise ShareOffsetMismatch(
+                f"share {share_id!r} is {size} bytes long, the append expected {offset}"
+            )
+        self._appending.add(share_id)
+        held = 0
+        parts: list[bytes] = []
+        try:
+            async for chunk in chunks:
+                self._admit(share_id, len(chunk))
+                self._reserved += len(chunk)
+                held += len(chunk)
+                parts.append(bytes(chunk))
+            current = self._shares.get(share_id)
+            base = current.data if current is not None else b""
+            self._shares[share_id] = _Stored(base + b"".join(parts), time.time())
+        finally:
+            self._reserved -= held
+            self._appending.discard(share_id)
+        return offset + held
 
     def _admit(self, share_id: str, more: int) -> None:
         if self.capacity is not None and self.used + self._reserved + more > self.capacity:

@@ -77,10 +77,17 @@ Handler = Callable[[JobContext], Awaitable[None]]
 class JobRunner:
     """Runs due jobs of the kinds it has handlers for, up to ``concurrency()`` at once."""
 
-    def __init__(self, db: Database, handlers: dict[str, Handler], concurrency: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        handlers: dict[str, Handler],
+        concurrency: Callable[[], int],
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> None:
         self._db = db
         self._handlers = handlers
         self._concurrency = concurrency
+        self._lease = lease_seconds
         self._running: set[asyncio.Task[None]] = set()
         self.wakeup = asyncio.Event()
 
@@ -93,7 +100,7 @@ class JobRunner:
         ran = 0
         while True:
             while len(self._running) < max(1, self._concurrency()):
-                job = await self._db.write(functools.partial(_claim, kinds=list(kinds)))
+                job = await self._db.write(functools.partial(_claim, kinds=list(kinds), lease=self._lease))
                 if job is None:
                     break
                 self._start(job)
@@ -119,10 +126,14 @@ class JobRunner:
 
     async def _run(self, job: Job) -> None:
         context = JobContext(self._db, job)
-        keepalive = asyncio.create_task(self._keep_lease(job.id))
+        done = asyncio.Event()
+        keepalive = asyncio.create_task(self._keep_lease(job.id, done))
         try:
             await self._handlers[job.kind](context)
         except asyncio.CancelledError:
+            # The worker is stopping: hand the job back now rather than when its lease lapses.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._db.write(functools.partial(_release, job_id=job.id)))
             raise
         except Exception as exc:
             expected = isinstance(exc, CargoholdError | OSError)
@@ -135,17 +146,21 @@ class JobRunner:
             )
             return
         finally:
-            keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keepalive
+            # Told to stop, not cancelled: cancelling a write half-way through a PostgreSQL
+            # round trip can leave its connection waiting on an answer that never comes.
+            done.set()
+            await keepalive
         await context.progress(force=True)
         await self._db.write(functools.partial(_done, job_id=job.id))
 
-    async def _keep_lease(self, job_id: int) -> None:
+    async def _keep_lease(self, job_id: int, done: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(LEASE_SECONDS / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), self._lease / 3)
+            if done.is_set():
+                return
             with contextlib.suppress(Exception):
-                await self._db.write(functools.partial(_extend, job_id=job_id))
+                await self._db.write(functools.partial(_extend, job_id=job_id, lease=self._lease))
 
     async def stop(self) -> None:
         for task in list(self._running):
@@ -153,8 +168,12 @@ class JobRunner:
         await asyncio.gather(*self._running, return_exceptions=True)
 
 
-async def _claim(conn: AsyncConnection, *, kinds: list[str]) -> Job | None:
-    return await repo.claim(conn, kinds, LEASE_SECONDS)
+async def _claim(conn: AsyncConnection, *, kinds: list[str], lease: float) -> Job | None:
+    return await repo.claim(conn, kinds, lease)
+
+
+async def _release(conn: AsyncConnection, *, job_id: int) -> None:
+    await repo.release(conn, job_id)
 
 
 async def _fail(conn: AsyncConnection, *, job_id: int, error: str) -> None:
@@ -165,8 +184,8 @@ async def _done(conn: AsyncConnection, *, job_id: int) -> None:
     await repo.complete(conn, job_id)
 
 
-async def _extend(conn: AsyncConnection, *, job_id: int) -> None:
-    await repo.extend_lease(conn, job_id, LEASE_SECONDS)
+async def _extend(conn: AsyncConnection, *, job_id: int, lease: float) -> None:
+    await repo.extend_lease(conn, job_id, lease)
 
 
 async def _store_progress(

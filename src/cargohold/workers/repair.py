@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.concurrency import run_cpu
 from cargohold.config import Settings
+from cargohold.domain.events import EventDraft, EventType
 from cargohold.domain.layout import Layout
 from cargohold.domain.model import NODE_LOST, NODE_RETIRED, PartRecord, ShareRecord
 from cargohold.erasure.codec import Codec, codec_for
@@ -207,7 +208,13 @@ def rebuild_frames(
 async def _switch_shares(
     conn: AsyncConnection, *, part_id: str, stored: list[tuple[ShareRecord, int]]
 ) -> list[bool]:
-    return [
+    """Point the part at its rebuilt shares; a ``repair.finished`` event says which, when any did."""
+    switched = [
         await repo.set_share(conn, part_id, share.index, target, "ok", expected_node=share.node_id)
         for share, target in stored
     ]
+    rebuilt = [(share.index, target) for (share, target), ok in zip(stored, switched, strict=True) if ok]
+    if rebuilt:
+        detail = {"part_id": part_id, "shares": [i for i, _ in rebuilt], "nodes": [n for _, n in rebuilt]}
+        await repo.events.append(conn, EventDraft(EventType.REPAIR_FINISHED, None, detail=detail))
+    return switched

@@ -6,8 +6,11 @@ role on top of it. Running, it claims due jobs of every kind and, every
 ``node_lost_after`` (declared lost, their parts queued for repair, most
 endangered first), degraded parts without a queued repair, a fill spread
 above ``rebalance_threshold``, a scrub pass that is due, and the orphan
-sweep. ``--once`` does the same for the chosen kinds immediately and returns
-when nothing of them is left to do.
+sweep; it prunes events and webhook attempts older than ``event_retention``.
+Beside the jobs it delivers webhooks (``workers/webhooks.py``) from the
+event log, which it follows through its own :class:`EventFeed`. ``--once``
+does the same for the chosen kinds immediately and returns when nothing of
+them is left to do (webhooks are delivered by running workers only).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from cargohold.domain.jobs import (
     ALL_KINDS,
     DELETE_PART,
     DRAIN_NODE,
+    IMPORT,
     KIND_GROUPS,
     LOST_NODE,
     ORPHAN_SWEEP,
@@ -34,10 +38,16 @@ from cargohold.domain.jobs import (
     SCRUB_NODE,
 )
 from cargohold.domain.model import NODE_DRAINING, NODE_LOST, NODE_NORMAL
+from cargohold.imports.http import resolve
 from cargohold.metadata import repositories as repo
+from cargohold.metadata.repositories.webhooks import prune_attempts
+from cargohold.service.events import EventFeed
 from cargohold.service.healing import HealingService, fill_spread, share_available
+from cargohold.service.imports import ImportService
+from cargohold.service.webhooks import EventSettings, WebhookService
 from cargohold.workers.drain import Drainer
 from cargohold.workers.gc import GarbageCollector
+from cargohold.workers.imports import ImportRunner
 from cargohold.workers.jobs import Handler, JobContext, JobRunner
 from cargohold.workers.limits import Bandwidth, WorkerLimits
 from cargohold.workers.moves import ShareMover
@@ -45,11 +55,17 @@ from cargohold.workers.orphans import OrphanSweeper
 from cargohold.workers.rebalance import Rebalancer
 from cargohold.workers.repair import Repairer
 from cargohold.workers.scrub import Scrubber
+from cargohold.workers.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
 SCHEDULE_KEY = "schedule"  # cluster_settings: when scrub and the orphan sweep last started
+#: Imports run beside the healing work, under their own cap (``import_concurrency``).
+HEALING_KINDS = tuple(kind for kind in ALL_KINDS if kind != IMPORT)
+#: Seconds between looks for queued imports (at most; ``worker_poll_interval`` if shorter).
+IMPORT_POLL = 0.25
 PAGE = 500
+PRUNE_BATCH = 5000
 #: Seconds between reads of the throttles an admin may have changed.
 LIMITS_REFRESH = 3.0
 #: How often a worker recounts degraded parts for the metrics (a pass over every part).
@@ -81,6 +97,19 @@ class HealingWorker:
             ORPHAN_SWEEP: OrphanSweeper(core.db, core.nodes, settings.orphan_grace).handle,
         }
         self.runner = JobRunner(core.db, handlers, lambda: self.limits.concurrency)
+        self.events = EventFeed(core.db, poll_interval=settings.event_poll_interval)
+        webhooks = WebhookService(core.db, core.access, settings.cluster_secret or "", EventSettings(core.db))
+        self.webhooks = WebhookDispatcher(core.db, self.events, webhooks, settings)
+        imports = ImportService(core.db, core.access, resolve, webhooks.settings.allow_private)
+        importer = ImportRunner(
+            imports, core.uploads, core.access, core.auth, core.quota, core.source, settings
+        )
+        self.imports = JobRunner(
+            core.db,
+            {IMPORT: importer.handle},
+            lambda: settings.import_concurrency,
+            lease_seconds=settings.import_lease,
+        )
 
     # -- throttles ------------------------------------------------------------------
 
@@ -102,16 +131,28 @@ class HealingWorker:
         for group in groups:
             kinds.extend(KIND_GROUPS[group])
             await self._start(group)
-        return await self.runner.run_due(kinds)
+        healing = [kind for kind in kinds if kind != IMPORT]
+        ran = await self.imports.run_due([IMPORT]) if IMPORT in kinds else 0
+        return ran + (await self.runner.run_due(healing) if healing else 0)
 
     async def run_forever(self) -> None:
         checks = asyncio.create_task(self._check_loop(), name="worker-checks")
+        poll = self.core.settings.worker_poll_interval
+        self.events.start()
+        hooks = asyncio.create_task(self.webhooks.run_forever(), name="webhooks")
         try:
-            await self.runner.run_forever(ALL_KINDS, self.core.settings.worker_poll_interval)
+            await asyncio.gather(
+                self.runner.run_forever(HEALING_KINDS, poll),
+                # Someone waits on an import from the moment it is asked for: look more often.
+                self.imports.run_forever([IMPORT], min(poll, IMPORT_POLL)),
+            )
         finally:
-            checks.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await checks
+            for task in (checks, hooks):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self.events.stop()
+            await self.imports.stop()
             await self.runner.stop()
 
     async def _check_loop(self) -> None:
@@ -169,7 +210,19 @@ class HealingWorker:
             await self._enqueue(ORPHAN_SWEEP, {}, ORPHAN_SWEEP)
             schedule["orphans"] = now.isoformat()
         await self.core.db.write(lambda conn: repo.put_setting(conn, SCHEDULE_KEY, schedule))
+        await self.prune_events(now)
         self.runner.wakeup.set()
+
+    async def prune_events(self, now: datetime | None = None) -> int:
+        """Delete events and webhook attempts older than ``event_retention``, a bounded batch a
+        transaction so the store's writer is never held for long."""
+        before = (now or datetime.now(UTC)) - timedelta(seconds=self.core.settings.event_retention)
+        pruned = 0
+        while True:
+            batch = await self.core.db.write(lambda conn: _prune(conn, before))
+            pruned += batch
+            if batch < PRUNE_BATCH:
+                return pruned
 
     async def _schedule(self) -> dict[str, str]:
         async with self.core.db.read() as conn:
@@ -242,6 +295,12 @@ def _due(last: str | None, interval: float, now: datetime) -> bool:
         return now - datetime.fromisoformat(last) >= timedelta(seconds=interval)
     except ValueError:
         return True
+
+
+async def _prune(conn: AsyncConnection, before: datetime) -> int:
+    return await repo.events.prune(conn, before, PRUNE_BATCH) + await prune_attempts(
+        conn, before, PRUNE_BATCH
+    )
 
 
 async def _queue_repairs(conn: AsyncConnection, *, part_ids: list[str], priority: int) -> int:

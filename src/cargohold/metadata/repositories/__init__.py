@@ -8,6 +8,7 @@ replaced). Expected conflicts come back as domain errors from
 transaction usable.
 """
 
+from cargohold.metadata.repositories import events, imports
 from cargohold.metadata.repositories.buckets import (
     count_owned,
     create_bucket,
@@ -37,6 +38,7 @@ from cargohold.metadata.repositories.jobs import (
     job_counts,
     job_counts_by_kind,
     list_jobs,
+    release,
     report_progress,
 )
 from cargohold.metadata.repositories.keys import (
@@ -52,15 +54,16 @@ from cargohold.metadata.repositories.nodes import (
     get_node,
     get_node_by_url,
     list_nodes,
+    node_healthy,
     update_node,
     update_node_stats,
 )
+from cargohold.metadata.repositories.object_listing import list_objects
 from cargohold.metadata.repositories.objects import (
     Deletion,
     delete_latest,
     delete_object,
     get_object,
-    list_objects,
     put_object,
 )
 from cargohold.metadata.repositories.parts import (
@@ -78,9 +81,11 @@ from cargohold.metadata.repositories.parts import (
 from cargohold.metadata.repositories.settings import get_setting, put_setting, update_setting
 from cargohold.metadata.repositories.uploads import (
     add_part,
+    bytes_received,
     create_upload,
     expired_uploads,
     get_upload,
+    grow_part,
     list_uploads,
     move_part,
     release_parts,
@@ -113,6 +118,7 @@ __all__ = [
     "add_part",
     "backoff_delay",
     "bytes_owned",
+    "bytes_received",
     "claim",
     "complete",
     "count_keys",
@@ -133,6 +139,7 @@ __all__ = [
     "delete_version",
     "enqueue",
     "enqueue_repair",
+    "events",
     "expired_uploads",
     "extend_lease",
     "fail",
@@ -149,6 +156,8 @@ __all__ = [
     "get_user",
     "get_user_by_name",
     "granted_bucket_ids",
+    "grow_part",
+    "imports",
     "job_counts",
     "job_counts_by_kind",
     "known_shares",
@@ -164,12 +173,14 @@ __all__ = [
     "lock_enabled_admins",
     "mark_share_missing",
     "move_part",
+    "node_healthy",
     "owner_names",
     "part_in_use",
     "part_share_locations",
     "parts_on_node",
     "put_object",
     "put_setting",
+    "release",
     "release_parts",
     "rename_object",
     "report_progress",

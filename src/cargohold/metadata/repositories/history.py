@@ -4,8 +4,8 @@ The table is append-only (database triggers refuse UPDATE and DELETE), so
 this module has exactly two verbs.
 
 Appending is batched by the caller (``service/history.py``): one call here
-stores a whole queue of events with one multi-row INSERT per
-``ROWS_PER_INSERT`` rows. Because one unstorable row would lose the whole
+stores a whole queue of events with one INSERT executed for many rows,
+``ROWS_PER_INSERT`` at a time. Because one unstorable row would lose the whole
 batch, every value is fitted to its column first: text is cut to the
 column's length, NUL characters (PostgreSQL refuses them in text and JSON)
 and lone surrogates (no UTF-8 encoding) are replaced.
@@ -121,7 +121,9 @@ async def append_history(conn: AsyncConnection, events: Sequence[HistoryEvent]) 
         return 0
     await _fill_ids(conn, rows)
     for part in chunks(rows, ROWS_PER_INSERT):
-        await conn.execute(insert(history).values(list(part)))
+        # executemany: one statement compiled once and cached, where a multi-row VALUES
+        # was compiled anew for every batch size (5% of a gateway's CPU at 4 KiB PUTs).
+        await conn.execute(insert(history), list(part))
     return len(rows)
 
 

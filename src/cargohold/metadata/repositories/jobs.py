@@ -129,6 +129,16 @@ async def extend_lease(
     return result.rowcount > 0
 
 
+async def release(conn: AsyncConnection, job_id: int, *, now: datetime | None = None) -> None:
+    """Hand a running job back (its worker is stopping): claimable again at once, and its
+    attempts still counted, so the next claim's number differs from this one's."""
+    await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.state == "running")
+        .values(state="queued", lease_until=None, run_after=now or utcnow())
+    )
+
+
 async def complete(conn: AsyncConnection, job_id: int, *, now: datetime | None = None) -> None:
     """Mark a job done."""
     await conn.execute(

@@ -147,3 +147,11 @@ async def delete_node(conn: AsyncConnection, node_id: int) -> None:
     result = await conn.execute(delete(nodes).where(nodes.c.id == node_id))
     if result.rowcount == 0:
         raise NoSuchNode(f"node {node_id} does not exist", node_id=node_id)
+
+
+async def node_healthy(conn: AsyncConnection, node_id: int) -> bool | None:
+    """The stored up/down state, row locked on PostgreSQL (None: no such node)."""
+    stmt = select(nodes.c.healthy).where(nodes.c.id == node_id)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return (await conn.execute(stmt)).scalar_one_or_none()

@@ -15,21 +15,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cargohold.domain.conditions import WriteCondition
 from cargohold.domain.model import ObjectRecord, PartRecord
 from cargohold.errors import Conflict, NoSuchBucket
-from cargohold.metadata.listing import Lister, Step
 from cargohold.metadata.repositories import links
 from cargohold.metadata.repositories._sql import insert_or_nothing
 from cargohold.metadata.repositories.parts import PART_COLUMNS, collect_parts
 from cargohold.metadata.tables import buckets, objects, part_shares, utcnow
 from cargohold.metadata.tables import parts as part_rows
 
+# What a listing reads, in the order ``object_listing.listed`` unpacks.
 _LISTED_COLUMNS = (
     objects.c.id,
     objects.c.bucket_id,
@@ -74,6 +75,25 @@ def new_version_id() -> str:
     return uuid.uuid4().hex
 
 
+def _object_query(which: ColumnElement[bool]) -> Select[Any]:
+    return (
+        select(objects, *PART_COLUMNS)
+        .select_from(
+            objects.outerjoin(part_rows, part_rows.c.object_id == objects.c.id).outerjoin(
+                part_shares, part_shares.c.part_id == part_rows.c.id
+            )
+        )
+        .where(objects.c.bucket_id == bindparam("o_bucket"), objects.c.key == bindparam("o_key"), which)
+        .order_by(part_rows.c.part_number, part_rows.c.id, part_shares.c.share_index)
+    )
+
+
+# Built once: every GET runs one of them, and building a statement (and its cache key) each
+# time cost more CPU than SQLite's answer.
+_LATEST = _object_query(objects.c.is_latest)
+_VERSION = _object_query(objects.c.version_id == bindparam("o_version"))
+
+
 async def get_object(
     conn: AsyncConnection, bucket_id: int, key: str, version_id: str | None = None
 ) -> ObjectRecord | None:
@@ -82,18 +102,11 @@ async def get_object(
     The latest version may be a delete marker; callers decide what that
     means. Parts come ordered by ``part_number``, shares by index.
     """
-    which = objects.c.is_latest if version_id is None else objects.c.version_id == version_id
-    stmt = (
-        select(objects, *PART_COLUMNS)
-        .select_from(
-            objects.outerjoin(part_rows, part_rows.c.object_id == objects.c.id).outerjoin(
-                part_shares, part_shares.c.part_id == part_rows.c.id
-            )
-        )
-        .where(objects.c.bucket_id == bucket_id, objects.c.key == key, which)
-        .order_by(part_rows.c.part_number, part_rows.c.id, part_shares.c.share_index)
-    )
-    rows = (await conn.execute(stmt)).all()
+    params: dict[str, Any] = {"o_bucket": bucket_id, "o_key": key}
+    if version_id is not None:
+        params["o_version"] = version_id
+    stmt = _LATEST if version_id is None else _VERSION
+    rows = (await conn.execute(stmt, params)).all()
     if not rows:
         return None
     own = collect_parts(rows)
@@ -397,42 +410,3 @@ async def _version_and_size(conn: AsyncConnection, object_id: int) -> tuple[str,
 async def _is_marker(conn: AsyncConnection, object_id: int) -> bool:
     stmt = select(objects.c.delete_marker).where(objects.c.id == object_id)
     return bool((await conn.execute(stmt)).scalar_one())
-
-
-async def list_objects(
-    conn: AsyncConnection,
-    bucket_id: int,
-    prefix: str = "",
-    delimiter: str | None = None,
-    limit: int = 1000,
-    cursor: str | None = None,
-) -> tuple[list[ObjectRecord], list[str], str | None]:
-    """One page of an S3-style listing: ``(objects, common_prefixes, next_cursor)``.
-
-    Grouping and pagination rules are in :mod:`cargohold.metadata.listing`.
-    Records carry no parts and no inline data (a listing never needs bytes).
-    Each read is an index range scan on ``(bucket_id, key)``; a common prefix
-    is skipped with one seek, however many keys it holds.
-    """
-    lister = Lister(prefix, delimiter, limit, cursor)
-    found: list[ObjectRecord] = []
-    while not lister.done:
-        pos = lister.position
-        lower = objects.c.key >= pos.key if pos.inclusive else objects.c.key > pos.key
-        stmt = select(*_LISTED_COLUMNS).where(
-            objects.c.bucket_id == bucket_id, objects.c.is_latest, ~objects.c.delete_marker, lower
-        )
-        if lister.upper is not None:
-            stmt = stmt.where(objects.c.key < lister.upper)
-        want = lister.wanted()
-        rows = (await conn.execute(stmt.order_by(objects.c.key).limit(want))).all()
-        for row in rows:
-            step = lister.feed(row.key)
-            if step is Step.OBJECT:
-                found.append(_object(row, with_inline=False))
-            elif step in (Step.SKIP, Step.STOP):
-                break
-        else:
-            if len(rows) < want:
-                lister.exhausted()
-    return found, lister.prefixes, lister.next_cursor

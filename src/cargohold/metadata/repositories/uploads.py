@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -177,6 +177,29 @@ async def add_part(conn: AsyncConnection, upload_id: str, part: PartRecord) -> l
     return old
 
 
+async def grow_part(conn: AsyncConnection, upload_id: str, part: PartRecord) -> bool:
+    """Record the new size and etag of an upload's part that grew by an append.
+
+    Shares the append could not reach are marked missing (repair rebuilds
+    them). False when the part is no longer the upload's.
+    """
+    result = await conn.execute(
+        update(parts)
+        .where(parts.c.id == part.id, parts.c.upload_id == upload_id)
+        .values(size=part.size, etag=part.etag)
+    )
+    if result.rowcount != 1:
+        return False
+    for share in part.shares:
+        if share.state != "ok":
+            await conn.execute(
+                update(part_shares)
+                .where(part_shares.c.part_id == part.id, part_shares.c.share_index == share.index)
+                .values(state=share.state)
+            )
+    return True
+
+
 async def release_parts(conn: AsyncConnection, upload_id: str) -> list[str]:
     """Detach every part of an upload (abort, expiry); returns their ids for gc."""
     result = await conn.execute(
@@ -201,3 +224,9 @@ async def move_part(conn: AsyncConnection, part_id: str, upload_id: str, part_nu
     await conn.execute(
         update(parts).where(parts.c.id == part_id).values(upload_id=upload_id, part_number=part_number)
     )
+
+
+async def bytes_received(conn: AsyncConnection, upload_id: str) -> int:
+    """Bytes in the parts an upload holds now (one indexed sum, without loading the parts)."""
+    stmt = select(func.coalesce(func.sum(parts.c.size), 0)).where(parts.c.upload_id == upload_id)
+    return int((await conn.execute(stmt)).scalar_one())

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cargohold.domain.model import ObjectRecord
 from cargohold.domain.versions import DeleteMarkerNotRestorable, KeyExists, VersionCursor
 from cargohold.metadata.listing import prefix_successor
+from cargohold.metadata.repositories.object_listing import listed
 from cargohold.metadata.repositories.objects import (
     _LISTED_COLUMNS,
     Deletion,
@@ -29,7 +30,6 @@ from cargohold.metadata.repositories.objects import (
     _lock_bucket,
     _lock_current,
     _make_room,
-    _object,
     _remove,
     get_object,
     insert_marker,
@@ -200,6 +200,11 @@ async def list_versions(
     Of one ``key``, or of every key starting with ``prefix``. Keys ascend;
     within a key the latest comes first, then the others newest first (see
     :mod:`cargohold.domain.versions`). Records carry no parts or inline data.
+
+    One range read of ``ix_objects_bucket_id_key_id`` from the cursor's key
+    (``key >= cursor.key`` is the seek; the rest of the cursor only filters
+    the versions of that one key), so a page deep in a bucket costs what the
+    first one does.
     """
     stmt = select(*_LISTED_COLUMNS).where(objects.c.bucket_id == bucket_id)
     if key is not None:
@@ -215,10 +220,10 @@ async def list_versions(
             rest_of_key &= objects.c.id != cursor.latest_id
         if cursor.row_id != cursor.latest_id:
             rest_of_key &= objects.c.id < cursor.row_id
-        stmt = stmt.where((objects.c.key > cursor.key) | rest_of_key)
+        stmt = stmt.where(objects.c.key >= cursor.key, (objects.c.key > cursor.key) | rest_of_key)
     stmt = stmt.order_by(objects.c.key, objects.c.is_latest.desc(), objects.c.id.desc()).limit(limit + 1)
     rows = (await conn.execute(stmt)).all()
-    found = [_object(row, with_inline=False) for row in rows[:limit]]
+    found = [listed(row) for row in rows[:limit]]
     if len(rows) <= limit:
         return found, None
     last = found[-1]
