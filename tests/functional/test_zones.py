@@ -84,7 +84,9 @@ def test_zones_list_with_their_nodes(api: httpx.Client) -> None:
 
 def test_bad_zone_definitions_are_refused(api: httpx.Client) -> None:
     for body, field in (
-        ({"networks": ["10.0.0.1/8"]}, "networks"),
+        ({"networks": ["10.0.0.0"]}, "networks"),
+        ({"networks": ["10.0.0.0/8", "10.0.0.0/255.0.0.0"]}, "networks"),
+        ({"networks": ["010.0.0.0/8"]}, "networks"),
         ({"latitude": 10.0}, "latitude"),
         ({"latitude": 100.0, "longitude": 0.0}, "latitude"),
         ({"networks": "10.0.0.0/8"}, "networks"),
@@ -94,6 +96,10 @@ def test_bad_zone_definitions_are_refused(api: httpx.Client) -> None:
         assert reply.json()["code"] == "invalid_argument"
         assert reply.json()["field"] == field
     assert api.put("/api/v1/zones/-bad", json={}).json()["code"] == "invalid_argument"
+    # A network is stored with its host bits cleared, and shown so.
+    stored = api.put("/api/v1/zones/spare", json={"networks": ["10.0.0.1/8", "2001:db8::1/32"]})
+    assert stored.json()["networks"] == ["10.0.0.0/8", "2001:db8::/32"]
+    assert api.delete("/api/v1/zones/spare").status_code == 204
 
 
 def test_zone_delete_rules(api: httpx.Client) -> None:

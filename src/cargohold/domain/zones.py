@@ -72,12 +72,19 @@ def validate_zone_name(name: object) -> str:
     return name
 
 
-def parse_networks(raw: Iterable[str], field_name: str = "networks") -> tuple[IPNetwork, ...]:
-    """CIDRs as networks; host bits set (``10.0.0.1/8``) are refused, they are usually a typo."""
+def parse_networks(
+    raw: Iterable[str], field_name: str = "networks", *, strict: bool = True
+) -> tuple[IPNetwork, ...]:
+    """CIDRs as networks; host bits set (``10.0.0.1/8``) are refused, they are usually a typo.
+
+    ``strict=False`` clears them instead: what the zone API does, whose document can state
+    the form of a network (a pattern) but not which host bits a prefix leaves (the answer
+    shows the network as stored).
+    """
     parsed: list[IPNetwork] = []
     for item in raw:
         try:
-            parsed.append(ipaddress.ip_network(item, strict=True))
+            parsed.append(ipaddress.ip_network(item, strict=strict))
         except ValueError as exc:
             raise InvalidArgument(
                 f"{field_name}: {item[:60]!r} is not a network in CIDR form: {exc}", field=field_name

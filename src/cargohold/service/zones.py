@@ -122,7 +122,7 @@ class ZoneService:
     ) -> tuple[Zone, bool]:
         validate_zone_name(name)
         validate_coordinates(latitude, longitude)
-        zone = Zone(name, latitude, longitude, parse_networks(networks))
+        zone = Zone(name, latitude, longitude, parse_networks(networks, strict=False))
         created = await self._db.write(lambda conn: zone_repo.put_zone(conn, zone))
         self._loaded_at = float("-inf")
         return zone, created
