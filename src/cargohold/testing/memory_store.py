@@ -27,8 +27,8 @@ from cargohold.errors import (
     ShareOffsetMismatch,
 )
 from cargohold.storage import frames
-from cargohold.storage.local import validate_share_id
 from cargohold.storage.inflight import PutsInFlight
+from cargohold.storage.local import validate_share_id
 from cargohold.storage.share_store import DEFAULT_LIST_LIMIT, ShareInfo, VerifyReport, check_listing
 
 if TYPE_CHECKING:
