@@ -82,6 +82,7 @@ class ZoneLab:
         """One more gateway in ``zone``'s host; its URL (reachable from the root namespace)."""
         host = self.hosts[zone]
         command = [sys.executable, "-m", "cargohold", "gateway", "--db", self.db, "--host", host.address]
+        # One process each: the zone figures compare gateways and zones, not a gateway's workers.
         command += ["--port", "0", "--zone", zone, "--layout", self.layout, "--workers", "1"]
         process = host.spawn(command, lab_env(**env))
         self.processes.append(process)
