@@ -138,7 +138,14 @@ def wait_until_freed(cluster: Cluster, before: set[str], timeout: float = 30.0) 
     except TimeoutError:
         now = share_files(cluster)
         parts = sorted({path.rsplit("/", 1)[1].split(".")[0] for path in now ^ before})
-        rows = {p: cluster.query(f"SELECT object_id, upload_id FROM parts WHERE id = '{p}'") for p in parts}
+        rows = {
+            p: cluster.query(
+                "SELECT p.object_id, p.upload_id, u.status, u.created_at, p.created_at FROM parts p"
+                f" LEFT JOIN uploads u ON u.id = p.upload_id WHERE p.id = '{p}'"
+            )
+            for p in parts
+        }
+        rows["imports"] = cluster.query("SELECT id, status, upload_id, attempts, restarts FROM imports")
         raise AssertionError(
             f"{len(now - before)} share files more, {len(before - now)} fewer: {rows}"
         ) from None

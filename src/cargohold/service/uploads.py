@@ -371,7 +371,11 @@ class UploadService:
         if room is not None:
             limit = room if limit is None else min(limit, room)
         if upload.status == sm.PENDING:
-            await self._db.write(lambda conn: repo.update_upload(conn, upload.id, status=sm.LOADING))
+            # Only from PENDING: ``upload`` may be an old copy (an import holds one for all its
+            # parts), and an abort since then must stay an abort.
+            await self._db.write(
+                lambda conn: repo.update_upload(conn, upload.id, only_if_status=sm.PENDING, status=sm.LOADING)
+            )
             self._notify(upload.id)
         seen = [0]
         counted = self._count(upload.id, body, seen)

@@ -133,10 +133,21 @@ async def list_uploads(
     return [_upload(row, tuple(sizes[row.id])) for row in rows]
 
 
-async def update_upload(conn: AsyncConnection, upload_id: str, **values: Any) -> None:
-    """Change columns of an upload (status, expiry, size...); ``updated_at`` follows."""
+async def update_upload(
+    conn: AsyncConnection, upload_id: str, *, only_if_status: str | None = None, **values: Any
+) -> bool:
+    """Change columns of an upload (status, expiry, size...); ``updated_at`` follows.
+
+    ``only_if_status``: change it only while it has that status (a compare-and-set: a caller
+    holding an old copy must not undo a change made since, such as an abort). Returns whether
+    a row changed.
+    """
     values.setdefault("updated_at", utcnow())
-    await conn.execute(update(uploads).where(uploads.c.id == upload_id).values(**values))
+    statement = update(uploads).where(uploads.c.id == upload_id)
+    if only_if_status is not None:
+        statement = statement.where(uploads.c.status == only_if_status)
+    result = await conn.execute(statement.values(**values))
+    return bool(result.rowcount)
 
 
 async def add_part(conn: AsyncConnection, upload_id: str, part: PartRecord) -> list[str]:
