@@ -359,6 +359,11 @@ def test_users_see_their_own_imports_and_admins_see_everyones(cluster: Cluster, 
         follow(api, theirs["id"])
         listed = user.get("/api/v1/imports").json()
         assert [i["id"] for i in listed["imports"]] == [mine["id"]]
+        assert [
+            i["id"] for i in user.get("/api/v1/imports", params={"user": "lister"}).json()["imports"]
+        ] == [mine["id"]]
+        others = user.get("/api/v1/imports", params={"user": "admin"})
+        assert (others.status_code, others.json()["code"]) == (403, "forbidden")
         assert user.get(f"/api/v1/imports/{theirs['id']}").json()["code"] == "no_such_import"
         assert user.delete(f"/api/v1/imports/{theirs['id']}").json()["code"] == "no_such_import"
         everyone = api.get("/api/v1/imports", params={"status": "UPLOADED", "limit": 1000}).json()["imports"]

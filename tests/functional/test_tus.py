@@ -10,7 +10,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -351,8 +351,12 @@ def test_expired_upload_is_gone(tmp_path: Path) -> None:
     with Cluster(tmp_path, node_count=3, layout="mirror:2", env=env) as short, short.client() as tus:
         tus.headers["Tus-Resumable"] = VERSION
         assert tus.put("/api/v1/buckets/brief").status_code == 201
+        made_after = datetime.now(UTC)
         url = _create(tus, "brief", "late.bin", 20_000)
         head = tus.head(url)
-        assert parsedate_to_datetime(head.headers["Upload-Expires"]) > datetime.now(UTC)
+        # The upload's creation time plus its 1 s lifetime, to the second (an HTTP date): not
+        # compared with the clock now, which a loaded machine may have moved past it.
+        expires = parsedate_to_datetime(head.headers["Upload-Expires"])
+        assert expires >= (made_after + timedelta(seconds=1)).replace(microsecond=0)
         short.wait_for(lambda: tus.head(url).status_code == 410, timeout=10)
         assert _patch(tus, url, 0, sample(20_000, seed=73)).status_code == 410

@@ -42,7 +42,7 @@ from cargohold.domain.imports import (
 from cargohold.domain.jobs import IMPORT
 from cargohold.domain.model import ObjectRecord, Principal
 from cargohold.domain.names import validate_key
-from cargohold.errors import InvalidArgument
+from cargohold.errors import Forbidden, InvalidArgument
 from cargohold.metadata import repositories as repo
 from cargohold.metadata.db import Database
 from cargohold.service.access import AccessService, Level
@@ -184,7 +184,7 @@ class ImportService:
                     return []
                 user_id = found.id
         elif user is not None and user != who.name:
-            raise InvalidArgument("only admins may list other users' imports", field="user")
+            raise Forbidden("only an admin may list another user's imports")
         async with self._db.read() as conn:
             return await repo.imports.list_imports(
                 conn, user_id=user_id, statuses=statuses, bucket=bucket, before=before, limit=limit

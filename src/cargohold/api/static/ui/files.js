@@ -175,16 +175,21 @@ export async function browserView(bucket, prefix) {
     count.textContent = `${state.folders.length} folders, ${state.rows.length} files${state.cursor ? " (more below)" : ""}`;
     more.hidden = !state.cursor;
   }
+  // Loads may overlap (a reload after a change, another after the change's event): only the
+  // latest one renders, so an answer that was overtaken never brings back a deleted row.
+  let latest = 0;
   async function load(fresh) {
-    if (fresh) { state.cursor = null; state.rows = []; state.folders = []; }
-    const params = { prefix: prefix + state.filter, delimiter: "/", limit: PAGE, cursor: state.cursor };
+    const mine = ++latest;
+    const params = { prefix: prefix + state.filter, delimiter: "/", limit: PAGE, cursor: fresh ? null : state.cursor };
     try {
       const page = await api("GET", `/api/v1/buckets/${enc(bucket)}/objects${query(params)}`);
+      if (mine !== latest) return;
+      if (fresh) { state.rows = []; state.folders = []; }
       state.rows.push(...page.objects);
       state.folders.push(...page.common_prefixes);
       state.cursor = page.next_cursor;
       render();
-    } catch (e) { failed(e); }
+    } catch (e) { if (mine === latest) failed(e); }
   }
   const onUploaded = (event) => { if (event.detail.bucket === bucket && zone.isConnected) scheduleReload(); };
   let reloadTimer = null;
