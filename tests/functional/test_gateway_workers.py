@@ -161,6 +161,18 @@ def test_a_users_upload_budget_is_the_whole_gateways(cluster: Cluster) -> None:
         conn.close()
 
 
+def test_a_key_revoked_through_one_worker_stops_at_once_on_the_other(cluster: Cluster) -> None:
+    """The workers share a revocation counter: no worker answers from a cached key once it is revoked."""
+    admin = by_worker(cluster.url, 1)["1"][0]
+    status, _, body = admin.call("POST", "/api/v1/keys", b'{"name": "short-lived"}')
+    assert status == 201
+    made = json.loads(body)
+    holder = by_worker(cluster.url, 1, made["token"])["2"][0]
+    assert holder.call("GET", "/api/v1/me")[:2] == (200, "2")  # worker 2 now has the key cached
+    assert admin.call("DELETE", f"/api/v1/keys/{made['key_id']}")[:2] == (200, "1")
+    assert holder.call("GET", "/api/v1/me")[:2] == (401, "2")
+
+
 def test_a_killed_worker_is_replaced_and_sigterm_leaves_no_process(cluster: Cluster) -> None:
     assert cluster.gateway is not None
     parent = cluster.gateway.pid
@@ -186,15 +198,3 @@ def test_a_killed_worker_is_replaced_and_sigterm_leaves_no_process(cluster: Clus
     cluster.wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in replaced), 10)
     with pytest.raises(httpx.ConnectError):
         httpx.get(cluster.url + "/healthz", timeout=5)
-
-
-def test_a_key_revoked_through_one_worker_stops_at_once_on_the_other(cluster: Cluster) -> None:
-    """The workers share a revocation counter: no worker answers from a cached key once it is revoked."""
-    admin = by_worker(cluster.url, 1)["1"][0]
-    status, _, body = admin.call("POST", "/api/v1/keys", b'{"name": "short-lived"}')
-    assert status == 201
-    made = json.loads(body)
-    holder = by_worker(cluster.url, 1, made["token"])["2"][0]
-    assert holder.call("GET", "/api/v1/me")[:2] == (200, "2")  # worker 2 now has the key cached
-    assert admin.call("DELETE", f"/api/v1/keys/{made['key_id']}")[:2] == (200, "1")
-    assert holder.call("GET", "/api/v1/me")[:2] == (401, "2")

@@ -229,8 +229,22 @@ def test_a_private_address_is_refused_unless_the_cluster_allows_it(
     for source, code in (
         ("ftp://example.com/file", "invalid_argument"),
         ("http://u:p@h/f", "invalid_argument"),
+        ("http://h/\u0085", "invalid_argument"),  # a C1 control: outside the document's pattern
+        (f"http://{'a' * 64}.example.com/f", "invalid_source"),  # a DNS label over 63 octets
     ):
         reply = api.post("/api/v1/imports", json={"source": source, "bucket": BUCKET, "key": "x"})
+        assert (reply.status_code, reply.json()["code"]) == (400, code), reply.text
+
+
+def test_listing_parameters_that_are_present_but_empty_are_refused(api: httpx.Client) -> None:
+    """An empty value is a value: ``?cursor=`` is no cursor any page gave, ``?bucket=`` no bucket."""
+    for query, code in (
+        ("cursor=", "invalid_argument"),
+        ("bucket=", "invalid_bucket_name"),
+        ("limit=", "invalid_argument"),
+        ("user=", "invalid_argument"),
+    ):
+        reply = api.get(f"/api/v1/imports?{query}")
         assert (reply.status_code, reply.json()["code"]) == (400, code), reply.text
 
 

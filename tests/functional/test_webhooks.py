@@ -174,8 +174,10 @@ def test_private_targets_are_refused_unless_an_admin_allows_them(
             refused = api.post("/api/v1/webhooks", json={"url": url})
             assert refused.status_code == 422, (url, refused.text)
             assert refused.json()["code"] == "webhook_target_forbidden"
-        bad = api.post("/api/v1/webhooks", json={"url": "ftp://example.com/"})
-        assert bad.status_code == 400 and bad.json()["code"] in ("invalid_argument", "invalid_webhook_url")
+        bad = api.post("/api/v1/webhooks", json={"url": "ftp://example.com/"})  # the document's pattern
+        assert (bad.status_code, bad.json()["code"], bad.json()["field"]) == (400, "invalid_argument", "url")
+        too_long = api.post("/api/v1/webhooks", json={"url": f"https://{'a' * 64}.example.com/"})
+        assert (too_long.status_code, too_long.json()["code"]) == (400, "invalid_webhook_url")
         assert api.post("/api/v1/webhooks", json={"url": "http://x/", "types": ["nope.*"]}).json()[
             "code"
         ] == ("invalid_event_type")

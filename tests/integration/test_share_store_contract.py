@@ -437,6 +437,38 @@ def test_delete(run: Callable[[Scenario], None]) -> None:
     run(scenario)
 
 
+def test_a_delete_that_overtakes_a_running_put_wins(run: Callable[[Scenario], None]) -> None:
+    """A writer that gave up deletes its share at once, while the put may still be finishing:
+    the put must not leave the share behind. A put begun after the delete is kept."""
+
+    async def scenario(h: Harness) -> None:
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def held_body() -> AsyncIterator[bytes]:
+            yield b"first"
+            started.set()
+            await release.wait()
+            yield b"-last"
+
+        put = asyncio.create_task(h.store.put("raced", held_body(), 10))
+        await asyncio.wait_for(started.wait(), 10)
+        for _ in range(500):  # until the store has the put under way (before, there is nothing)
+            if await h.store.delete("raced"):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the put never showed as under way")
+        release.set()
+        assert await asyncio.wait_for(put, 10) == 10
+        with pytest.raises(ShareNotFound):
+            await h.store.open("raced")
+        assert await h.figures() == {"used": 0, "shares": 0, "quarantined": 0}
+        assert await h.store.put("raced", chunks([b"again"]), 5) == 5
+        assert await read_all(h.store, "raced") == b"again"
+
+    run(scenario)
+
+
 # -- verify and quarantine ------------------------------------------------------
 
 

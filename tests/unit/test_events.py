@@ -77,7 +77,18 @@ def test_urls_and_addresses() -> None:
     assert check_url("https://hooks.example.com/x?y=1") == "https://hooks.example.com/x?y=1"
     assert target("https://hooks.example.com/x") == ("hooks.example.com", 443)
     assert target("http://[2001:db8::1]:8080/") == ("2001:db8::1", 8080)
-    for bad in ("ftp://h/", "http:///x", "http://u:p@h/", "http://h:0/", "http://h/ x", "http://h:99999/"):
+    for bad in (
+        "ftp://h/",
+        "http:///x",
+        "http://u:p@h/",
+        "http://h:0/",
+        "http://h/ x",
+        "http://h:99999/",
+        "http://h/\x85",
+        "http://h\u2028/",
+        f"https://{'a' * 64}.com/",
+        "http://a..b/",
+    ):
         with pytest.raises(InvalidWebhookUrl):
             check_url(bad)
     for private in (

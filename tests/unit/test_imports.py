@@ -67,6 +67,11 @@ def test_http_and_https_urls_with_a_host_are_sources(url: str) -> None:
         ("http://example.com:99999/", "not a valid URL"),
         ("http://exa mple.com/", "spaces"),
         ("http://" + "a" * 2050, "longer than"),
+        ("http://example.com/\u00a0", "spaces or control"),
+        ("http://example.com/\x9b", "spaces or control"),
+        (f"http://{'a' * 64}.example.com/", "not a valid host name"),
+        ("http://a..example.com/", "not a valid host name"),
+        ("http://" + ".".join(["a" * 60] * 5) + "/", "longer than 253"),
     ],
 )
 def test_other_urls_are_refused_saying_why(url: str, says: str) -> None:

@@ -71,7 +71,7 @@ def test_answers_are_documented_as_they_are_served() -> None:
         shared = paths[path]["get"]["responses"]["200"]["content"]
         assert shared["*/*"] == {} and "application/json" not in shared
     listing = paths["/s/{token}"]["head"]["parameters"]
-    assert [p["name"] for p in listing if p["in"] == "query"] == ["limit", "cursor"]
+    assert [p["name"] for p in listing if p["in"] == "query"] == ["limit", "cursor", "download"]
     assert not [p for p in paths["/s/{token}/{rest}"]["get"]["parameters"] if p["in"] == "query"]
     events = paths["/api/v1/uploads/{upload_id}/events"]["get"]["responses"]["200"]["content"]
     event = events["text/event-stream"]["schema"]

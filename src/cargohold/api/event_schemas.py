@@ -12,11 +12,11 @@ from pydantic import ConfigDict, Field, WithJsonSchema
 
 from cargohold.api.schemas import Answer, Body, BucketText, Stamp
 from cargohold.domain.events import MAX_TYPE_FILTERS, TYPE_FILTER_PATTERN
-from cargohold.domain.webhooks import MAX_URL, WEBHOOK_ID_PATTERN
+from cargohold.domain.webhooks import MAX_URL, WEBHOOK_ID_PATTERN, url_pattern
 
 #: An http(s) URL: the rest (a host, no credentials, a port 1-65535) is ``check_url``'s rule,
 #: answered 400 invalid_webhook_url; a host that is no public address is 422.
-WEBHOOK_URL_PATTERN = "^https?://[^\\s/?#@]+([/?#][^\\s]*)?$"
+WEBHOOK_URL_PATTERN = url_pattern("https?")
 SECRET_PATTERN = "^whsec_[A-Za-z0-9+/]{32,88}={0,2}$"
 TYPE_SCHEMA = {
     "type": "string",
@@ -33,7 +33,16 @@ class CreateWebhook(Body):
     """A subscription: where to send, which events (default: every type), optionally one bucket's."""
 
     model_config = ConfigDict(strict=True, extra="ignore")
-    url: Annotated[str, Field(max_length=MAX_URL, pattern=WEBHOOK_URL_PATTERN)]
+    url: Annotated[
+        str,
+        Field(
+            max_length=MAX_URL,
+            pattern=WEBHOOK_URL_PATTERN,
+            description="An http(s) URL. A host that is no valid name, or a port that is 0 or beyond"
+            " 65535, is 400 invalid_webhook_url; a host that resolves to a non-public address is 422"
+            " webhook_target_forbidden.",
+        ),
+    ]
     types: Annotated[list[TypeFilter], Field(max_length=MAX_TYPE_FILTERS)] | None = None
     bucket: BucketText | None = None
     secret: (

@@ -13,11 +13,21 @@ from pydantic import Field
 
 from cargohold.api.schemas import Answer, Body, BucketText, Hex32, Hex64, KeyName, MediaType, Stamp
 from cargohold.domain.imports import MAX_SOURCE_LENGTH, STATUSES
+from cargohold.domain.webhooks import url_pattern
 
 #: An http(s) URL; which hosts it may name is the service's rule (``invalid_source``,
 #: ``source_not_allowed``): that depends on DNS and a cluster setting, no schema states it.
-SOURCE_PATTERN = "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#@]+([/?#][^\\s]*)?$"
-Source = Annotated[str, Field(min_length=8, max_length=MAX_SOURCE_LENGTH, pattern=SOURCE_PATTERN)]
+SOURCE_PATTERN = url_pattern("[Hh][Tt][Tt][Pp][Ss]?")
+Source = Annotated[
+    str,
+    Field(
+        min_length=8,
+        max_length=MAX_SOURCE_LENGTH,
+        pattern=SOURCE_PATTERN,
+        description="An http(s) URL. A host that is no valid name, or a port beyond 65535, is 400"
+        " invalid_source; a host that resolves to a non-public address is 422 source_not_allowed.",
+    ),
+]
 STATUS_SCHEMA = {
     "type": "array",
     "items": {"type": "string", "enum": list(STATUSES)},

@@ -19,6 +19,7 @@ from cargohold.api.inputs import content_type, int_query, model_body, parse_int
 from cargohold.api.native import API, Route, json_response
 from cargohold.api.schemas import BUCKET_SCHEMA, USER_NAME_PATTERN
 from cargohold.domain.imports import STATUSES, Import, NoSuchImport
+from cargohold.domain.names import validate_bucket
 from cargohold.errors import InvalidArgument
 from cargohold.service.imports import MAX_LIST, ImportService
 
@@ -98,15 +99,18 @@ def _statuses(request: web.Request) -> list[str]:
 async def list_imports(request: web.Request) -> web.Response:
     limit = int_query(request, "limit", 100, minimum=1, maximum=MAX_LIST)
     cursor = request.query.get("cursor")
-    user = request.query.get("user") or None
+    user = request.query.get("user")
+    bucket = request.query.get("bucket")
+    if bucket is not None:
+        validate_bucket(bucket)
     if user is not None and not re.fullmatch(USER_NAME_PATTERN, user):
         raise InvalidArgument("user must be a user name", field="user")
     found = await _imports(request).list(
         principal(request),
         statuses=_statuses(request),
-        bucket=request.query.get("bucket") or None,
+        bucket=bucket,
         user=user,
-        before=parse_int(cursor, "cursor", minimum=1, maximum=_CURSOR_MAX) if cursor else None,
+        before=parse_int(cursor, "cursor", minimum=1, maximum=_CURSOR_MAX) if cursor is not None else None,
         limit=limit,
     )
     next_cursor = str(found[-1].seq) if len(found) == limit else None

@@ -241,7 +241,7 @@ def int_query(
     request: web.Request, name: str, default: int, *, minimum: int = 0, maximum: int = INT32_MAX
 ) -> int:
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     return parse_int(raw, name, minimum=minimum, maximum=maximum)
 

@@ -63,6 +63,8 @@ _TUS: dict[str, dict[str, Any]] = {
     "PATCH": {
         "status": 204,
         "body": "application/offset+octet-stream",
+        # Its Content-Type is required even for an empty PATCH (tus 1.0.0): 415 without it.
+        "body_required": True,
         "errors": (409, 410, 412, 413, 415, 460),
         "description": "Upload-Offset is required: missing, or not a whole number from 0, it is 400"
         " invalid_upload_offset; another offset than the upload's is 409 offset_mismatch.",
@@ -184,7 +186,9 @@ def _operation(route: Route, method: str, path_params: list[Any], schemas: dict[
         if route.body_min_bytes:
             raw_schema["minLength"] = route.body_min_bytes
         operation["requestBody"] = {
-            "required": route.form is not None or route.body_min_bytes > 0,
+            "required": route.form is not None
+            or route.body_min_bytes > 0
+            or bool(tus and _TUS[method].get("body_required")),
             "content": {raw_media: {"schema": raw_schema}},
         }
     if public or method == "OPTIONS":

@@ -353,8 +353,7 @@ _LISTING = (
         DOWNLOAD,
         {
             "type": "string",
-            "maxLength": 8,
-            "description": "present: the file's bytes even when the client prefers an HTML page",
+            "description": "present (any value): the file's bytes even when the client prefers an HTML page",
         },
     ),
 )

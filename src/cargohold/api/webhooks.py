@@ -76,7 +76,7 @@ async def delete_webhook(request: web.Request) -> web.Response:
 async def list_deliveries(request: web.Request) -> web.Response:
     limit = int_query(request, "limit", 100, minimum=1, maximum=1000)
     raw = request.query.get("cursor")
-    before = parse_int(raw, "cursor", minimum=1, maximum=INT64_MAX) if raw else None
+    before = parse_int(raw, "cursor", minimum=1, maximum=INT64_MAX) if raw is not None else None
     attempts = await request.app[SERVICES].webhooks.attempts(
         principal(request), request.match_info["webhook_id"], before=before, limit=limit
     )

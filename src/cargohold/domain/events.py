@@ -99,9 +99,12 @@ class Event:
 
 
 #: A type filter: "*", a family "upload.*", or one type "upload.completed".
-TYPE_FILTER_PATTERN = r"^(\*|[a-z]+\.\*|[a-z]+\.[a-z_]+)$"
+#: Spelt out from the known types, so the document refuses what the server refuses.
+_FAMILIES = tuple(dict.fromkeys(t.value.split(".", 1)[0] for t in EventType))
+TYPE_FILTER_PATTERN = (
+    "^(\\*|(" + "|".join(_FAMILIES) + ")\\.\\*|" + "|".join(re.escape(t.value) for t in EventType) + ")$"
+)
 _TYPE_FILTER = re.compile(TYPE_FILTER_PATTERN)
-_FAMILIES = frozenset(t.value.split(".", 1)[0] for t in EventType)
 MAX_TYPE_FILTERS = 32
 
 

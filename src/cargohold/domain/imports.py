@@ -24,7 +24,7 @@ from enum import Enum
 from urllib.parse import urlsplit
 
 from cargohold.domain.uploads import DELETED, FAILED, LOADING, MAX_PART_NUMBER, PENDING, UPLOADED
-from cargohold.domain.webhooks import forbidden_address
+from cargohold.domain.webhooks import forbidden_address, has_forbidden_characters, host_name_problem
 from cargohold.errors import BadDigest, CargoholdError, Conflict, InvalidArgument, NotFound
 
 STATUSES = (PENDING, LOADING, UPLOADED, FAILED, DELETED)
@@ -209,7 +209,7 @@ def parse_source(url: str) -> SourceUrl:
     """An http(s) URL with a host and no credentials, or InvalidSource saying what is wrong."""
     if len(url) > MAX_SOURCE_LENGTH:
         raise InvalidSource(f"the source URL is longer than {MAX_SOURCE_LENGTH} characters", field="source")
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+    if has_forbidden_characters(url):
         raise InvalidSource("the source URL holds spaces or control characters", field="source")
     try:
         parts = urlsplit(url)
@@ -227,6 +227,9 @@ def parse_source(url: str) -> SourceUrl:
     host = parts.hostname or ""
     if not host:
         raise InvalidSource("the source URL names no host", field="source")
+    problem = host_name_problem(host)
+    if problem is not None:
+        raise InvalidSource(problem, field="source")
     return SourceUrl(url, scheme, host, port or (443 if scheme == "https" else 80))
 
 

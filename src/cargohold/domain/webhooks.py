@@ -109,6 +109,40 @@ def check_secret(secret: str) -> str:
     return secret
 
 
+#: Characters no outgoing URL (a webhook's, an import's source) may hold: controls, C1 controls
+#: and every blank. Spelt out rather than ``\s`` because the OpenAPI document, pydantic's
+#: regex engine and Python's ``re`` each mean something slightly different by ``\s``.
+URL_FORBIDDEN = "\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
+_HAS_FORBIDDEN = re.compile(f"[{URL_FORBIDDEN}]")
+
+
+def url_pattern(scheme: str) -> str:
+    """The whole URL as a regular expression shared by the document and the server: ``scheme``
+    (a regex), ``://``, a host part without credentials, then any path without forbidden characters."""
+    return f"^{scheme}://[^{URL_FORBIDDEN}/?#@]+([/?#][^{URL_FORBIDDEN}]*)?$"
+
+
+def has_forbidden_characters(url: str) -> bool:
+    return _HAS_FORBIDDEN.search(url) is not None
+
+
+def host_name_problem(host: str) -> str | None:
+    """Why ``host`` can be no DNS name (a label over 63 octets, an empty label, over 253 in all),
+    or None. Checked before resolving: the resolver raises on such names instead of answering."""
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    try:
+        encoded = host.encode("idna")
+    except UnicodeError as exc:
+        return f"the host {host[:80]!r} is not a valid host name ({exc})"
+    if len(encoded.rstrip(b".")) > 253:
+        return "the host name is longer than 253 characters"
+    return None
+
+
 def check_url(url: str) -> str:
     """An absolute http(s) URL with a host; no credentials in it (they would be logged and shown)."""
     if len(url) > MAX_URL:
@@ -122,8 +156,11 @@ def check_url(url: str) -> str:
         raise InvalidWebhookUrl("a webhook URL is http:// or https:// and names a host", field="url")
     if parts.username is not None or parts.password is not None:
         raise InvalidWebhookUrl("a webhook URL carries no user or password", field="url")
-    if port == 0 or any(c.isspace() or ord(c) < 0x20 for c in url):
+    if port == 0 or has_forbidden_characters(url):
         raise InvalidWebhookUrl("a webhook URL has a port 1-65535 and no blanks", field="url")
+    problem = host_name_problem(parts.hostname)
+    if problem is not None:
+        raise InvalidWebhookUrl(problem, field="url")
     return url
 
 

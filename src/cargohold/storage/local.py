@@ -40,6 +40,7 @@ from cargohold.errors import (
     ShareOffsetMismatch,
 )
 from cargohold.storage import frames
+from cargohold.storage.inflight import PutsInFlight
 from cargohold.storage.local_append import AppendFile
 from cargohold.storage.local_reader import LocalShareReader
 from cargohold.storage.share_store import (
@@ -105,6 +106,8 @@ class LocalShareStore:
         self._cleanups: set[asyncio.Task[None]] = set()
         # Shares with an append running: a second one is refused, not queued.
         self._appending: set[str] = set()
+        # Puts running, so that a delete arriving meanwhile undoes them once durable.
+        self._puts = PutsInFlight()
 
     # -- life cycle ---------------------------------------------------------
 
@@ -219,6 +222,7 @@ class LocalShareStore:
         pending.set_result(None)
         written = 0
         handed = 0  # bytes given to a thread to write: maybe on disk already
+        put = self._puts.begin(share_id)
         try:
             # Chunks are collected, not joined: the worker thread copies them
             # straight into the aligned write buffer, once and off the loop.
@@ -243,6 +247,8 @@ class LocalShareStore:
             pending = asyncio.ensure_future(run_io(self._finish_sync, tmp, buf, final, written, ticket))
             handed = written
             await asyncio.shield(pending)
+            if put.doomed:  # deleted while it was being made durable: the delete came last
+                await run_io(self._delete_sync, final)
         except BaseException:
             # Bytes that never reached the disk are free for other puts at
             # once; the rest stay reserved until the temp file is gone, so
@@ -254,6 +260,7 @@ class LocalShareStore:
             await asyncio.shield(cleanup)  # if cancelled here, cleanup still runs
             raise
         finally:
+            self._puts.end(put)
             self._release(ticket)  # what the commit did not turn into used bytes
         return written
 
@@ -396,9 +403,11 @@ class LocalShareStore:
         """Remove a share; False if it was not there.
 
         No directory fsync: a delete undone by a crash leaves an unreferenced
-        share that garbage collection removes again.
+        share that garbage collection removes again. A put of the same id
+        still running is undone once durable (see :mod:`cargohold.storage.inflight`).
         """
-        return await run_io(self._delete_sync, self._final_path(share_id))
+        doomed = self._puts.doom(share_id)
+        return await run_io(self._delete_sync, self._final_path(share_id)) or doomed
 
     def _delete_sync(self, final: Path) -> bool:
         with self._commit_lock:

@@ -27,6 +27,7 @@ from cargohold.errors import (
     ShareOffsetMismatch,
 )
 from cargohold.storage import frames
+from cargohold.storage.inflight import PutsInFlight
 from cargohold.storage.local import validate_share_id
 from cargohold.storage.share_store import DEFAULT_LIST_LIMIT, ShareInfo, VerifyReport, check_listing
 
@@ -88,6 +89,7 @@ class MemoryShareStore:
         self.quarantine: dict[str, bytes] = {}
         self._shares: dict[str, _Stored] = {}
         self._reserved = 0
+        self._puts = PutsInFlight()  # a delete while a put runs undoes it, as on a node
         self._appending: set[str] = set()
 
     # -- figures and test helpers ---------------------------------------------
@@ -138,6 +140,7 @@ class MemoryShareStore:
         self._reserved += held
         parts: list[bytes] = []
         written = 0
+        put = self._puts.begin(share_id)
         try:
             async for chunk in chunks:
                 if size is None:
@@ -150,8 +153,10 @@ class MemoryShareStore:
                 written += len(chunk)
             if size is not None and written < size:
                 raise IncompleteBody(f"share body has {written} bytes, {size} were announced")
-            self._shares[share_id] = _Stored(b"".join(parts), time.time())
+            if not put.doomed:  # a delete that arrived meanwhile came last
+                self._shares[share_id] = _Stored(b"".join(parts), time.time())
         finally:
+            self._puts.end(put)
             self._reserved -= held
         return written
 
@@ -218,7 +223,8 @@ class MemoryShareStore:
         return [ShareInfo(i, len(self._shares[i].data), self._shares[i].mtime) for i in ids]
 
     async def delete(self, share_id: str) -> bool:
-        return self._shares.pop(validate_share_id(share_id), None) is not None
+        doomed = self._puts.doom(validate_share_id(share_id))
+        return self._shares.pop(share_id, None) is not None or doomed
 
 
 if TYPE_CHECKING:
