@@ -11,6 +11,7 @@ from cargohold.api import (
     native,
     nodes,
     openapi,
+    placement,
     share_links,
     tus,
     uploads,
@@ -21,6 +22,7 @@ from cargohold.s3 import routing as s3_routing
 
 ALL_ROUTES = (
     *native.ROUTES,
+    *placement.ROUTES,
     *nodes.ROUTES,
     *namespaces.ROUTES,
     *uploads.ROUTES,
