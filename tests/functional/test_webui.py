@@ -7,6 +7,7 @@ A screenshot of each main page lands in ``test-artifacts/webui/``.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Iterator
@@ -55,6 +56,24 @@ class Page:
         self.errors: list[str] = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        # The console says only "Failed to load resource": keep which request failed, to say so.
+        self.refusals: list[Any] = []
+        self.page.on("response", self._note_refusal)
+
+    def _note_refusal(self, response: Any) -> None:
+        if response.status >= 400:
+            self.refusals.append(response)
+
+    def _refused(self) -> list[str]:
+        """Each refused request with its answer (read now: the bodies go with the context)."""
+        said = []
+        for response in self.refusals:
+            try:
+                body = response.text()[:300]
+            except Exception as error:  # the body may be gone (a cut-off request)
+                body = f"<{error}>"
+            said.append(f"{response.request.method} {response.url} {response.status} {body}")
+        return said
 
     def sign_in(self, name: str = "admin", password: str = ADMIN_PASSWORD) -> Any:
         sign_in(self.page, self.url, name, password)
@@ -66,8 +85,9 @@ class Page:
 
     def close(self, expected_errors: int = 0) -> None:
         errors = list(self.errors)
+        refused = self._refused() if len(errors) != expected_errors else []
         self.context.close()
-        assert len(errors) == expected_errors, errors
+        assert len(errors) == expected_errors, (errors, refused)
 
 
 @pytest.fixture
@@ -126,6 +146,86 @@ def test_sign_in_create_bucket_upload_and_download(web: Page, api: httpx.Client,
         _row(page, "three.bin").get_by_role("link").click()
     assert download.value.suggested_filename == "three.bin"
     assert _sha(Path(download.value.path()).read_bytes()) == _sha(files["three.bin"])
+
+
+def _drop_files(page: Any, target: Any, files: dict[str, bytes]) -> None:
+    """Drop ``files`` on ``target`` as a drag from the desktop would: dragenter, dragover, drop,
+    with a DataTransfer holding File objects built in the page."""
+    encoded = [[name, base64.b64encode(data).decode()] for name, data in files.items()]
+    transfer = page.evaluate_handle(
+        """(files) => {
+            const transfer = new DataTransfer();
+            for (const [name, encoded] of files) {
+                const bytes = Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], name, { type: "application/octet-stream" }));
+            }
+            return transfer;
+        }""",
+        encoded,
+    )
+    target.dispatch_event("dragenter", {"dataTransfer": transfer})
+    target.dispatch_event("dragover", {"dataTransfer": transfer})
+    assert "over" in (target.get_attribute("class") or "").split()
+    target.dispatch_event("drop", {"dataTransfer": transfer})
+
+
+def _drop_folder(web: Page, target: Any, folder: Path) -> None:
+    """Drop a folder from disk through the browser's own drag machinery (DevTools' Input domain):
+    a script cannot put a directory in a DataTransfer, the browser can."""
+    box = target.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    cdp = web.context.new_cdp_session(web.page)
+    data = {"items": [], "files": [str(folder)], "dragOperationsMask": 1}
+    for kind in ("dragEnter", "dragOver", "drop"):
+        cdp.send("Input.dispatchDragEvent", {"type": kind, "x": x, "y": y, "data": data})
+
+
+def test_drop_files_and_a_folder_then_see_which_nodes_hold_the_shares(
+    web: Page, cluster: Cluster, api: httpx.Client, tmp_path: Path
+) -> None:
+    password = "a-dropper-password-long-enough"
+    reply = api.post("/api/v1/users", json={"name": "web-dropper", "password": password})
+    assert reply.status_code == 201, reply.text
+    page = web.sign_in("web-dropper", password)
+    _make_bucket(page, "web-drop")
+    files = {"small.txt": b"dropped\n", "coded.bin": sample(150_000), "middle.bin": sample(40_000)}
+    zone = page.locator("section.drop")
+    _drop_files(page, zone, files)
+    folder = tmp_path / "photos"
+    (folder / "2026").mkdir(parents=True)
+    (folder / "2026" / "beach.bin").write_bytes(sample(70_000))
+    (folder / "index.txt").write_bytes(b"index\n")
+    _drop_folder(web, zone, folder)
+    page.locator('#uploads .upload[data-state="done"]').nth(len(files) + 1).wait_for()
+    page.get_by_role("button", name="Clear finished").click()
+
+    for name, data in files.items():
+        assert _row(page, name).locator("td[data-size]").get_attribute("data-size") == str(len(data))
+    keys = sorted(o["key"] for o in api.get("/api/v1/buckets/web-drop/objects").json()["objects"])
+    assert keys == sorted([*files, "photos/2026/beach.bin", "photos/index.txt"])
+    with page.expect_download() as download:
+        _row(page, "coded.bin").get_by_role("link").click()
+    assert _sha(Path(download.value.path()).read_bytes()) == _sha(files["coded.bin"])
+
+    # Its details: the 2+1 shares on three nodes, each up and in service; no node URL on the page.
+    _row(page, "coded.bin").get_by_role("button", name="Details coded.bin").click()
+    dialog = page.get_by_role("dialog")
+    shares = dialog.locator("table.shares tbody tr")
+    shares.nth(2).wait_for()
+    placed = api.get("/api/v1/buckets/web-drop/placement/coded.bin").json()
+    expected = [(str(s["index"]), str(s["node"]["id"])) for s in placed["parts"][0]["shares"]]
+    rows = [(r.get_attribute("data-share"), r.get_attribute("data-node")) for r in shares.all()]
+    assert rows == expected
+    assert len({node for _, node in rows}) == 3
+    for row in shares.all():
+        assert row.locator(".badge").all_inner_texts() == ["up", "normal", "present"]
+    assert dialog.locator("#object-health").inner_text() == "healthy"
+    assert "ec:2+1" in dialog.inner_text()
+    web.shot("object-details")
+    text = page.content()
+    for node in cluster.nodes:
+        assert f":{node.port}" not in text
+    dialog.get_by_role("button", name="Close").click()
 
 
 def _server_offset(api: httpx.Client, upload_id: str) -> int:

@@ -12,6 +12,7 @@ from cargohold.api import (
     nodes,
     observe,
     openapi,
+    placement,
     share_links,
     tus,
     uploads,
@@ -23,6 +24,7 @@ from cargohold.s3 import routing as s3_routing
 
 ALL_ROUTES = (
     *native.ROUTES,
+    *placement.ROUTES,
     *nodes.ROUTES,
     *zones.ROUTES,
     *namespaces.ROUTES,

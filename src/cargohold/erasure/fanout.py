@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from cargohold.errors import WriteQuorumFailed
+
+log = logging.getLogger(__name__)
 
 #: A writer consumes the share's byte stream and returns the size the node acknowledged.
 ShareWriter = Callable[[AsyncIterator[bytes]], Awaitable[int]]
@@ -67,6 +70,8 @@ class Fanout:
         except Exception as exc:  # every failure of one share is data, not a crash
             outcome.error = f"{type(exc).__name__}: {exc}"
             self._failed.add(index)
+            # The answer names only the error's kind (node addresses are for admins): say it all here.
+            log.warning("share %d of a write failed: %s", index, outcome.error)
 
     @property
     def live(self) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, WithJsonSchema
 
@@ -125,3 +125,39 @@ class ObjectListing(Answer):
     key: str | None = None
     next_cursor: str | None
     truncated: bool
+
+
+class ShareHolder(Answer):
+    """A node as any reader of an object may see it: its id and zone, never its URL."""
+
+    id: int
+    zone: str
+    status: Literal["up", "down"] = Field(description="As the last health probe saw it")
+    state: Literal["normal", "draining", "retired", "lost"] = Field(description="The node's life state")
+    enabled: bool = Field(description="Switched on (serves reads)")
+
+
+class SharePlacement(Answer):
+    index: int = Field(description="Share index: 0 to k-1 hold data, the rest parity (or copies)")
+    node: ShareHolder | None = Field(description="null: no node holds it (never placed, or node removed)")
+    state: Literal["ok", "missing"] = Field(description="missing: a read or scrub found it gone")
+    available: bool = Field(description="Counts towards redundancy: ok, on a node on, up and in service")
+
+
+class PartPlacement(Answer):
+    part_number: int
+    offset: int
+    size: int
+    layout: str
+    needed: int = Field(description="Shares a read needs (k)")
+    available: int = Field(description="Shares available now")
+    health: Literal["healthy", "degraded", "unreadable"]
+    shares: list[SharePlacement]
+
+
+class ObjectPlacement(ObjectOut):
+    """An object with where its shares are: per part, each share's node and its state."""
+
+    layout: str = Field(description="ec:K+M, mirror:R, stripe:K, or inline (kept in the metadata store)")
+    health: Literal["healthy", "degraded", "unreadable"]
+    parts: list[PartPlacement]

@@ -67,14 +67,48 @@ async function versionsDialog(bucket, key, reload) {
   await dialog(`Versions of ${key}`, [list], { submit: null });
 }
 
+/** Size, type, ETag, dates and layout, then per part which node holds each share and how it fares. */
 async function detailsDialog(bucket, obj) {
-  let layout = "";
-  try { layout = (await api("GET", `/api/v1/buckets/${enc(bucket)}`)).layout; } catch { /* shown as unknown */ }
+  let placed = null;
+  try {
+    placed = await api("GET", `/api/v1/buckets/${enc(bucket)}/placement/${pathOf(obj.key)}${query({ version_id: obj.version_id })}`);
+  } catch (e) { failed(e); }
+  const o = placed || obj;
   const row = (k, v) => [h("dt", {}, k), h("dd", {}, v ?? "—")];
-  await dialog(obj.key, [h("dl", { class: "details" },
-    row("Bucket", bucket), row("Key", obj.key), row("Size", `${bytes(obj.size)} (${obj.size} bytes)`),
-    row("Type", obj.content_type), row("ETag", obj.etag), row("SHA-256", obj.sha256), row("MD5", obj.md5),
-    row("Created", when(obj.created_at)), row("Version", obj.version_id), row("Layout", layout || "unknown"))], { submit: null });
+  const health = placed ? h("span", { class: `badge ${placed.health}`, id: "object-health" }, placed.health) : "unknown";
+  const summary = h("dl", { class: "details" },
+    row("Bucket", bucket), row("Key", o.key), row("Size", `${bytes(o.size)} (${o.size} bytes)`),
+    row("Type", o.content_type), row("ETag", o.etag), row("SHA-256", o.sha256), row("MD5", o.md5),
+    row("Created", when(o.created_at)), row("Version", o.version_id),
+    row("Layout", placed ? placed.layout : "unknown"), row("Health", health));
+  await dialog(obj.key, [summary, ...(placed ? placementTables(placed) : [])], { submit: null });
+}
+
+function shareRow(share) {
+  const node = share.node;
+  const nodeCells = node
+    ? [h("td", {}, `node ${node.id}`), h("td", { class: "hide-narrow" }, node.zone),
+      h("td", {}, h("span", { class: `badge ${node.status}` }, node.status), " ",
+        h("span", { class: `badge ${node.state}` }, node.state), node.enabled ? null : h("span", { class: "badge down" }, " off"))]
+    : [h("td", { class: "muted" }, "no node"), h("td", { class: "hide-narrow" }, "—"), h("td", {}, "—")];
+  const present = share.state === "ok" ? (share.available ? "present" : "unreachable") : "missing";
+  return h("tr", { dataset: { share: String(share.index), node: node ? String(node.id) : "", available: String(share.available) } },
+    h("td", { class: "num" }, String(share.index)), ...nodeCells,
+    h("td", {}, h("span", { class: `badge ${share.available ? "up" : "down"}` }, present)));
+}
+
+function placementTables(placed) {
+  if (!placed.parts.length) return [h("p", { class: "muted", id: "placement" }, "Small enough to live in the metadata store: no shares on nodes.")];
+  const many = placed.parts.length > 1;
+  return [h("div", { id: "placement" }, placed.parts.map((part) => [
+    h("h2", {}, many ? `Part ${part.part_number} · ${bytes(part.size)} · ` : "Shares · ",
+      h("span", { class: `badge ${part.health}` }, `${part.available} of ${part.shares.length} available, ${part.needed} needed`)),
+    h("div", { class: "table-wrap" }, h("table", { class: "shares", dataset: { part: String(part.part_number) } },
+      h("caption", { class: "sr-only" }, `Shares of part ${part.part_number}`),
+      h("thead", {}, h("tr", {}, h("th", { class: "num" }, "Index"), h("th", {}, "Node"), h("th", { class: "hide-narrow" }, "Zone"),
+        h("th", {}, "Node state"), h("th", {}, "Share"))),
+      h("tbody", {}, part.shares.map(shareRow)))),
+  ]))];
 }
 
 /** Create a share link (password, expiry, download limit) and show it with a copy button. */
