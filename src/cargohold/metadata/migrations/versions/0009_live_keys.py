@@ -1,7 +1,7 @@
 """An index of the keys a listing shows: latest versions that are not delete markers.
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-08
 
 A listing page reads only live keys (a key's latest version, when that is
