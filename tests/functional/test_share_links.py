@@ -205,6 +205,9 @@ def test_revocation(api: httpx.Client, public: httpx.Client, bucket: str) -> Non
     when = revoked.json()["revoked_at"]
     gone = public.get(link["url"])
     assert gone.status_code == 410 and _code(gone) == "link_revoked"
+    # A listing parameter out of range is judged before the link: 400, whatever the link is.
+    bad = public.get(link["url"], params={"limit": 1001})
+    assert (bad.status_code, _code(bad)) == (400, "invalid_argument")
     shown = api.get(f"/api/v1/shares/{link['id']}")
     assert shown.status_code == 410 and _code(shown) == "link_revoked"
     listed = api.get("/api/v1/shares").json()["shares"]

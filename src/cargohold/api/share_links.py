@@ -202,11 +202,13 @@ def _noter(request: web.Request) -> Seen:
 async def public_get(request: web.Request) -> web.StreamResponse:
     """GET or HEAD of a link: the object, an object under a prefix, or the prefix's listing."""
     service = _shares(request)
+    rest = request.match_info.get("rest")
+    # The listing's parameters are judged before the link: a bad one is a 400 whatever the link.
+    page = _page_query(request) if rest is None else None
     opened = await service.open(request.match_info["token"], credentials(request), _noter(request))
     link = opened.link
-    rest = request.match_info.get("rest")
-    if link.prefix is not None and rest is None:
-        return await _listing(request, opened)
+    if link.prefix is not None and page is not None:
+        return await _listing(request, opened, *page)
     record = await service.find(opened, rest)
     note(request, key=record.key, version_id=record.version_id or None)
     if rest is None and _wants_page(request) and DOWNLOAD not in request.query:
@@ -225,9 +227,13 @@ def _file_name(record: ObjectRecord) -> str:
     return record.key.rsplit("/", 1)[-1] or "download"
 
 
-async def _listing(request: web.Request, opened: Opened) -> web.Response:
-    limit = int_query(request, "limit", 1000, minimum=1, maximum=1000)
-    page = await _shares(request).listing(opened, limit, cursor_query(request))
+def _page_query(request: web.Request) -> tuple[int, str | None]:
+    """A listing page's ``limit`` and ``cursor``, validated."""
+    return int_query(request, "limit", 1000, minimum=1, maximum=1000), cursor_query(request)
+
+
+async def _listing(request: web.Request, opened: Opened, limit: int, cursor: str | None) -> web.Response:
+    page = await _shares(request).listing(opened, limit, cursor)
     prefix = opened.link.prefix or ""
     base = "/s/" + request.match_info["token"] + "/"
     entries = [
