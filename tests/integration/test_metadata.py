@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cargohold.domain import uploads as sm
 from cargohold.domain.model import Bucket, PartRecord, ShareRecord
+from cargohold.domain.uploads import Upload
 from cargohold.errors import (
     BucketAlreadyExists,
     BucketNotEmpty,
@@ -163,6 +166,30 @@ def test_datetimes_come_back_aware_utc(run_db: RunDb) -> None:
         assert bucket is not None and bucket.id == bucket_id
         assert bucket.created_at.tzinfo is UTC
         assert abs(datetime.now(UTC) - bucket.created_at) < timedelta(minutes=1)
+
+    run_db(main)
+
+
+def test_an_upload_status_change_from_an_old_copy_does_not_undo_an_abort(run_db: RunDb) -> None:
+    """PENDING becomes LOADING only from PENDING: a writer holding the upload as it was made must
+    not reopen one that was aborted since."""
+
+    async def main(db: Database) -> None:
+        bucket_id, _ = await _setup(db)
+        now = datetime.now(UTC)
+        made = Upload(
+            "u1", bucket_id, "b", "k", sm.PENDING, sm.IMPORT, "application/octet-stream",
+            None, None, None, None, now, now, now + timedelta(hours=1),
+        )  # fmt: skip
+        await db.write(lambda c: repo.create_upload(c, made))
+        await db.write(lambda c: repo.update_upload(c, "u1", status=sm.DELETED))
+        loading = {"only_if_status": sm.PENDING, "status": sm.LOADING}
+        assert await db.write(lambda c: repo.update_upload(c, "u1", **loading)) is False
+        async with db.read() as conn:
+            after = await repo.get_upload(conn, "u1")
+        assert after is not None and after.status == sm.DELETED
+        await db.write(lambda c: repo.create_upload(c, replace(made, id="u2")))
+        assert await db.write(lambda c: repo.update_upload(c, "u2", **loading)) is True
 
     run_db(main)
 
